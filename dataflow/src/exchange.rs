@@ -1,0 +1,33 @@
+//! The seam between partitions: how an exchange moves batches from the
+//! producer tasks of one stage to the consumer partitions of the next.
+//!
+//! The runner only sees [`ExchangeTransport`]; the `ffq-transport` crate
+//! provides the in-process channel implementation (and the networked one).
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::future::BoxFuture;
+
+use crate::error::Result;
+use crate::stream::SendableRecordBatchStream;
+
+/// One producer's handle on an exchange: it sends batches (or an error) to
+/// any consumer partition.
+pub trait PartitionWriter: Send {
+    /// Sends `item` to consumer `partition`, waiting while that consumer is
+    /// full (backpressure). Fails with `Cancelled` if the consumer is gone.
+    fn send(&mut self, partition: usize, item: Result<RecordBatch>) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Opens exchanges.
+pub trait ExchangeTransport: Send + Sync {
+    /// Opens an exchange with `producers` writers and `consumers` readers.
+    /// A reader's stream ends once every writer was dropped.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &self,
+        producers: usize,
+        consumers: usize,
+        schema: SchemaRef,
+    ) -> Result<(Vec<Box<dyn PartitionWriter>>, Vec<SendableRecordBatchStream>)>;
+}

@@ -1,0 +1,709 @@
+//! FFQ's serializable scalar and aggregate expressions.
+//!
+//! A [`PhysExpr`] is a small mirror of the subset of DataFusion's logical
+//! `Expr` that physical plans need, with columns resolved to input positions.
+//! It is what crosses process boundaries (serde). To evaluate one, an
+//! operator compiles it into a DataFusion `PhysicalExpr`: the mirror is
+//! turned back into a logical `Expr` over a schema whose fields are named by
+//! position (`#0`, `#1`, ...), so that duplicate column names in join outputs
+//! never clash, and DataFusion's own planner builds the physical expression.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use datafusion_common::{Column, DFSchema, ScalarValue};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::expr::{self as lexpr, AggregateFunction, AggregateFunctionParams};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, Operator};
+use datafusion_physical_expr::aggregate::{LoweredAggregate, LoweredAggregateBuilder};
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr, PhysicalSortExpr};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataflowError, Result};
+use crate::functions::FunctionRegistry;
+
+/// A scalar expression over the columns of one input, by position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PhysExpr {
+    /// The input column at `index`; `name` is only for display.
+    Column { index: usize, name: String },
+    Literal(Scalar),
+    Binary {
+        left: Box<PhysExpr>,
+        op: BinaryOp,
+        right: Box<PhysExpr>,
+    },
+    Not(Box<PhysExpr>),
+    Negative(Box<PhysExpr>),
+    IsNull(Box<PhysExpr>),
+    IsNotNull(Box<PhysExpr>),
+    IsTrue(Box<PhysExpr>),
+    IsFalse(Box<PhysExpr>),
+    IsNotTrue(Box<PhysExpr>),
+    IsNotFalse(Box<PhysExpr>),
+    IsUnknown(Box<PhysExpr>),
+    IsNotUnknown(Box<PhysExpr>),
+    Between {
+        expr: Box<PhysExpr>,
+        negated: bool,
+        low: Box<PhysExpr>,
+        high: Box<PhysExpr>,
+    },
+    Like {
+        negated: bool,
+        expr: Box<PhysExpr>,
+        pattern: Box<PhysExpr>,
+        escape_char: Option<char>,
+        case_insensitive: bool,
+    },
+    Case {
+        expr: Option<Box<PhysExpr>>,
+        when_then: Vec<(PhysExpr, PhysExpr)>,
+        else_expr: Option<Box<PhysExpr>>,
+    },
+    Cast {
+        expr: Box<PhysExpr>,
+        data_type: DataType,
+    },
+    TryCast {
+        expr: Box<PhysExpr>,
+        data_type: DataType,
+    },
+    InList {
+        expr: Box<PhysExpr>,
+        list: Vec<PhysExpr>,
+        negated: bool,
+    },
+    /// A scalar function from the [`FunctionRegistry`], by name.
+    ScalarFunction { name: String, args: Vec<PhysExpr> },
+}
+
+/// A literal value. Serialized as a one-row Arrow IPC stream so that every
+/// Arrow type round-trips exactly (decimals keep precision and scale,
+/// timestamps their unit and zone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub ScalarValue);
+
+impl Serialize for Scalar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let bytes = scalar_to_ipc(&self.0).map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let bytes: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
+        scalar_from_ipc(&bytes.0)
+            .map(Scalar)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Accepts both a CBOR byte string and a sequence of numbers, so that the
+/// encoding does not depend on the serde format's preference.
+mod serde_bytes_compat {
+    pub struct ByteBuf(pub Vec<u8>);
+    impl<'de> serde::Deserialize<'de> for ByteBuf {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = ByteBuf;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                    Ok(ByteBuf(v.to_vec()))
+                }
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                    Ok(ByteBuf(v))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<ByteBuf, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(b) = seq.next_element::<u8>()? {
+                        out.push(b);
+                    }
+                    Ok(ByteBuf(out))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
+    }
+}
+
+fn scalar_to_ipc(v: &ScalarValue) -> Result<Vec<u8>> {
+    let array = v.to_array()?;
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        array.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![array])?;
+    let mut out = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut out, &schema)?;
+        w.write(&batch)?;
+        w.finish()?;
+    }
+    Ok(out)
+}
+
+fn scalar_from_ipc(bytes: &[u8]) -> Result<ScalarValue> {
+    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    let batch = reader
+        .next()
+        .ok_or_else(|| DataflowError::Internal("empty literal encoding".into()))??;
+    Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
+}
+
+macro_rules! binary_ops {
+    ($($name:ident),* $(,)?) => {
+        /// Binary operators, mirroring DataFusion's [`Operator`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum BinaryOp { $($name),* }
+
+        impl BinaryOp {
+            pub fn from_df(op: Operator) -> Result<Self> {
+                match op {
+                    $(Operator::$name => Ok(BinaryOp::$name),)*
+                    #[allow(unreachable_patterns)]
+                    other => Err(DataflowError::NotSupported(format!("operator {other}"))),
+                }
+            }
+            pub fn to_df(self) -> Operator {
+                match self { $(BinaryOp::$name => Operator::$name),* }
+            }
+        }
+    };
+}
+
+binary_ops!(
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Plus,
+    Minus,
+    Multiply,
+    Divide,
+    Modulo,
+    And,
+    Or,
+    IsDistinctFrom,
+    IsNotDistinctFrom,
+    RegexMatch,
+    RegexIMatch,
+    RegexNotMatch,
+    RegexNotIMatch,
+    LikeMatch,
+    ILikeMatch,
+    NotLikeMatch,
+    NotILikeMatch,
+    BitwiseAnd,
+    BitwiseOr,
+    BitwiseXor,
+    BitwiseShiftRight,
+    BitwiseShiftLeft,
+    StringConcat,
+);
+
+/// The name of the `i`-th column in the positional schema used to compile
+/// expressions.
+fn positional_name(i: usize) -> String {
+    format!("#{i}")
+}
+
+/// A DataFusion schema with the same types as `schema` and fields named by
+/// position, so column references resolve by index only.
+pub fn positional_df_schema(schema: &Schema) -> Result<DFSchema> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f.as_ref().clone().with_name(positional_name(i)))
+        .collect();
+    Ok(DFSchema::try_from(Schema::new(fields))?)
+}
+
+impl PhysExpr {
+    pub fn col(index: usize, name: impl Into<String>) -> Self {
+        PhysExpr::Column {
+            index,
+            name: name.into(),
+        }
+    }
+
+    pub fn lit(v: ScalarValue) -> Self {
+        PhysExpr::Literal(Scalar(v))
+    }
+
+    /// Turns the mirror back into a DataFusion logical expression over the
+    /// positional schema.
+    pub fn to_logical(&self, registry: &FunctionRegistry) -> Result<Expr> {
+        let b = |e: &PhysExpr| -> Result<Box<Expr>> { Ok(Box::new(e.to_logical(registry)?)) };
+        Ok(match self {
+            PhysExpr::Column { index, .. } => {
+                Expr::Column(Column::new_unqualified(positional_name(*index)))
+            }
+            PhysExpr::Literal(v) => Expr::Literal(v.0.clone(), None),
+            PhysExpr::Binary { left, op, right } => Expr::BinaryExpr(lexpr::BinaryExpr::new(
+                b(left)?,
+                op.to_df(),
+                b(right)?,
+            )),
+            PhysExpr::Not(e) => Expr::Not(b(e)?),
+            PhysExpr::Negative(e) => Expr::Negative(b(e)?),
+            PhysExpr::IsNull(e) => Expr::IsNull(b(e)?),
+            PhysExpr::IsNotNull(e) => Expr::IsNotNull(b(e)?),
+            PhysExpr::IsTrue(e) => Expr::IsTrue(b(e)?),
+            PhysExpr::IsFalse(e) => Expr::IsFalse(b(e)?),
+            PhysExpr::IsNotTrue(e) => Expr::IsNotTrue(b(e)?),
+            PhysExpr::IsNotFalse(e) => Expr::IsNotFalse(b(e)?),
+            PhysExpr::IsUnknown(e) => Expr::IsUnknown(b(e)?),
+            PhysExpr::IsNotUnknown(e) => Expr::IsNotUnknown(b(e)?),
+            PhysExpr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => Expr::Between(lexpr::Between::new(b(expr)?, *negated, b(low)?, b(high)?)),
+            PhysExpr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                case_insensitive,
+            } => Expr::Like(lexpr::Like::new(
+                *negated,
+                b(expr)?,
+                b(pattern)?,
+                *escape_char,
+                *case_insensitive,
+            )),
+            PhysExpr::Case {
+                expr,
+                when_then,
+                else_expr,
+            } => Expr::Case(lexpr::Case::new(
+                expr.as_deref().map(|e| b(e)).transpose()?,
+                when_then
+                    .iter()
+                    .map(|(w, t)| Ok((b(w)?, b(t)?)))
+                    .collect::<Result<Vec<_>>>()?,
+                else_expr.as_deref().map(|e| b(e)).transpose()?,
+            )),
+            PhysExpr::Cast { expr, data_type } => {
+                Expr::Cast(lexpr::Cast::new(b(expr)?, data_type.clone()))
+            }
+            PhysExpr::TryCast { expr, data_type } => {
+                Expr::TryCast(lexpr::TryCast::new(b(expr)?, data_type.clone()))
+            }
+            PhysExpr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList(lexpr::InList::new(
+                b(expr)?,
+                list.iter()
+                    .map(|e| e.to_logical(registry))
+                    .collect::<Result<_>>()?,
+                *negated,
+            )),
+            PhysExpr::ScalarFunction { name, args } => {
+                let func = registry.scalar(name)?;
+                Expr::ScalarFunction(lexpr::ScalarFunction::new_udf(
+                    func,
+                    args.iter()
+                        .map(|e| e.to_logical(registry))
+                        .collect::<Result<_>>()?,
+                ))
+            }
+        })
+    }
+
+    /// Compiles the expression for evaluation over batches of `input`.
+    pub fn compile(
+        &self,
+        input: &Schema,
+        registry: &FunctionRegistry,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let df_schema = positional_df_schema(input)?;
+        self.compile_with(&df_schema, registry)
+    }
+
+    pub(crate) fn compile_with(
+        &self,
+        df_schema: &DFSchema,
+        registry: &FunctionRegistry,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let logical = self.to_logical(registry)?;
+        Ok(create_physical_expr(
+            &logical,
+            df_schema,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        )?)
+    }
+
+    /// The column indices this expression reads.
+    pub fn columns(&self, out: &mut Vec<usize>) {
+        self.visit(&mut |e| {
+            if let PhysExpr::Column { index, .. } = e {
+                out.push(*index)
+            }
+        });
+    }
+
+    /// Rewrites every column index through `f`.
+    pub fn map_columns(&self, f: &impl Fn(usize) -> usize) -> PhysExpr {
+        let mut e = self.clone();
+        e.visit_mut(&mut |e| {
+            if let PhysExpr::Column { index, .. } = e {
+                *index = f(*index)
+            }
+        });
+        e
+    }
+
+    fn children(&self) -> Vec<&PhysExpr> {
+        match self {
+            PhysExpr::Column { .. } | PhysExpr::Literal(_) => vec![],
+            PhysExpr::Binary { left, right, .. } => vec![left, right],
+            PhysExpr::Not(e)
+            | PhysExpr::Negative(e)
+            | PhysExpr::IsNull(e)
+            | PhysExpr::IsNotNull(e)
+            | PhysExpr::IsTrue(e)
+            | PhysExpr::IsFalse(e)
+            | PhysExpr::IsNotTrue(e)
+            | PhysExpr::IsNotFalse(e)
+            | PhysExpr::IsUnknown(e)
+            | PhysExpr::IsNotUnknown(e)
+            | PhysExpr::Cast { expr: e, .. }
+            | PhysExpr::TryCast { expr: e, .. } => vec![e],
+            PhysExpr::Between {
+                expr, low, high, ..
+            } => vec![expr, low, high],
+            PhysExpr::Like { expr, pattern, .. } => vec![expr, pattern],
+            PhysExpr::Case {
+                expr,
+                when_then,
+                else_expr,
+            } => {
+                let mut v: Vec<&PhysExpr> = expr.iter().map(|e| e.as_ref()).collect();
+                for (w, t) in when_then {
+                    v.push(w);
+                    v.push(t);
+                }
+                v.extend(else_expr.iter().map(|e| e.as_ref()));
+                v
+            }
+            PhysExpr::InList { expr, list, .. } => {
+                let mut v = vec![expr.as_ref()];
+                v.extend(list.iter());
+                v
+            }
+            PhysExpr::ScalarFunction { args, .. } => args.iter().collect(),
+        }
+    }
+
+    fn children_mut(&mut self) -> Vec<&mut PhysExpr> {
+        match self {
+            PhysExpr::Column { .. } | PhysExpr::Literal(_) => vec![],
+            PhysExpr::Binary { left, right, .. } => vec![left, right],
+            PhysExpr::Not(e)
+            | PhysExpr::Negative(e)
+            | PhysExpr::IsNull(e)
+            | PhysExpr::IsNotNull(e)
+            | PhysExpr::IsTrue(e)
+            | PhysExpr::IsFalse(e)
+            | PhysExpr::IsNotTrue(e)
+            | PhysExpr::IsNotFalse(e)
+            | PhysExpr::IsUnknown(e)
+            | PhysExpr::IsNotUnknown(e)
+            | PhysExpr::Cast { expr: e, .. }
+            | PhysExpr::TryCast { expr: e, .. } => vec![e],
+            PhysExpr::Between {
+                expr, low, high, ..
+            } => vec![expr, low, high],
+            PhysExpr::Like { expr, pattern, .. } => vec![expr, pattern],
+            PhysExpr::Case {
+                expr,
+                when_then,
+                else_expr,
+            } => {
+                let mut v: Vec<&mut PhysExpr> = expr.iter_mut().map(|e| e.as_mut()).collect();
+                for (w, t) in when_then {
+                    v.push(w);
+                    v.push(t);
+                }
+                v.extend(else_expr.iter_mut().map(|e| e.as_mut()));
+                v
+            }
+            PhysExpr::InList { expr, list, .. } => {
+                let mut v = vec![expr.as_mut()];
+                v.extend(list.iter_mut());
+                v
+            }
+            PhysExpr::ScalarFunction { args, .. } => args.iter_mut().collect(),
+        }
+    }
+
+    pub fn visit(&self, f: &mut impl FnMut(&PhysExpr)) {
+        f(self);
+        for c in self.children() {
+            c.visit(f);
+        }
+    }
+
+    fn visit_mut(&mut self, f: &mut impl FnMut(&mut PhysExpr)) {
+        f(self);
+        for c in self.children_mut() {
+            c.visit_mut(f);
+        }
+    }
+}
+
+impl fmt::Display for PhysExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhysExpr::Column { index, name } => write!(f, "{name}@{index}"),
+            PhysExpr::Literal(v) => write!(f, "{}", v.0),
+            PhysExpr::Binary { left, op, right } => {
+                write!(f, "({left} {} {right})", op.to_df())
+            }
+            PhysExpr::Not(e) => write!(f, "NOT {e}"),
+            PhysExpr::Negative(e) => write!(f, "(- {e})"),
+            PhysExpr::IsNull(e) => write!(f, "{e} IS NULL"),
+            PhysExpr::IsNotNull(e) => write!(f, "{e} IS NOT NULL"),
+            PhysExpr::IsTrue(e) => write!(f, "{e} IS TRUE"),
+            PhysExpr::IsFalse(e) => write!(f, "{e} IS FALSE"),
+            PhysExpr::IsNotTrue(e) => write!(f, "{e} IS NOT TRUE"),
+            PhysExpr::IsNotFalse(e) => write!(f, "{e} IS NOT FALSE"),
+            PhysExpr::IsUnknown(e) => write!(f, "{e} IS UNKNOWN"),
+            PhysExpr::IsNotUnknown(e) => write!(f, "{e} IS NOT UNKNOWN"),
+            PhysExpr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let not = if *negated { "NOT " } else { "" };
+                write!(f, "{expr} {not}BETWEEN {low} AND {high}")
+            }
+            PhysExpr::Like {
+                negated,
+                expr,
+                pattern,
+                case_insensitive,
+                ..
+            } => {
+                let not = if *negated { "NOT " } else { "" };
+                let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                write!(f, "{expr} {not}{op} {pattern}")
+            }
+            PhysExpr::Case {
+                expr,
+                when_then,
+                else_expr,
+            } => {
+                write!(f, "CASE")?;
+                if let Some(e) = expr {
+                    write!(f, " {e}")?;
+                }
+                for (w, t) in when_then {
+                    write!(f, " WHEN {w} THEN {t}")?;
+                }
+                if let Some(e) = else_expr {
+                    write!(f, " ELSE {e}")?;
+                }
+                write!(f, " END")
+            }
+            PhysExpr::Cast { expr, data_type } => write!(f, "CAST({expr} AS {data_type})"),
+            PhysExpr::TryCast { expr, data_type } => {
+                write!(f, "TRY_CAST({expr} AS {data_type})")
+            }
+            PhysExpr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let not = if *negated { "NOT " } else { "" };
+                let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                write!(f, "{expr} {not}IN ({})", items.join(", "))
+            }
+            PhysExpr::ScalarFunction { name, args } => {
+                let items: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                write!(f, "{name}({})", items.join(", "))
+            }
+        }
+    }
+}
+
+/// A sort key: an expression with direction and null placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SortExpr {
+    pub expr: PhysExpr,
+    pub asc: bool,
+    pub nulls_first: bool,
+}
+
+impl SortExpr {
+    pub fn compile(&self, input: &Schema, registry: &FunctionRegistry) -> Result<PhysicalSortExpr> {
+        Ok(PhysicalSortExpr {
+            expr: self.expr.compile(input, registry)?,
+            options: arrow::compute::SortOptions {
+                descending: !self.asc,
+                nulls_first: self.nulls_first,
+            },
+        })
+    }
+}
+
+impl fmt::Display for SortExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} NULLS {}",
+            self.expr,
+            if self.asc { "ASC" } else { "DESC" },
+            if self.nulls_first { "FIRST" } else { "LAST" }
+        )
+    }
+}
+
+/// An aggregate call: `name(DISTINCT? args) FILTER (WHERE filter)`, output
+/// column `alias`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggExpr {
+    /// The aggregate function's name in the [`FunctionRegistry`].
+    pub func: String,
+    pub args: Vec<PhysExpr>,
+    pub distinct: bool,
+    pub filter: Option<PhysExpr>,
+    pub order_by: Vec<SortExpr>,
+    /// The output column name.
+    pub alias: String,
+}
+
+impl AggExpr {
+    /// Builds DataFusion's aggregate expression (accumulator factory, state
+    /// fields, output field) and the optional filter, over the aggregate's
+    /// original input schema.
+    pub fn compile(&self, input: &Schema, registry: &FunctionRegistry) -> Result<LoweredAggregate> {
+        let df_schema = positional_df_schema(input)?;
+        let func = registry.aggregate(&self.func)?;
+        let args = self
+            .args
+            .iter()
+            .map(|e| e.to_logical(registry))
+            .collect::<Result<Vec<_>>>()?;
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| f.to_logical(registry).map(Box::new))
+            .transpose()?;
+        let order_by = self
+            .order_by
+            .iter()
+            .map(|s| {
+                Ok(datafusion_expr::SortExpr::new(
+                    s.expr.to_logical(registry)?,
+                    s.asc,
+                    s.nulls_first,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let expr = Expr::AggregateFunction(AggregateFunction {
+            func,
+            params: AggregateFunctionParams {
+                args,
+                distinct: self.distinct,
+                filter,
+                order_by,
+                null_treatment: None,
+            },
+        });
+        let schema = df_schema.as_arrow().clone();
+        Ok(LoweredAggregateBuilder::new(
+            &expr,
+            &df_schema,
+            &schema,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        )
+        .with_name(self.alias.clone())
+        .build()?)
+    }
+}
+
+impl fmt::Display for AggExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let args: Vec<String> = self.args.iter().map(|e| e.to_string()).collect();
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        write!(f, "{}({distinct}{})", self.func, args.join(", "))?;
+        if let Some(filter) = &self.filter {
+            write!(f, " FILTER (WHERE {filter})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates compiled expressions on a batch into arrays.
+pub fn evaluate_all(
+    exprs: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+) -> Result<Vec<arrow::array::ArrayRef>> {
+    exprs
+        .iter()
+        .map(|e| Ok(e.evaluate(batch)?.into_array(batch.num_rows())?))
+        .collect()
+}
+
+/// Output fields of compiled expressions, named as given.
+pub fn output_fields(
+    exprs: &[Arc<dyn PhysicalExpr>],
+    names: &[String],
+    input: &Schema,
+) -> Result<Vec<Field>> {
+    exprs
+        .iter()
+        .zip(names)
+        .map(|(e, n)| {
+            let f = e.return_field(input)?;
+            Ok(Field::new(n, f.data_type().clone(), f.is_nullable()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_roundtrips_through_cbor() {
+        for v in [
+            ScalarValue::Int64(Some(42)),
+            ScalarValue::Decimal128(Some(12345), 15, 2),
+            ScalarValue::Utf8(Some("abc".into())),
+            ScalarValue::Date32(Some(9000)),
+            ScalarValue::Int32(None),
+        ] {
+            let e = PhysExpr::lit(v.clone());
+            let mut buf = Vec::new();
+            ciborium::into_writer(&e, &mut buf).unwrap();
+            let back: PhysExpr = ciborium::from_reader(buf.as_slice()).unwrap();
+            assert_eq!(back, e);
+        }
+    }
+}

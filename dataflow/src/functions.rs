@@ -1,0 +1,76 @@
+//! The scalar and aggregate functions operators can call, by name.
+//!
+//! Both the SQL planner and the operators read the same registry, so a name
+//! that plans also runs; a name the registry lacks fails with a clear error
+//! instead of silently evaluating something else.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion_expr::{AggregateUDF, ScalarUDF};
+
+use crate::error::{DataflowError, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct FunctionRegistry {
+    scalars: HashMap<String, Arc<ScalarUDF>>,
+    aggregates: HashMap<String, Arc<AggregateUDF>>,
+}
+
+impl FunctionRegistry {
+    /// DataFusion's default scalar and aggregate function libraries.
+    pub fn with_defaults() -> Self {
+        let mut r = FunctionRegistry::default();
+        for f in datafusion_functions::all_default_functions() {
+            r.register_scalar(f);
+        }
+        for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
+            r.register_aggregate(f);
+        }
+        r
+    }
+
+    pub fn register_scalar(&mut self, f: Arc<ScalarUDF>) {
+        for alias in f.aliases() {
+            self.scalars.insert(alias.to_lowercase(), Arc::clone(&f));
+        }
+        self.scalars.insert(f.name().to_lowercase(), f);
+    }
+
+    pub fn register_aggregate(&mut self, f: Arc<AggregateUDF>) {
+        for alias in f.aliases() {
+            self.aggregates.insert(alias.to_lowercase(), Arc::clone(&f));
+        }
+        self.aggregates.insert(f.name().to_lowercase(), f);
+    }
+
+    pub fn scalar(&self, name: &str) -> Result<Arc<ScalarUDF>> {
+        self.scalars
+            .get(&name.to_lowercase())
+            .cloned()
+            .ok_or_else(|| DataflowError::NotSupported(format!("scalar function {name}")))
+    }
+
+    pub fn aggregate(&self, name: &str) -> Result<Arc<AggregateUDF>> {
+        self.aggregates
+            .get(&name.to_lowercase())
+            .cloned()
+            .ok_or_else(|| DataflowError::NotSupported(format!("aggregate function {name}")))
+    }
+
+    pub fn get_scalar(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.scalars.get(&name.to_lowercase()).cloned()
+    }
+
+    pub fn get_aggregate(&self, name: &str) -> Option<Arc<AggregateUDF>> {
+        self.aggregates.get(&name.to_lowercase()).cloned()
+    }
+
+    pub fn scalar_names(&self) -> impl Iterator<Item = &String> {
+        self.scalars.keys()
+    }
+
+    pub fn aggregate_names(&self) -> impl Iterator<Item = &String> {
+        self.aggregates.keys()
+    }
+}

@@ -1,0 +1,20 @@
+//! `ffq-dataflow`: FFQ's physical plan, expressions, stream operators and the
+//! runner that turns a plan into connected async stream tasks.
+//!
+//! The crate knows nothing about zenoh or processes: exchanges between
+//! partitions go through the [`exchange::ExchangeTransport`] trait, which the
+//! `ffq-transport` crate implements.
+
+pub mod error;
+pub mod exchange;
+pub mod expr;
+pub mod functions;
+pub mod operators;
+pub mod plan;
+pub mod runner;
+pub mod stream;
+pub mod tables;
+
+pub use error::{DataflowError, Result};
+pub use plan::PhysicalPlan;
+pub use stream::{RecordBatchStream, SendableRecordBatchStream};

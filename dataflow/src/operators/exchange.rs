@@ -1,0 +1,226 @@
+//! Exchange: redistributes the rows of all input partitions over the
+//! output partitions (hash, round robin, or gather into one).
+//!
+//! ```text
+//!  input p0 ──task──┐            ┌──> output 0
+//!  input p1 ──task──┼─transport──┼──> output 1
+//!  input p2 ──task──┘            └──> output 2
+//! ```
+//!
+//! The first `execute` of any output partition opens the transport and
+//! spawns one producer task per input partition; each output partition is
+//! then handed out once. Hash-partitioned rows are coalesced per output into
+//! batches of about `batch_size` rows before they are sent.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::BatchCoalescer;
+use arrow::datatypes::SchemaRef;
+use datafusion_common::hash_utils::{create_hashes, RandomState};
+use datafusion_physical_expr::PhysicalExpr;
+use futures::StreamExt;
+
+use super::{check_partition, Operator};
+use crate::error::{DataflowError, Result};
+use crate::exchange::PartitionWriter;
+use crate::expr::evaluate_all;
+use crate::functions::FunctionRegistry;
+use crate::plan::Partitioning;
+use crate::runner::{catch_panic, TaskContext};
+use crate::stream::SendableRecordBatchStream;
+
+/// The seed of the partitioning hash. Fixed, so that every process (and
+/// both sides of a join) sends equal keys to the same partition.
+pub const PARTITION_HASH_SEED: u64 = 0x0ffc_0ffe_e5ee_d001;
+
+enum Mode {
+    Hash(Vec<Arc<dyn PhysicalExpr>>, usize),
+    RoundRobin(usize),
+    Gather,
+}
+
+pub struct Exchange {
+    input: Arc<dyn Operator>,
+    mode: Arc<Mode>,
+    partitions: usize,
+    outputs: Mutex<Option<Vec<Option<SendableRecordBatchStream>>>>,
+}
+
+impl Exchange {
+    pub fn try_new(
+        input: Arc<dyn Operator>,
+        partitioning: &Partitioning,
+        registry: &FunctionRegistry,
+    ) -> Result<Self> {
+        let schema = input.schema();
+        let mode = match partitioning {
+            Partitioning::Hash { keys, partitions } => Mode::Hash(
+                keys.iter()
+                    .map(|k| k.compile(&schema, registry))
+                    .collect::<Result<_>>()?,
+                (*partitions).max(1),
+            ),
+            Partitioning::RoundRobin { partitions } => Mode::RoundRobin((*partitions).max(1)),
+            Partitioning::Gather => Mode::Gather,
+        };
+        Ok(Exchange {
+            input,
+            mode: Arc::new(mode),
+            partitions: partitioning.partitions().max(1),
+            outputs: Mutex::new(None),
+        })
+    }
+
+    fn start(&self, ctx: &Arc<TaskContext>) -> Result<Vec<Option<SendableRecordBatchStream>>> {
+        let producers = self.input.output_partitions();
+        let (writers, readers) =
+            ctx.exchange
+                .open(producers, self.partitions, self.input.schema())?;
+        for (p, writer) in writers.into_iter().enumerate() {
+            let input = Arc::clone(&self.input);
+            let mode = Arc::clone(&self.mode);
+            let task_ctx = Arc::clone(ctx);
+            let outputs = self.partitions;
+            ctx.spawn(async move {
+                let mut writer = writer;
+                let result = catch_panic(produce(
+                    input,
+                    p,
+                    &task_ctx,
+                    &mode,
+                    outputs,
+                    writer.as_mut(),
+                ))
+                .await;
+                if let Err(e) = result {
+                    if !matches!(e, DataflowError::Cancelled) {
+                        // Every consumer must learn that its input is
+                        // incomplete; one error each is enough.
+                        let msg = e.to_string();
+                        let _ = writer.send(0, Err(e)).await;
+                        for o in 1..outputs {
+                            let _ = writer
+                                .send(o, Err(DataflowError::Execution(msg.clone())))
+                                .await;
+                        }
+                    }
+                }
+            })?;
+        }
+        Ok(readers.into_iter().map(Some).collect())
+    }
+}
+
+/// Reads input partition `p` and sends its rows to the outputs.
+async fn produce(
+    input: Arc<dyn Operator>,
+    p: usize,
+    ctx: &Arc<TaskContext>,
+    mode: &Mode,
+    outputs: usize,
+    writer: &mut dyn PartitionWriter,
+) -> Result<()> {
+    let mut stream = input.execute(p, ctx)?;
+    match mode {
+        Mode::Gather => {
+            while let Some(batch) = stream.next().await {
+                writer.send(0, Ok(batch?)).await?;
+            }
+        }
+        Mode::RoundRobin(n) => {
+            let mut next = p % n;
+            while let Some(batch) = stream.next().await {
+                writer.send(next, Ok(batch?)).await?;
+                next = (next + 1) % n;
+            }
+        }
+        Mode::Hash(keys, n) => {
+            let batch_size = ctx.config.batch_size;
+            let schema = input.schema();
+            let mut coalescers: Vec<BatchCoalescer> = (0..outputs)
+                .map(|_| BatchCoalescer::new(Arc::clone(&schema), batch_size))
+                .collect();
+            let random_state = RandomState::with_seed(PARTITION_HASH_SEED);
+            let mut hashes = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let parts = hash_partition(&batch, keys, *n, &random_state, &mut hashes)?;
+                for (o, indices) in parts.into_iter().enumerate() {
+                    if indices.is_empty() {
+                        continue;
+                    }
+                    let indices = UInt32Array::from(indices);
+                    coalescers[o].push_batch_with_indices(batch.clone(), &indices)?;
+                    while let Some(done) = coalescers[o].next_completed_batch() {
+                        writer.send(o, Ok(done)).await?;
+                    }
+                }
+            }
+            for (o, c) in coalescers.iter_mut().enumerate() {
+                c.finish_buffered_batch()?;
+                while let Some(done) = c.next_completed_batch() {
+                    writer.send(o, Ok(done)).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Row indices of `batch` per output partition, by hash of the key values.
+pub fn hash_partition(
+    batch: &RecordBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+    n: usize,
+    random_state: &RandomState,
+    hashes: &mut Vec<u64>,
+) -> Result<Vec<Vec<u32>>> {
+    let arrays = evaluate_all(keys, batch)?;
+    hashes.clear();
+    hashes.resize(batch.num_rows(), 0);
+    create_hashes(&arrays, random_state, hashes)?;
+    let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(batch.num_rows() / n + 1); n];
+    for (i, h) in hashes.iter().enumerate() {
+        parts[(*h % n as u64) as usize].push(i as u32);
+    }
+    Ok(parts)
+}
+
+impl Operator for Exchange {
+    fn name(&self) -> &'static str {
+        "Exchange"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.input.schema()
+    }
+
+    fn output_partitions(&self) -> usize {
+        self.partitions
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: &Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        check_partition(self, partition)?;
+        let mut outputs = self
+            .outputs
+            .lock()
+            .map_err(|_| DataflowError::Internal("exchange state poisoned".into()))?;
+        if outputs.is_none() {
+            *outputs = Some(self.start(ctx)?);
+        }
+        outputs
+            .as_mut()
+            .and_then(|o| o.get_mut(partition))
+            .and_then(|o| o.take())
+            .ok_or_else(|| {
+                DataflowError::Internal(format!(
+                    "exchange output {partition} was already taken"
+                ))
+            })
+    }
+}

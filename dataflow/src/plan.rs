@@ -1,0 +1,443 @@
+//! FFQ's physical plan: partitioned operators and explicit exchanges.
+//!
+//! The plan is plain data (serde) so that it can be shipped to workers; the
+//! [`crate::runner`] compiles it into running stream operators. Every node
+//! carries its output schema, and the number of output partitions follows
+//! from the node kinds (see [`PhysicalPlan::output_partitions`]).
+
+use std::fmt;
+
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use crate::expr::{AggExpr, PhysExpr, SortExpr};
+
+/// Where a scan reads its rows from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScanSource {
+    /// A memory table registered with the engine; partition `p` of `n`
+    /// reads the batches `i` with `i % n == p`.
+    Memory { table: String, partitions: usize },
+    /// Parquet files; each partition reads its list of splits.
+    Parquet { partitions: Vec<Vec<ParquetSplit>> },
+    /// CSV files; each partition reads its list of files.
+    Csv {
+        partitions: Vec<Vec<String>>,
+        has_header: bool,
+        delimiter: u8,
+    },
+    /// A TPC-H table generated in-process; partition `p` of `n` generates
+    /// part `p + 1` of `n`.
+    Tpch {
+        table: TpchTable,
+        scale_factor: f64,
+        partitions: usize,
+    },
+}
+
+/// Row groups of one Parquet file read by one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParquetSplit {
+    pub path: String,
+    pub row_groups: Vec<usize>,
+}
+
+/// The eight TPC-H tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TpchTable {
+    Nation,
+    Region,
+    Part,
+    Supplier,
+    PartSupp,
+    Customer,
+    Orders,
+    LineItem,
+}
+
+impl TpchTable {
+    pub const ALL: [TpchTable; 8] = [
+        TpchTable::Nation,
+        TpchTable::Region,
+        TpchTable::Part,
+        TpchTable::Supplier,
+        TpchTable::PartSupp,
+        TpchTable::Customer,
+        TpchTable::Orders,
+        TpchTable::LineItem,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TpchTable::Nation => "nation",
+            TpchTable::Region => "region",
+            TpchTable::Part => "part",
+            TpchTable::Supplier => "supplier",
+            TpchTable::PartSupp => "partsupp",
+            TpchTable::Customer => "customer",
+            TpchTable::Orders => "orders",
+            TpchTable::LineItem => "lineitem",
+        }
+    }
+}
+
+/// How an exchange distributes its input rows over its output partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Partitioning {
+    /// Rows with equal key values go to the same partition.
+    Hash { keys: Vec<PhysExpr>, partitions: usize },
+    /// Batches are dealt out in turn.
+    RoundRobin { partitions: usize },
+    /// Everything goes to a single partition.
+    Gather,
+}
+
+impl Partitioning {
+    pub fn partitions(&self) -> usize {
+        match self {
+            Partitioning::Hash { partitions, .. } | Partitioning::RoundRobin { partitions } => {
+                *partitions
+            }
+            Partitioning::Gather => 1,
+        }
+    }
+}
+
+/// Aggregation phases: partial aggregates per input partition, then final
+/// aggregates merging partial states after an exchange on the group keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggregateMode {
+    /// Emits group keys followed by the accumulator states.
+    Partial,
+    /// Reads the output of `Partial` and emits keys and final values.
+    Final,
+    /// Both phases at once (the input is a single partition).
+    Single,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinType {
+    Inner,
+    Left,
+    Right,
+    Full,
+    LeftSemi,
+    LeftAnti,
+    RightSemi,
+    RightAnti,
+}
+
+impl JoinType {
+    /// Whether rows of the left (build) side that found no match appear in
+    /// the output: such joins must see all of the right side per build.
+    pub fn emits_unmatched_left(self) -> bool {
+        matches!(
+            self,
+            JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti
+        )
+    }
+}
+
+/// A physical plan node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PhysicalPlan {
+    Scan {
+        source: ScanSource,
+        /// The full schema of the table.
+        table_schema: SchemaRef,
+        /// Indices of the table columns to read; `None` reads all.
+        projection: Option<Vec<usize>>,
+        /// Conjuncts over the *table* schema that may be used to skip data
+        /// (row groups); rows are still filtered by a `Filter` above.
+        pruning: Vec<PhysExpr>,
+        /// The output schema (the projected table schema).
+        schema: SchemaRef,
+    },
+    /// Literal rows (`VALUES`, `SELECT 1`): one partition.
+    Values {
+        schema: SchemaRef,
+        rows: Vec<Vec<PhysExpr>>,
+    },
+    /// No rows, or one row of no columns.
+    Empty {
+        schema: SchemaRef,
+        produce_one_row: bool,
+    },
+    Filter {
+        input: Box<PhysicalPlan>,
+        predicate: PhysExpr,
+    },
+    Projection {
+        input: Box<PhysicalPlan>,
+        exprs: Vec<PhysExpr>,
+        schema: SchemaRef,
+    },
+    Aggregate {
+        input: Box<PhysicalPlan>,
+        mode: AggregateMode,
+        /// Group keys over the aggregate's original input (for `Final`, the
+        /// keys are the first columns of the partial output).
+        group_by: Vec<PhysExpr>,
+        aggregates: Vec<AggExpr>,
+        /// The schema the aggregate expressions are written against (the
+        /// input of the `Partial` phase).
+        aggregate_input_schema: SchemaRef,
+        schema: SchemaRef,
+    },
+    HashJoin {
+        /// The build side.
+        left: Box<PhysicalPlan>,
+        /// The probe side.
+        right: Box<PhysicalPlan>,
+        join_type: JoinType,
+        /// Equi-join keys: (left expr, right expr).
+        on: Vec<(PhysExpr, PhysExpr)>,
+        /// An extra condition over left columns followed by right columns.
+        filter: Option<PhysExpr>,
+        /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
+        null_equals_null: bool,
+        /// Left is a single partition shared by every right partition
+        /// (only for joins that never emit unmatched left rows).
+        collect_left: bool,
+        schema: SchemaRef,
+    },
+    /// Joins without equi keys: every left row against every right row.
+    NestedLoopJoin {
+        left: Box<PhysicalPlan>,
+        right: Box<PhysicalPlan>,
+        join_type: JoinType,
+        filter: Option<PhysExpr>,
+        schema: SchemaRef,
+    },
+    /// Sorts each partition; with `fetch`, keeps only the first rows (top-k).
+    Sort {
+        input: Box<PhysicalPlan>,
+        order: Vec<SortExpr>,
+        fetch: Option<usize>,
+    },
+    /// Merges sorted partitions into one sorted partition.
+    SortPreservingMerge {
+        input: Box<PhysicalPlan>,
+        order: Vec<SortExpr>,
+        fetch: Option<usize>,
+    },
+    /// Skips `skip` rows then passes at most `fetch` rows, per partition.
+    Limit {
+        input: Box<PhysicalPlan>,
+        skip: usize,
+        fetch: Option<usize>,
+    },
+    /// The partitions of all inputs, side by side.
+    Union {
+        inputs: Vec<PhysicalPlan>,
+        schema: SchemaRef,
+    },
+    /// Redistributes rows between partitions; a stage boundary.
+    Exchange {
+        input: Box<PhysicalPlan>,
+        partitioning: Partitioning,
+    },
+}
+
+impl PhysicalPlan {
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            PhysicalPlan::Scan { schema, .. }
+            | PhysicalPlan::Values { schema, .. }
+            | PhysicalPlan::Empty { schema, .. }
+            | PhysicalPlan::Projection { schema, .. }
+            | PhysicalPlan::Aggregate { schema, .. }
+            | PhysicalPlan::HashJoin { schema, .. }
+            | PhysicalPlan::NestedLoopJoin { schema, .. }
+            | PhysicalPlan::Union { schema, .. } => schema.clone(),
+            PhysicalPlan::Filter { input, .. }
+            | PhysicalPlan::Sort { input, .. }
+            | PhysicalPlan::SortPreservingMerge { input, .. }
+            | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Exchange { input, .. } => input.schema(),
+        }
+    }
+
+    pub fn output_partitions(&self) -> usize {
+        match self {
+            PhysicalPlan::Scan { source, .. } => match source {
+                ScanSource::Memory { partitions, .. } | ScanSource::Tpch { partitions, .. } => {
+                    *partitions
+                }
+                ScanSource::Parquet { partitions } => partitions.len(),
+                ScanSource::Csv { partitions, .. } => partitions.len(),
+            }
+            .max(1),
+            PhysicalPlan::Values { .. }
+            | PhysicalPlan::Empty { .. }
+            | PhysicalPlan::SortPreservingMerge { .. } => 1,
+            PhysicalPlan::Filter { input, .. }
+            | PhysicalPlan::Projection { input, .. }
+            | PhysicalPlan::Aggregate { input, .. }
+            | PhysicalPlan::Sort { input, .. }
+            | PhysicalPlan::Limit { input, .. } => input.output_partitions(),
+            PhysicalPlan::HashJoin { right, .. } => right.output_partitions(),
+            PhysicalPlan::NestedLoopJoin { right, .. } => right.output_partitions(),
+            PhysicalPlan::Union { inputs, .. } => {
+                inputs.iter().map(|i| i.output_partitions()).sum()
+            }
+            PhysicalPlan::Exchange { partitioning, .. } => partitioning.partitions(),
+        }
+    }
+
+    pub fn children(&self) -> Vec<&PhysicalPlan> {
+        match self {
+            PhysicalPlan::Scan { .. } | PhysicalPlan::Values { .. } | PhysicalPlan::Empty { .. } => {
+                vec![]
+            }
+            PhysicalPlan::Filter { input, .. }
+            | PhysicalPlan::Projection { input, .. }
+            | PhysicalPlan::Aggregate { input, .. }
+            | PhysicalPlan::Sort { input, .. }
+            | PhysicalPlan::SortPreservingMerge { input, .. }
+            | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Exchange { input, .. } => vec![input],
+            PhysicalPlan::HashJoin { left, right, .. }
+            | PhysicalPlan::NestedLoopJoin { left, right, .. } => vec![left, right],
+            PhysicalPlan::Union { inputs, .. } => inputs.iter().collect(),
+        }
+    }
+
+    /// A one-line description of this node (without its children).
+    pub fn describe(&self) -> String {
+        fn list<T: fmt::Display>(items: &[T]) -> String {
+            items
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        match self {
+            PhysicalPlan::Scan {
+                source,
+                projection,
+                pruning,
+                schema,
+                ..
+            } => {
+                let what = match source {
+                    ScanSource::Memory { table, .. } => format!("MemoryScan: {table}"),
+                    ScanSource::Parquet { partitions } => format!(
+                        "ParquetScan: {} files",
+                        partitions
+                            .iter()
+                            .flatten()
+                            .map(|s| &s.path)
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len()
+                    ),
+                    ScanSource::Csv { partitions, .. } => {
+                        format!("CsvScan: {} files", partitions.iter().flatten().count())
+                    }
+                    ScanSource::Tpch {
+                        table,
+                        scale_factor,
+                        ..
+                    } => format!("TpchScan: {} sf={scale_factor}", table.name()),
+                };
+                let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let mut s = format!("{what}, columns=[{}]", cols.join(", "));
+                if projection.is_none() {
+                    s.push_str(" (all)");
+                }
+                if !pruning.is_empty() {
+                    s.push_str(&format!(", pruning=[{}]", list(pruning)));
+                }
+                s
+            }
+            PhysicalPlan::Values { rows, .. } => format!("Values: {} rows", rows.len()),
+            PhysicalPlan::Empty {
+                produce_one_row, ..
+            } => format!("Empty: one_row={produce_one_row}"),
+            PhysicalPlan::Filter { predicate, .. } => format!("Filter: {predicate}"),
+            PhysicalPlan::Projection { exprs, schema, .. } => {
+                let items: Vec<String> = exprs
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(e, f)| format!("{e} AS {}", f.name()))
+                    .collect();
+                format!("Projection: {}", items.join(", "))
+            }
+            PhysicalPlan::Aggregate {
+                mode,
+                group_by,
+                aggregates,
+                ..
+            } => format!(
+                "Aggregate({mode:?}): group_by=[{}], aggregates=[{}]",
+                list(group_by),
+                list(aggregates)
+            ),
+            PhysicalPlan::HashJoin {
+                join_type,
+                on,
+                filter,
+                collect_left,
+                ..
+            } => {
+                let keys: Vec<String> = on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+                let mut s = format!(
+                    "HashJoin({join_type:?}{}): on=[{}]",
+                    if *collect_left { ", collect_left" } else { "" },
+                    keys.join(", ")
+                );
+                if let Some(f) = filter {
+                    s.push_str(&format!(", filter={f}"));
+                }
+                s
+            }
+            PhysicalPlan::NestedLoopJoin {
+                join_type, filter, ..
+            } => match filter {
+                Some(f) => format!("NestedLoopJoin({join_type:?}): filter={f}"),
+                None => format!("NestedLoopJoin({join_type:?})"),
+            },
+            PhysicalPlan::Sort { order, fetch, .. } => match fetch {
+                Some(k) => format!("TopK(k={k}): [{}]", list(order)),
+                None => format!("Sort: [{}]", list(order)),
+            },
+            PhysicalPlan::SortPreservingMerge { order, fetch, .. } => match fetch {
+                Some(k) => format!("SortPreservingMerge(fetch={k}): [{}]", list(order)),
+                None => format!("SortPreservingMerge: [{}]", list(order)),
+            },
+            PhysicalPlan::Limit { skip, fetch, .. } => match fetch {
+                Some(f) => format!("Limit: skip={skip}, fetch={f}"),
+                None => format!("Limit: skip={skip}"),
+            },
+            PhysicalPlan::Union { inputs, .. } => format!("Union: {} inputs", inputs.len()),
+            PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
+                Partitioning::Hash { keys, partitions } => {
+                    format!("Exchange(hash [{}] -> {partitions})", list(keys))
+                }
+                Partitioning::RoundRobin { partitions } => {
+                    format!("Exchange(round robin -> {partitions})")
+                }
+                Partitioning::Gather => "Exchange(gather -> 1)".to_string(),
+            },
+        }
+    }
+
+    /// An indented tree, one node a line, with output partitions.
+    pub fn display_indent(&self) -> String {
+        let mut out = String::new();
+        self.fmt_indent(0, &mut out);
+        out
+    }
+
+    fn fmt_indent(&self, depth: usize, out: &mut String) {
+        out.push_str(&format!(
+            "{}{} [partitions={}]\n",
+            "  ".repeat(depth),
+            self.describe(),
+            self.output_partitions()
+        ));
+        for c in self.children() {
+            c.fmt_indent(depth + 1, out);
+        }
+    }
+}
