@@ -1,1 +1,31 @@
+//! FFQ: a stream-oriented SQL query engine.
+//!
+//! SQL is planned with `datafusion-sql` and `datafusion-optimizer`, lowered
+//! by FFQ's own physical planner into a plan of partitioned operators and
+//! exchanges, and run as a DAG of async Arrow stream operators.
+//!
+//! ```no_run
+//! # async fn demo() -> ffq::Result<()> {
+//! let engine = ffq::Engine::new();
+//! engine.register_tpch(0.01)?;
+//! let df = engine.sql("SELECT count(*) FROM lineitem").await?;
+//! let batches = df.collect().await?;
+//! # Ok(()) }
+//! ```
 
+pub mod catalog;
+pub mod dataframe;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod planner;
+pub mod stages;
+pub mod tpch;
+
+pub use catalog::CsvOptions;
+pub use dataframe::DataFrame;
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, Result};
+pub use ffq_dataflow::runner::QueryStream;
+pub use ffq_dataflow::stream::{RecordBatchStream, SendableRecordBatchStream};
+pub use ffq_dataflow::PhysicalPlan;

@@ -29,6 +29,7 @@ pub mod memory_scan;
 pub mod nested_loop_join;
 pub mod parquet_scan;
 pub mod projection;
+pub mod pruning;
 pub mod sort;
 pub mod sort_merge;
 pub mod topk;

@@ -1,0 +1,81 @@
+//! Command-line arguments and subcommands of the `ffq` binary.
+
+mod sql;
+mod tpch_gen;
+
+use std::fmt;
+
+use clap::{Parser, Subcommand};
+
+pub use sql::SqlArgs;
+pub use tpch_gen::TpchGenArgs;
+
+/// FFQ: a stream-oriented SQL query engine.
+#[derive(Debug, Parser)]
+#[command(name = "ffq", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL statements and print their results.
+    Sql(SqlArgs),
+    /// Generate the TPC-H tables into Parquet or CSV files.
+    TpchGen(TpchGenArgs),
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Sql(args) => sql::run(args),
+        Command::TpchGen(args) => tpch_gen::run(args),
+    }
+}
+
+/// An error shown to the user as one `error: ...` line.
+#[derive(Debug)]
+pub enum CliError {
+    Engine(ffq::Error),
+    Message(String),
+}
+
+impl CliError {
+    pub fn msg(m: impl Into<String>) -> Self {
+        CliError::Message(m.into())
+    }
+
+    /// The message on a single line.
+    pub fn one_line(&self) -> String {
+        let text = self.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.join(" ")
+    }
+
+    /// Output went to a closed pipe (e.g. `ffq sql ... | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            CliError::Engine(e) => ffq::format::is_broken_pipe(e),
+            CliError::Message(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Engine(e) => write!(f, "{e}"),
+            CliError::Message(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<ffq::Error> for CliError {
+    fn from(e: ffq::Error) -> Self {
+        CliError::Engine(e)
+    }
+}

@@ -1,0 +1,213 @@
+//! `ffq sql`: run SQL statements and print their results.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use ffq::format::{io_error, OutputFormat, ResultWriter};
+use ffq::{CsvOptions, Engine, EngineConfig};
+use futures::StreamExt;
+
+use super::CliError;
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Register the eight TPC-H tables, generated in-process at scale
+    /// factor SF.
+    #[arg(long, value_name = "SF")]
+    tpch: Option<f64>,
+
+    /// Register table NAME: a .csv file, a Parquet file, or a directory of
+    /// .parquet files (or of .csv files). Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH", value_parser = parse_table)]
+    tables: Vec<(String, String)>,
+
+    /// Output format: an aligned table, CSV with a header, or JSON lines.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    /// Partitions per operator [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    partitions: Option<u64>,
+
+    /// Target rows per batch [default: 8192].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    batch_size: Option<u64>,
+
+    /// Print the plans of the statements instead of running them.
+    #[arg(long)]
+    explain: bool,
+
+    /// SQL text (one or more `;`-separated statements), `-` to read
+    /// standard input, or `@FILE` to read a file.
+    #[arg(value_name = "QUERY", allow_hyphen_values = true)]
+    query: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => OutputFormat::Table,
+            Format::Csv => OutputFormat::Csv,
+            Format::Json => OutputFormat::Json,
+        }
+    }
+}
+
+fn parse_table(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.is_empty() => {
+            Ok((name.trim().to_string(), path.to_string()))
+        }
+        _ => Err(format!("expected NAME=PATH, got {s:?}")),
+    }
+}
+
+pub fn run(args: SqlArgs) -> Result<(), CliError> {
+    let text = read_query(&args.query)?;
+    if text.trim().is_empty() {
+        return Err(CliError::msg("empty query"));
+    }
+
+    let mut config = EngineConfig::default();
+    if let Some(n) = args.partitions {
+        config.target_partitions = n as usize;
+    }
+    if let Some(n) = args.batch_size {
+        config.batch_size = n as usize;
+    }
+    let engine = Engine::with_config(config);
+    if let Some(sf) = args.tpch {
+        engine.register_tpch(sf)?;
+    }
+    for (name, path) in &args.tables {
+        register_table(&engine, name, path)?;
+    }
+
+    let statements = Engine::split_sql(&text)?;
+    if statements.is_empty() {
+        return Err(CliError::msg("empty query: no SQL statement found"));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::msg(format!("cannot start the runtime: {e}")))?;
+    let format = OutputFormat::from(args.format);
+    runtime.block_on(run_statements(&engine, &statements, format, args.explain))
+}
+
+/// The SQL text of QUERY: itself, standard input (`-`) or a file (`@FILE`).
+fn read_query(query: &str) -> Result<String, CliError> {
+    if query == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::msg(format!("cannot read the query from standard input: {e}")))?;
+        return Ok(text);
+    }
+    if let Some(path) = query.strip_prefix('@') {
+        if path.is_empty() {
+            return Err(CliError::msg("expected a file name after '@'"));
+        }
+        return std::fs::read_to_string(path).map_err(|e| {
+            let reason = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
+            CliError::msg(format!("cannot read query file {path}: {reason}"))
+        });
+    }
+    Ok(query.to_string())
+}
+
+/// Registers `path` as table `name`: CSV for a `.csv` file or a directory
+/// holding `.csv` but no `.parquet` files, Parquet otherwise.
+fn register_table(engine: &Engine, name: &str, path: &str) -> Result<(), CliError> {
+    let p = Path::new(path);
+    let csv = if p.is_dir() {
+        !dir_has(p, "parquet") && dir_has(p, "csv")
+    } else {
+        has_extension(p, "csv")
+    };
+    let r = if csv {
+        engine.register_csv(name, path, CsvOptions::default())
+    } else {
+        engine.register_parquet(name, path)
+    };
+    r.map_err(|e| CliError::msg(format!("table {name}: {e}")))
+}
+
+fn has_extension(p: &Path, ext: &str) -> bool {
+    p.extension()
+        .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext))
+}
+
+/// Whether directory `dir` has a visible file with extension `ext`.
+fn dir_has(dir: &Path, ext: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        !name.starts_with('.') && !name.starts_with('_') && has_extension(&e.path(), ext)
+    })
+}
+
+async fn run_statements(
+    engine: &Engine,
+    statements: &[String],
+    format: OutputFormat,
+    explain: bool,
+) -> Result<(), CliError> {
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let mut printed = false;
+    for statement in statements {
+        let start = Instant::now();
+        let df = engine.sql(statement).await?;
+        if explain {
+            if printed {
+                writeln!(out).map_err(io_error)?;
+            }
+            write!(out, "{}", df.explain()).map_err(io_error)?;
+            out.flush().map_err(io_error)?;
+            printed = true;
+            continue;
+        }
+        let schema = df.schema();
+        let mut stream = df.execute_stream()?;
+        if schema.fields().is_empty() {
+            while let Some(batch) = stream.next().await {
+                batch.map_err(ffq::Error::from)?;
+            }
+            continue;
+        }
+        if printed && format != OutputFormat::Json {
+            writeln!(out).map_err(io_error)?;
+        }
+        printed = true;
+        let mut writer = ResultWriter::new(format, schema, &mut out);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(ffq::Error::from)?;
+            writer.write(&batch)?;
+            writer.flush()?;
+        }
+        let rows = writer.rows();
+        writer.finish()?;
+        if format == OutputFormat::Table {
+            let s = if rows == 1 { "" } else { "s" };
+            eprintln!("{rows} row{s} in {:.3}s", start.elapsed().as_secs_f64());
+        }
+    }
+    out.flush().map_err(io_error)?;
+    Ok(())
+}

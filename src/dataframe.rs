@@ -1,0 +1,147 @@
+//! The result of planning one statement: run it as a stream, collect it,
+//! or explain it.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_expr::LogicalPlan;
+use ffq_dataflow::plan::PhysicalPlan;
+use ffq_dataflow::runner::{self, QueryStream};
+use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
+use futures::TryStreamExt;
+
+use crate::engine::EngineState;
+use crate::error::Result;
+use crate::stages::display_stages;
+
+enum Body {
+    /// A query to run.
+    Query {
+        logical: LogicalPlan,
+        physical: PhysicalPlan,
+    },
+    /// Rows known at planning time (EXPLAIN output, statement results).
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+}
+
+/// A planned statement.
+pub struct DataFrame {
+    state: Arc<EngineState>,
+    body: Body,
+}
+
+impl DataFrame {
+    pub(crate) fn query(state: Arc<EngineState>, logical: LogicalPlan, physical: PhysicalPlan) -> Self {
+        DataFrame {
+            state,
+            body: Body::Query { logical, physical },
+        }
+    }
+
+    pub(crate) fn rows(state: Arc<EngineState>, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        DataFrame {
+            state,
+            body: Body::Rows { schema, batches },
+        }
+    }
+
+    /// The schema of the result: names, types and nullability.
+    pub fn schema(&self) -> SchemaRef {
+        match &self.body {
+            Body::Query { physical, .. } => physical.schema(),
+            Body::Rows { schema, .. } => Arc::clone(schema),
+        }
+    }
+
+    /// The optimized logical plan, when this is a query.
+    pub fn logical_plan(&self) -> Option<&LogicalPlan> {
+        match &self.body {
+            Body::Query { logical, .. } => Some(logical),
+            Body::Rows { .. } => None,
+        }
+    }
+
+    /// The physical plan, when this is a query.
+    pub fn physical_plan(&self) -> Option<&PhysicalPlan> {
+        match &self.body {
+            Body::Query { physical, .. } => Some(physical),
+            Body::Rows { .. } => None,
+        }
+    }
+
+    /// Starts the query and returns its output as a stream. Batches arrive
+    /// while the query runs; dropping the stream cancels every task of the
+    /// query.
+    pub fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
+        match &self.body {
+            Body::Query { .. } => Ok(Box::pin(self.execute_query()?)),
+            Body::Rows { schema, batches } => {
+                let batches = batches.clone();
+                Ok(boxed(
+                    Arc::clone(schema),
+                    futures::stream::iter(batches.into_iter().map(Ok)),
+                ))
+            }
+        }
+    }
+
+    /// Like [`DataFrame::execute_stream`], with access to the query's task
+    /// set (to observe cancellation).
+    pub fn execute_query(&self) -> Result<QueryStream> {
+        match &self.body {
+            Body::Query { physical, .. } => Ok(runner::execute(
+                physical,
+                self.state.exec_config(),
+                Arc::clone(&self.state.registry),
+                self.state.memory.clone(),
+                self.state.exchange.clone(),
+            )?),
+            Body::Rows { .. } => Err(crate::Error::InvalidArgument(
+                "this statement has no query to run".into(),
+            )),
+        }
+    }
+
+    /// Runs the query to completion and returns all batches.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        let stream = self.execute_stream()?;
+        Ok(stream.try_collect().await?)
+    }
+
+    /// The plans of the query as text: logical, physical, and stages.
+    pub fn explain(&self) -> String {
+        match &self.body {
+            Body::Query { logical, physical } => explain_text(logical, physical),
+            Body::Rows { .. } => "(a statement without a query plan)\n".to_string(),
+        }
+    }
+}
+
+pub(crate) fn explain_text(logical: &LogicalPlan, physical: &PhysicalPlan) -> String {
+    format!(
+        "== Logical plan ==\n{}\n\n== Physical plan ==\n{}\n== Stages ==\n{}",
+        logical.display_indent(),
+        physical.display_indent(),
+        display_stages(physical)
+    )
+}
+
+/// EXPLAIN output as rows: (plan_type, plan).
+pub(crate) fn explain_batch(logical: &LogicalPlan, physical: &PhysicalPlan) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("plan_type", DataType::Utf8, false),
+        Field::new("plan", DataType::Utf8, false),
+    ]));
+    let kinds = StringArray::from(vec!["logical_plan", "physical_plan", "stages"]);
+    let plans = StringArray::from(vec![
+        logical.display_indent().to_string(),
+        physical.display_indent(),
+        display_stages(physical),
+    ]);
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(kinds), Arc::new(plans)])?;
+    Ok((schema, batch))
+}

@@ -1,0 +1,260 @@
+//! The embedded engine: a catalog of tables, a function library and the
+//! runtime settings; plans SQL into [`DataFrame`]s.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion_expr::LogicalPlan;
+use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::tpch_scan::tpch_schema;
+use ffq_dataflow::operators::{csv_scan, parquet_scan};
+use ffq_dataflow::plan::TpchTable;
+use ffq_dataflow::runner::ExecConfig;
+use ffq_dataflow::tables::MemoryTableMap;
+use ffq_transport::ChannelExchange;
+
+use crate::catalog::{list_files, Catalog, CsvOptions, TableEntry, TableKind};
+use crate::dataframe::{explain_batch, DataFrame};
+use crate::error::{Error, Result};
+use crate::planner::context::PlannerContext;
+use crate::planner::physical::PhysicalPlanner;
+use crate::planner::sql;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Partitions per operator (parallelism); default: number of cores.
+    pub target_partitions: usize,
+    /// Target rows per batch; default 8192.
+    pub batch_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            batch_size: 8192,
+        }
+    }
+}
+
+pub(crate) struct EngineState {
+    pub config: EngineConfig,
+    pub catalog: Catalog,
+    pub registry: Arc<FunctionRegistry>,
+    pub memory: Arc<MemoryTableMap>,
+    pub exchange: Arc<ChannelExchange>,
+}
+
+impl EngineState {
+    pub fn exec_config(&self) -> ExecConfig {
+        ExecConfig {
+            batch_size: self.config.batch_size,
+            ..ExecConfig::default()
+        }
+    }
+}
+
+/// An embedded FFQ engine. Cheap to clone; clones share tables.
+#[derive(Clone)]
+pub struct Engine {
+    state: Arc<EngineState>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// An embedded engine with default settings.
+    pub fn new() -> Self {
+        Engine::with_config(EngineConfig::default())
+    }
+
+    pub fn with_config(config: EngineConfig) -> Self {
+        let config = EngineConfig {
+            target_partitions: config.target_partitions.max(1),
+            batch_size: config.batch_size.max(1),
+        };
+        Engine {
+            state: Arc::new(EngineState {
+                config,
+                catalog: Catalog::default(),
+                registry: Arc::new(FunctionRegistry::with_defaults()),
+                memory: Arc::new(MemoryTableMap::default()),
+                exchange: Arc::new(ChannelExchange::default()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.state.config
+    }
+
+    /// Registers record batches as table `name` (all batches must have the
+    /// same schema). Replaces a table of the same name.
+    pub fn register_batches(&self, name: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "table {name}: no batches given; use register_empty to register a schema"
+                )))
+            }
+        };
+        self.register_memory(name, schema, batches)
+    }
+
+    /// Registers table `name` with `schema` and the given batches (possibly
+    /// none).
+    pub fn register_memory(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        for (i, b) in batches.iter().enumerate() {
+            if b.schema().fields() != schema.fields() {
+                return Err(Error::InvalidArgument(format!(
+                    "table {name}: batch {i} has schema {:?}, expected {:?}",
+                    b.schema(),
+                    schema
+                )));
+            }
+        }
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        self.state.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Memory,
+            row_count: Some(rows),
+        })?;
+        self.state.memory.insert(name, batches);
+        Ok(())
+    }
+
+    /// Registers a Parquet file, or a directory of `.parquet` files, as
+    /// table `name`.
+    pub fn register_parquet(&self, name: &str, path: &str) -> Result<()> {
+        let files = list_files(path, "parquet")?;
+        let schema = parquet_scan::parquet_file_schema(&files[0])?;
+        let mut rows = 0u64;
+        for f in &files {
+            let (file_schema, file_rows) = (parquet_scan::parquet_file_schema(f)?, 0u64);
+            for field in schema.fields() {
+                if file_schema.field_with_name(field.name()).is_err() {
+                    return Err(Error::file(
+                        f.clone(),
+                        format!("column {} of table {name} is missing", field.name()),
+                    ));
+                }
+            }
+            rows += file_rows;
+        }
+        self.state.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Parquet { files },
+            row_count: Some(rows),
+        })
+    }
+
+    /// Registers a CSV file, or a directory of `.csv` files, as table `name`.
+    pub fn register_csv(&self, name: &str, path: &str, options: CsvOptions) -> Result<()> {
+        let files = list_files(path, "csv")?;
+        let schema = match &options.schema {
+            Some(s) => Arc::clone(s),
+            None => csv_scan::csv_infer_schema(&files[0], options.has_header, options.delimiter)?,
+        };
+        self.state.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Csv { files, options },
+            row_count: None,
+        })
+    }
+
+    /// Registers the eight TPC-H tables at `scale_factor`, generated
+    /// in-process by partition when scanned (never materialized).
+    pub fn register_tpch(&self, scale_factor: f64) -> Result<()> {
+        if !(scale_factor > 0.0 && scale_factor.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "TPC-H scale factor must be positive, got {scale_factor}"
+            )));
+        }
+        for table in TpchTable::ALL {
+            self.state.catalog.register(TableEntry {
+                name: table.name().to_string(),
+                schema: tpch_schema(table),
+                kind: TableKind::Tpch {
+                    table,
+                    scale_factor,
+                },
+                row_count: Some(crate::tpch::row_count(table, scale_factor)),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes table `name`; returns whether it existed.
+    pub fn deregister(&self, name: &str) -> bool {
+        self.state.memory.remove(name);
+        self.state.catalog.deregister(name).is_some()
+    }
+
+    /// Names of the registered tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.state.catalog.names()
+    }
+
+    /// The schema of table `name`.
+    pub fn table_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.state.catalog.get(name).map(|e| Arc::clone(&e.schema))
+    }
+
+    /// Plans one SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let mut statements = sql::parse(sql)?;
+        if statements.len() != 1 {
+            return Err(Error::Sql(format!(
+                "expected one statement, found {}; run statements one at a time \
+                 (Engine::split_sql splits a script)",
+                statements.len()
+            )));
+        }
+        let statement = statements.remove(0);
+        let ctx = PlannerContext::new(&self.state.catalog, &self.state.registry);
+        let plan = sql::plan_statement(&ctx, statement)?;
+        match plan {
+            LogicalPlan::Explain(explain) => {
+                let logical = sql::optimize(explain.plan.as_ref().clone())?;
+                let physical = self.physical_planner().plan(&logical)?;
+                let (schema, batch) = explain_batch(&logical, &physical)?;
+                Ok(DataFrame::rows(Arc::clone(&self.state), schema, vec![batch]))
+            }
+            LogicalPlan::Analyze(_) => Err(Error::NotSupported("EXPLAIN ANALYZE".into())),
+            plan => {
+                let logical = sql::optimize(plan)?;
+                let physical = self.physical_planner().plan(&logical)?;
+                Ok(DataFrame::query(Arc::clone(&self.state), logical, physical))
+            }
+        }
+    }
+
+    /// Splits a script of `;`-separated statements into single statements.
+    pub fn split_sql(sql: &str) -> Result<Vec<String>> {
+        sql::split_statements(sql)
+    }
+
+    fn physical_planner(&self) -> PhysicalPlanner<'_> {
+        PhysicalPlanner {
+            registry: &self.state.registry,
+            target_partitions: self.state.config.target_partitions,
+        }
+    }
+}

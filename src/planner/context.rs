@@ -1,0 +1,144 @@
+//! The catalog and function library as datafusion-sql sees them.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion_common::config::ConfigOptions;
+use datafusion_common::{plan_err, Result as DFResult, TableReference};
+use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::{
+    AggregateUDF, Expr, HigherOrderUDF, ScalarUDF, TableProviderFilterPushDown, TableSource,
+    WindowUDF,
+};
+use ffq_dataflow::functions::FunctionRegistry;
+
+use crate::catalog::{Catalog, TableEntry, TableKind};
+
+/// A table as the SQL planner sees it. Parquet tables accept pushed-down
+/// filters as *inexact* (used to skip row groups; rows are still filtered).
+pub struct FfqTableSource {
+    pub entry: Arc<TableEntry>,
+}
+
+impl TableSource for FfqTableSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.entry.schema)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        let kind = match self.entry.kind {
+            TableKind::Parquet { .. } => TableProviderFilterPushDown::Inexact,
+            _ => TableProviderFilterPushDown::Unsupported,
+        };
+        Ok(vec![kind; filters.len()])
+    }
+}
+
+pub struct PlannerContext<'a> {
+    pub catalog: &'a Catalog,
+    pub registry: &'a FunctionRegistry,
+    pub options: ConfigOptions,
+    pub expr_planners: Vec<Arc<dyn ExprPlanner>>,
+}
+
+impl<'a> PlannerContext<'a> {
+    pub fn new(catalog: &'a Catalog, registry: &'a FunctionRegistry) -> Self {
+        PlannerContext {
+            catalog,
+            registry,
+            options: ConfigOptions::new(),
+            expr_planners: vec![
+                Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+                Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+                Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+                Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
+            ],
+        }
+    }
+}
+
+impl ContextProvider for PlannerContext<'_> {
+    fn get_table_source(&self, name: TableReference) -> DFResult<Arc<dyn TableSource>> {
+        match self.catalog.get(name.table()) {
+            Some(entry) => Ok(Arc::new(FfqTableSource { entry })),
+            None => {
+                let names = self.catalog.names();
+                let hint = closest(name.table(), &names)
+                    .map(|n| format!(" (did you mean {n}?)"))
+                    .unwrap_or_default();
+                plan_err!("table '{}' not found{hint}", name.table())
+            }
+        }
+    }
+
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        &self.expr_planners
+    }
+
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.registry.get_scalar(name)
+    }
+
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
+        None
+    }
+
+    fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
+        self.registry.get_aggregate(name)
+    }
+
+    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
+        None
+    }
+
+    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
+        None
+    }
+
+    fn options(&self) -> &ConfigOptions {
+        &self.options
+    }
+
+    fn udf_names(&self) -> Vec<String> {
+        self.registry.scalar_names().cloned().collect()
+    }
+
+    fn higher_order_function_names(&self) -> Vec<String> {
+        vec![]
+    }
+
+    fn udaf_names(&self) -> Vec<String> {
+        self.registry.aggregate_names().cloned().collect()
+    }
+
+    fn udwf_names(&self) -> Vec<String> {
+        vec![]
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if close enough.
+pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a String> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,157 @@
+//! Lowering DataFusion logical expressions to FFQ's [`PhysExpr`], with
+//! columns resolved to positions in the input schema.
+
+use datafusion_common::DFSchema;
+use datafusion_expr::expr::{AggregateFunction, Alias};
+use datafusion_expr::Expr;
+use ffq_dataflow::expr::{AggExpr, BinaryOp, PhysExpr, SortExpr};
+
+use crate::error::{Error, Result};
+
+/// Lowers `expr`, resolving columns against `schema`.
+pub fn lower_expr(expr: &Expr, schema: &DFSchema) -> Result<PhysExpr> {
+    let l = |e: &Expr| -> Result<Box<PhysExpr>> { Ok(Box::new(lower_expr(e, schema)?)) };
+    Ok(match expr {
+        Expr::Alias(Alias { expr, .. }) => lower_expr(expr, schema)?,
+        Expr::Column(c) => {
+            let index = schema.index_of_column(c)?;
+            PhysExpr::col(index, c.name.clone())
+        }
+        Expr::Literal(v, _) => PhysExpr::lit(v.clone()),
+        Expr::BinaryExpr(b) => PhysExpr::Binary {
+            left: l(&b.left)?,
+            op: BinaryOp::from_df(b.op)?,
+            right: l(&b.right)?,
+        },
+        Expr::Not(e) => PhysExpr::Not(l(e)?),
+        Expr::Negative(e) => PhysExpr::Negative(l(e)?),
+        Expr::IsNull(e) => PhysExpr::IsNull(l(e)?),
+        Expr::IsNotNull(e) => PhysExpr::IsNotNull(l(e)?),
+        Expr::IsTrue(e) => PhysExpr::IsTrue(l(e)?),
+        Expr::IsFalse(e) => PhysExpr::IsFalse(l(e)?),
+        Expr::IsNotTrue(e) => PhysExpr::IsNotTrue(l(e)?),
+        Expr::IsNotFalse(e) => PhysExpr::IsNotFalse(l(e)?),
+        Expr::IsUnknown(e) => PhysExpr::IsUnknown(l(e)?),
+        Expr::IsNotUnknown(e) => PhysExpr::IsNotUnknown(l(e)?),
+        Expr::Between(b) => PhysExpr::Between {
+            expr: l(&b.expr)?,
+            negated: b.negated,
+            low: l(&b.low)?,
+            high: l(&b.high)?,
+        },
+        Expr::Like(like) => PhysExpr::Like {
+            negated: like.negated,
+            expr: l(&like.expr)?,
+            pattern: l(&like.pattern)?,
+            escape_char: like.escape_char,
+            case_insensitive: like.case_insensitive,
+        },
+        Expr::Case(case) => PhysExpr::Case {
+            expr: case.expr.as_deref().map(&l).transpose()?,
+            when_then: case
+                .when_then_expr
+                .iter()
+                .map(|(w, t)| Ok((lower_expr(w, schema)?, lower_expr(t, schema)?)))
+                .collect::<Result<_>>()?,
+            else_expr: case.else_expr.as_deref().map(&l).transpose()?,
+        },
+        Expr::Cast(c) => PhysExpr::Cast {
+            expr: l(&c.expr)?,
+            data_type: c.field.data_type().clone(),
+        },
+        Expr::TryCast(c) => PhysExpr::TryCast {
+            expr: l(&c.expr)?,
+            data_type: c.field.data_type().clone(),
+        },
+        Expr::InList(i) => PhysExpr::InList {
+            expr: l(&i.expr)?,
+            list: i
+                .list
+                .iter()
+                .map(|e| lower_expr(e, schema))
+                .collect::<Result<_>>()?,
+            negated: i.negated,
+        },
+        Expr::ScalarFunction(f) => PhysExpr::ScalarFunction {
+            name: f.func.name().to_string(),
+            args: f
+                .args
+                .iter()
+                .map(|e| lower_expr(e, schema))
+                .collect::<Result<_>>()?,
+        },
+        Expr::SimilarTo(_) => return Err(Error::NotSupported("SIMILAR TO".into())),
+        Expr::ScalarVariable(..) | Expr::Placeholder(_) => {
+            return Err(Error::NotSupported(format!(
+                "variables and placeholders ({expr})"
+            )))
+        }
+        Expr::Exists(_)
+        | Expr::InSubquery(_)
+        | Expr::ScalarSubquery(_)
+        | Expr::SetComparison(_)
+        | Expr::OuterReferenceColumn(..) => {
+            return Err(Error::NotSupported(format!(
+                "subquery that could not be turned into a join: {expr}"
+            )))
+        }
+        Expr::AggregateFunction(_) => {
+            return Err(Error::Plan(format!(
+                "aggregate function outside of an aggregation: {expr}"
+            )))
+        }
+        Expr::WindowFunction(_) => {
+            return Err(Error::NotSupported(format!("window function {expr}")))
+        }
+        Expr::GroupingSet(_) => {
+            return Err(Error::NotSupported("GROUPING SETS / ROLLUP / CUBE".into()))
+        }
+        Expr::Unnest(_) => return Err(Error::NotSupported("UNNEST".into())),
+        other => return Err(Error::NotSupported(format!("expression {other}"))),
+    })
+}
+
+pub fn lower_exprs(exprs: &[Expr], schema: &DFSchema) -> Result<Vec<PhysExpr>> {
+    exprs.iter().map(|e| lower_expr(e, schema)).collect()
+}
+
+pub fn lower_sort(sort: &datafusion_expr::SortExpr, schema: &DFSchema) -> Result<SortExpr> {
+    Ok(SortExpr {
+        expr: lower_expr(&sort.expr, schema)?,
+        asc: sort.asc,
+        nulls_first: sort.nulls_first,
+    })
+}
+
+/// Lowers an aggregate call (possibly aliased) named `alias` in the output.
+pub fn lower_aggregate(expr: &Expr, schema: &DFSchema, alias: &str) -> Result<AggExpr> {
+    match expr {
+        Expr::Alias(Alias { expr, .. }) => lower_aggregate(expr, schema, alias),
+        Expr::AggregateFunction(AggregateFunction { func, params }) => {
+            if params.null_treatment.is_some() {
+                return Err(Error::NotSupported(format!(
+                    "IGNORE/RESPECT NULLS in {expr}"
+                )));
+            }
+            Ok(AggExpr {
+                func: func.name().to_string(),
+                args: lower_exprs(&params.args, schema)?,
+                distinct: params.distinct,
+                filter: params
+                    .filter
+                    .as_deref()
+                    .map(|f| lower_expr(f, schema))
+                    .transpose()?,
+                order_by: params
+                    .order_by
+                    .iter()
+                    .map(|s| lower_sort(s, schema))
+                    .collect::<Result<_>>()?,
+                alias: alias.to_string(),
+            })
+        }
+        other => Err(Error::NotSupported(format!(
+            "aggregate expression {other}"
+        ))),
+    }
+}

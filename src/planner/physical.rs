@@ -1,0 +1,613 @@
+//! Lowers an optimized DataFusion logical plan to FFQ's physical plan.
+//!
+//! Decisions made here:
+//! - scans get `target_partitions` partitions (Parquet: row groups dealt
+//!   over partitions; CSV: one partition per file; small TPC-H tables: one);
+//! - aggregates split into partial (per input partition) and final (after
+//!   a hash exchange on the group keys, or a gather without keys);
+//! - equi-joins build on the smaller side (swapping inputs when that is the
+//!   right one), broadcast a small build side (`collect_left`), and
+//!   otherwise hash-partition both sides on the keys;
+//! - sort + limit becomes per-partition top-k followed by a merge.
+//!
+//! Every logical node it cannot lower fails with `not supported: ...`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::{DFSchema, NullEquality};
+use datafusion_expr::logical_plan::{FetchType, SkipType};
+use datafusion_expr::{JoinType as LJoinType, LogicalPlan};
+use ffq_dataflow::expr::{AggExpr, PhysExpr};
+use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::parquet_scan;
+use ffq_dataflow::operators::tpch_scan::tpch_splits;
+use ffq_dataflow::plan::{AggregateMode, JoinType, Partitioning, PhysicalPlan, ScanSource};
+
+use super::context::FfqTableSource;
+use super::expr::{lower_aggregate, lower_expr, lower_exprs, lower_sort};
+use super::stats::estimate_rows;
+use crate::catalog::TableKind;
+use crate::error::{Error, Result};
+
+/// Build sides up to this many (estimated) rows are broadcast to every
+/// probe partition instead of hash-partitioning both sides.
+pub const BROADCAST_MAX_ROWS: f64 = 200_000.0;
+
+pub struct PhysicalPlanner<'a> {
+    pub registry: &'a FunctionRegistry,
+    pub target_partitions: usize,
+}
+
+impl PhysicalPlanner<'_> {
+    /// Lowers `plan` into a physical plan with a single output partition.
+    pub fn plan(&self, plan: &LogicalPlan) -> Result<PhysicalPlan> {
+        let physical = self.lower(plan)?;
+        Ok(gather(physical))
+    }
+
+    fn lower(&self, plan: &LogicalPlan) -> Result<PhysicalPlan> {
+        match plan {
+            LogicalPlan::TableScan(scan) => self.lower_scan(scan),
+            LogicalPlan::Projection(p) => {
+                let input = self.lower(&p.input)?;
+                let exprs = lower_exprs(&p.expr, p.input.schema())?;
+                let schema = self.expr_schema(&exprs, &input.schema(), p.schema.as_ref())?;
+                Ok(PhysicalPlan::Projection {
+                    input: Box::new(input),
+                    exprs,
+                    schema,
+                })
+            }
+            LogicalPlan::Filter(f) => {
+                let input = self.lower(&f.input)?;
+                let predicate = lower_expr(&f.predicate, f.input.schema())?;
+                Ok(PhysicalPlan::Filter {
+                    input: Box::new(input),
+                    predicate,
+                })
+            }
+            LogicalPlan::SubqueryAlias(a) => self.lower(&a.input),
+            LogicalPlan::Repartition(r) => self.lower(&r.input),
+            LogicalPlan::Aggregate(a) => self.lower_aggregate(a),
+            LogicalPlan::Join(j) => self.lower_join(j),
+            LogicalPlan::Sort(s) => {
+                let input = self.lower(&s.input)?;
+                let order = s
+                    .expr
+                    .iter()
+                    .map(|e| lower_sort(e, s.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let sorted = PhysicalPlan::Sort {
+                    input: Box::new(input),
+                    order: order.clone(),
+                    fetch: s.fetch,
+                };
+                Ok(if sorted.output_partitions() > 1 {
+                    PhysicalPlan::SortPreservingMerge {
+                        input: Box::new(sorted),
+                        order,
+                        fetch: s.fetch,
+                    }
+                } else {
+                    sorted
+                })
+            }
+            LogicalPlan::Limit(l) => {
+                let skip = match l.get_skip_type()? {
+                    SkipType::Literal(n) => n,
+                    SkipType::UnsupportedExpr => {
+                        return Err(Error::NotSupported("OFFSET that is not a constant".into()))
+                    }
+                };
+                let fetch = match l.get_fetch_type()? {
+                    FetchType::Literal(n) => n,
+                    FetchType::UnsupportedExpr => {
+                        return Err(Error::NotSupported("LIMIT that is not a constant".into()))
+                    }
+                };
+                let input = self.lower(&l.input)?;
+                let input = if input.output_partitions() > 1 {
+                    // Each partition needs at most skip + fetch rows.
+                    let local = match fetch {
+                        Some(f) => PhysicalPlan::Limit {
+                            input: Box::new(input),
+                            skip: 0,
+                            fetch: Some(f.saturating_add(skip)),
+                        },
+                        None => input,
+                    };
+                    gather(local)
+                } else {
+                    input
+                };
+                Ok(PhysicalPlan::Limit {
+                    input: Box::new(input),
+                    skip,
+                    fetch,
+                })
+            }
+            LogicalPlan::Union(u) => {
+                let inputs = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.lower(i))
+                    .collect::<Result<Vec<_>>>()?;
+                let schema = Arc::new(u.schema.as_arrow().clone());
+                for (i, input) in inputs.iter().enumerate() {
+                    let s = input.schema();
+                    for (a, b) in s.fields().iter().zip(schema.fields()) {
+                        if a.data_type() != b.data_type() {
+                            return Err(Error::Plan(format!(
+                                "UNION input {i}: column {} is {} but the union has {}",
+                                b.name(),
+                                a.data_type(),
+                                b.data_type()
+                            )));
+                        }
+                    }
+                }
+                let schema = relax_nullability(&schema, inputs.iter().map(|i| i.schema()));
+                Ok(PhysicalPlan::Union { inputs, schema })
+            }
+            LogicalPlan::EmptyRelation(e) => Ok(PhysicalPlan::Empty {
+                schema: Arc::new(e.schema.as_arrow().clone()),
+                produce_one_row: e.produce_one_row,
+            }),
+            LogicalPlan::Values(v) => {
+                let empty = DFSchema::empty();
+                let rows = v
+                    .values
+                    .iter()
+                    .map(|row| lower_exprs(row, &empty))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(PhysicalPlan::Values {
+                    schema: Arc::new(v.schema.as_arrow().clone()),
+                    rows,
+                })
+            }
+            LogicalPlan::Distinct(_) => Err(Error::NotSupported(
+                "DISTINCT that the optimizer did not rewrite".into(),
+            )),
+            LogicalPlan::Window(_) => Err(Error::NotSupported("window functions".into())),
+            LogicalPlan::Subquery(_) => Err(Error::NotSupported(
+                "subquery that could not be turned into a join".into(),
+            )),
+            LogicalPlan::Unnest(_) => Err(Error::NotSupported("UNNEST".into())),
+            LogicalPlan::RecursiveQuery(_) => Err(Error::NotSupported("recursive CTEs".into())),
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => Err(Error::NotSupported(
+                "EXPLAIN inside another statement".into(),
+            )),
+            LogicalPlan::Statement(_) => Err(Error::NotSupported(
+                "transaction and session statements".into(),
+            )),
+            LogicalPlan::Dml(d) => Err(Error::NotSupported(format!("{} statements", d.op))),
+            LogicalPlan::Ddl(d) => Err(Error::NotSupported(format!("{} statements", d.name()))),
+            LogicalPlan::Copy(_) => Err(Error::NotSupported("COPY".into())),
+            LogicalPlan::DescribeTable(_) => Err(Error::NotSupported("DESCRIBE".into())),
+            LogicalPlan::Extension(e) => Err(Error::NotSupported(format!(
+                "logical extension {}",
+                e.node.name()
+            ))),
+        }
+    }
+
+    fn lower_scan(&self, scan: &datafusion_expr::logical_plan::TableScan) -> Result<PhysicalPlan> {
+        let entry = scan
+            .source
+            .as_ref()
+            .downcast_ref::<FfqTableSource>()
+            .map(|s| Arc::clone(&s.entry))
+            .ok_or_else(|| {
+                Error::NotSupported(format!("table source of {}", scan.table_name))
+            })?;
+        let table_schema = Arc::clone(&entry.schema);
+        let schema = match &scan.projection {
+            Some(p) => Arc::new(table_schema.project(p)?),
+            None => Arc::clone(&table_schema),
+        };
+        let n = self.target_partitions.max(1);
+        let source = match &entry.kind {
+            TableKind::Memory => ScanSource::Memory {
+                table: entry.name.clone(),
+                partitions: n,
+            },
+            TableKind::Tpch {
+                table,
+                scale_factor,
+            } => ScanSource::Tpch {
+                table: *table,
+                scale_factor: *scale_factor,
+                partitions: if tpch_splits(*table) { n } else { 1 },
+            },
+            TableKind::Parquet { files } => ScanSource::Parquet {
+                partitions: parquet_scan::parquet_splits(files, n)?,
+            },
+            TableKind::Csv { files, options } => ScanSource::Csv {
+                partitions: files.iter().map(|f| vec![f.clone()]).collect(),
+                has_header: options.has_header,
+                delimiter: options.delimiter,
+            },
+        };
+        let pruning = if matches!(entry.kind, TableKind::Parquet { .. }) {
+            let table_df = DFSchema::try_from_qualified_schema(
+                scan.table_name.clone(),
+                table_schema.as_ref(),
+            )?;
+            // A filter the pruner cannot use is simply not used: the Filter
+            // above the scan still applies every predicate to the rows.
+            scan.filters
+                .iter()
+                .filter_map(|f| lower_expr(f, &table_df).ok())
+                .collect()
+        } else {
+            vec![]
+        };
+        let plan = PhysicalPlan::Scan {
+            source,
+            table_schema,
+            projection: scan.projection.clone(),
+            pruning,
+            schema,
+        };
+        Ok(match scan.fetch {
+            Some(f) => PhysicalPlan::Limit {
+                input: Box::new(plan),
+                skip: 0,
+                fetch: Some(f),
+            },
+            None => plan,
+        })
+    }
+
+    fn lower_aggregate(&self, a: &datafusion_expr::logical_plan::Aggregate) -> Result<PhysicalPlan> {
+        let input = self.lower(&a.input)?;
+        let input_schema = input.schema();
+        let in_df = a.input.schema();
+        let group_by = lower_exprs(&a.group_expr, in_df)?;
+        let g = group_by.len();
+        let out = a.schema.as_ref();
+        let aggregates = a
+            .aggr_expr
+            .iter()
+            .enumerate()
+            .map(|(i, e)| lower_aggregate(e, in_df, out.field(g + i).name()))
+            .collect::<Result<Vec<AggExpr>>>()?;
+
+        // Output fields: group keys as evaluated, then aggregate results.
+        let mut final_fields = self.expr_fields(&group_by, &input_schema, out)?;
+        let mut state_fields = Vec::new();
+        for (i, agg) in aggregates.iter().enumerate() {
+            let lowered = agg.compile(&input_schema, self.registry)?;
+            let f = lowered.aggregate.field();
+            final_fields.push(
+                Field::new(out.field(g + i).name(), f.data_type().clone(), f.is_nullable()),
+            );
+            for s in lowered.aggregate.state_fields()? {
+                state_fields.push(s.as_ref().clone());
+            }
+        }
+        let final_schema = Arc::new(Schema::new(final_fields.clone()));
+        let order_sensitive = aggregates.iter().any(|a| !a.order_by.is_empty());
+
+        if input.output_partitions() == 1 || order_sensitive {
+            return Ok(PhysicalPlan::Aggregate {
+                input: Box::new(gather(input)),
+                mode: AggregateMode::Single,
+                group_by,
+                aggregates,
+                aggregate_input_schema: input_schema,
+                schema: final_schema,
+            });
+        }
+        let mut partial_fields: Vec<Field> = final_fields[..g].to_vec();
+        partial_fields.extend(state_fields);
+        let partial_schema = Arc::new(Schema::new(partial_fields));
+        let partial = PhysicalPlan::Aggregate {
+            input: Box::new(input),
+            mode: AggregateMode::Partial,
+            group_by: group_by.clone(),
+            aggregates: aggregates.clone(),
+            aggregate_input_schema: Arc::clone(&input_schema),
+            schema: Arc::clone(&partial_schema),
+        };
+        let partitioning = if g == 0 {
+            Partitioning::Gather
+        } else {
+            Partitioning::Hash {
+                keys: (0..g)
+                    .map(|i| PhysExpr::col(i, partial_schema.field(i).name()))
+                    .collect(),
+                partitions: self.target_partitions.max(1),
+            }
+        };
+        Ok(PhysicalPlan::Aggregate {
+            input: Box::new(PhysicalPlan::Exchange {
+                input: Box::new(partial),
+                partitioning,
+            }),
+            mode: AggregateMode::Final,
+            group_by,
+            aggregates,
+            aggregate_input_schema: input_schema,
+            schema: final_schema,
+        })
+    }
+
+    fn lower_join(&self, j: &datafusion_expr::logical_plan::Join) -> Result<PhysicalPlan> {
+        let join_type = match j.join_type {
+            LJoinType::Inner => JoinType::Inner,
+            LJoinType::Left => JoinType::Left,
+            LJoinType::Right => JoinType::Right,
+            LJoinType::Full => JoinType::Full,
+            LJoinType::LeftSemi => JoinType::LeftSemi,
+            LJoinType::LeftAnti => JoinType::LeftAnti,
+            LJoinType::RightSemi => JoinType::RightSemi,
+            LJoinType::RightAnti => JoinType::RightAnti,
+            other => return Err(Error::NotSupported(format!("{other} join"))),
+        };
+        let left = self.lower(&j.left)?;
+        let right = self.lower(&j.right)?;
+        let on = j
+            .on
+            .iter()
+            .map(|(l, r)| Ok((lower_expr(l, j.left.schema())?, lower_expr(r, j.right.schema())?)))
+            .collect::<Result<Vec<_>>>()?;
+        let both = j.left.schema().as_ref().clone().join(j.right.schema())?;
+        let filter = j
+            .filter
+            .as_ref()
+            .map(|f| lower_expr(f, &both))
+            .transpose()?;
+        let side = JoinSide {
+            left,
+            right,
+            join_type,
+            on,
+            filter,
+            null_equals_null: j.null_equality == NullEquality::NullEqualsNull,
+            names: j.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            left_rows: estimate_rows(&j.left),
+            right_rows: estimate_rows(&j.right),
+            swapped_widths: None,
+        };
+        if side.on.is_empty() {
+            return Ok(self.nested_loop_join(side));
+        }
+        // Build on the smaller side: DataFusion builds on the left, and a
+        // left-deep plan often puts the large intermediate there.
+        let side = if side.left_rows > side.right_rows * 1.5 && swappable(side.join_type) {
+            side.swap()
+        } else {
+            side
+        };
+        Ok(self.hash_join(side))
+    }
+
+    fn nested_loop_join(&self, s: JoinSide) -> PhysicalPlan {
+        let schema = join_schema(&s);
+        let right = if s.join_type.emits_unmatched_left() {
+            gather(s.right)
+        } else {
+            s.right
+        };
+        let plan = PhysicalPlan::NestedLoopJoin {
+            left: Box::new(gather(s.left)),
+            right: Box::new(right),
+            join_type: s.join_type,
+            filter: s.filter,
+            schema,
+        };
+        restore_order(plan, s.swapped_widths)
+    }
+
+    fn hash_join(&self, s: JoinSide) -> PhysicalPlan {
+        let schema = join_schema(&s);
+        let n = self.target_partitions.max(1);
+        let broadcast = !s.join_type.emits_unmatched_left() && s.left_rows <= BROADCAST_MAX_ROWS;
+        let (left, right, collect_left) = if broadcast || n == 1 {
+            let right = if n == 1 { gather(s.right) } else { s.right };
+            (gather(s.left), right, !s.join_type.emits_unmatched_left())
+        } else {
+            let lk = s.on.iter().map(|(l, _)| l.clone()).collect();
+            let rk = s.on.iter().map(|(_, r)| r.clone()).collect();
+            (
+                hash_exchange(s.left, lk, n),
+                hash_exchange(s.right, rk, n),
+                false,
+            )
+        };
+        // Joins that emit unmatched left rows with n == 1 run partitioned
+        // over one partition each.
+        let plan = PhysicalPlan::HashJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            join_type: s.join_type,
+            on: s.on,
+            filter: s.filter,
+            null_equals_null: s.null_equals_null,
+            collect_left,
+            schema,
+        };
+        restore_order(plan, s.swapped_widths)
+    }
+
+    /// Output fields of `exprs` over `input`, named like the logical schema.
+    fn expr_fields(
+        &self,
+        exprs: &[PhysExpr],
+        input: &Schema,
+        logical: &DFSchema,
+    ) -> Result<Vec<Field>> {
+        exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let compiled = e.compile(input, self.registry)?;
+                let f = compiled
+                    .return_field(input)
+                    .map_err(ffq_dataflow::DataflowError::from)?;
+                Ok(Field::new(
+                    logical.field(i).name(),
+                    f.data_type().clone(),
+                    f.is_nullable(),
+                ))
+            })
+            .collect()
+    }
+
+    fn expr_schema(
+        &self,
+        exprs: &[PhysExpr],
+        input: &Schema,
+        logical: &DFSchema,
+    ) -> Result<SchemaRef> {
+        Ok(Arc::new(Schema::new(self.expr_fields(exprs, input, logical)?)))
+    }
+}
+
+/// The pieces of a join while the planner decides how to run it.
+struct JoinSide {
+    left: PhysicalPlan,
+    right: PhysicalPlan,
+    join_type: JoinType,
+    on: Vec<(PhysExpr, PhysExpr)>,
+    filter: Option<PhysExpr>,
+    null_equals_null: bool,
+    /// Output column names, in the logical (unswapped) order.
+    names: Vec<String>,
+    left_rows: f64,
+    right_rows: f64,
+    /// Set once the inputs were swapped: the widths of the original left
+    /// and right inputs, to restore the column order afterwards.
+    swapped_widths: Option<(usize, usize)>,
+}
+
+impl JoinSide {
+    /// Exchanges the inputs; `restore_order` puts the columns back.
+    fn swap(self) -> JoinSide {
+        let (nl, nr) = (
+            self.left.schema().fields().len(),
+            self.right.schema().fields().len(),
+        );
+        let filter = self.filter.map(|f| {
+            f.map_columns(&|i| if i < nl { i + nr } else { i - nl })
+        });
+        let join_type = match self.join_type {
+            JoinType::Inner => JoinType::Inner,
+            JoinType::Left => JoinType::Right,
+            JoinType::Right => JoinType::Left,
+            JoinType::Full => JoinType::Full,
+            JoinType::LeftSemi => JoinType::RightSemi,
+            JoinType::RightSemi => JoinType::LeftSemi,
+            JoinType::LeftAnti => JoinType::RightAnti,
+            JoinType::RightAnti => JoinType::LeftAnti,
+        };
+        let both_sides = matches!(
+            self.join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        );
+        JoinSide {
+            left: self.right,
+            right: self.left,
+            join_type,
+            on: self.on.into_iter().map(|(l, r)| (r, l)).collect(),
+            filter,
+            null_equals_null: self.null_equals_null,
+            names: self.names,
+            left_rows: self.right_rows,
+            right_rows: self.left_rows,
+            swapped_widths: both_sides.then_some((nl, nr)),
+        }
+    }
+}
+
+fn swappable(_join_type: JoinType) -> bool {
+    // Every join type has a mirror image among FFQ's join types.
+    true
+}
+
+/// `plan` in one partition (an exchange that gathers, when needed).
+fn gather(plan: PhysicalPlan) -> PhysicalPlan {
+    if plan.output_partitions() <= 1 {
+        return plan;
+    }
+    PhysicalPlan::Exchange {
+        input: Box::new(plan),
+        partitioning: Partitioning::Gather,
+    }
+}
+
+fn hash_exchange(plan: PhysicalPlan, keys: Vec<PhysExpr>, partitions: usize) -> PhysicalPlan {
+    PhysicalPlan::Exchange {
+        input: Box::new(plan),
+        partitioning: Partitioning::Hash { keys, partitions },
+    }
+}
+
+/// The physical output schema of a join as planned (after a swap, the
+/// original right columns come first).
+fn join_schema(s: &JoinSide) -> SchemaRef {
+    let pad_left = matches!(s.join_type, JoinType::Right | JoinType::Full);
+    let pad_right = matches!(s.join_type, JoinType::Left | JoinType::Full);
+    let side = |plan: &PhysicalPlan, nullable: bool| -> Vec<Field> {
+        plan.schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || nullable))
+            .collect()
+    };
+    let mut fields = match s.join_type {
+        JoinType::LeftSemi | JoinType::LeftAnti => side(&s.left, false),
+        JoinType::RightSemi | JoinType::RightAnti => side(&s.right, false),
+        _ => {
+            let mut f = side(&s.left, pad_left);
+            f.extend(side(&s.right, pad_right));
+            f
+        }
+    };
+    // Names follow the logical schema, in the physical column order.
+    let names: Vec<&String> = match s.swapped_widths {
+        Some((nl, _)) => s.names[nl..].iter().chain(&s.names[..nl]).collect(),
+        None => s.names.iter().collect(),
+    };
+    for (f, n) in fields.iter_mut().zip(names) {
+        *f = f.clone().with_name(n.clone());
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// After a swap, projects the join output back to the logical order.
+fn restore_order(plan: PhysicalPlan, swapped_widths: Option<(usize, usize)>) -> PhysicalPlan {
+    let Some((nl, nr)) = swapped_widths else {
+        return plan;
+    };
+    let schema = plan.schema();
+    let order: Vec<usize> = (nr..nr + nl).chain(0..nr).collect();
+    let exprs = order
+        .iter()
+        .map(|&i| PhysExpr::col(i, schema.field(i).name()))
+        .collect();
+    let fields: Vec<Field> = order.iter().map(|&i| schema.field(i).clone()).collect();
+    PhysicalPlan::Projection {
+        input: Box::new(plan),
+        exprs,
+        schema: Arc::new(Schema::new(fields)),
+    }
+}
+
+/// The union schema, nullable where any input is.
+fn relax_nullability(
+    schema: &SchemaRef,
+    inputs: impl Iterator<Item = SchemaRef>,
+) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for input in inputs {
+        for (f, i) in fields.iter_mut().zip(input.fields()) {
+            if i.is_nullable() {
+                *f = f.clone().with_nullable(true);
+            }
+        }
+    }
+    Arc::new(Schema::new(fields))
+}

@@ -1,0 +1,262 @@
+//! Bad input gives a clear error (checked on its Display text), never a
+//! panic.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use ffq::{CsvOptions, Engine};
+
+fn engine() -> Engine {
+    let engine = common::ffq_engine(2, 8192);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int32, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("d", DataType::Date32, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![Some(1), Some(2), None])),
+        Arc::new(Int64Array::from(vec![Some(10), Some(0), Some(3)])),
+        Arc::new(StringArray::from(vec![Some("abc"), Some("12"), None])),
+        Arc::new(Date32Array::from(vec![Some(18000), None, Some(19000)])),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    engine.register_batches("t", vec![batch.clone()]).unwrap();
+    engine.register_batches("u", vec![batch]).unwrap();
+    engine
+}
+
+/// The error of planning `sql` (panics when planning succeeds).
+async fn plan_error(engine: &Engine, sql: &str) -> String {
+    match engine.sql(sql).await {
+        Ok(_) => panic!("expected an error planning {sql:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The error of planning or running `sql` (panics when both succeed).
+async fn query_error(engine: &Engine, sql: &str) -> String {
+    match engine.sql(sql).await {
+        Err(e) => e.to_string(),
+        Ok(df) => match df.collect().await {
+            Ok(b) => panic!("expected an error running {sql:?}, got {} batches", b.len()),
+            Err(e) => e.to_string(),
+        },
+    }
+}
+
+fn assert_contains(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "error message {msg:?} should contain {p:?}");
+    }
+}
+
+#[tokio::test]
+async fn syntax_error_has_position() {
+    let e = engine();
+    // At the end of the text the parser names EOF instead of a position.
+    let msg = plan_error(&e, "SELECT k FROM t WHERE").await;
+    assert_contains(&msg, &["EOF"]);
+    let msg = plan_error(&e, "SELEC k FROM t").await;
+    assert_contains(&msg, &["SELEC", "Line", "Column"]);
+    let msg = plan_error(&e, "SELECT k\nFROM t\nWHERE k = = 1").await;
+    assert_contains(&msg, &["Line: 3"]);
+}
+
+#[tokio::test]
+async fn unknown_table_is_named() {
+    let msg = plan_error(&engine(), "SELECT * FROM no_such_table").await;
+    assert_contains(&msg, &["no_such_table"]);
+    assert!(msg.to_lowercase().contains("not found"), "{msg}");
+}
+
+#[tokio::test]
+async fn unknown_column_is_named() {
+    let msg = plan_error(&engine(), "SELECT no_such_column FROM t").await;
+    assert_contains(&msg, &["no_such_column"]);
+    let msg = plan_error(&engine(), "SELECT k FROM t WHERE t.zzz_col > 1").await;
+    assert_contains(&msg, &["zzz_col"]);
+}
+
+#[tokio::test]
+async fn ambiguous_column() {
+    let msg = plan_error(&engine(), "SELECT k FROM t, u").await;
+    assert!(msg.to_lowercase().contains("ambiguous"), "{msg}");
+    assert_contains(&msg, &["k"]);
+}
+
+#[tokio::test]
+async fn type_mismatch_at_planning() {
+    // Comparing a date with a boolean is rejected by type coercion.
+    let msg = plan_error(&engine(), "SELECT k FROM t WHERE d = true").await;
+    assert_contains(&msg, &["Date32", "Boolean"]);
+    let msg = plan_error(&engine(), "SELECT d + true FROM t").await;
+    assert_contains(&msg, &["Date32", "Boolean"]);
+}
+
+#[tokio::test]
+async fn unknown_function_is_named() {
+    let msg = plan_error(&engine(), "SELECT no_such_fn(k) FROM t").await;
+    assert_contains(&msg, &["no_such_fn"]);
+}
+
+#[tokio::test]
+async fn window_function_not_supported() {
+    let msg = plan_error(&engine(), "SELECT k, row_number() OVER () FROM t").await;
+    assert!(
+        msg.to_lowercase().contains("not supported"),
+        "window function should be 'not supported': {msg}"
+    );
+    let msg = plan_error(&engine(), "SELECT k, sum(v) OVER (PARTITION BY k) FROM t").await;
+    assert!(
+        msg.to_lowercase().contains("not supported"),
+        "window function should be 'not supported': {msg}"
+    );
+}
+
+#[tokio::test]
+async fn more_than_one_statement() {
+    let msg = plan_error(&engine(), "SELECT 1; SELECT 2").await;
+    assert!(msg.contains("statement"), "{msg}");
+}
+
+#[tokio::test]
+async fn empty_statement() {
+    let e = engine();
+    // No statement at all: an error, not a panic.
+    let r = e.sql("").await;
+    assert!(r.is_err(), "empty SQL should be an error");
+    let r = e.sql("   -- just a comment\n").await;
+    assert!(r.is_err(), "SQL with only a comment should be an error");
+}
+
+#[tokio::test]
+async fn runtime_errors_are_clear() {
+    let e = engine();
+    // Division by zero of a column (not constant-folded at planning).
+    let msg = query_error(&e, "SELECT v / (v - v) FROM t").await;
+    assert!(msg.to_lowercase().contains("divide by zero"), "{msg}");
+    // A cast of a non-number string.
+    let msg = query_error(&e, "SELECT CAST(s AS INT) FROM t").await;
+    assert_contains(&msg, &["abc"]);
+}
+
+#[tokio::test]
+async fn missing_parquet_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("does_not_exist.parquet");
+    let path = path.to_str().unwrap();
+    let e = Engine::new();
+    let err = e.register_parquet("p", path).expect_err("missing file must fail");
+    assert_contains(&err.to_string(), &[path]);
+    // A directory without parquet files.
+    let dir_path = dir.path().to_str().unwrap();
+    let err = e.register_parquet("p", dir_path).expect_err("empty directory must fail");
+    assert_contains(&err.to_string(), &[dir_path]);
+}
+
+#[tokio::test]
+async fn corrupt_parquet_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.parquet");
+    std::fs::write(&path, b"this is definitely not a parquet file, just some bytes PAR1").unwrap();
+    let path = path.to_str().unwrap();
+    let e = Engine::new();
+    let msg = match e.register_parquet("p", path) {
+        Err(err) => err.to_string(),
+        Ok(()) => query_error(&e, "SELECT * FROM p").await,
+    };
+    assert_contains(&msg, &[path]);
+}
+
+#[tokio::test]
+async fn truncated_parquet_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.parquet");
+    std::fs::write(&path, b"").unwrap();
+    let path = path.to_str().unwrap();
+    let e = Engine::new();
+    let msg = match e.register_parquet("p", path) {
+        Err(err) => err.to_string(),
+        Ok(()) => query_error(&e, "SELECT * FROM p").await,
+    };
+    assert_contains(&msg, &[path]);
+}
+
+#[tokio::test]
+async fn csv_wrong_field_count_names_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    // The record on line 4 has one field instead of two.
+    std::fs::write(&path, "a,b\n1,2\n3,4\n5\n6,7\n").unwrap();
+    let path = path.to_str().unwrap();
+    let e = Engine::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    e.register_csv(
+        "c",
+        path,
+        CsvOptions {
+            schema: Some(schema),
+            ..CsvOptions::default()
+        },
+    )
+    .expect("registering with an explicit schema reads no records");
+    let df = e.sql("SELECT a, b FROM c").await.expect("planning succeeds");
+    let msg = df.collect().await.expect_err("the bad record must fail").to_string();
+    assert_contains(&msg, &[path, "line 4"]);
+}
+
+#[tokio::test]
+async fn csv_bad_value_names_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad_value.csv");
+    std::fs::write(&path, "a,b\n1,2\n3,4\n5,x\n").unwrap();
+    let path = path.to_str().unwrap();
+    let e = Engine::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    e.register_csv(
+        "c",
+        path,
+        CsvOptions {
+            schema: Some(schema),
+            ..CsvOptions::default()
+        },
+    )
+    .unwrap();
+    let msg = query_error(&e, "SELECT a, b FROM c").await;
+    assert_contains(&msg, &[path, "line 4"]);
+}
+
+#[tokio::test]
+async fn missing_csv_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.csv");
+    let path = path.to_str().unwrap();
+    let err = Engine::new()
+        .register_csv("c", path, CsvOptions::default())
+        .expect_err("missing file must fail");
+    assert_contains(&err.to_string(), &[path]);
+}
+
+#[tokio::test]
+async fn invalid_arguments() {
+    let e = Engine::new();
+    let err = e.register_tpch(0.0).expect_err("scale factor 0");
+    assert!(err.to_string().contains('0'), "{err}");
+    let err = e.register_tpch(f64::NAN).expect_err("scale factor NaN");
+    assert!(!err.to_string().is_empty());
+    let err = e.register_batches("x", vec![]).expect_err("no batches");
+    assert_contains(&err.to_string(), &["x"]);
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
+    let err = e.register_memory("bad name", schema, vec![]).expect_err("bad name");
+    assert_contains(&err.to_string(), &["bad name"]);
+}
