@@ -104,12 +104,16 @@ async fn unknown_function_is_named() {
 }
 
 #[tokio::test]
-async fn window_function_not_supported() {
+async fn ranking_window_function_not_supported() {
     let msg = plan_error(&engine(), "SELECT k, row_number() OVER () FROM t").await;
     assert!(
         msg.to_lowercase().contains("not supported"),
         "window function should be 'not supported': {msg}"
     );
+}
+
+#[tokio::test]
+async fn aggregate_window_function_not_supported() {
     let msg = plan_error(&engine(), "SELECT k, sum(v) OVER (PARTITION BY k) FROM t").await;
     assert!(
         msg.to_lowercase().contains("not supported"),

@@ -453,7 +453,7 @@ async fn decimal_arithmetic() {
         "SELECT id, m / 3, m * (1 - 0.05), m * (1 + 0.1) * 2 FROM t1",
         "SELECT sum(m), avg(m), min(m), max(m), sum(m * 2) FROM t1",
         "SELECT k, sum(m), avg(m) FROM t1 GROUP BY k",
-        "SELECT id, CAST(m AS DECIMAL(20, 4)), CAST(m AS DOUBLE), CAST(v AS DECIMAL(12, 2)) FROM t1",
+        "SELECT id, CAST(m AS DECIMAL(20, 4)) AS m4, CAST(m AS DOUBLE) AS md, CAST(v AS DECIMAL(12, 2)) AS vd FROM t1",
         "SELECT id FROM t1 WHERE m > 1.5",
         "SELECT id, round(f, 1), abs(m), f * 2 + 1 FROM t1",
         "SELECT id, v / 3, v % 3, v * 1.5 FROM t1",

@@ -178,7 +178,11 @@ async fn run_statements(
             if printed {
                 writeln!(out).map_err(io_error)?;
             }
-            write!(out, "{}", df.explain()).map_err(io_error)?;
+            let text = df.explain();
+            write!(out, "{text}").map_err(io_error)?;
+            if !text.ends_with('\n') {
+                writeln!(out).map_err(io_error)?;
+            }
             out.flush().map_err(io_error)?;
             printed = true;
             continue;

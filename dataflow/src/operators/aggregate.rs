@@ -27,7 +27,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use arrow::array::{
-    new_empty_array, Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, RecordBatch,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray, RecordBatch,
     RecordBatchOptions,
 };
 use arrow::buffer::NullBuffer;
@@ -65,6 +65,8 @@ struct AggItem {
     /// ordering expressions) over original rows, or the state columns of
     /// the partial output in `Final` mode.
     inputs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Types of `inputs`.
+    input_types: Vec<DataType>,
     /// `FILTER (WHERE ...)`, applied on original rows only.
     filter: Option<Arc<dyn PhysicalExpr>>,
 }
@@ -166,33 +168,41 @@ impl AggSpec {
         let mut state_col = g;
         for (l, states) in lowered.into_iter().zip(&state_fields) {
             let func = l.aggregate;
-            let (inputs, filter): (Vec<Arc<dyn PhysicalExpr>>, _) =
-                if raw_input {
-                    let mut inputs = func.expressions();
-                    // Order-sensitive aggregates get their ordering columns
-                    // after the arguments.
-                    inputs.extend(func.order_bys().iter().map(|s| Arc::clone(&s.expr)));
-                    (inputs, l.filter)
-                } else {
-                    let mut inputs: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(states.len());
-                    for sf in states {
-                        let f = input_schema.field(state_col);
-                        if !f.data_type().equals_datatype(sf.data_type()) {
-                            return Err(DataflowError::Internal(format!(
-                                "final aggregate input column {state_col} ({}) has type {}, \
+            let (inputs, filter): (Vec<Arc<dyn PhysicalExpr>>, _) = if raw_input {
+                let mut inputs = func.expressions();
+                // Order-sensitive aggregates get their ordering columns
+                // after the arguments.
+                inputs.extend(func.order_bys().iter().map(|s| Arc::clone(&s.expr)));
+                (inputs, l.filter)
+            } else {
+                let mut inputs: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(states.len());
+                for sf in states {
+                    let f = input_schema.field(state_col);
+                    if !f.data_type().equals_datatype(sf.data_type()) {
+                        return Err(DataflowError::Internal(format!(
+                            "final aggregate input column {state_col} ({}) has type {}, \
                                  but state {} of {} has type {}",
-                                f.name(),
-                                f.data_type(),
-                                sf.name(),
-                                func.name(),
-                                sf.data_type()
-                            )));
-                        }
-                        inputs.push(Arc::new(Column::new(f.name(), state_col)));
-                        state_col += 1;
+                            f.name(),
+                            f.data_type(),
+                            sf.name(),
+                            func.name(),
+                            sf.data_type()
+                        )));
                     }
-                    (inputs, None)
-                };
+                    inputs.push(Arc::new(Column::new(f.name(), state_col)));
+                    state_col += 1;
+                }
+                (inputs, None)
+            };
+            let input_schema_for_types = if raw_input {
+                aggregate_input_schema
+            } else {
+                input_schema
+            };
+            let input_types = inputs
+                .iter()
+                .map(|e| e.data_type(input_schema_for_types))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             if inputs.is_empty() && !func.groups_accumulator_supported() {
                 return Err(DataflowError::NotSupported(format!(
                     "aggregate {} without arguments",
@@ -202,6 +212,7 @@ impl AggSpec {
             aggs.push(AggItem {
                 func,
                 inputs,
+                input_types,
                 filter,
             });
         }
@@ -312,7 +323,9 @@ pub(crate) struct Aggregator {
     group_ids: Vec<usize>,
 }
 
-fn create_group_accumulator(func: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
+fn create_group_accumulator(
+    func: &Arc<AggregateFunctionExpr>,
+) -> Result<Box<dyn GroupsAccumulator>> {
     if func.groups_accumulator_supported() {
         Ok(func.create_groups_accumulator()?)
     } else {
@@ -367,21 +380,32 @@ impl Aggregator {
         Ok(())
     }
 
-    /// The output of an ungrouped aggregate that saw no rows: one row of
-    /// the states / values of fresh accumulators (`count` 0, `sum` NULL).
-    /// (Priming a groups accumulator with an empty batch would not do: some
-    /// mark all groups as seen when the values have no NULLs.)
-    fn empty_group_columns(&self) -> Result<Vec<ArrayRef>> {
+    /// The aggregate columns of an ungrouped aggregate that saw no rows:
+    /// one row (`count` 0, `sum` NULL).
+    ///
+    /// Final values come from fresh accumulators. Partial states must be
+    /// those of the groups accumulators that merge them (a plain `avg`
+    /// accumulator's empty state has count 0, not NULL, which a groups
+    /// accumulator would merge as a seen group), so the group is created
+    /// with one filtered-out row: priming with an empty batch would not do
+    /// either, as some accumulators mark all groups seen when the values
+    /// have no NULLs.
+    fn empty_group_columns(&mut self) -> Result<Vec<ArrayRef>> {
         let mut columns = vec![];
-        for item in &self.spec.aggs {
-            let mut acc = item.func.create_accumulator()?;
+        let skip = BooleanArray::from(vec![false]);
+        for (item, acc) in self.spec.aggs.iter().zip(self.accs.iter_mut()) {
             match self.spec.mode {
                 AggregateMode::Partial => {
-                    for v in acc.state()? {
-                        columns.push(v.to_array_of_size(1)?);
-                    }
+                    let values: Vec<ArrayRef> = item
+                        .input_types
+                        .iter()
+                        .map(|t| new_null_array(t, 1))
+                        .collect();
+                    acc.update_batch(&values, &[0], Some(&skip), 1)?;
+                    columns.extend(acc.state(EmitTo::All)?);
                 }
                 AggregateMode::Final | AggregateMode::Single => {
+                    let mut acc = item.func.create_accumulator()?;
                     columns.push(acc.evaluate()?.to_array_of_size(1)?)
                 }
             }
@@ -612,7 +636,8 @@ where
             NullBuffer::from(valid)
         });
         self.map.clear();
-        let arr = PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(self.data_type.clone());
+        let arr =
+            PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(self.data_type.clone());
         Ok(vec![Arc::new(arr)])
     }
 }
@@ -748,7 +773,15 @@ mod tests {
 
     fn batch1() -> RecordBatch {
         batch(
-            vec![Some("a"), Some("b"), None, Some("a"), Some("b"), None, Some("a")],
+            vec![
+                Some("a"),
+                Some("b"),
+                None,
+                Some("a"),
+                Some("b"),
+                None,
+                Some("a"),
+            ],
             vec![Some(1), Some(1), Some(2), Some(1), None, Some(2), None],
             vec![Some(10), None, Some(5), Some(20), Some(7), None, Some(1)],
         )
@@ -765,7 +798,11 @@ mod tests {
     fn standard_aggs() -> Vec<AggExpr> {
         vec![
             agg("count", vec![col(2, "v")], "cnt"),
-            agg("count", vec![PhysExpr::lit(ScalarValue::Int64(Some(1)))], "cnt_star"),
+            agg(
+                "count",
+                vec![PhysExpr::lit(ScalarValue::Int64(Some(1)))],
+                "cnt_star",
+            ),
             agg("sum", vec![col(2, "v")], "s"),
             agg("min", vec![col(2, "v")], "mn"),
             agg("max", vec![col(0, "k1")], "mx"),
@@ -947,7 +984,7 @@ mod tests {
         let empty = batch(vec![], vec![], vec![]);
         let expected = vec!["0|0|NULL|NULL|NULL|NULL"];
         assert_eq!(run_single(&[], &aggs, &[]), expected);
-        assert_eq!(run_single(&[], &aggs, &[empty.clone()]), expected);
+        assert_eq!(run_single(&[], &aggs, std::slice::from_ref(&empty)), expected);
         assert_eq!(run_two_phase(&[], &aggs, &[vec![], vec![empty]]), expected);
         // Partial without groups emits one row of states.
         let partial = spec(AggregateMode::Partial, &[], &aggs, &input_schema());
@@ -1024,7 +1061,11 @@ mod tests {
             op: BinaryOp::Gt,
             right: Box::new(PhysExpr::lit(ScalarValue::Int64(Some(5)))),
         };
-        let mut c = agg("count", vec![PhysExpr::lit(ScalarValue::Int64(Some(1)))], "c");
+        let mut c = agg(
+            "count",
+            vec![PhysExpr::lit(ScalarValue::Int64(Some(1)))],
+            "c",
+        );
         c.filter = Some(pred.clone());
         let mut s = agg("sum", vec![col(2, "v")], "s");
         s.filter = Some(pred.clone());
@@ -1049,14 +1090,50 @@ mod tests {
     }
 
     #[test]
+    fn order_sensitive_aggregates() {
+        use crate::expr::SortExpr;
+        let desc = |e: PhysExpr| SortExpr {
+            expr: e,
+            asc: false,
+            nulls_first: false,
+        };
+        let mut fv = agg("first_value", vec![col(2, "v")], "fv");
+        fv.order_by = vec![desc(col(2, "v"))];
+        let mut fs = agg("first_value", vec![col(0, "k1")], "fs");
+        fs.order_by = vec![desc(col(2, "v"))];
+        let mut aa = agg("array_agg", vec![col(2, "v")], "aa");
+        aa.order_by = vec![desc(col(2, "v"))];
+        let aggs = [fv, fs, agg("max", vec![col(2, "v")], "mx"), aa];
+        let g = [col(1, "k2")];
+        let got = run_single(&g, &aggs, &[batch1(), batch2()]);
+        // k2=1: v 10,NULL,20,30 (k1 a,b,a,a); k2=2: 5,NULL,1; 3: NULL; NULL: 7,1,3
+        // (list display shows NULL elements as empty)
+        assert_eq!(
+            got,
+            vec![
+                "1|30|a|30|[30, 20, 10, ]",
+                "2|5|NULL|5|[5, 1, ]",
+                "3|NULL|c|NULL|[]",
+                "NULL|7|b|7|[7, 3, 1]",
+            ]
+        );
+        let two = run_two_phase(&g, &aggs, &[vec![batch1()], vec![batch2()]]);
+        assert_eq!(two, got);
+    }
+
+    #[test]
     fn output_is_sliced_to_batch_size() {
         let n = 10_000i64;
         let schema = input_schema();
         let b = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("k{}", i % 1000)))),
-                Arc::new(Int32Array::from_iter_values((0..n).map(|i| (i % 777) as i32))),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("k{}", i % 1000)),
+                )),
+                Arc::new(Int32Array::from_iter_values(
+                    (0..n).map(|i| (i % 777) as i32),
+                )),
                 Arc::new(Int64Array::from_iter_values(0..n)),
                 Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
             ],

@@ -82,7 +82,10 @@ fn csv_error(path: &str, e: ArrowError) -> DataflowError {
 fn renumber_line(msg: &str) -> Option<String> {
     const KEY: &str = " at line ";
     let start = msg.find(KEY)? + KEY.len();
-    let digits = msg[start..].chars().take_while(|c| c.is_ascii_digit()).count();
+    let digits = msg[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     let n: usize = msg[start..start + digits].parse().ok()?;
     Some(format!(
         "{}{}{}",
@@ -243,7 +246,9 @@ mod tests {
         let batches = collect(vec![a, b], spec(true, b'|', vec![2, 0], 2))
             .await
             .unwrap();
-        assert!(batches.iter().all(|b| b.num_rows() <= 2 && b.num_columns() == 2));
+        assert!(batches
+            .iter()
+            .all(|b| b.num_rows() <= 2 && b.num_columns() == 2));
         let ids: Vec<i64> = batches
             .iter()
             .flat_map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec())
@@ -251,7 +256,12 @@ mod tests {
         assert_eq!(ids, vec![1, 2, 3, 4]);
         let amounts: Vec<Option<f64>> = batches
             .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Float64Type>().iter().collect::<Vec<_>>())
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(amounts, vec![Some(1.5), None, Some(3.25), Some(4.0)]);
         assert_eq!(batches[0].schema().field(0).name(), "amount");
@@ -265,12 +275,17 @@ mod tests {
             .unwrap();
         assert_eq!(batches.len(), 1);
         let b = &batches[0];
-        assert_eq!(b.column(0).as_ref(), &Int64Array::from(vec![1, 2]) as &dyn arrow::array::Array);
+        assert_eq!(
+            b.column(0).as_ref(),
+            &Int64Array::from(vec![1, 2]) as &dyn arrow::array::Array
+        );
         assert_eq!(
             b.column(1).as_ref(),
             &StringArray::from(vec!["x", "y,z"]) as &dyn arrow::array::Array
         );
-        let batches = collect(vec![a], spec(false, b',', vec![], 10)).await.unwrap();
+        let batches = collect(vec![a], spec(false, b',', vec![], 10))
+            .await
+            .unwrap();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 2);
     }
@@ -279,9 +294,12 @@ mod tests {
     async fn bad_rows_name_path_and_line() {
         // line 3 (the second data row) holds a bad value.
         let bad_value = write_temp("bad_value.csv", "id,name,amount\n1,a,1\nxx,b,2\n3,c,3\n");
-        let err = collect(vec![bad_value.clone()], spec(true, b',', vec![0, 1, 2], 100))
-            .await
-            .unwrap_err();
+        let err = collect(
+            vec![bad_value.clone()],
+            spec(true, b',', vec![0, 1, 2], 100),
+        )
+        .await
+        .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataflowError::File { .. }), "{msg}");
         assert!(msg.contains(&bad_value) && msg.contains("line 3"), "{msg}");
@@ -308,7 +326,10 @@ mod tests {
             .await
             .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(&missing) && msg.contains("no such file"), "{msg}");
+        assert!(
+            msg.contains(&missing) && msg.contains("no such file"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -395,7 +416,12 @@ mod tests {
         while let Some(b) = stream.next().await {
             let b = b.unwrap();
             assert!(b.num_rows() <= 2);
-            names.extend(b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()));
+            names.extend(
+                b.column(0)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.unwrap().to_string()),
+            );
         }
         assert_eq!(names, ["a", "b", "c", "a", "b", "c"]);
     }

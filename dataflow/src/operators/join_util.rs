@@ -235,15 +235,15 @@ impl JoinFilter {
         }
         let mut columns = Vec::with_capacity(self.left_cols.len() + self.right_cols.len());
         if !self.left_cols.is_empty() {
-            let idx = UInt32Array::from(build_idx.clone());
+            let idx = Indices::new(build_idx.clone());
             for &c in &self.left_cols {
-                columns.push(gather(build.column(c), build_idx, &idx)?);
+                columns.push(idx.gather(build.column(c))?);
             }
         }
         if !self.right_cols.is_empty() {
-            let idx = UInt32Array::from(probe_idx.clone());
+            let idx = Indices::new(probe_idx.clone());
             for &c in &self.right_cols {
-                columns.push(gather(probe.column(c), probe_idx, &idx)?);
+                columns.push(idx.gather(probe.column(c))?);
             }
         }
         let batch = rebind(&self.schema, columns, n)?;
@@ -282,19 +282,35 @@ impl JoinFilter {
     }
 }
 
-/// `take` of `col` at `idx` (`arr` is the same indices as an array); a
-/// contiguous run of indices is a zero-copy slice.
-fn gather(col: &ArrayRef, idx: &[u32], arr: &UInt32Array) -> Result<ArrayRef> {
-    if let Some(&first) = idx.first() {
-        let contiguous = idx
-            .iter()
-            .enumerate()
-            .all(|(k, &i)| i as usize == first as usize + k);
-        if contiguous && first as usize + idx.len() <= col.len() {
-            return Ok(col.slice(first as usize, idx.len()));
+/// Row indices to gather from one side: a contiguous run of rows is a
+/// zero-copy slice, anything else a `take`.
+struct Indices {
+    arr: UInt32Array,
+    run: Option<usize>,
+}
+
+impl Indices {
+    fn new(idx: Vec<u32>) -> Self {
+        let run = idx.first().and_then(|&first| {
+            idx.iter()
+                .enumerate()
+                .all(|(k, &i)| i as usize == first as usize + k)
+                .then_some(first as usize)
+        });
+        Indices {
+            arr: UInt32Array::from(idx),
+            run,
         }
     }
-    Ok(take(col.as_ref(), arr, None)?)
+
+    fn gather(&self, col: &ArrayRef) -> Result<ArrayRef> {
+        match self.run {
+            Some(first) if first + self.arr.len() <= col.len() => {
+                Ok(col.slice(first, self.arr.len()))
+            }
+            _ => Ok(take(col.as_ref(), &self.arr, None)?),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -434,13 +450,13 @@ impl JoinSpec {
     ) -> Result<RecordBatch> {
         let n = build_idx.len();
         let mut columns = Vec::with_capacity(self.schema.fields().len());
-        let bi = UInt32Array::from(build_idx);
+        let bi = Indices::new(build_idx);
         for c in build.columns() {
-            columns.push(gather(c, bi.values(), &bi)?);
+            columns.push(bi.gather(c)?);
         }
-        let pi = UInt32Array::from(probe_idx);
+        let pi = Indices::new(probe_idx);
         for c in probe.columns() {
-            columns.push(gather(c, pi.values(), &pi)?);
+            columns.push(pi.gather(c)?);
         }
         rebind(&self.schema, columns, n)
     }

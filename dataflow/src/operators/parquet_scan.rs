@@ -402,7 +402,9 @@ mod tests {
                 Arc::new(Int32Array::from_iter(
                     ids.iter().map(|i| (*i < 30).then_some(*i as i32)),
                 )),
-                Arc::new(Float64Array::from_iter_values(ids.iter().map(|i| *i as f64))),
+                Arc::new(Float64Array::from_iter_values(
+                    ids.iter().map(|i| *i as f64),
+                )),
             ],
         )
         .unwrap()
@@ -511,7 +513,9 @@ mod tests {
         assert_eq!(batches[0].num_columns(), 3);
         assert_eq!(ids(&batches, 0), (0..40).collect::<Vec<_>>());
         assert_eq!(ids(&batches, 2), (0..40).collect::<Vec<_>>());
-        let price = batches[0].column(1).as_primitive::<arrow::datatypes::Decimal128Type>();
+        let price = batches[0]
+            .column(1)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
         assert_eq!(price.value(3), 305);
     }
 
@@ -567,7 +571,10 @@ mod tests {
         // The first row group (n000..n009) is pruned.
         assert_eq!(ids(&batches, 1), vec![10, 11]);
         assert_eq!(batches[0].column(0).data_type(), &DataType::Utf8View);
-        assert_eq!(batches[0].schema().field(0).data_type(), &DataType::Utf8View);
+        assert_eq!(
+            batches[0].schema().field(0).data_type(),
+            &DataType::Utf8View
+        );
     }
 
     #[test]
@@ -587,16 +594,28 @@ mod tests {
             (id_op(BinaryOp::GtEq, 29), vec![2, 3]),
             (id_op(BinaryOp::Eq, 100), vec![]),
             (
-                bin(lit(ScalarValue::Int64(Some(15))), BinaryOp::Eq, col(0, "id")),
+                bin(
+                    lit(ScalarValue::Int64(Some(15))),
+                    BinaryOp::Eq,
+                    col(0, "id"),
+                ),
                 vec![1],
             ),
             (
-                bin(lit(ScalarValue::Int64(Some(10))), BinaryOp::Gt, col(0, "id")),
+                bin(
+                    lit(ScalarValue::Int64(Some(10))),
+                    BinaryOp::Gt,
+                    col(0, "id"),
+                ),
                 vec![0],
             ),
             // A literal of another integer type.
             (
-                bin(col(0, "id"), BinaryOp::Eq, lit(ScalarValue::Int32(Some(25)))),
+                bin(
+                    col(0, "id"),
+                    BinaryOp::Eq,
+                    lit(ScalarValue::Int32(Some(25))),
+                ),
                 vec![2],
             ),
             (
@@ -632,9 +651,18 @@ mod tests {
             (bin(col(1, "name"), BinaryOp::Lt, s("n010")), vec![0]),
             (bin(col(1, "name"), BinaryOp::Gt, s("n1")), vec![]),
             // price = id + 0.05
-            (bin(col(2, "price"), BinaryOp::Gt, dec(3000, 10, 2)), vec![3]),
-            (bin(col(2, "price"), BinaryOp::Eq, dec(10050, 12, 3)), vec![1]),
-            (bin(col(2, "price"), BinaryOp::Eq, dec(10051, 12, 3)), vec![1]),
+            (
+                bin(col(2, "price"), BinaryOp::Gt, dec(3000, 10, 2)),
+                vec![3],
+            ),
+            (
+                bin(col(2, "price"), BinaryOp::Eq, dec(10050, 12, 3)),
+                vec![1],
+            ),
+            (
+                bin(col(2, "price"), BinaryOp::Eq, dec(10051, 12, 3)),
+                vec![1],
+            ),
             (bin(col(3, "day"), BinaryOp::GtEq, day(10_030)), vec![3]),
             (bin(col(3, "day"), BinaryOp::Lt, day(10_000)), vec![]),
             // A cast of the column in the same family.
@@ -651,20 +679,32 @@ mod tests {
             ),
             // Row group 3 of opt is all NULL.
             (
-                bin(col(4, "opt"), BinaryOp::GtEq, lit(ScalarValue::Int32(Some(0)))),
+                bin(
+                    col(4, "opt"),
+                    BinaryOp::GtEq,
+                    lit(ScalarValue::Int32(Some(0))),
+                ),
                 vec![0, 1, 2],
             ),
             (PhysExpr::IsNotNull(Box::new(col(4, "opt"))), vec![0, 1, 2]),
             // OR / AND
             (
-                bin(id_op(BinaryOp::Eq, 5), BinaryOp::Or, id_op(BinaryOp::Eq, 35)),
+                bin(
+                    id_op(BinaryOp::Eq, 5),
+                    BinaryOp::Or,
+                    id_op(BinaryOp::Eq, 35),
+                ),
                 vec![0, 3],
             ),
             (
                 bin(
                     id_op(BinaryOp::Eq, 5),
                     BinaryOp::Or,
-                    bin(col(5, "score"), BinaryOp::Gt, lit(ScalarValue::Float64(Some(1.0)))),
+                    bin(
+                        col(5, "score"),
+                        BinaryOp::Gt,
+                        lit(ScalarValue::Float64(Some(1.0))),
+                    ),
                 ),
                 all.clone(),
             ),
@@ -672,18 +712,30 @@ mod tests {
                 bin(
                     id_op(BinaryOp::Gt, 100),
                     BinaryOp::And,
-                    bin(col(5, "score"), BinaryOp::Gt, lit(ScalarValue::Float64(Some(1.0)))),
+                    bin(
+                        col(5, "score"),
+                        BinaryOp::Gt,
+                        lit(ScalarValue::Float64(Some(1.0))),
+                    ),
                 ),
                 vec![],
             ),
             // Not decidable: floats, arithmetic, LIKE.
             (
-                bin(col(5, "score"), BinaryOp::Gt, lit(ScalarValue::Float64(Some(1e9)))),
+                bin(
+                    col(5, "score"),
+                    BinaryOp::Gt,
+                    lit(ScalarValue::Float64(Some(1e9))),
+                ),
                 all.clone(),
             ),
             (
                 bin(
-                    bin(col(0, "id"), BinaryOp::Plus, lit(ScalarValue::Int64(Some(1)))),
+                    bin(
+                        col(0, "id"),
+                        BinaryOp::Plus,
+                        lit(ScalarValue::Int64(Some(1))),
+                    ),
                     BinaryOp::Eq,
                     lit(ScalarValue::Int64(Some(1000))),
                 ),
@@ -738,7 +790,11 @@ mod tests {
                 list: vec![lit(ScalarValue::Date32(Some(10_011)))],
                 negated: false,
             },
-            bin(col(4, "opt"), BinaryOp::Gt, lit(ScalarValue::Int32(Some(27)))),
+            bin(
+                col(4, "opt"),
+                BinaryOp::Gt,
+                lit(ScalarValue::Int32(Some(27))),
+            ),
         ];
         let all: Vec<usize> = (0..6).collect();
         for p in preds {
@@ -776,7 +832,10 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataflowError::File { .. }), "{msg}");
-        assert!(msg.contains(&missing) && msg.contains("no such file"), "{msg}");
+        assert!(
+            msg.contains(&missing) && msg.contains("no such file"),
+            "{msg}"
+        );
 
         // Not a Parquet file.
         let corrupt = temp_path("corrupt.parquet");

@@ -105,8 +105,18 @@ enum Family {
 fn family(dt: &DataType) -> Option<Family> {
     use DataType::*;
     match dt {
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Decimal32(_, _)
-        | Decimal64(_, _) | Decimal128(_, _) | Decimal256(_, _) => Some(Family::Exact),
+        Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Decimal32(_, _)
+        | Decimal64(_, _)
+        | Decimal128(_, _)
+        | Decimal256(_, _) => Some(Family::Exact),
         Utf8 | LargeUtf8 | Utf8View => Some(Family::String),
         Date32 | Date64 | Timestamp(_, _) => Some(Family::Temporal),
         Dictionary(_, v) => family(v),
@@ -307,13 +317,20 @@ fn skip_mask(p: &Pred, st: &FileStats<'_>) -> Option<Vec<bool>> {
         }
         Pred::IsNull(index) => {
             let (nulls, _) = null_counts(*index, st)?;
-            Some((0..n).map(|i| nulls.is_valid(i) && nulls.value(i) == 0).collect())
+            Some(
+                (0..n)
+                    .map(|i| nulls.is_valid(i) && nulls.value(i) == 0)
+                    .collect(),
+            )
         }
         Pred::IsNotNull(index) => all_null(*index, st),
         Pred::Cmp { col, op, value } => {
             let (b, v) = bounds_and_value(col, value, st)?;
             let m = match op {
-                CmpOp::Eq => or(&definite(cmp::lt(&b.max, &v)), &definite(cmp::gt(&b.min, &v))),
+                CmpOp::Eq => or(
+                    &definite(cmp::lt(&b.max, &v)),
+                    &definite(cmp::gt(&b.min, &v)),
+                ),
                 CmpOp::NotEq => and(
                     &definite(cmp::eq(&b.min, &v)),
                     &definite(cmp::eq(&b.max, &v)),
@@ -351,7 +368,10 @@ fn skip_mask(p: &Pred, st: &FileStats<'_>) -> Option<Vec<bool>> {
             let mut m = vec![true; n];
             for value in values {
                 let (b, v) = bounds_and_value(col, value, st)?;
-                let outside = or(&definite(cmp::lt(&b.max, &v)), &definite(cmp::gt(&b.min, &v)));
+                let outside = or(
+                    &definite(cmp::lt(&b.max, &v)),
+                    &definite(cmp::gt(&b.min, &v)),
+                );
                 m = and(&m, &outside);
             }
             Some(with_all_null(m, col.index, st))
