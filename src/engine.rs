@@ -145,7 +145,7 @@ impl Engine {
         let schema = parquet_scan::parquet_file_schema(&files[0])?;
         let mut rows = 0u64;
         for f in &files {
-            let (file_schema, file_rows) = (parquet_scan::parquet_file_schema(f)?, 0u64);
+            let (file_schema, file_rows) = parquet_scan::parquet_file_info(f)?;
             for field in schema.fields() {
                 if file_schema.field_with_name(field.name()).is_err() {
                     return Err(Error::file(

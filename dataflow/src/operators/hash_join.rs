@@ -1365,28 +1365,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod tmp_perf {
-    use std::sync::Arc;
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use crate::expr::PhysExpr;
-    use crate::operators::join_util::test_util::*;
-    use crate::plan::{JoinType, PhysicalPlan};
-
-    #[tokio::test]
-    async fn tmp_perf() {
-        let s = |p: &str| Arc::new(Schema::new(vec![Field::new(format!("{p}k"), DataType::Int64, false), Field::new(format!("{p}v"), DataType::Int64, false)]));
-        let (ls, rs) = (s("l"), s("r"));
-        let nb = 200_000i64;
-        let lb: Vec<RecordBatch> = (0..nb).step_by(8192).map(|st| { let e = (st + 8192).min(nb); RecordBatch::try_new(ls.clone(), vec![Arc::new(Int64Array::from_iter_values(st..e)), Arc::new(Int64Array::from_iter_values(st..e))]).unwrap() }).collect();
-        let np = 2_000_000i64;
-        let rb: Vec<RecordBatch> = (0..np).step_by(8192).map(|st| { let e = (st + 8192).min(np); RecordBatch::try_new(rs.clone(), vec![Arc::new(Int64Array::from_iter_values((st..e).map(|x| (x * 7919) % (nb * 2)))), Arc::new(Int64Array::from_iter_values(st..e))]).unwrap() }).collect();
-        let plan = PhysicalPlan::HashJoin { left: Box::new(scan("l", &ls, 1)), right: Box::new(scan("r", &rs, 1)), join_type: JoinType::Inner, on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))], filter: None, null_equals_null: false, collect_left: false, schema: join_schema(&ls, &rs, JoinType::Inner) };
-        let t = std::time::Instant::now();
-        let out = run(&plan, vec![("l", lb), ("r", rb)], 8192).await.unwrap();
-        let n: usize = out.iter().map(|b| b.num_rows()).sum();
-        eprintln!("rows {n} in {:?}", t.elapsed());
-    }
-}

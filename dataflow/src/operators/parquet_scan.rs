@@ -146,10 +146,18 @@ pub(crate) fn find_field(schema: &Schema, name: &str) -> Option<usize> {
 
 /// The Arrow schema of a Parquet file, from its footer.
 pub fn parquet_file_schema(path: &str) -> Result<SchemaRef> {
+    Ok(parquet_file_info(path)?.0)
+}
+
+/// The Arrow schema (without file-level metadata) and the row count of a
+/// Parquet file, from its footer.
+pub fn parquet_file_info(path: &str) -> Result<(SchemaRef, u64)> {
     let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
     let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
         .map_err(|e| file_error(path, e))?;
-    Ok(Arc::clone(meta.schema()))
+    let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
+    let schema = Schema::new(meta.schema().fields().clone());
+    Ok((Arc::new(schema), rows))
 }
 
 /// Splits `files` into at most `partitions` partitions of row groups,

@@ -1,0 +1,221 @@
+//! Tests of the `ffq` binary.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn ffq(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ffq"));
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start ffq");
+    if let Some(text) = stdin {
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("run ffq")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Runs successfully and returns stdout.
+fn ok(args: &[&str], stdin: Option<&str>) -> String {
+    let o = ffq(args, stdin);
+    assert!(
+        o.status.success(),
+        "ffq {args:?} failed: {}\nstdout: {}",
+        stderr(&o),
+        stdout(&o)
+    );
+    stdout(&o)
+}
+
+/// Fails with exit code 1 and one `error: ...` line; returns that line.
+fn fails(args: &[&str], stdin: Option<&str>) -> String {
+    let o = ffq(args, stdin);
+    assert_eq!(o.status.code(), Some(1), "ffq {args:?}: {}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    assert!(!err.contains("panicked"), "{err:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn tpch_query_as_csv() {
+    let out = ok(
+        &[
+            "sql",
+            "--tpch",
+            "0.01",
+            "--format",
+            "csv",
+            "select count(*) as c from nation; \
+             select n_nationkey, n_name from nation where n_nationkey = 7",
+        ],
+        None,
+    );
+    assert_eq!(out, "c\n25\n\nn_nationkey,n_name\n7,GERMANY\n");
+}
+
+#[test]
+fn query_from_file_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q.sql");
+    std::fs::write(&file, "select 1 as a, 'x,y' as b\n").unwrap();
+    let at = format!("@{}", file.display());
+    assert_eq!(ok(&["sql", "--format", "csv", &at], None), "a,b\n1,\"x,y\"\n");
+    assert_eq!(
+        ok(&["sql", "--format", "csv", "-"], Some("select 2 as a;")),
+        "a\n2\n"
+    );
+
+    let missing = dir.path().join("missing.sql");
+    let err = fails(&["sql", &format!("@{}", missing.display())], None);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn several_statements_and_formats() {
+    let out = ok(
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "select 1 as a; select 'two' as b, null as c",
+        ],
+        None,
+    );
+    assert_eq!(out, "a\n1\n\nb,c\ntwo,\n");
+
+    let out = ok(
+        &["sql", "--format", "json", "select 1 as a; select 'q\"' as b, null as c"],
+        None,
+    );
+    assert_eq!(out, "{\"a\":1}\n{\"b\":\"q\\\"\",\"c\":null}\n");
+
+    let o = ffq(&["sql", "select 1 as a"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    assert!(stderr(&o).starts_with("1 row in "), "{}", stderr(&o));
+
+    let out = ok(&["sql", "--explain", "select 1 as a"], None);
+    assert!(out.contains("== Physical plan =="), "{out}");
+}
+
+#[test]
+fn syntax_error() {
+    let err = fails(&["sql", "select 1;\nselec 2"], None);
+    assert!(err.contains("Line: 2"), "{err}");
+    assert!(err.contains("Column: 1"), "{err}");
+}
+
+#[test]
+fn empty_query() {
+    fails(&["sql", ""], None);
+    fails(&["sql", "-"], Some("  \n"));
+    fails(&["sql", " -- just a comment"], None);
+}
+
+#[test]
+fn planning_error() {
+    let err = fails(&["sql", "select * from no_such_table"], None);
+    assert!(err.contains("no_such_table"), "{err}");
+}
+
+#[test]
+fn missing_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope").join("t.parquet");
+    let path = path.display().to_string();
+    let err = fails(
+        &["sql", "--table", &format!("t={path}"), "select * from t"],
+        None,
+    );
+    assert!(err.contains(&path), "{err}");
+
+    let csv = dir.path().join("t.csv").display().to_string();
+    let err = fails(
+        &["sql", "--table", &format!("t={csv}"), "select * from t"],
+        None,
+    );
+    assert!(err.contains(&csv), "{err}");
+}
+
+#[test]
+fn csv_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    std::fs::write(&path, "k,v\n1,a\n2,b\n3,c\n").unwrap();
+    let arg = format!("t={}", path.display());
+    let out = ok(
+        &[
+            "sql",
+            "--table",
+            &arg,
+            "--format",
+            "csv",
+            "select sum(k) as s, max(v) as m from t",
+        ],
+        None,
+    );
+    assert_eq!(out, "s,m\n6,c\n");
+}
+
+#[test]
+fn tpch_gen_then_query_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("tpch");
+    let out_arg = out_dir.display().to_string();
+    let o = ffq(
+        &["tpch-gen", "--sf", "0.01", "--out", &out_arg, "--partitions", "2"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for table in [
+        "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
+    ] {
+        assert!(out_dir.join(table).join("part-0.parquet").is_file(), "{table}");
+    }
+    assert!(out_dir.join("orders").join("part-1.parquet").is_file());
+    assert!(!out_dir.join("nation").join("part-1.parquet").exists());
+
+    let nation = format!("nation={}", out_dir.join("nation").display());
+    let orders = format!("orders={}", out_dir.join("orders").display());
+    let out = ok(
+        &[
+            "sql",
+            "--table",
+            &nation,
+            "--table",
+            &orders,
+            "--format",
+            "csv",
+            "select count(*) as n from nation; select count(*) as n from orders",
+        ],
+        None,
+    );
+    assert_eq!(out, "n\n25\n\nn\n15000\n");
+}
+
+#[test]
+fn bad_arguments() {
+    let o = ffq(&["tpch-gen", "--sf", "0", "--out", "/tmp/never-used"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error: "));
+    // clap usage errors exit with 2.
+    let o = ffq(&["sql", "--format", "xml", "select 1"], None);
+    assert_eq!(o.status.code(), Some(2));
+}
