@@ -512,7 +512,10 @@ mod tests {
             Arc::new(StringArray::from(vec![Some("x"), None])) as ArrayRef,
         )]);
         let out = format_batches(OutputFormat::Table, b.schema(), &[b]).unwrap();
-        assert_eq!(out, "+------+\n| s    |\n+------+\n| x    |\n| NULL |\n+------+\n");
+        assert_eq!(
+            out,
+            "+------+\n| s    |\n+------+\n| x    |\n| NULL |\n+------+\n"
+        );
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let out = format_batches(OutputFormat::Table, schema, &[]).unwrap();
         assert_eq!(out, "+---+\n| a |\n+---+\n+---+\n");

@@ -245,7 +245,12 @@ fn remove_old_parts(dir: &Path, ext: &str) -> Result<()> {
 
 /// Generates one part into a hidden temporary file next to `job.path`,
 /// then renames it.
-fn write_job(job: &Job, sf: f64, format: TpchFileFormat, failed: &AtomicBool) -> Result<WrittenFile> {
+fn write_job(
+    job: &Job,
+    sf: f64,
+    format: TpchFileFormat,
+    failed: &AtomicBool,
+) -> Result<WrittenFile> {
     let path_name = job.path.display().to_string();
     let file_name = job
         .path

@@ -50,7 +50,10 @@ async fn query_error(engine: &Engine, sql: &str) -> String {
 
 fn assert_contains(msg: &str, parts: &[&str]) {
     for p in parts {
-        assert!(msg.contains(p), "error message {msg:?} should contain {p:?}");
+        assert!(
+            msg.contains(p),
+            "error message {msg:?} should contain {p:?}"
+        );
     }
 }
 
@@ -154,11 +157,15 @@ async fn missing_parquet_file_names_the_path() {
     let path = dir.path().join("does_not_exist.parquet");
     let path = path.to_str().unwrap();
     let e = Engine::new();
-    let err = e.register_parquet("p", path).expect_err("missing file must fail");
+    let err = e
+        .register_parquet("p", path)
+        .expect_err("missing file must fail");
     assert_contains(&err.to_string(), &[path]);
     // A directory without parquet files.
     let dir_path = dir.path().to_str().unwrap();
-    let err = e.register_parquet("p", dir_path).expect_err("empty directory must fail");
+    let err = e
+        .register_parquet("p", dir_path)
+        .expect_err("empty directory must fail");
     assert_contains(&err.to_string(), &[dir_path]);
 }
 
@@ -166,7 +173,11 @@ async fn missing_parquet_file_names_the_path() {
 async fn corrupt_parquet_file_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corrupt.parquet");
-    std::fs::write(&path, b"this is definitely not a parquet file, just some bytes PAR1").unwrap();
+    std::fs::write(
+        &path,
+        b"this is definitely not a parquet file, just some bytes PAR1",
+    )
+    .unwrap();
     let path = path.to_str().unwrap();
     let e = Engine::new();
     let msg = match e.register_parquet("p", path) {
@@ -211,8 +222,15 @@ async fn csv_wrong_field_count_names_line_and_path() {
         },
     )
     .expect("registering with an explicit schema reads no records");
-    let df = e.sql("SELECT a, b FROM c").await.expect("planning succeeds");
-    let msg = df.collect().await.expect_err("the bad record must fail").to_string();
+    let df = e
+        .sql("SELECT a, b FROM c")
+        .await
+        .expect("planning succeeds");
+    let msg = df
+        .collect()
+        .await
+        .expect_err("the bad record must fail")
+        .to_string();
     assert_contains(&msg, &[path, "line 4"]);
 }
 
@@ -261,6 +279,8 @@ async fn invalid_arguments() {
     let err = e.register_batches("x", vec![]).expect_err("no batches");
     assert_contains(&err.to_string(), &["x"]);
     let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
-    let err = e.register_memory("bad name", schema, vec![]).expect_err("bad name");
+    let err = e
+        .register_memory("bad name", schema, vec![])
+        .expect_err("bad name");
     assert_contains(&err.to_string(), &["bad name"]);
 }

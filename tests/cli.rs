@@ -76,7 +76,10 @@ fn query_from_file_and_stdin() {
     let file = dir.path().join("q.sql");
     std::fs::write(&file, "select 1 as a, 'x,y' as b\n").unwrap();
     let at = format!("@{}", file.display());
-    assert_eq!(ok(&["sql", "--format", "csv", &at], None), "a,b\n1,\"x,y\"\n");
+    assert_eq!(
+        ok(&["sql", "--format", "csv", &at], None),
+        "a,b\n1,\"x,y\"\n"
+    );
     assert_eq!(
         ok(&["sql", "--format", "csv", "-"], Some("select 2 as a;")),
         "a\n2\n"
@@ -101,7 +104,12 @@ fn several_statements_and_formats() {
     assert_eq!(out, "a\n1\n\nb,c\ntwo,\n");
 
     let out = ok(
-        &["sql", "--format", "json", "select 1 as a; select 'q\"' as b, null as c"],
+        &[
+            "sql",
+            "--format",
+            "json",
+            "select 1 as a; select 'q\"' as b, null as c",
+        ],
         None,
     );
     assert_eq!(out, "{\"a\":1}\n{\"b\":\"q\\\"\",\"c\":null}\n");
@@ -180,14 +188,25 @@ fn tpch_gen_then_query_parquet() {
     let out_dir = dir.path().join("tpch");
     let out_arg = out_dir.display().to_string();
     let o = ffq(
-        &["tpch-gen", "--sf", "0.01", "--out", &out_arg, "--partitions", "2"],
+        &[
+            "tpch-gen",
+            "--sf",
+            "0.01",
+            "--out",
+            &out_arg,
+            "--partitions",
+            "2",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
     for table in [
         "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
     ] {
-        assert!(out_dir.join(table).join("part-0.parquet").is_file(), "{table}");
+        assert!(
+            out_dir.join(table).join("part-0.parquet").is_file(),
+            "{table}"
+        );
     }
     assert!(out_dir.join("orders").join("part-1.parquet").is_file());
     assert!(!out_dir.join("nation").join("part-1.parquet").exists());

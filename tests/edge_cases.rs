@@ -15,7 +15,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use ffq::Engine;
 
-use common::{assert_all_same, check_same, ffq_engine, normalize, oracle_session, register_both};
+use common::{
+    assert_all_same, assert_no_failures, check_all, check_same, ffq_engine, normalize,
+    oracle_session, register_both,
+};
 
 /// Days since 1970-01-01 of a (proleptic Gregorian) date.
 fn days(y: i32, m: u32, d: u32) -> i32 {
@@ -176,7 +179,12 @@ fn t3() -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, true)]));
     RecordBatch::try_new(
         schema,
-        vec![Arc::new(Int32Array::from(vec![Some(1), Some(2), Some(2), Some(7)]))],
+        vec![Arc::new(Int32Array::from(vec![
+            Some(1),
+            Some(2),
+            Some(2),
+            Some(7),
+        ]))],
     )
     .unwrap()
 }
@@ -193,7 +201,10 @@ fn dup(name_v: &str, n: i32) -> RecordBatch {
     let vals: Vec<i64> = (0..n as i64).collect();
     RecordBatch::try_new(
         schema,
-        vec![Arc::new(Int32Array::from(keys)), Arc::new(Int64Array::from(vals))],
+        vec![
+            Arc::new(Int32Array::from(keys)),
+            Arc::new(Int64Array::from(vals)),
+        ],
     )
     .unwrap()
 }
@@ -228,10 +239,12 @@ fn setup(target_partitions: usize, batch_size: usize) -> (Engine, SessionContext
 const CONFIGS: [(usize, usize); 2] = [(1, 8192), (3, 2)];
 
 async fn check(queries: &[&str]) {
+    let mut failures = Vec::new();
     for (p, batch_size) in CONFIGS {
         let (engine, ctx) = setup(p, batch_size);
-        assert_all_same(queries, &engine, &ctx).await;
+        failures.extend(check_all(queries, &engine, &ctx).await);
     }
+    assert_no_failures(&failures, queries.len() * CONFIGS.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

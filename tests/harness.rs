@@ -19,7 +19,11 @@ fn batch(ks: Vec<Option<i32>>, fs: Vec<Option<f64>>, ms: Vec<Option<i128>>) -> R
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from(ks)),
         Arc::new(Float64Array::from(fs)),
-        Arc::new(Decimal128Array::from(ms).with_precision_and_scale(10, 2).unwrap()),
+        Arc::new(
+            Decimal128Array::from(ms)
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        ),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -30,7 +34,11 @@ fn rows(b: &RecordBatch) -> Vec<Row> {
 
 #[test]
 fn normalizes_cells() {
-    let b = batch(vec![Some(1), None], vec![Some(0.5), None], vec![Some(150), Some(-1)]);
+    let b = batch(
+        vec![Some(1), None],
+        vec![Some(0.5), None],
+        vec![Some(150), Some(-1)],
+    );
     let r = rows(&b);
     assert!(matches!(r[0][0], Cell::Text(ref s) if s == "1"));
     assert!(matches!(r[1][0], Cell::Null));
@@ -46,50 +54,111 @@ fn normalizes_cells() {
 
 #[test]
 fn unordered_accepts_permutations_and_float_noise() {
-    let a = batch(vec![Some(1), Some(2), None], vec![Some(1.0), Some(1e9), None], vec![Some(1), Some(2), None]);
-    let b = batch(vec![None, Some(2), Some(1)], vec![None, Some(1e9 + 1e-3), Some(1.0 + 1e-12)], vec![None, Some(2), Some(1)]);
+    let a = batch(
+        vec![Some(1), Some(2), None],
+        vec![Some(1.0), Some(1e9), None],
+        vec![Some(1), Some(2), None],
+    );
+    let b = batch(
+        vec![None, Some(2), Some(1)],
+        vec![None, Some(1e9 + 1e-3), Some(1.0 + 1e-12)],
+        vec![None, Some(2), Some(1)],
+    );
     compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).unwrap();
 }
 
 #[test]
 fn rejects_differences() {
-    let a = batch(vec![Some(1), Some(2)], vec![Some(1.0), Some(2.0)], vec![Some(1), Some(2)]);
+    let a = batch(
+        vec![Some(1), Some(2)],
+        vec![Some(1.0), Some(2.0)],
+        vec![Some(1), Some(2)],
+    );
     // A float beyond the tolerance.
-    let b = batch(vec![Some(1), Some(2)], vec![Some(1.0), Some(2.001)], vec![Some(1), Some(2)]);
+    let b = batch(
+        vec![Some(1), Some(2)],
+        vec![Some(1.0), Some(2.001)],
+        vec![Some(1), Some(2)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).is_err());
     // Decimals are exact.
-    let b = batch(vec![Some(1), Some(2)], vec![Some(1.0), Some(2.0)], vec![Some(1), Some(3)]);
+    let b = batch(
+        vec![Some(1), Some(2)],
+        vec![Some(1.0), Some(2.0)],
+        vec![Some(1), Some(3)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).is_err());
     // NULL is not a value.
-    let b = batch(vec![Some(1), None], vec![Some(1.0), Some(2.0)], vec![Some(1), Some(2)]);
+    let b = batch(
+        vec![Some(1), None],
+        vec![Some(1.0), Some(2.0)],
+        vec![Some(1), Some(2)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).is_err());
     // A missing row, a duplicated row.
     let b = batch(vec![Some(1)], vec![Some(1.0)], vec![Some(1)]);
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).is_err());
-    let b = batch(vec![Some(1), Some(1)], vec![Some(1.0), Some(1.0)], vec![Some(1), Some(1)]);
+    let b = batch(
+        vec![Some(1), Some(1)],
+        vec![Some(1.0), Some(1.0)],
+        vec![Some(1), Some(1)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Unordered).is_err());
     // The wrong order.
-    let b = batch(vec![Some(2), Some(1)], vec![Some(2.0), Some(1.0)], vec![Some(2), Some(1)]);
+    let b = batch(
+        vec![Some(2), Some(1)],
+        vec![Some(2.0), Some(1.0)],
+        vec![Some(2), Some(1)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Exact).is_err());
-    let keys = OutputOrder::Keys { keys: vec![0], limited: false };
+    let keys = OutputOrder::Keys {
+        keys: vec![0],
+        limited: false,
+    };
     assert!(compare_rows("t", &rows(&a), &rows(&b), &keys).is_err());
 }
 
 #[test]
 fn ties_compare_as_multisets() {
-    let keys = OutputOrder::Keys { keys: vec![0], limited: false };
-    let a = batch(vec![Some(1), Some(1), Some(2)], vec![Some(1.0), Some(2.0), Some(3.0)], vec![Some(1), Some(2), Some(3)]);
-    let b = batch(vec![Some(1), Some(1), Some(2)], vec![Some(2.0), Some(1.0), Some(3.0)], vec![Some(2), Some(1), Some(3)]);
+    let keys = OutputOrder::Keys {
+        keys: vec![0],
+        limited: false,
+    };
+    let a = batch(
+        vec![Some(1), Some(1), Some(2)],
+        vec![Some(1.0), Some(2.0), Some(3.0)],
+        vec![Some(1), Some(2), Some(3)],
+    );
+    let b = batch(
+        vec![Some(1), Some(1), Some(2)],
+        vec![Some(2.0), Some(1.0), Some(3.0)],
+        vec![Some(2), Some(1), Some(3)],
+    );
     compare_rows("t", &rows(&a), &rows(&b), &keys).unwrap();
     assert!(compare_rows("t", &rows(&a), &rows(&b), &OutputOrder::Exact).is_err());
     // The last tie group of a LIMIT may hold other rows with the same key.
-    let a = batch(vec![Some(1), Some(2), Some(2)], vec![Some(1.0), Some(2.0), Some(3.0)], vec![Some(1), Some(2), Some(3)]);
-    let b = batch(vec![Some(1), Some(2), Some(2)], vec![Some(1.0), Some(4.0), Some(5.0)], vec![Some(1), Some(4), Some(5)]);
-    let limited = OutputOrder::Keys { keys: vec![0], limited: true };
+    let a = batch(
+        vec![Some(1), Some(2), Some(2)],
+        vec![Some(1.0), Some(2.0), Some(3.0)],
+        vec![Some(1), Some(2), Some(3)],
+    );
+    let b = batch(
+        vec![Some(1), Some(2), Some(2)],
+        vec![Some(1.0), Some(4.0), Some(5.0)],
+        vec![Some(1), Some(4), Some(5)],
+    );
+    let limited = OutputOrder::Keys {
+        keys: vec![0],
+        limited: true,
+    };
     compare_rows("t", &rows(&a), &rows(&b), &limited).unwrap();
     assert!(compare_rows("t", &rows(&a), &rows(&b), &keys).is_err());
     // ... but not a different key.
-    let b = batch(vec![Some(1), Some(2), Some(3)], vec![Some(1.0), Some(2.0), Some(3.0)], vec![Some(1), Some(2), Some(3)]);
+    let b = batch(
+        vec![Some(1), Some(2), Some(3)],
+        vec![Some(1.0), Some(2.0), Some(3.0)],
+        vec![Some(1), Some(2), Some(3)],
+    );
     assert!(compare_rows("t", &rows(&a), &rows(&b), &limited).is_err());
 }
 

@@ -14,7 +14,9 @@ async fn differential(n: usize) {
     let sql = tpch_query(n);
     let ctx = oracle_ctx(SF);
     let engine = tpch_engine(SF, 2);
-    let oracle = run_oracle(&sql, &ctx).await.unwrap_or_else(|e| panic!("{e}"));
+    let oracle = run_oracle(&sql, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let label = format!("TPC-H q{n} (target_partitions 2)");
     match check_against(&label, &sql, &engine, &oracle).await {
         Ok(rows) => eprintln!("q{n}: {} rows, order {:?}", rows.len(), oracle.order),
@@ -54,7 +56,8 @@ tpch_tests! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_results_for_1_3_8_partitions() {
     let ctx = oracle_ctx(SF);
-    let engines: Vec<(usize, ffq::Engine)> = [1, 3, 8].iter().map(|&p| (p, tpch_engine(SF, p))).collect();
+    let engines: Vec<(usize, ffq::Engine)> =
+        [1, 3, 8].iter().map(|&p| (p, tpch_engine(SF, p))).collect();
     let mut failures = Vec::new();
     for n in QUERIES {
         let sql = tpch_query(n);

@@ -196,6 +196,8 @@ pub enum PhysicalPlan {
         filter: Option<PhysExpr>,
         /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
         null_equals_null: bool,
+        /// `NOT IN` semantics for a left anti join (see the operator).
+        null_aware: bool,
         /// Left is a single partition shared by every right partition
         /// (only for joins that never emit unmatched left rows).
         collect_left: bool,

@@ -109,9 +109,9 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
 fn read_query(query: &str) -> Result<String, CliError> {
     if query == "-" {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::msg(format!("cannot read the query from standard input: {e}")))?;
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            CliError::msg(format!("cannot read the query from standard input: {e}"))
+        })?;
         return Ok(text);
     }
     if let Some(path) = query.strip_prefix('@') {

@@ -366,6 +366,7 @@ impl PhysicalPlanner<'_> {
             on,
             filter,
             null_equals_null: j.null_equality == NullEquality::NullEqualsNull,
+            null_aware: j.null_aware,
             names: j.schema.fields().iter().map(|f| f.name().clone()).collect(),
             left_rows: estimate_rows(&j.left),
             right_rows: estimate_rows(&j.right),
@@ -374,9 +375,12 @@ impl PhysicalPlanner<'_> {
         if side.on.is_empty() {
             return Ok(self.nested_loop_join(side));
         }
-        // Build on the smaller side: DataFusion builds on the left, and a
-        // left-deep plan often puts the large intermediate there.
-        let side = if side.left_rows > side.right_rows * 1.5 && swappable(side.join_type) {
+        // Build on the smaller side: the SQL planner builds left-deep trees
+        // that often put the large intermediate on the left. Every join
+        // type has a mirror image, so any join can swap.
+        let side = if side.left_rows > side.right_rows * 1.5
+            && !side.null_aware
+        {
             side.swap()
         } else {
             side
@@ -405,7 +409,11 @@ impl PhysicalPlanner<'_> {
         let schema = join_schema(&s);
         let n = self.target_partitions.max(1);
         let broadcast = !s.join_type.emits_unmatched_left() && s.left_rows <= BROADCAST_MAX_ROWS;
-        let (left, right, collect_left) = if broadcast || n == 1 {
+        let (left, right, collect_left) = if s.null_aware {
+            // NOT IN needs to see every right row at once (a NULL anywhere
+            // decides for all rows).
+            (gather(s.left), gather(s.right), false)
+        } else if broadcast || n == 1 {
             let right = if n == 1 { gather(s.right) } else { s.right };
             (gather(s.left), right, !s.join_type.emits_unmatched_left())
         } else {
@@ -426,6 +434,7 @@ impl PhysicalPlanner<'_> {
             on: s.on,
             filter: s.filter,
             null_equals_null: s.null_equals_null,
+            null_aware: s.null_aware,
             collect_left,
             schema,
         };
@@ -474,6 +483,7 @@ struct JoinSide {
     on: Vec<(PhysExpr, PhysExpr)>,
     filter: Option<PhysExpr>,
     null_equals_null: bool,
+    null_aware: bool,
     /// Output column names, in the logical (unswapped) order.
     names: Vec<String>,
     left_rows: f64,
@@ -514,17 +524,13 @@ impl JoinSide {
             on: self.on.into_iter().map(|(l, r)| (r, l)).collect(),
             filter,
             null_equals_null: self.null_equals_null,
+            null_aware: self.null_aware,
             names: self.names,
             left_rows: self.right_rows,
             right_rows: self.left_rows,
             swapped_widths: both_sides.then_some((nl, nr)),
         }
     }
-}
-
-fn swappable(_join_type: JoinType) -> bool {
-    // Every join type has a mirror image among FFQ's join types.
-    true
 }
 
 /// `plan` in one partition (an exchange that gathers, when needed).

@@ -53,6 +53,29 @@ pub fn tpch_batches(sf: f64) -> TpchData {
     data
 }
 
+/// Initializes tpchgen's process-wide text pool and distributions (about
+/// 10 s in a debug build, once per process), so that time measurements of
+/// TPC-H scans do not include it.
+pub fn warm_up_tpchgen() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let _ = tpch_generator(TpchTable::LineItem, 0.001, 1, 1, 1).next();
+    });
+}
+
+/// The average time tpchgen takes to generate one batch of `batch_size`
+/// lineitem rows at `sf` (measured over a few batches, after warm-up).
+pub fn lineitem_batch_time(sf: f64, batch_size: usize) -> std::time::Duration {
+    warm_up_tpchgen();
+    let n = 4;
+    let start = std::time::Instant::now();
+    let mut generator = tpch_generator(TpchTable::LineItem, sf, 1, 1, batch_size);
+    for _ in 0..n {
+        let _ = generator.next();
+    }
+    start.elapsed() / n
+}
+
 /// A DataFusion session with target_partitions 2 (the oracle).
 pub fn oracle_session() -> SessionContext {
     SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2))
@@ -75,8 +98,8 @@ pub fn register_oracle_table(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) {
-    let table = MemTable::try_new(schema, vec![batches])
-        .unwrap_or_else(|e| panic!("MemTable {name}: {e}"));
+    let table =
+        MemTable::try_new(schema, vec![batches]).unwrap_or_else(|e| panic!("MemTable {name}: {e}"));
     ctx.register_table(name, Arc::new(table))
         .unwrap_or_else(|e| panic!("registering {name} in DataFusion: {e}"));
 }
@@ -415,8 +438,7 @@ pub fn compare_rows(
                     end += 1;
                 }
                 let last = end == expected.len();
-                if !(last && *limited) && !multiset_eq(&expected[start..end], &actual[start..end])
-                {
+                if !(last && *limited) && !multiset_eq(&expected[start..end], &actual[start..end]) {
                     return fail();
                 }
                 start = end;
@@ -473,9 +495,18 @@ pub fn compare_schemas(
 }
 
 /// Checks that every batch of a result has the declared column types.
-fn check_batch_types(label: &str, declared: &Schema, batches: &[RecordBatch]) -> Result<(), String> {
+fn check_batch_types(
+    label: &str,
+    declared: &Schema,
+    batches: &[RecordBatch],
+) -> Result<(), String> {
     for (i, b) in batches.iter().enumerate() {
-        let types: Vec<&DataType> = b.schema_ref().fields().iter().map(|f| f.data_type()).collect();
+        let types: Vec<&DataType> = b
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.data_type())
+            .collect();
         let want: Vec<&DataType> = declared.fields().iter().map(|f| f.data_type()).collect();
         if types != want {
             return Err(format!(
@@ -560,7 +591,9 @@ pub async fn check_same(sql: &str, engine: &Engine, ctx: &SessionContext) -> Res
         engine.config().batch_size,
         sql.trim()
     );
-    check_against(&label, sql, engine, &oracle).await.map(|_| ())
+    check_against(&label, sql, engine, &oracle)
+        .await
+        .map(|_| ())
 }
 
 /// Like [`check_same`], panicking with the difference.
@@ -570,20 +603,31 @@ pub async fn assert_same(sql: &str, engine: &Engine, ctx: &SessionContext) {
     }
 }
 
-/// Runs every query and panics at the end listing all that failed.
-pub async fn assert_all_same(queries: &[&str], engine: &Engine, ctx: &SessionContext) {
+/// Runs every query; returns the failures.
+pub async fn check_all(queries: &[&str], engine: &Engine, ctx: &SessionContext) -> Vec<String> {
     let mut failures = Vec::new();
     for sql in queries {
         if let Err(e) = check_same(sql, engine, ctx).await {
             failures.push(e);
         }
     }
+    failures
+}
+
+/// Panics listing all failures, if any.
+pub fn assert_no_failures(failures: &[String], total: usize) {
     if !failures.is_empty() {
         panic!(
             "{} of {} queries failed:\n\n{}",
             failures.len(),
-            queries.len(),
+            total,
             failures.join("\n----------------------------------------\n")
         );
     }
+}
+
+/// Runs every query and panics at the end listing all that failed.
+pub async fn assert_all_same(queries: &[&str], engine: &Engine, ctx: &SessionContext) {
+    let failures = check_all(queries, engine, ctx).await;
+    assert_no_failures(&failures, queries.len());
 }

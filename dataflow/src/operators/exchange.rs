@@ -112,6 +112,44 @@ impl Exchange {
     }
 }
 
+/// Sends to the consumers of one producer, remembering which consumers are
+/// gone: a consumer that stopped reading (a satisfied LIMIT, a finished
+/// merge) must not end the stream of the others.
+struct Outputs<'a> {
+    writer: &'a mut dyn PartitionWriter,
+    closed: Vec<bool>,
+    open: usize,
+}
+
+impl<'a> Outputs<'a> {
+    fn new(writer: &'a mut dyn PartitionWriter, n: usize) -> Self {
+        Outputs {
+            writer,
+            closed: vec![false; n],
+            open: n,
+        }
+    }
+
+    /// Sends `batch` to consumer `o`; fails with `Cancelled` once no
+    /// consumer is left.
+    async fn send(&mut self, o: usize, batch: RecordBatch) -> Result<()> {
+        if !self.closed[o] {
+            match self.writer.send(o, Ok(batch)).await {
+                Ok(()) => {}
+                Err(DataflowError::Cancelled) => {
+                    self.closed[o] = true;
+                    self.open -= 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if self.open == 0 {
+            return Err(DataflowError::Cancelled);
+        }
+        Ok(())
+    }
+}
+
 /// Reads input partition `p` and sends its rows to the outputs.
 async fn produce(
     input: Arc<dyn Operator>,
@@ -122,16 +160,17 @@ async fn produce(
     writer: &mut dyn PartitionWriter,
 ) -> Result<()> {
     let mut stream = input.execute(p, ctx)?;
+    let mut out = Outputs::new(writer, outputs);
     match mode {
         Mode::Gather => {
             while let Some(batch) = stream.next().await {
-                writer.send(0, Ok(batch?)).await?;
+                out.send(0, batch?).await?;
             }
         }
         Mode::RoundRobin(n) => {
             let mut next = p % n;
             while let Some(batch) = stream.next().await {
-                writer.send(next, Ok(batch?)).await?;
+                out.send(next, batch?).await?;
                 next = (next + 1) % n;
             }
         }
@@ -147,20 +186,20 @@ async fn produce(
                 let batch = batch?;
                 let parts = hash_partition(&batch, keys, *n, &random_state, &mut hashes)?;
                 for (o, indices) in parts.into_iter().enumerate() {
-                    if indices.is_empty() {
+                    if indices.is_empty() || out.closed[o] {
                         continue;
                     }
                     let indices = UInt32Array::from(indices);
                     coalescers[o].push_batch_with_indices(batch.clone(), &indices)?;
                     while let Some(done) = coalescers[o].next_completed_batch() {
-                        writer.send(o, Ok(done)).await?;
+                        out.send(o, done).await?;
                     }
                 }
             }
             for (o, c) in coalescers.iter_mut().enumerate() {
                 c.finish_buffered_batch()?;
                 while let Some(done) = c.next_completed_batch() {
-                    writer.send(o, Ok(done)).await?;
+                    out.send(o, done).await?;
                 }
             }
         }

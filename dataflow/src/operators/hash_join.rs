@@ -601,6 +601,10 @@ pub struct HashJoin {
     spec: Arc<JoinSpec>,
     keys: Arc<JoinKeys>,
     collect_left: bool,
+    /// `NOT IN` semantics for a left anti join: any NULL on the right
+    /// removes every row, and left rows with a NULL key never qualify
+    /// (unless the right side is empty).
+    null_aware: bool,
     shared: OnceBuild<JoinTable>,
 }
 
@@ -613,11 +617,23 @@ impl HashJoin {
         on: &[(PhysExpr, PhysExpr)],
         filter: Option<&PhysExpr>,
         null_equals_null: bool,
+        null_aware: bool,
         collect_left: bool,
         schema: SchemaRef,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
         let (left_schema, right_schema) = (left.schema(), right.schema());
+        if null_aware
+            && (join_type != JoinType::LeftAnti
+                || filter.is_some()
+                || right.output_partitions() != 1
+                || collect_left)
+        {
+            return Err(DataflowError::NotSupported(format!(
+                "null-aware {join_type:?} join with a filter or several probe partitions \
+                 (NOT IN with a correlated subquery)"
+            )));
+        }
         if collect_left && join_type.emits_unmatched_left() {
             return Err(DataflowError::Internal(format!(
                 "hash join {join_type:?} cannot collect its left side"
@@ -646,6 +662,7 @@ impl HashJoin {
             spec: Arc::new(spec),
             keys: Arc::new(keys),
             collect_left,
+            null_aware,
             shared: OnceBuild::new(consumers),
         })
     }
@@ -707,6 +724,7 @@ impl Operator for HashJoin {
         let mut right = self.right.execute(partition, ctx)?;
         let (spec, keys) = (Arc::clone(&self.spec), Arc::clone(&self.keys));
         let mode = self.probe_mode();
+        let null_aware = self.null_aware;
         let batch_size = ctx.config.batch_size.max(1);
         let schema = self.schema();
         let stream = async_stream::try_stream! {
@@ -726,11 +744,17 @@ impl Operator for HashJoin {
             let mut prober = Prober::new(&keys);
             let mut build_idx: Vec<u32> = Vec::new();
             let mut probe_idx: Vec<u32> = Vec::new();
+            let (mut probe_seen, mut probe_has_null) = (false, false);
             while let Some(batch) = right.next().await {
                 let batch = batch?;
                 let n = batch.num_rows();
                 if n == 0 || skip_probe {
                     continue;
+                }
+                if null_aware {
+                    probe_seen = true;
+                    let arrays = evaluate_all(&keys.right, &batch)?;
+                    probe_has_null |= keys.nulls(&arrays).is_some_and(|nb| nb.null_count() > 0);
                 }
                 let mut probe_matched = vec![false; if spec.tracks_probe() { n } else { 0 }];
                 if build_rows > 0 {
@@ -779,6 +803,20 @@ impl Operator for HashJoin {
                 }
             }
             drop(right);
+            if null_aware && probe_seen {
+                // x NOT IN (non-empty set): false when the set holds a
+                // NULL, unknown when x is NULL; either way the row goes.
+                if probe_has_null {
+                    build_matched.iter_mut().for_each(|m| *m = true);
+                } else {
+                    let arrays = evaluate_all(&keys.left, &table.batch)?;
+                    if let Some(nb) = keys.nulls(&arrays) {
+                        for (i, m) in build_matched.iter_mut().enumerate() {
+                            *m |= nb.is_null(i);
+                        }
+                    }
+                }
+            }
             if spec.tracks_build() {
                 let mut start = 0;
                 while start < build_rows {
@@ -892,6 +930,7 @@ mod tests {
             on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
             filter: case.filter.clone(),
             null_equals_null: case.null_equals_null,
+            null_aware: false,
             collect_left: case.collect_left,
             schema: join_schema(&ls, &rs, case.join_type),
         };
@@ -1030,6 +1069,7 @@ mod tests {
                 &on,
                 None,
                 false,
+                false,
                 true,
                 join_schema(&ls, &rs, jt),
                 &reg,
@@ -1053,6 +1093,7 @@ mod tests {
             JoinType::Inner,
             &on,
             None,
+            false,
             false,
             false,
             join_schema(&ls, &rs2, JoinType::Inner),
@@ -1258,6 +1299,7 @@ mod tests {
                     on,
                     filter: None,
                     null_equals_null: nen,
+                    null_aware: false,
                     collect_left: false,
                     schema: join_schema(&ls, &rs, JoinType::Inner),
                 };

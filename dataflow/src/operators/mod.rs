@@ -156,6 +156,7 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
             on,
             filter,
             null_equals_null,
+            null_aware,
             collect_left,
             schema,
         } => {
@@ -168,6 +169,7 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                 on,
                 filter.as_ref(),
                 *null_equals_null,
+                *null_aware,
                 *collect_left,
                 Arc::clone(schema),
                 registry,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use tpchgen::generators::{
@@ -157,7 +157,11 @@ impl Operator for TpchScan {
                     Some(p) => batch.project(p)?,
                     None => batch,
                 };
-                yield RecordBatch::try_new(Arc::clone(&out), batch.columns().to_vec())?;
+                yield RecordBatch::try_new_with_options(
+                    Arc::clone(&out),
+                    batch.columns().to_vec(),
+                    &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                )?;
                 tokio::task::yield_now().await;
             }
         };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
@@ -72,7 +72,11 @@ impl Operator for Union {
                 let s = async_stream::try_stream! {
                     while let Some(batch) = stream.next().await {
                         let batch = batch?;
-                        yield RecordBatch::try_new(Arc::clone(&out), batch.columns().to_vec())?;
+                        yield RecordBatch::try_new_with_options(
+                            Arc::clone(&out),
+                            batch.columns().to_vec(),
+                            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                        )?;
                     }
                 };
                 return Ok(boxed(schema, s));
