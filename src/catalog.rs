@@ -36,9 +36,17 @@ impl Default for CsvOptions {
 #[derive(Debug, Clone)]
 pub enum TableKind {
     Memory,
-    Parquet { files: Vec<String> },
-    Csv { files: Vec<String>, options: CsvOptions },
-    Tpch { table: TpchTable, scale_factor: f64 },
+    Parquet {
+        files: Vec<String>,
+    },
+    Csv {
+        files: Vec<String>,
+        options: CsvOptions,
+    },
+    Tpch {
+        table: TpchTable,
+        scale_factor: f64,
+    },
 }
 
 /// A registered table.

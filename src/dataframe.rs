@@ -18,8 +18,8 @@ use crate::stages::display_stages;
 enum Body {
     /// A query to run.
     Query {
-        logical: LogicalPlan,
-        physical: PhysicalPlan,
+        logical: Box<LogicalPlan>,
+        physical: Box<PhysicalPlan>,
     },
     /// Rows known at planning time (EXPLAIN output, statement results).
     Rows {
@@ -35,14 +35,25 @@ pub struct DataFrame {
 }
 
 impl DataFrame {
-    pub(crate) fn query(state: Arc<EngineState>, logical: LogicalPlan, physical: PhysicalPlan) -> Self {
+    pub(crate) fn query(
+        state: Arc<EngineState>,
+        logical: LogicalPlan,
+        physical: PhysicalPlan,
+    ) -> Self {
         DataFrame {
             state,
-            body: Body::Query { logical, physical },
+            body: Body::Query {
+                logical: Box::new(logical),
+                physical: Box::new(physical),
+            },
         }
     }
 
-    pub(crate) fn rows(state: Arc<EngineState>, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+    pub(crate) fn rows(
+        state: Arc<EngineState>,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Self {
         DataFrame {
             state,
             body: Body::Rows { schema, batches },
@@ -131,7 +142,10 @@ pub(crate) fn explain_text(logical: &LogicalPlan, physical: &PhysicalPlan) -> St
 }
 
 /// EXPLAIN output as rows: (plan_type, plan).
-pub(crate) fn explain_batch(logical: &LogicalPlan, physical: &PhysicalPlan) -> Result<(SchemaRef, RecordBatch)> {
+pub(crate) fn explain_batch(
+    logical: &LogicalPlan,
+    physical: &PhysicalPlan,
+) -> Result<(SchemaRef, RecordBatch)> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("plan_type", DataType::Utf8, false),
         Field::new("plan", DataType::Utf8, false),

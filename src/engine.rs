@@ -235,7 +235,11 @@ impl Engine {
                 let logical = sql::optimize(explain.plan.as_ref().clone())?;
                 let physical = self.physical_planner().plan(&logical)?;
                 let (schema, batch) = explain_batch(&logical, &physical)?;
-                Ok(DataFrame::rows(Arc::clone(&self.state), schema, vec![batch]))
+                Ok(DataFrame::rows(
+                    Arc::clone(&self.state),
+                    schema,
+                    vec![batch],
+                ))
             }
             LogicalPlan::Analyze(_) => Err(Error::NotSupported("EXPLAIN ANALYZE".into())),
             plan => {

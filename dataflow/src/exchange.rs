@@ -29,5 +29,8 @@ pub trait ExchangeTransport: Send + Sync {
         producers: usize,
         consumers: usize,
         schema: SchemaRef,
-    ) -> Result<(Vec<Box<dyn PartitionWriter>>, Vec<SendableRecordBatchStream>)>;
+    ) -> Result<(
+        Vec<Box<dyn PartitionWriter>>,
+        Vec<SendableRecordBatchStream>,
+    )>;
 }

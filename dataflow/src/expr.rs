@@ -31,7 +31,10 @@ use crate::functions::FunctionRegistry;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PhysExpr {
     /// The input column at `index`; `name` is only for display.
-    Column { index: usize, name: String },
+    Column {
+        index: usize,
+        name: String,
+    },
     Literal(Scalar),
     Binary {
         left: Box<PhysExpr>,
@@ -80,7 +83,10 @@ pub enum PhysExpr {
         negated: bool,
     },
     /// A scalar function from the [`FunctionRegistry`], by name.
-    ScalarFunction { name: String, args: Vec<PhysExpr> },
+    ScalarFunction {
+        name: String,
+        args: Vec<PhysExpr>,
+    },
 }
 
 /// A literal value. Serialized as a one-row Arrow IPC stream so that every
@@ -256,11 +262,9 @@ impl PhysExpr {
                 Expr::Column(Column::new_unqualified(positional_name(*index)))
             }
             PhysExpr::Literal(v) => Expr::Literal(v.0.clone(), None),
-            PhysExpr::Binary { left, op, right } => Expr::BinaryExpr(lexpr::BinaryExpr::new(
-                b(left)?,
-                op.to_df(),
-                b(right)?,
-            )),
+            PhysExpr::Binary { left, op, right } => {
+                Expr::BinaryExpr(lexpr::BinaryExpr::new(b(left)?, op.to_df(), b(right)?))
+            }
             PhysExpr::Not(e) => Expr::Not(b(e)?),
             PhysExpr::Negative(e) => Expr::Negative(b(e)?),
             PhysExpr::IsNull(e) => Expr::IsNull(b(e)?),
@@ -295,12 +299,12 @@ impl PhysExpr {
                 when_then,
                 else_expr,
             } => Expr::Case(lexpr::Case::new(
-                expr.as_deref().map(|e| b(e)).transpose()?,
+                expr.as_deref().map(&b).transpose()?,
                 when_then
                     .iter()
                     .map(|(w, t)| Ok((b(w)?, b(t)?)))
                     .collect::<Result<Vec<_>>>()?,
-                else_expr.as_deref().map(|e| b(e)).transpose()?,
+                else_expr.as_deref().map(&b).transpose()?,
             )),
             PhysExpr::Cast { expr, data_type } => {
                 Expr::Cast(lexpr::Cast::new(b(expr)?, data_type.clone()))

@@ -85,7 +85,10 @@ impl TpchTable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Partitioning {
     /// Rows with equal key values go to the same partition.
-    Hash { keys: Vec<PhysExpr>, partitions: usize },
+    Hash {
+        keys: Vec<PhysExpr>,
+        partitions: usize,
+    },
     /// Batches are dealt out in turn.
     RoundRobin { partitions: usize },
     /// Everything goes to a single partition.
@@ -289,7 +292,9 @@ impl PhysicalPlan {
 
     pub fn children(&self) -> Vec<&PhysicalPlan> {
         match self {
-            PhysicalPlan::Scan { .. } | PhysicalPlan::Values { .. } | PhysicalPlan::Empty { .. } => {
+            PhysicalPlan::Scan { .. }
+            | PhysicalPlan::Values { .. }
+            | PhysicalPlan::Empty { .. } => {
                 vec![]
             }
             PhysicalPlan::Filter { input, .. }

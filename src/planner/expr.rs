@@ -150,8 +150,6 @@ pub fn lower_aggregate(expr: &Expr, schema: &DFSchema, alias: &str) -> Result<Ag
                 alias: alias.to_string(),
             })
         }
-        other => Err(Error::NotSupported(format!(
-            "aggregate expression {other}"
-        ))),
+        other => Err(Error::NotSupported(format!("aggregate expression {other}"))),
     }
 }

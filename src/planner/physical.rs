@@ -198,9 +198,7 @@ impl PhysicalPlanner<'_> {
             .as_ref()
             .downcast_ref::<FfqTableSource>()
             .map(|s| Arc::clone(&s.entry))
-            .ok_or_else(|| {
-                Error::NotSupported(format!("table source of {}", scan.table_name))
-            })?;
+            .ok_or_else(|| Error::NotSupported(format!("table source of {}", scan.table_name)))?;
         let table_schema = Arc::clone(&entry.schema);
         let schema = match &scan.projection {
             Some(p) => Arc::new(table_schema.project(p)?),
@@ -260,7 +258,10 @@ impl PhysicalPlanner<'_> {
         })
     }
 
-    fn lower_aggregate(&self, a: &datafusion_expr::logical_plan::Aggregate) -> Result<PhysicalPlan> {
+    fn lower_aggregate(
+        &self,
+        a: &datafusion_expr::logical_plan::Aggregate,
+    ) -> Result<PhysicalPlan> {
         let input = self.lower(&a.input)?;
         let input_schema = input.schema();
         let in_df = a.input.schema();
@@ -280,9 +281,11 @@ impl PhysicalPlanner<'_> {
         for (i, agg) in aggregates.iter().enumerate() {
             let lowered = agg.compile(&input_schema, self.registry)?;
             let f = lowered.aggregate.field();
-            final_fields.push(
-                Field::new(out.field(g + i).name(), f.data_type().clone(), f.is_nullable()),
-            );
+            final_fields.push(Field::new(
+                out.field(g + i).name(),
+                f.data_type().clone(),
+                f.is_nullable(),
+            ));
             for s in lowered.aggregate.state_fields()? {
                 state_fields.push(s.as_ref().clone());
             }
@@ -348,11 +351,15 @@ impl PhysicalPlanner<'_> {
         };
         let left = self.lower(&j.left)?;
         let right = self.lower(&j.right)?;
-        let on = j
-            .on
-            .iter()
-            .map(|(l, r)| Ok((lower_expr(l, j.left.schema())?, lower_expr(r, j.right.schema())?)))
-            .collect::<Result<Vec<_>>>()?;
+        let on =
+            j.on.iter()
+                .map(|(l, r)| {
+                    Ok((
+                        lower_expr(l, j.left.schema())?,
+                        lower_expr(r, j.right.schema())?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
         let both = j.left.schema().as_ref().clone().join(j.right.schema())?;
         let filter = j
             .filter
@@ -378,9 +385,7 @@ impl PhysicalPlanner<'_> {
         // Build on the smaller side: the SQL planner builds left-deep trees
         // that often put the large intermediate on the left. Every join
         // type has a mirror image, so any join can swap.
-        let side = if side.left_rows > side.right_rows * 1.5
-            && !side.null_aware
-        {
+        let side = if side.left_rows > side.right_rows * 1.5 && !side.null_aware {
             side.swap()
         } else {
             side
@@ -471,7 +476,9 @@ impl PhysicalPlanner<'_> {
         input: &Schema,
         logical: &DFSchema,
     ) -> Result<SchemaRef> {
-        Ok(Arc::new(Schema::new(self.expr_fields(exprs, input, logical)?)))
+        Ok(Arc::new(Schema::new(
+            self.expr_fields(exprs, input, logical)?,
+        )))
     }
 }
 
@@ -500,9 +507,9 @@ impl JoinSide {
             self.left.schema().fields().len(),
             self.right.schema().fields().len(),
         );
-        let filter = self.filter.map(|f| {
-            f.map_columns(&|i| if i < nl { i + nr } else { i - nl })
-        });
+        let filter = self
+            .filter
+            .map(|f| f.map_columns(&|i| if i < nl { i + nr } else { i - nl }));
         let join_type = match self.join_type {
             JoinType::Inner => JoinType::Inner,
             JoinType::Left => JoinType::Right,
@@ -560,7 +567,11 @@ fn join_schema(s: &JoinSide) -> SchemaRef {
         plan.schema()
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || nullable))
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_nullable(f.is_nullable() || nullable)
+            })
             .collect()
     };
     let mut fields = match s.join_type {
@@ -603,10 +614,7 @@ fn restore_order(plan: PhysicalPlan, swapped_widths: Option<(usize, usize)>) -> 
 }
 
 /// The union schema, nullable where any input is.
-fn relax_nullability(
-    schema: &SchemaRef,
-    inputs: impl Iterator<Item = SchemaRef>,
-) -> SchemaRef {
+fn relax_nullability(schema: &SchemaRef, inputs: impl Iterator<Item = SchemaRef>) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for input in inputs {
         for (f, i) in fields.iter_mut().zip(input.fields()) {

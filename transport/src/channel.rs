@@ -44,7 +44,10 @@ impl PartitionWriter for ChannelWriter {
             let sender = self.senders.get(partition).ok_or_else(|| {
                 DataflowError::Internal(format!("no exchange partition {partition}"))
             })?;
-            sender.send(item).await.map_err(|_| DataflowError::Cancelled)
+            sender
+                .send(item)
+                .await
+                .map_err(|_| DataflowError::Cancelled)
         })
     }
 }
@@ -55,7 +58,10 @@ impl ExchangeTransport for ChannelExchange {
         producers: usize,
         consumers: usize,
         schema: SchemaRef,
-    ) -> Result<(Vec<Box<dyn PartitionWriter>>, Vec<SendableRecordBatchStream>)> {
+    ) -> Result<(
+        Vec<Box<dyn PartitionWriter>>,
+        Vec<SendableRecordBatchStream>,
+    )> {
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..consumers).map(|_| mpsc::channel(self.capacity)).unzip();
         let writers = (0..producers)

@@ -984,7 +984,10 @@ mod tests {
         let empty = batch(vec![], vec![], vec![]);
         let expected = vec!["0|0|NULL|NULL|NULL|NULL"];
         assert_eq!(run_single(&[], &aggs, &[]), expected);
-        assert_eq!(run_single(&[], &aggs, std::slice::from_ref(&empty)), expected);
+        assert_eq!(
+            run_single(&[], &aggs, std::slice::from_ref(&empty)),
+            expected
+        );
         assert_eq!(run_two_phase(&[], &aggs, &[vec![], vec![empty]]), expected);
         // Partial without groups emits one row of states.
         let partial = spec(AggregateMode::Partial, &[], &aggs, &input_schema());

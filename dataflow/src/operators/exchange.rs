@@ -257,9 +257,7 @@ impl Operator for Exchange {
             .and_then(|o| o.get_mut(partition))
             .and_then(|o| o.take())
             .ok_or_else(|| {
-                DataflowError::Internal(format!(
-                    "exchange output {partition} was already taken"
-                ))
+                DataflowError::Internal(format!("exchange output {partition} was already taken"))
             })
     }
 }

@@ -82,16 +82,14 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                     projection.clone(),
                     Arc::clone(schema),
                 )?),
-                ScanSource::Parquet { partitions } => {
-                    Arc::new(parquet_scan::ParquetScan::try_new(
-                        partitions.clone(),
-                        Arc::clone(table_schema),
-                        projection.clone(),
-                        pruning.clone(),
-                        Arc::clone(schema),
-                        registry,
-                    )?)
-                }
+                ScanSource::Parquet { partitions } => Arc::new(parquet_scan::ParquetScan::try_new(
+                    partitions.clone(),
+                    Arc::clone(table_schema),
+                    projection.clone(),
+                    pruning.clone(),
+                    Arc::clone(schema),
+                    registry,
+                )?),
                 ScanSource::Csv {
                     partitions,
                     has_header,

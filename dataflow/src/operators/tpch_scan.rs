@@ -72,23 +72,19 @@ pub fn tpch_generator(
             PartArrow::new(PartGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
         TpchTable::Supplier => Box::new(
-            SupplierArrow::new(SupplierGenerator::new(sf, part, parts))
-                .with_batch_size(batch_size),
+            SupplierArrow::new(SupplierGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
         TpchTable::PartSupp => Box::new(
-            PartSuppArrow::new(PartSuppGenerator::new(sf, part, parts))
-                .with_batch_size(batch_size),
+            PartSuppArrow::new(PartSuppGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
         TpchTable::Customer => Box::new(
-            CustomerArrow::new(CustomerGenerator::new(sf, part, parts))
-                .with_batch_size(batch_size),
+            CustomerArrow::new(CustomerGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
         TpchTable::Orders => Box::new(
             OrderArrow::new(OrderGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
         TpchTable::LineItem => Box::new(
-            LineItemArrow::new(LineItemGenerator::new(sf, part, parts))
-                .with_batch_size(batch_size),
+            LineItemArrow::new(LineItemGenerator::new(sf, part, parts)).with_batch_size(batch_size),
         ),
     }
 }
@@ -168,4 +164,3 @@ impl Operator for TpchScan {
         Ok(boxed(schema, stream))
     }
 }
-

@@ -83,6 +83,8 @@ impl Operator for Union {
             }
             p -= n;
         }
-        Err(DataflowError::Internal("union partition out of range".into()))
+        Err(DataflowError::Internal(
+            "union partition out of range".into(),
+        ))
     }
 }
