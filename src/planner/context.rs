@@ -42,6 +42,10 @@ pub struct PlannerContext<'a> {
     pub registry: &'a FunctionRegistry,
     pub options: ConfigOptions,
     pub expr_planners: Vec<Arc<dyn ExprPlanner>>,
+    /// Window functions are known to the SQL planner so that queries using
+    /// them plan (and are then rejected as not supported by the physical
+    /// planner) instead of failing as unknown functions.
+    pub windows: Vec<Arc<WindowUDF>>,
 }
 
 impl<'a> PlannerContext<'a> {
@@ -56,6 +60,7 @@ impl<'a> PlannerContext<'a> {
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
                 Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
             ],
+            windows: datafusion_functions_window::all_default_window_functions(),
         }
     }
 }
@@ -90,8 +95,12 @@ impl ContextProvider for PlannerContext<'_> {
         self.registry.get_aggregate(name)
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        let name = name.to_lowercase();
+        self.windows
+            .iter()
+            .find(|w| w.name() == name || w.aliases().iter().any(|a| *a == name))
+            .cloned()
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -115,7 +124,7 @@ impl ContextProvider for PlannerContext<'_> {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        vec![]
+        self.windows.iter().map(|w| w.name().to_string()).collect()
     }
 }
 

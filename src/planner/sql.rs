@@ -41,7 +41,11 @@ pub fn plan_statement(ctx: &PlannerContext<'_>, statement: Statement) -> Result<
 /// Runs DataFusion's analyzer (type coercion, checks) and optimizer
 /// (pushdowns, subquery decorrelation, simplification) on `plan`.
 pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let options = Arc::new(ConfigOptions::new());
+    let mut options = ConfigOptions::new();
+    // Uncorrelated scalar subqueries become joins, which FFQ runs; left in
+    // place they would need DataFusion's own physical operator.
+    options.optimizer.enable_physical_uncorrelated_scalar_subquery = false;
+    let options = Arc::new(options);
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
     let context = OptimizerContext::new_with_config_options(options)
         .with_query_execution_start_time(chrono::Utc::now());

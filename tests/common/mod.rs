@@ -135,9 +135,9 @@ pub fn register_both(
     register_oracle_table(ctx, name, schema, batches);
 }
 
-/// The text of TPC-H query `n` (from tests/tpch/queries).
+/// The text of TPC-H query `n` (from queries/tpch).
 pub fn tpch_query(n: usize) -> String {
-    let path = format!("{}/tests/tpch/queries/q{n}.sql", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/queries/tpch/q{n}.sql", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
