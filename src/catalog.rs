@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
+use datafusion_expr::LogicalPlan;
 use ffq_dataflow::plan::TpchTable;
 
 use crate::error::{Error, Result};
@@ -59,43 +60,183 @@ pub struct TableEntry {
     pub row_count: Option<u64>,
 }
 
-/// Tables by name. Names are case-sensitive as registered; unquoted SQL
-/// identifiers are lower-cased before lookup, so register lower-case names
-/// to use them unquoted.
+/// A view: a named query, inlined by the SQL planner where it is used.
+#[derive(Debug)]
+pub struct ViewEntry {
+    pub name: String,
+    /// The view's query as planned when the view was created (not
+    /// optimized); its output columns carry the view's column names.
+    pub plan: LogicalPlan,
+    /// The view's output schema (unqualified).
+    pub schema: SchemaRef,
+    /// The `CREATE VIEW` text, when created by SQL.
+    pub definition: Option<String>,
+}
+
+/// A named object of the catalog.
+#[derive(Debug, Clone)]
+pub enum CatalogObject {
+    Table(Arc<TableEntry>),
+    View(Arc<ViewEntry>),
+}
+
+#[derive(Debug, Default)]
+struct Objects {
+    tables: BTreeMap<String, Arc<TableEntry>>,
+    views: BTreeMap<String, Arc<ViewEntry>>,
+}
+
+/// Tables and views by name (one namespace). Names are case-sensitive as
+/// registered; unquoted SQL identifiers are lower-cased before lookup, so
+/// register lower-case names to use them unquoted.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    tables: RwLock<BTreeMap<String, Arc<TableEntry>>>,
+    objects: RwLock<Objects>,
 }
 
 impl Catalog {
+    /// Registers a table, replacing a table or view of the same name.
     pub fn register(&self, entry: TableEntry) -> Result<()> {
         validate_table_name(&entry.name)?;
-        let mut tables = self
-            .tables
-            .write()
-            .map_err(|_| Error::InvalidArgument("catalog lock poisoned".into()))?;
-        tables.insert(entry.name.clone(), Arc::new(entry));
+        let mut objects = self.write()?;
+        objects.views.remove(&entry.name);
+        objects.tables.insert(entry.name.clone(), Arc::new(entry));
         Ok(())
     }
 
-    pub fn deregister(&self, name: &str) -> Option<Arc<TableEntry>> {
-        self.tables.write().ok()?.remove(name)
+    /// Registers a view, replacing a table or view of the same name.
+    pub fn register_view(&self, entry: ViewEntry) -> Result<()> {
+        validate_table_name(&entry.name)?;
+        let mut objects = self.write()?;
+        objects.tables.remove(&entry.name);
+        objects.views.insert(entry.name.clone(), Arc::new(entry));
+        Ok(())
     }
 
+    /// Removes table `name` (views are left alone).
+    pub fn deregister(&self, name: &str) -> Option<Arc<TableEntry>> {
+        self.objects.write().ok()?.tables.remove(name)
+    }
+
+    /// Removes view `name` (tables are left alone).
+    pub fn deregister_view(&self, name: &str) -> Option<Arc<ViewEntry>> {
+        self.objects.write().ok()?.views.remove(name)
+    }
+
+    /// Table `name` (exact, else lower-cased).
     pub fn get(&self, name: &str) -> Option<Arc<TableEntry>> {
-        let tables = self.tables.read().ok()?;
-        tables
+        let objects = self.objects.read().ok()?;
+        objects
+            .tables
             .get(name)
-            .or_else(|| tables.get(&name.to_lowercase()))
+            .or_else(|| objects.tables.get(&name.to_lowercase()))
             .cloned()
     }
 
+    /// View `name` (exact, else lower-cased).
+    pub fn get_view(&self, name: &str) -> Option<Arc<ViewEntry>> {
+        let objects = self.objects.read().ok()?;
+        objects
+            .views
+            .get(name)
+            .or_else(|| objects.views.get(&name.to_lowercase()))
+            .cloned()
+    }
+
+    /// The table or view named exactly `name`.
+    pub fn lookup_exact(&self, name: &str) -> Option<CatalogObject> {
+        let objects = self.objects.read().ok()?;
+        if let Some(t) = objects.tables.get(name) {
+            return Some(CatalogObject::Table(Arc::clone(t)));
+        }
+        objects
+            .views
+            .get(name)
+            .map(|v| CatalogObject::View(Arc::clone(v)))
+    }
+
+    /// Names of the tables, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.tables
+        self.objects
             .read()
-            .map(|t| t.keys().cloned().collect())
+            .map(|o| o.tables.keys().cloned().collect())
             .unwrap_or_default()
     }
+
+    /// Names of the views, sorted.
+    pub fn view_names(&self) -> Vec<String> {
+        self.objects
+            .read()
+            .map(|o| o.views.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Why `view` cannot be used any more, if so: a table it reads was
+    /// dropped, or replaced by one with other columns or another source,
+    /// since the view was created (its plan refers to the table as it was).
+    pub fn stale_view(&self, view: &ViewEntry) -> Option<String> {
+        use datafusion_common::tree_node::TreeNodeRecursion;
+        let mut problem = None;
+        let _ = view.plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let entry = scan
+                    .source
+                    .as_ref()
+                    .downcast_ref::<crate::planner::context::FfqTableSource>()
+                    .map(|s| Arc::clone(&s.entry));
+                if let Some(entry) = entry {
+                    let current = self.get(&entry.name);
+                    if !current.is_some_and(|c| same_source(&c, &entry)) {
+                        problem = Some(format!(
+                            "view '{}' is out of date: table '{}' was dropped or changed \
+                             after the view was created; create the view again",
+                            view.name, entry.name
+                        ));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        problem
+    }
+
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Objects>> {
+        self.objects
+            .write()
+            .map_err(|_| Error::InvalidArgument("catalog lock poisoned".into()))
+    }
+}
+
+/// Whether two entries of a table read the same rows the same way (the
+/// row count may differ: INSERT changes it).
+fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
+    let kinds = match (&a.kind, &b.kind) {
+        (TableKind::Memory, TableKind::Memory) => true,
+        (TableKind::Parquet { files: x }, TableKind::Parquet { files: y }) => x == y,
+        (
+            TableKind::Csv {
+                files: x,
+                options: o,
+            },
+            TableKind::Csv {
+                files: y,
+                options: p,
+            },
+        ) => x == y && o.has_header == p.has_header && o.delimiter == p.delimiter,
+        (
+            TableKind::Tpch {
+                table: x,
+                scale_factor: f,
+            },
+            TableKind::Tpch {
+                table: y,
+                scale_factor: g,
+            },
+        ) => x == y && f == g,
+        _ => false,
+    };
+    kinds && a.name == b.name && a.schema.fields() == b.schema.fields()
 }
 
 fn validate_table_name(name: &str) -> Result<()> {

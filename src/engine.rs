@@ -61,7 +61,7 @@ impl EngineState {
 /// An embedded FFQ engine. Cheap to clone; clones share tables.
 #[derive(Clone)]
 pub struct Engine {
-    state: Arc<EngineState>,
+    pub(crate) state: Arc<EngineState>,
 }
 
 impl Default for Engine {
@@ -201,10 +201,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes table `name`; returns whether it existed.
+    /// Removes table or view `name`; returns whether it existed.
     pub fn deregister(&self, name: &str) -> bool {
         self.state.memory.remove(name);
-        self.state.catalog.deregister(name).is_some()
+        let table = self.state.catalog.deregister(name).is_some();
+        table || self.state.catalog.deregister_view(name).is_some()
     }
 
     /// Names of the registered tables, sorted.
@@ -227,7 +228,10 @@ impl Engine {
                 statements.len()
             )));
         }
-        let statement = statements.remove(0);
+        let mut statement = statements.remove(0);
+        if let Some(df) = crate::statements::intercept(self, &mut statement)? {
+            return Ok(df);
+        }
         let ctx = PlannerContext::new(&self.state.catalog, &self.state.registry);
         let plan = sql::plan_statement(&ctx, statement)?;
         match plan {
@@ -242,6 +246,11 @@ impl Engine {
                 ))
             }
             LogicalPlan::Analyze(_) => Err(Error::NotSupported("EXPLAIN ANALYZE".into())),
+            LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::DescribeTable(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Copy(_) => crate::statements::execute(self, plan).await,
             plan => {
                 let logical = sql::optimize(plan)?;
                 let physical = self.physical_planner().plan(&logical)?;
@@ -255,7 +264,7 @@ impl Engine {
         sql::split_statements(sql)
     }
 
-    fn physical_planner(&self) -> PhysicalPlanner<'_> {
+    pub(crate) fn physical_planner(&self) -> PhysicalPlanner<'_> {
         PhysicalPlanner {
             registry: &self.state.registry,
             target_partitions: self.state.config.target_partitions,

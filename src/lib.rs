@@ -19,7 +19,9 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod planner;
+pub mod slt;
 pub mod stages;
+mod statements;
 pub mod tpch;
 
 pub use catalog::CsvOptions;

@@ -238,3 +238,59 @@ fn bad_arguments() {
     let o = ffq(&["sql", "--format", "xml", "select 1"], None);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn slt_reports_each_file_and_exits_1_on_failure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).expect("write .slt");
+    };
+    write("a_ok.slt", "query IT\nSELECT 1, 'x'\n----\n1 x\n");
+    write(
+        "b_skip.slt",
+        "statement ok\nEXPLAIN ANALYZE SELECT 1\n\nquery I\nSELECT 1\n----\n1\n",
+    );
+    let path = dir.path().to_str().expect("utf-8 path");
+
+    // Skips are reported with their reason but are not failures.
+    let o = ffq(&["slt", path], None);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("ok ") && lines[0].contains("a_ok.slt"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("skipped ") && lines[1].contains("not supported"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "1 passed, 0 failed, 1 skipped");
+
+    // --strict turns the skip into a failure.
+    let o = ffq(&["slt", path, "--strict"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).ends_with("1 passed, 1 failed, 0 skipped\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    write("c_bad.slt", "query I\nSELECT 1\n----\n2\n");
+    let o = ffq(&["slt", path], None);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAILED  ") && out.contains("c_bad.slt:1: query result mismatch"),
+        "{out}"
+    );
+    assert!(out.ends_with("1 passed, 1 failed, 1 skipped\n"), "{out}");
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+
+    // One file.
+    let file = dir.path().join("a_ok.slt");
+    let o = ffq(&["slt", file.to_str().expect("utf-8 path")], None);
+    assert!(o.status.success());
+    assert!(stdout(&o).ends_with("1 passed, 0 failed, 0 skipped\n"));
+}

@@ -1,4 +1,4 @@
-//! The scalar and aggregate functions operators can call, by name.
+//! The scalar, aggregate and window functions operators can call, by name.
 //!
 //! Both the SQL planner and the operators read the same registry, so a name
 //! that plans also runs; a name the registry lacks fails with a clear error
@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion_expr::{AggregateUDF, ScalarUDF};
+use datafusion_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 use crate::error::{DataflowError, Result};
 
@@ -15,10 +15,11 @@ use crate::error::{DataflowError, Result};
 pub struct FunctionRegistry {
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
+    windows: HashMap<String, Arc<WindowUDF>>,
 }
 
 impl FunctionRegistry {
-    /// DataFusion's default scalar and aggregate function libraries.
+    /// DataFusion's default scalar, aggregate and window function libraries.
     pub fn with_defaults() -> Self {
         let mut r = FunctionRegistry::default();
         for f in datafusion_functions::all_default_functions() {
@@ -26,6 +27,9 @@ impl FunctionRegistry {
         }
         for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
             r.register_aggregate(f);
+        }
+        for f in datafusion_functions_window::all_default_window_functions() {
+            r.register_window(f);
         }
         r
     }
@@ -44,6 +48,13 @@ impl FunctionRegistry {
         self.aggregates.insert(f.name().to_lowercase(), f);
     }
 
+    pub fn register_window(&mut self, f: Arc<WindowUDF>) {
+        for alias in f.aliases() {
+            self.windows.insert(alias.to_lowercase(), Arc::clone(&f));
+        }
+        self.windows.insert(f.name().to_lowercase(), f);
+    }
+
     pub fn scalar(&self, name: &str) -> Result<Arc<ScalarUDF>> {
         self.scalars
             .get(&name.to_lowercase())
@@ -58,6 +69,13 @@ impl FunctionRegistry {
             .ok_or_else(|| DataflowError::NotSupported(format!("aggregate function {name}")))
     }
 
+    pub fn window(&self, name: &str) -> Result<Arc<WindowUDF>> {
+        self.windows
+            .get(&name.to_lowercase())
+            .cloned()
+            .ok_or_else(|| DataflowError::NotSupported(format!("window function {name}")))
+    }
+
     pub fn get_scalar(&self, name: &str) -> Option<Arc<ScalarUDF>> {
         self.scalars.get(&name.to_lowercase()).cloned()
     }
@@ -66,11 +84,19 @@ impl FunctionRegistry {
         self.aggregates.get(&name.to_lowercase()).cloned()
     }
 
+    pub fn get_window(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        self.windows.get(&name.to_lowercase()).cloned()
+    }
+
     pub fn scalar_names(&self) -> impl Iterator<Item = &String> {
         self.scalars.keys()
     }
 
     pub fn aggregate_names(&self) -> impl Iterator<Item = &String> {
         self.aggregates.keys()
+    }
+
+    pub fn window_names(&self) -> impl Iterator<Item = &String> {
+        self.windows.keys()
     }
 }

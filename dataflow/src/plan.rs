@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{AggExpr, PhysExpr, SortExpr};
+use crate::operators::window::WindowExpr;
 
 /// Where a scan reads its rows from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +119,16 @@ pub enum AggregateMode {
     Single,
 }
 
+/// Set operations with multiset semantics (NULL equals NULL): a row that
+/// appears `m` times on the left and `n` times on the right appears
+/// `min(m, n)` times in `INTERSECT ALL` and `max(m - n, 0)` times in
+/// `EXCEPT ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetOpKind {
+    IntersectAll,
+    ExceptAll,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JoinType {
     Inner,
@@ -181,6 +192,14 @@ pub enum PhysicalPlan {
         /// Group keys over the aggregate's original input (for `Final`, the
         /// keys are the first columns of the partial output).
         group_by: Vec<PhysExpr>,
+        /// GROUPING SETS / ROLLUP / CUBE: one entry per grouping set, with
+        /// one flag per key of `group_by`, `true` when the set leaves the
+        /// key out (it is NULL in that set's rows). Empty for a plain GROUP
+        /// BY. When not empty, the output has a `__grouping_id` column after
+        /// the keys (see [`crate::operators::aggregate`]), and `Final` reads
+        /// it as one more key column.
+        #[serde(default)]
+        grouping_sets: Vec<Vec<bool>>,
         aggregates: Vec<AggExpr>,
         /// The schema the aggregate expressions are written against (the
         /// input of the `Partial` phase).
@@ -237,6 +256,29 @@ pub enum PhysicalPlan {
         inputs: Vec<PhysicalPlan>,
         schema: SchemaRef,
     },
+    /// `INTERSECT ALL` / `EXCEPT ALL`: emits left rows, as many as
+    /// [`SetOpKind`] says, comparing the key pairs `on` (all columns). Left
+    /// partition `p` is matched against right partition `p` only: both
+    /// sides have the same partitions, hash-partitioned on the keys (or
+    /// one partition each). Output: the left columns.
+    SetOperation {
+        left: Box<PhysicalPlan>,
+        right: Box<PhysicalPlan>,
+        op: SetOpKind,
+        on: Vec<(PhysExpr, PhysExpr)>,
+        schema: SchemaRef,
+    },
+    /// Window functions over each partition. Each window partition lies in
+    /// one input partition (hash exchange on the PARTITION BY keys, or a
+    /// gather), and the input partitions are sorted by
+    /// [`crate::operators::window::required_order`] of `exprs` (which must
+    /// share PARTITION BY). Output: the input columns, then one column per
+    /// expression.
+    Window {
+        input: Box<PhysicalPlan>,
+        exprs: Vec<WindowExpr>,
+        schema: SchemaRef,
+    },
     /// Redistributes rows between partitions; a stage boundary.
     Exchange {
         input: Box<PhysicalPlan>,
@@ -254,7 +296,9 @@ impl PhysicalPlan {
             | PhysicalPlan::Aggregate { schema, .. }
             | PhysicalPlan::HashJoin { schema, .. }
             | PhysicalPlan::NestedLoopJoin { schema, .. }
-            | PhysicalPlan::Union { schema, .. } => schema.clone(),
+            | PhysicalPlan::Union { schema, .. }
+            | PhysicalPlan::SetOperation { schema, .. }
+            | PhysicalPlan::Window { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::SortPreservingMerge { input, .. }
@@ -280,9 +324,11 @@ impl PhysicalPlan {
             | PhysicalPlan::Projection { input, .. }
             | PhysicalPlan::Aggregate { input, .. }
             | PhysicalPlan::Sort { input, .. }
-            | PhysicalPlan::Limit { input, .. } => input.output_partitions(),
+            | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Window { input, .. } => input.output_partitions(),
             PhysicalPlan::HashJoin { right, .. } => right.output_partitions(),
             PhysicalPlan::NestedLoopJoin { right, .. } => right.output_partitions(),
+            PhysicalPlan::SetOperation { left, .. } => left.output_partitions(),
             PhysicalPlan::Union { inputs, .. } => {
                 inputs.iter().map(|i| i.output_partitions()).sum()
             }
@@ -303,9 +349,11 @@ impl PhysicalPlan {
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::SortPreservingMerge { input, .. }
             | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Window { input, .. }
             | PhysicalPlan::Exchange { input, .. } => vec![input],
             PhysicalPlan::HashJoin { left, right, .. }
-            | PhysicalPlan::NestedLoopJoin { left, right, .. } => vec![left, right],
+            | PhysicalPlan::NestedLoopJoin { left, right, .. }
+            | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
             PhysicalPlan::Union { inputs, .. } => inputs.iter().collect(),
         }
     }
@@ -373,13 +421,33 @@ impl PhysicalPlan {
             PhysicalPlan::Aggregate {
                 mode,
                 group_by,
+                grouping_sets,
                 aggregates,
                 ..
-            } => format!(
-                "Aggregate({mode:?}): group_by=[{}], aggregates=[{}]",
-                list(group_by),
-                list(aggregates)
-            ),
+            } => {
+                let sets = if grouping_sets.is_empty() {
+                    String::new()
+                } else {
+                    let sets: Vec<String> = grouping_sets
+                        .iter()
+                        .map(|set| {
+                            let keys: Vec<String> = group_by
+                                .iter()
+                                .zip(set)
+                                .filter(|(_, &null)| !null)
+                                .map(|(k, _)| k.to_string())
+                                .collect();
+                            format!("({})", keys.join(", "))
+                        })
+                        .collect();
+                    format!(", grouping_sets=[{}]", sets.join(", "))
+                };
+                format!(
+                    "Aggregate({mode:?}): group_by=[{}]{sets}, aggregates=[{}]",
+                    list(group_by),
+                    list(aggregates)
+                )
+            }
             PhysicalPlan::HashJoin {
                 join_type,
                 on,
@@ -417,6 +485,11 @@ impl PhysicalPlan {
                 None => format!("Limit: skip={skip}"),
             },
             PhysicalPlan::Union { inputs, .. } => format!("Union: {} inputs", inputs.len()),
+            PhysicalPlan::SetOperation { op, on, .. } => {
+                let keys: Vec<String> = on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+                format!("SetOperation({op:?}): on=[{}]", keys.join(", "))
+            }
+            PhysicalPlan::Window { exprs, .. } => format!("Window: [{}]", list(exprs)),
             PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
                 Partitioning::Hash { keys, partitions } => {
                     format!("Exchange(hash [{}] -> {partitions})", list(keys))

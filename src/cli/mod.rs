@@ -1,5 +1,6 @@
 //! Command-line arguments and subcommands of the `ffq` binary.
 
+mod slt;
 mod sql;
 mod tpch_gen;
 
@@ -7,6 +8,7 @@ use std::fmt;
 
 use clap::{Parser, Subcommand};
 
+pub use slt::SltArgs;
 pub use sql::SqlArgs;
 pub use tpch_gen::TpchGenArgs;
 
@@ -24,12 +26,15 @@ pub enum Command {
     Sql(SqlArgs),
     /// Generate the TPC-H tables into Parquet or CSV files.
     TpchGen(TpchGenArgs),
+    /// Run sqllogictest (.slt) files; exits 1 if any file fails.
+    Slt(SltArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Sql(args) => sql::run(args),
         Command::TpchGen(args) => tpch_gen::run(args),
+        Command::Slt(args) => slt::run(args),
     }
 }
 

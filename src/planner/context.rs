@@ -1,5 +1,6 @@
 //! The catalog and function library as datafusion-sql sees them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -7,12 +8,12 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_common::{plan_err, Result as DFResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{
-    AggregateUDF, Expr, HigherOrderUDF, ScalarUDF, TableProviderFilterPushDown, TableSource,
-    WindowUDF,
+    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableProviderFilterPushDown,
+    TableSource, TableType, WindowUDF,
 };
 use ffq_dataflow::functions::FunctionRegistry;
 
-use crate::catalog::{Catalog, TableEntry, TableKind};
+use crate::catalog::{Catalog, TableEntry, TableKind, ViewEntry};
 
 /// A table as the SQL planner sees it. Parquet tables accept pushed-down
 /// filters as *inexact* (used to skip row groups; rows are still filtered).
@@ -37,14 +38,34 @@ impl TableSource for FfqTableSource {
     }
 }
 
+/// A view as the SQL planner sees it: its plan is inlined where the view
+/// is used (`LogicalPlanBuilder::scan` replaces the scan of a source that
+/// has a logical plan by that plan under the view's name).
+pub struct FfqViewSource {
+    pub view: Arc<ViewEntry>,
+}
+
+impl TableSource for FfqViewSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.view.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        Some(Cow::Borrowed(&self.view.plan))
+    }
+}
+
 pub struct PlannerContext<'a> {
     pub catalog: &'a Catalog,
     pub registry: &'a FunctionRegistry,
     pub options: ConfigOptions,
     pub expr_planners: Vec<Arc<dyn ExprPlanner>>,
-    /// Window functions are known to the SQL planner so that queries using
-    /// them plan (and are then rejected as not supported by the physical
-    /// planner) instead of failing as unknown functions.
+    /// The window functions the SQL planner knows (the same library as the
+    /// registry's window functions, which run them).
     pub windows: Vec<Arc<WindowUDF>>,
 }
 
@@ -59,6 +80,8 @@ impl<'a> PlannerContext<'a> {
                 Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
                 Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
+                // count(*) OVER (...) -> count(1) OVER (...)
+                Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
             ],
             windows: datafusion_functions_window::all_default_window_functions(),
         }
@@ -67,10 +90,17 @@ impl<'a> PlannerContext<'a> {
 
 impl ContextProvider for PlannerContext<'_> {
     fn get_table_source(&self, name: TableReference) -> DFResult<Arc<dyn TableSource>> {
-        match self.catalog.get(name.table()) {
-            Some(entry) => Ok(Arc::new(FfqTableSource { entry })),
+        if let Some(entry) = self.catalog.get(name.table()) {
+            return Ok(Arc::new(FfqTableSource { entry }));
+        }
+        match self.catalog.get_view(name.table()) {
+            Some(view) => match self.catalog.stale_view(&view) {
+                Some(problem) => plan_err!("{problem}"),
+                None => Ok(Arc::new(FfqViewSource { view })),
+            },
             None => {
-                let names = self.catalog.names();
+                let mut names = self.catalog.names();
+                names.extend(self.catalog.view_names());
                 let hint = closest(name.table(), &names)
                     .map(|n| format!(" (did you mean {n}?)"))
                     .unwrap_or_default();

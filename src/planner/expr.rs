@@ -2,7 +2,7 @@
 //! columns resolved to positions in the input schema.
 
 use datafusion_common::DFSchema;
-use datafusion_expr::expr::{AggregateFunction, Alias};
+use datafusion_expr::expr::{AggregateFunction, Alias, GroupingSet};
 use datafusion_expr::Expr;
 use ffq_dataflow::expr::{AggExpr, BinaryOp, PhysExpr, SortExpr};
 
@@ -104,11 +104,60 @@ pub fn lower_expr(expr: &Expr, schema: &DFSchema) -> Result<PhysExpr> {
             return Err(Error::NotSupported(format!("window function {expr}")))
         }
         Expr::GroupingSet(_) => {
-            return Err(Error::NotSupported("GROUPING SETS / ROLLUP / CUBE".into()))
+            return Err(Error::Plan(format!(
+                "grouping set outside of a GROUP BY: {expr}"
+            )))
         }
         Expr::Unnest(_) => return Err(Error::NotSupported("UNNEST".into())),
         other => return Err(Error::NotSupported(format!("expression {other}"))),
     })
+}
+
+/// The group keys of an aggregate's GROUP BY, in the order of its output
+/// columns, and for GROUPING SETS / ROLLUP / CUBE the grouping sets: per
+/// set, one flag per key, `true` when the set leaves the key out (empty for
+/// a plain GROUP BY). Mirrors how DataFusion expands grouping sets.
+pub fn group_keys(group_expr: &[Expr]) -> Result<(Vec<&Expr>, Vec<Vec<bool>>)> {
+    let set = match group_expr {
+        [Expr::GroupingSet(set)] => set,
+        _ => {
+            if group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+                return Err(Error::Plan(
+                    "a grouping set must be the only GROUP BY expression".into(),
+                ));
+            }
+            // Duplicate keys are one output column (as in DataFusion).
+            let mut keys: Vec<&Expr> = Vec::with_capacity(group_expr.len());
+            for e in group_expr {
+                if !keys.contains(&e) {
+                    keys.push(e);
+                }
+            }
+            return Ok((keys, vec![]));
+        }
+    };
+    let keys = set.distinct_expr();
+    let n = keys.len();
+    let sets = match set {
+        GroupingSet::GroupingSets(sets) => sets
+            .iter()
+            .map(|s| keys.iter().map(|k| !s.contains(k)).collect())
+            .collect(),
+        // (), (a), (a, b), ...
+        GroupingSet::Rollup(_) => (0..=n)
+            .map(|len| (0..n).map(|i| i >= len).collect())
+            .collect(),
+        // Every subset of the keys.
+        GroupingSet::Cube(_) => {
+            if n >= 32 {
+                return Err(Error::NotSupported(format!("CUBE of {n} expressions")));
+            }
+            (0..1u64 << n)
+                .map(|mask| (0..n).map(|i| mask & (1 << i) != 0).collect())
+                .collect()
+        }
+    };
+    Ok((keys, sets))
 }
 
 pub fn lower_exprs(exprs: &[Expr], schema: &DFSchema) -> Result<Vec<PhysExpr>> {

@@ -7,5 +7,7 @@
 pub mod context;
 pub mod expr;
 pub mod physical;
+pub mod set_ops;
 pub mod sql;
 pub mod stats;
+pub mod window;

@@ -20,13 +20,15 @@ use datafusion_expr::logical_plan::{FetchType, SkipType};
 use datafusion_expr::{JoinType as LJoinType, LogicalPlan};
 use ffq_dataflow::expr::{AggExpr, PhysExpr};
 use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::aggregate::grouping_ids;
 use ffq_dataflow::operators::parquet_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_splits;
 use ffq_dataflow::plan::{AggregateMode, JoinType, Partitioning, PhysicalPlan, ScanSource};
 
 use super::context::FfqTableSource;
-use super::expr::{lower_aggregate, lower_expr, lower_exprs, lower_sort};
+use super::expr::{group_keys, lower_aggregate, lower_expr, lower_exprs, lower_sort};
 use super::stats::estimate_rows;
+use super::window;
 use crate::catalog::TableKind;
 use crate::error::{Error, Result};
 
@@ -169,7 +171,7 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Distinct(_) => Err(Error::NotSupported(
                 "DISTINCT that the optimizer did not rewrite".into(),
             )),
-            LogicalPlan::Window(_) => Err(Error::NotSupported("window functions".into())),
+            LogicalPlan::Window(w) => window::lower_window(self, w, self.lower(&w.input)?),
             LogicalPlan::Subquery(_) => Err(Error::NotSupported(
                 "subquery that could not be turned into a join".into(),
             )),
@@ -185,10 +187,9 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Ddl(d) => Err(Error::NotSupported(format!("{} statements", d.name()))),
             LogicalPlan::Copy(_) => Err(Error::NotSupported("COPY".into())),
             LogicalPlan::DescribeTable(_) => Err(Error::NotSupported("DESCRIBE".into())),
-            LogicalPlan::Extension(e) => Err(Error::NotSupported(format!(
-                "logical extension {}",
-                e.node.name()
-            ))),
+            LogicalPlan::Extension(e) => {
+                super::set_ops::lower_extension(e, self.target_partitions, &|p| self.lower(p))
+            }
         }
     }
 
@@ -265,24 +266,39 @@ impl PhysicalPlanner<'_> {
         let input = self.lower(&a.input)?;
         let input_schema = input.schema();
         let in_df = a.input.schema();
-        let group_by = lower_exprs(&a.group_expr, in_df)?;
+        let (keys, grouping_sets) = group_keys(&a.group_expr)?;
+        let group_by = keys
+            .iter()
+            .map(|e| lower_expr(e, in_df))
+            .collect::<Result<Vec<_>>>()?;
         let g = group_by.len();
+        // Columns the groups are formed on: the keys, then with grouping
+        // sets the `__grouping_id` (as in the logical schema).
+        let gk = g + usize::from(!grouping_sets.is_empty());
         let out = a.schema.as_ref();
         let aggregates = a
             .aggr_expr
             .iter()
             .enumerate()
-            .map(|(i, e)| lower_aggregate(e, in_df, out.field(g + i).name()))
+            .map(|(i, e)| lower_aggregate(e, in_df, out.field(gk + i).name()))
             .collect::<Result<Vec<AggExpr>>>()?;
 
-        // Output fields: group keys as evaluated, then aggregate results.
+        // Output fields: group keys as evaluated (nullable in grouping sets,
+        // which set keys to NULL), the grouping id, then aggregate results.
         let mut final_fields = self.expr_fields(&group_by, &input_schema, out)?;
+        if !grouping_sets.is_empty() {
+            final_fields = final_fields
+                .into_iter()
+                .map(|f| f.with_nullable(true))
+                .collect();
+            final_fields.push(grouping_id_field(&grouping_sets, out.field(g))?);
+        }
         let mut state_fields = Vec::new();
         for (i, agg) in aggregates.iter().enumerate() {
             let lowered = agg.compile(&input_schema, self.registry)?;
             let f = lowered.aggregate.field();
             final_fields.push(Field::new(
-                out.field(g + i).name(),
+                out.field(gk + i).name(),
                 f.data_type().clone(),
                 f.is_nullable(),
             ));
@@ -298,27 +314,29 @@ impl PhysicalPlanner<'_> {
                 input: Box::new(gather(input)),
                 mode: AggregateMode::Single,
                 group_by,
+                grouping_sets,
                 aggregates,
                 aggregate_input_schema: input_schema,
                 schema: final_schema,
             });
         }
-        let mut partial_fields: Vec<Field> = final_fields[..g].to_vec();
+        let mut partial_fields: Vec<Field> = final_fields[..gk].to_vec();
         partial_fields.extend(state_fields);
         let partial_schema = Arc::new(Schema::new(partial_fields));
         let partial = PhysicalPlan::Aggregate {
             input: Box::new(input),
             mode: AggregateMode::Partial,
             group_by: group_by.clone(),
+            grouping_sets: grouping_sets.clone(),
             aggregates: aggregates.clone(),
             aggregate_input_schema: Arc::clone(&input_schema),
             schema: Arc::clone(&partial_schema),
         };
-        let partitioning = if g == 0 {
+        let partitioning = if gk == 0 {
             Partitioning::Gather
         } else {
             Partitioning::Hash {
-                keys: (0..g)
+                keys: (0..gk)
                     .map(|i| PhysExpr::col(i, partial_schema.field(i).name()))
                     .collect(),
                 partitions: self.target_partitions.max(1),
@@ -331,6 +349,7 @@ impl PhysicalPlanner<'_> {
             }),
             mode: AggregateMode::Final,
             group_by,
+            grouping_sets,
             aggregates,
             aggregate_input_schema: input_schema,
             schema: final_schema,
@@ -538,6 +557,25 @@ impl JoinSide {
             swapped_widths: both_sides.then_some((nl, nr)),
         }
     }
+}
+
+/// The `__grouping_id` output field of an aggregate with grouping sets:
+/// the logical field, whose type must be the one the operator computes.
+fn grouping_id_field(grouping_sets: &[Vec<bool>], logical: &Field) -> Result<Field> {
+    let (_, id_type) = grouping_ids(grouping_sets)?;
+    if logical.name() != datafusion_expr::Aggregate::INTERNAL_GROUPING_ID
+        || logical.data_type() != &id_type
+    {
+        return Err(Error::Plan(format!(
+            "aggregate with {} grouping sets: expected the output field {}: {id_type} after \
+             the keys, found {}: {}",
+            grouping_sets.len(),
+            datafusion_expr::Aggregate::INTERNAL_GROUPING_ID,
+            logical.name(),
+            logical.data_type()
+        )));
+    }
+    Ok(Field::new(logical.name(), id_type, false))
 }
 
 /// `plan` in one partition (an exchange that gathers, when needed).

@@ -27,9 +27,64 @@ fn strip_parser_prefix(msg: &str) -> String {
         .to_string()
 }
 
-/// Splits a script into its statements, rendered back to SQL text.
+/// Splits a script into its statements. Each statement is its own text
+/// from the script (cut at top-level `;` tokens), so that statements whose
+/// rendering loses clauses (DataFusion's `CREATE EXTERNAL TABLE` prints
+/// neither columns nor OPTIONS) run as written; when the cut does not match
+/// the parsed statements, they are rendered back to SQL text instead.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {
-    Ok(parse(sql)?.iter().map(|s| s.to_string()).collect())
+    let statements = parse(sql)?;
+    match split_at_semicolons(sql) {
+        Some(pieces) if pieces.len() == statements.len() => Ok(pieces),
+        _ => Ok(statements.iter().map(|s| s.to_string()).collect()),
+    }
+}
+
+/// The non-empty pieces of `sql` between top-level `;` tokens (strings,
+/// quoted identifiers and comments are single tokens, so a `;` inside them
+/// does not cut). `None` when the text does not tokenize.
+fn split_at_semicolons(sql: &str) -> Option<Vec<String>> {
+    use sqlparser::tokenizer::{Location, Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    // Byte offset of each line start; columns count characters.
+    let mut line_starts = vec![0usize];
+    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |loc: Location| -> Option<usize> {
+        let line = usize::try_from(loc.line).ok()?.checked_sub(1)?;
+        let col = usize::try_from(loc.column).ok()?.checked_sub(1)?;
+        let start = *line_starts.get(line)?;
+        let rest = sql.get(start..)?;
+        Some(match rest.char_indices().nth(col) {
+            Some((i, _)) => start + i,
+            None => sql.len(),
+        })
+    };
+    let mut pieces = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for t in &tokens {
+        match &t.token {
+            Token::SemiColon => {
+                if let Some((a, b)) = current.take() {
+                    pieces.push(sql.get(a..b)?.to_string());
+                }
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            _ => {
+                let a = offset(t.span.start)?;
+                let b = offset(t.span.end)?;
+                current = Some(match current {
+                    Some((start, _)) => (start, b),
+                    None => (a, b),
+                });
+            }
+        }
+    }
+    if let Some((a, b)) = current {
+        pieces.push(sql.get(a..b)?.to_string());
+    }
+    Some(pieces)
 }
 
 /// Plans one statement into a logical plan (not yet optimized).
@@ -44,8 +99,12 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mut options = ConfigOptions::new();
     // Uncorrelated scalar subqueries become joins, which FFQ runs; left in
     // place they would need DataFusion's own physical operator.
-    options.optimizer.enable_physical_uncorrelated_scalar_subquery = false;
+    options
+        .optimizer
+        .enable_physical_uncorrelated_scalar_subquery = false;
     let options = Arc::new(options);
+    // INTERSECT ALL / EXCEPT ALL get their standard semantics (see set_ops).
+    let plan = super::set_ops::rewrite_multiset_ops(plan)?;
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
     let context = OptimizerContext::new_with_config_options(options)
         .with_query_execution_start_time(chrono::Utc::now());

@@ -16,6 +16,18 @@
 //! Without group keys there is exactly one group, which exists also when the
 //! input is empty (`count` gives 0, `sum` NULL).
 //!
+//! GROUPING SETS / ROLLUP / CUBE (as DataFusion runs them): `Partial` and
+//! `Single` feed every input row once per grouping set, with the keys the set
+//! leaves out replaced by NULL and one more key column, `__grouping_id`, that
+//! tells the sets apart (so that a NULL key value differs from "not grouped").
+//! The id of a set has one bit per key, the first key being the most
+//! significant, set when the key is left out; a set that appears several
+//! times gets its occurrence number (0, 1, ...) in the bits above those.
+//! Its type is the smallest of UInt8/16/32/64 that holds all bits. `Final`
+//! groups on the keys and the id like on any other keys. On an input
+//! without rows, only the sets that group on no key (`()`, the total of a
+//! ROLLUP or CUBE) have a group, as in DataFusion.
+//!
 //! Group keys: a single integer-like key is interned with a hash map on the
 //! native value; any other key list is encoded with arrow-row and the encoded
 //! rows are kept contiguously in a [`Rows`] buffer, found through a
@@ -37,6 +49,7 @@ use arrow::datatypes::{
     Int64Type, Int8Type, Schema, SchemaRef, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_common::ScalarValue;
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::expressions::Column;
@@ -75,9 +88,14 @@ struct AggItem {
 pub(crate) struct AggSpec {
     mode: AggregateMode,
     /// Group key expressions over the operator's input (in `Final` mode,
-    /// the first `G` columns).
+    /// the first `G` columns, or `G + 1` with grouping sets).
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Types of the key columns the groups are formed on (with grouping
+    /// sets, the keys then the grouping id).
     key_types: Vec<DataType>,
+    /// Grouping sets expanded in this mode (`Partial`, `Single`); empty for
+    /// `Final` and for a plain GROUP BY.
+    sets: Vec<GroupingSet>,
     aggs: Vec<AggItem>,
     schema: SchemaRef,
 }
@@ -88,6 +106,7 @@ impl HashAggregate {
         input: Arc<dyn Operator>,
         mode: AggregateMode,
         group_by: &[PhysExpr],
+        grouping_sets: &[Vec<bool>],
         aggregates: &[AggExpr],
         aggregate_input_schema: SchemaRef,
         schema: SchemaRef,
@@ -97,6 +116,7 @@ impl HashAggregate {
             &input.schema(),
             mode,
             group_by,
+            grouping_sets,
             aggregates,
             &aggregate_input_schema,
             schema,
@@ -109,11 +129,73 @@ impl HashAggregate {
     }
 }
 
+/// One grouping set: which keys it leaves out (NULL) and its grouping id.
+struct GroupingSet {
+    null_keys: Vec<bool>,
+    id: ScalarValue,
+}
+
+/// The grouping id of every set, and the id's type (see the module doc).
+pub fn grouping_ids(sets: &[Vec<bool>]) -> Result<(Vec<u64>, DataType)> {
+    let keys = sets.first().map(|s| s.len()).unwrap_or(0);
+    if let Some(bad) = sets.iter().find(|s| s.len() != keys) {
+        return Err(DataflowError::Internal(format!(
+            "grouping sets of {} and {keys} keys",
+            bad.len()
+        )));
+    }
+    // Occurrence number of each set among equal sets.
+    let mut seen: HashMap<&[bool], u64> = HashMap::with_hasher(DefaultHashBuilder::default());
+    let mut ordinals = Vec::with_capacity(sets.len());
+    for s in sets {
+        let n = seen.entry(s.as_slice()).or_insert(0);
+        ordinals.push(*n);
+        *n += 1;
+    }
+    let max_ordinal = ordinals.iter().copied().max().unwrap_or(0);
+    let bits = keys + (u64::BITS - max_ordinal.leading_zeros()) as usize;
+    let data_type = match bits {
+        0..=8 => DataType::UInt8,
+        9..=16 => DataType::UInt16,
+        17..=32 => DataType::UInt32,
+        33..=64 => DataType::UInt64,
+        _ => {
+            return Err(DataflowError::NotSupported(format!(
+                "{} grouping sets over {keys} keys (the grouping id needs {bits} bits)",
+                sets.len()
+            )))
+        }
+    };
+    let ids = sets
+        .iter()
+        .zip(ordinals)
+        .map(|(s, ordinal)| {
+            let mask = s
+                .iter()
+                .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
+            // bits <= 64, so the shift only overflows when there is no ordinal.
+            mask | ordinal.checked_shl(keys as u32).unwrap_or(0)
+        })
+        .collect();
+    Ok((ids, data_type))
+}
+
+fn grouping_id_scalar(id: u64, data_type: &DataType) -> ScalarValue {
+    match data_type {
+        DataType::UInt8 => ScalarValue::UInt8(Some(id as u8)),
+        DataType::UInt16 => ScalarValue::UInt16(Some(id as u16)),
+        DataType::UInt32 => ScalarValue::UInt32(Some(id as u32)),
+        _ => ScalarValue::UInt64(Some(id)),
+    }
+}
+
 impl AggSpec {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn try_new(
         input_schema: &Schema,
         mode: AggregateMode,
         group_by: &[PhysExpr],
+        grouping_sets: &[Vec<bool>],
         aggregates: &[AggExpr],
         aggregate_input_schema: &Schema,
         schema: SchemaRef,
@@ -124,6 +206,15 @@ impl AggSpec {
             .map(|a| a.compile(aggregate_input_schema, registry))
             .collect::<Result<Vec<_>>>()?;
         let g = group_by.len();
+        if grouping_sets.iter().any(|s| s.len() != g) {
+            return Err(DataflowError::Internal(format!(
+                "grouping sets {grouping_sets:?} do not have one flag per group key ({g})"
+            )));
+        }
+        let (set_ids, id_type) = grouping_ids(grouping_sets)?;
+        let has_sets = !grouping_sets.is_empty();
+        // Key columns of the groups: the keys, then the grouping id.
+        let gk = g + usize::from(has_sets);
         let state_fields = lowered
             .iter()
             .map(|l| l.aggregate.state_fields())
@@ -136,36 +227,58 @@ impl AggSpec {
                 .iter()
                 .map(|e| e.compile(aggregate_input_schema, registry))
                 .collect::<Result<Vec<_>>>()?;
-            let types = exprs
+            let mut types = exprs
                 .iter()
                 .map(|e| e.data_type(aggregate_input_schema))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            if has_sets {
+                types.push(id_type.clone());
+            }
             (exprs, types)
         } else {
-            // Final: keys are the first G columns, then the states in order.
-            let expected = g + state_fields.iter().map(|s| s.len()).sum::<usize>();
+            // Final: keys (and the grouping id) are the first columns, then
+            // the states in order.
+            let expected = gk + state_fields.iter().map(|s| s.len()).sum::<usize>();
             if input_schema.fields().len() != expected {
                 return Err(DataflowError::Internal(format!(
-                    "final aggregate input has {} columns [{}], but {g} group keys and the \
-                     aggregate states give {expected} [{}]",
+                    "final aggregate input has {} columns [{}], but {gk} group key columns and \
+                     the aggregate states give {expected} [{}]",
                     input_schema.fields().len(),
                     field_names(input_schema.fields().iter().map(|f| f.name())),
                     field_names(state_fields.iter().flatten().map(|f| f.name())),
                 )));
             }
-            let exprs: Vec<Arc<dyn PhysicalExpr>> = (0..g)
+            let exprs: Vec<Arc<dyn PhysicalExpr>> = (0..gk)
                 .map(|i| {
                     Arc::new(Column::new(input_schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>
                 })
                 .collect();
-            let types = (0..g)
+            let types: Vec<DataType> = (0..gk)
                 .map(|i| input_schema.field(i).data_type().clone())
                 .collect();
+            if has_sets && types[g] != id_type {
+                return Err(DataflowError::Internal(format!(
+                    "final aggregate input column {g} (grouping id) has type {}, expected {id_type}",
+                    types[g]
+                )));
+            }
             (exprs, types)
+        };
+        let sets = if raw_input {
+            grouping_sets
+                .iter()
+                .zip(set_ids)
+                .map(|(s, id)| GroupingSet {
+                    null_keys: s.clone(),
+                    id: grouping_id_scalar(id, &id_type),
+                })
+                .collect()
+        } else {
+            vec![]
         };
 
         let mut aggs = Vec::with_capacity(lowered.len());
-        let mut state_col = g;
+        let mut state_col = gk;
         for (l, states) in lowered.into_iter().zip(&state_fields) {
             let func = l.aggregate;
             let (inputs, filter): (Vec<Arc<dyn PhysicalExpr>>, _) = if raw_input {
@@ -220,6 +333,9 @@ impl AggSpec {
         // The output schema: keys, then per aggregate its states (Partial)
         // or its value (Final, Single).
         let mut expected: Vec<String> = group_by.iter().map(|e| e.to_string()).collect();
+        if has_sets {
+            expected.push("__grouping_id".to_string());
+        }
         match mode {
             AggregateMode::Partial => {
                 expected.extend(state_fields.iter().flatten().map(|f| f.name().clone()))
@@ -238,11 +354,21 @@ impl AggSpec {
                 expected.join(", "),
             )));
         }
+        if has_sets && schema.field(g).data_type() != &id_type {
+            return Err(DataflowError::Internal(format!(
+                "aggregate ({mode:?}) output column {g} ({}) has type {}, but the grouping id \
+                 of {} grouping sets over {g} keys is {id_type}",
+                schema.field(g).name(),
+                schema.field(g).data_type(),
+                grouping_sets.len()
+            )));
+        }
 
         Ok(AggSpec {
             mode,
             group_exprs,
             key_types,
+            sets,
             aggs,
             schema,
         })
@@ -359,21 +485,57 @@ impl Aggregator {
         if n == 0 {
             return Ok(());
         }
-        let keys = crate::expr::evaluate_all(&self.spec.group_exprs, batch)?;
+        let spec = Arc::clone(&self.spec);
+        let keys = crate::expr::evaluate_all(&spec.group_exprs, batch)?;
+        let mut inputs = Vec::with_capacity(spec.aggs.len());
+        for item in &spec.aggs {
+            let values = crate::expr::evaluate_all(&item.inputs, batch)?;
+            let filter = match &item.filter {
+                Some(f) if spec.mode != AggregateMode::Final => {
+                    Some(evaluate_filter(f.as_ref(), batch)?)
+                }
+                _ => None,
+            };
+            inputs.push((values, filter));
+        }
+        if spec.sets.is_empty() {
+            return self.accumulate(&keys, n, &inputs);
+        }
+        // Every row once per grouping set.
+        let nulls: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| new_null_array(k.data_type(), n))
+            .collect();
+        for set in &spec.sets {
+            let mut set_keys: Vec<ArrayRef> = keys
+                .iter()
+                .zip(&nulls)
+                .zip(&set.null_keys)
+                .map(|((k, null), &is_null)| Arc::clone(if is_null { null } else { k }))
+                .collect();
+            set_keys.push(set.id.to_array_of_size(n)?);
+            self.accumulate(&set_keys, n, &inputs)?;
+        }
+        Ok(())
+    }
+
+    /// Folds `n` rows with group key columns `keys` and aggregate inputs
+    /// `inputs` (values and FILTER mask per aggregate) into the groups.
+    fn accumulate(
+        &mut self,
+        keys: &[ArrayRef],
+        n: usize,
+        inputs: &[(Vec<ArrayRef>, Option<BooleanArray>)],
+    ) -> Result<()> {
         self.group_ids.clear();
-        self.groups.intern(&keys, n, &mut self.group_ids)?;
+        self.groups.intern(keys, n, &mut self.group_ids)?;
         let total = self.groups.len();
         let merge = self.spec.mode == AggregateMode::Final;
-        for (item, acc) in self.spec.aggs.iter().zip(self.accs.iter_mut()) {
-            let values = crate::expr::evaluate_all(&item.inputs, batch)?;
+        for ((values, filter), acc) in inputs.iter().zip(self.accs.iter_mut()) {
             if merge {
-                acc.merge_batch(&values, &self.group_ids, total)?;
+                acc.merge_batch(values, &self.group_ids, total)?;
             } else {
-                let filter = match &item.filter {
-                    Some(f) => Some(evaluate_filter(f.as_ref(), batch)?),
-                    None => None,
-                };
-                acc.update_batch(&values, &self.group_ids, filter.as_ref(), total)?;
+                acc.update_batch(values, &self.group_ids, filter.as_ref(), total)?;
             }
         }
         self.acc_groups = total;
@@ -413,8 +575,44 @@ impl Aggregator {
         Ok(columns)
     }
 
+    /// With grouping sets and no input rows, the sets that group on no key
+    /// still have their group (a grand total: `count` 0, `sum` NULL), as in
+    /// DataFusion. Partial aggregates give it for every partition without
+    /// rows; `Final` merges those into one row per such set.
+    fn add_empty_grouping_sets(&mut self) -> Result<()> {
+        let spec = Arc::clone(&self.spec);
+        let g = spec.key_types.len().saturating_sub(1);
+        let skip = BooleanArray::from(vec![false]);
+        for set in spec.sets.iter().filter(|s| s.null_keys.iter().all(|&n| n)) {
+            let mut keys: Vec<ArrayRef> = spec.key_types[..g]
+                .iter()
+                .map(|t| new_null_array(t, 1))
+                .collect();
+            keys.push(set.id.to_array_of_size(1)?);
+            // One row that every aggregate filters out (see
+            // `empty_group_columns` for why not an empty batch).
+            let inputs: Vec<(Vec<ArrayRef>, Option<BooleanArray>)> = spec
+                .aggs
+                .iter()
+                .map(|item| {
+                    let values = item
+                        .input_types
+                        .iter()
+                        .map(|t| new_null_array(t, 1))
+                        .collect();
+                    (values, Some(skip.clone()))
+                })
+                .collect();
+            self.accumulate(&keys, 1, &inputs)?;
+        }
+        Ok(())
+    }
+
     /// Emits all groups in batches of at most `batch_size` rows.
     pub(crate) fn finish(&mut self, batch_size: usize) -> Result<Vec<RecordBatch>> {
+        if self.groups.len() == 0 {
+            self.add_empty_grouping_sets()?;
+        }
         let n = self.groups.len();
         if n == 0 {
             return Ok(vec![]);
@@ -854,6 +1052,7 @@ mod tests {
                 operator_input,
                 mode,
                 group_by,
+                &[],
                 aggs,
                 &input,
                 schema,
@@ -1172,6 +1371,219 @@ mod tests {
         }
     }
 
+    // ---- grouping sets ----------------------------------------------------
+
+    fn sets_schema(
+        mode: AggregateMode,
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+    ) -> SchemaRef {
+        let base = out_schema(mode, group_by, aggs, &input_schema());
+        let (_, id_type) = grouping_ids(sets).unwrap();
+        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.insert(group_by.len(), Field::new("__grouping_id", id_type, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn sets_spec(
+        mode: AggregateMode,
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+        operator_input: &Schema,
+    ) -> Arc<AggSpec> {
+        Arc::new(
+            AggSpec::try_new(
+                operator_input,
+                mode,
+                group_by,
+                sets,
+                aggs,
+                &input_schema(),
+                sets_schema(mode, group_by, sets, aggs),
+                &registry(),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Single, and Partial per input then Final; both must agree.
+    fn run_sets(
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+        inputs: &[Vec<RecordBatch>],
+    ) -> Vec<String> {
+        let single = sets_spec(AggregateMode::Single, group_by, sets, aggs, &input_schema());
+        let all: Vec<RecordBatch> = inputs.iter().flatten().cloned().collect();
+        let out = run(&single, &all, 3);
+        assert!(out.iter().all(|b| b.schema() == single.schema));
+        let got = rows_of(&out);
+        let partial = sets_spec(
+            AggregateMode::Partial,
+            group_by,
+            sets,
+            aggs,
+            &input_schema(),
+        );
+        let mut partial_out = vec![];
+        for input in inputs {
+            partial_out.extend(run(&partial, input, 2));
+        }
+        let final_spec = sets_spec(AggregateMode::Final, group_by, sets, aggs, &partial.schema);
+        assert_eq!(rows_of(&run(&final_spec, &partial_out, 1024)), got);
+        got
+    }
+
+    #[test]
+    fn grouping_id_values_and_types() {
+        let (f, t) = (false, true);
+        // ROLLUP(a, b)
+        let (ids, ty) = grouping_ids(&[vec![f, f], vec![f, t], vec![t, t]]).unwrap();
+        assert_eq!((ids, ty), (vec![0, 1, 3], DataType::UInt8));
+        // The first key is the most significant bit.
+        let (ids, _) = grouping_ids(&[vec![t, f], vec![f, t]]).unwrap();
+        assert_eq!(ids, vec![2, 1]);
+        // Repeated sets get their occurrence number above the key bits.
+        let (ids, ty) = grouping_ids(&[vec![f, t], vec![f, t], vec![t, t], vec![f, t]]).unwrap();
+        assert_eq!((ids, ty), (vec![1, 5, 3, 9], DataType::UInt8));
+        // 7 keys and an ordinal of 2 need 9 bits.
+        let (_, ty) = grouping_ids(&[vec![f; 7], vec![f; 7], vec![f; 7]]).unwrap();
+        assert_eq!(ty, DataType::UInt16);
+        assert_eq!(grouping_ids(&[vec![f; 8]]).unwrap().1, DataType::UInt8);
+        assert_eq!(grouping_ids(&[vec![f; 9]]).unwrap().1, DataType::UInt16);
+        assert_eq!(grouping_ids(&[vec![f; 17]]).unwrap().1, DataType::UInt32);
+        assert_eq!(grouping_ids(&[vec![f; 33]]).unwrap().1, DataType::UInt64);
+        assert_eq!(grouping_ids(&[vec![t; 64]]).unwrap().0, vec![u64::MAX]);
+        assert!(grouping_ids(&[vec![f; 64], vec![f; 64]]).is_err());
+        assert!(grouping_ids(&[vec![f; 2], vec![f; 3]]).is_err());
+    }
+
+    #[test]
+    fn rollup_two_keys() {
+        let (f, t) = (false, true);
+        let g = [col(0, "k1"), col(1, "k2")];
+        let sets = [vec![f, f], vec![f, t], vec![t, t]];
+        let aggs = [agg("sum", vec![col(2, "v")], "s")];
+        let got = run_sets(&g, &sets, &aggs, &[vec![batch1()], vec![batch2()]]);
+        // k1|k2|__grouping_id|sum: a NULL key (id 0) differs from a key
+        // that is not grouped (id 1, 3).
+        assert_eq!(
+            got,
+            vec![
+                "NULL|2|0|6",
+                "NULL|NULL|1|6",
+                "NULL|NULL|3|77",
+                "a|1|0|60",
+                "a|NULL|0|1",
+                "a|NULL|1|61",
+                "b|1|0|NULL",
+                "b|NULL|0|10",
+                "b|NULL|1|10",
+                "c|3|0|NULL",
+                "c|NULL|1|NULL",
+            ]
+        );
+    }
+
+    #[test]
+    fn grouping_sets_with_aggregate_states_and_filter() {
+        let (f, t) = (false, true);
+        // GROUPING SETS ((k2), (k1), (k2)) with avg, count(distinct) and
+        // a FILTER clause.
+        let g = [col(0, "k1"), col(1, "k2")];
+        let sets = [vec![t, f], vec![f, t], vec![t, f]];
+        let mut dc = agg("count", vec![col(0, "k1")], "dc");
+        dc.distinct = true;
+        let mut c = agg(
+            "count",
+            vec![PhysExpr::lit(ScalarValue::Int64(Some(1)))],
+            "c",
+        );
+        c.filter = Some(PhysExpr::Binary {
+            left: Box::new(col(2, "v")),
+            op: BinaryOp::Gt,
+            right: Box::new(PhysExpr::lit(ScalarValue::Int64(Some(5)))),
+        });
+        let aggs = [agg("avg", vec![col(3, "f")], "av"), dc, c];
+        let got = run_sets(
+            &g,
+            &sets,
+            &aggs,
+            &[vec![batch1(), batch2()], vec![batch1()]],
+        );
+        // Per k2 (twice: ids 2 and 6) and per k1 (id 1).
+        let by_k2 = [
+            "NULL|1|{}|9|2|5",
+            "NULL|2|{}|1.8333333333333333|0|0",
+            "NULL|3|{}|NULL|1|0",
+            "NULL|NULL|{}|1.9|2|2",
+        ];
+        let mut expected: Vec<String> = by_k2
+            .iter()
+            .flat_map(|r| [r.replace("{}", "2"), r.replace("{}", "6")])
+            .collect();
+        expected.extend(
+            [
+                "NULL|NULL|1|1.8333333333333333|0|0",
+                "a|NULL|1|6.571428571428571|1|5",
+                "b|NULL|1|2.8333333333333335|1|2",
+                "c|NULL|1|NULL|1|0",
+            ]
+            .map(String::from),
+        );
+        expected.sort();
+        // (f = v / 2; batch1 counts twice)
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn grouping_sets_empty_input_and_empty_set() {
+        let (f, t) = (false, true);
+        let aggs = [agg("count", vec![col(2, "v")], "c")];
+        // ROLLUP(k1) over no rows: only the total, once (one partial row
+        // per empty partition, merged).
+        let got = run_sets(
+            &[col(0, "k1")],
+            &[vec![f], vec![t]],
+            &aggs,
+            &[vec![], vec![]],
+        );
+        assert_eq!(got, vec!["NULL|1|0"]);
+        let more = [
+            agg("count", vec![col(2, "v")], "c"),
+            agg("sum", vec![col(2, "v")], "s"),
+            agg("avg", vec![col(3, "f")], "a"),
+            agg("max", vec![col(0, "k1")], "m"),
+        ];
+        let sets = [vec![f, f], vec![t, t], vec![f, t], vec![t, t]];
+        let g = [col(0, "k1"), col(1, "k2")];
+        let got = run_sets(&g, &sets, &more, &[vec![], vec![]]);
+        assert_eq!(
+            got,
+            vec![
+                "NULL|NULL|3|0|NULL|NULL|NULL",
+                "NULL|NULL|7|0|NULL|NULL|NULL"
+            ]
+        );
+        // Only one partition without rows: its total merges with the others.
+        let got = run_sets(&g, &sets, &more, &[vec![batch1()], vec![]]);
+        let single = run_sets(&g, &sets, &more, &[vec![batch1()]]);
+        assert_eq!(got, single);
+        // No set without keys: no rows.
+        let got = run_sets(&g, &[vec![f, t], vec![t, f]], &aggs, &[vec![], vec![]]);
+        assert!(got.is_empty());
+        // GROUPING SETS ((), ()): two totals told apart by the id.
+        let got = run_sets(
+            &[],
+            &[vec![], vec![]],
+            &aggs,
+            &[vec![batch1()], vec![batch2()]],
+        );
+        assert_eq!(got, vec!["0|8", "1|8"]);
+    }
+
     #[test]
     fn schema_column_count_mismatch_is_internal_error() {
         let input = input_schema();
@@ -1182,6 +1594,7 @@ mod tests {
             &input,
             AggregateMode::Partial,
             &[col(0, "k1")],
+            &[],
             &aggs,
             &input,
             wrong,
@@ -1235,6 +1648,7 @@ mod tests {
             input: Box::new(scan),
             mode: AggregateMode::Partial,
             group_by: g.clone(),
+            grouping_sets: vec![],
             aggregates: aggs.clone(),
             aggregate_input_schema: Arc::clone(&input),
             schema: partial_schema,
@@ -1243,6 +1657,7 @@ mod tests {
             input: Box::new(partial),
             mode: AggregateMode::Final,
             group_by: g.clone(),
+            grouping_sets: vec![],
             aggregates: aggs.clone(),
             aggregate_input_schema: Arc::clone(&input),
             schema: out_schema(AggregateMode::Final, &g, &aggs, &input),

@@ -30,12 +30,14 @@ pub mod nested_loop_join;
 pub mod parquet_scan;
 pub mod projection;
 pub mod pruning;
+pub mod set_op;
 pub mod sort;
 pub mod sort_merge;
 pub mod topk;
 pub mod tpch_scan;
 pub mod union;
 pub mod values;
+pub mod window;
 
 /// A compiled physical operator.
 pub trait Operator: Send + Sync {
@@ -132,6 +134,7 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
             input,
             mode,
             group_by,
+            grouping_sets,
             aggregates,
             aggregate_input_schema,
             schema,
@@ -141,6 +144,7 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                 input,
                 *mode,
                 group_by,
+                grouping_sets,
                 aggregates,
                 Arc::clone(aggregate_input_schema),
                 Arc::clone(schema),
@@ -222,6 +226,37 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                 .map(|i| compile(i, ctx))
                 .collect::<Result<Vec<_>>>()?;
             Arc::new(union::Union::try_new(inputs, Arc::clone(schema))?)
+        }
+        PhysicalPlan::Window {
+            input,
+            exprs,
+            schema,
+        } => {
+            let input = compile(input, ctx)?;
+            Arc::new(window::Window::try_new(
+                input,
+                exprs,
+                Arc::clone(schema),
+                registry,
+            )?)
+        }
+        PhysicalPlan::SetOperation {
+            left,
+            right,
+            op,
+            on,
+            schema,
+        } => {
+            let left = compile(left, ctx)?;
+            let right = compile(right, ctx)?;
+            Arc::new(set_op::SetOperation::try_new(
+                left,
+                right,
+                *op,
+                on,
+                Arc::clone(schema),
+                registry,
+            )?)
         }
         PhysicalPlan::Exchange {
             input,

@@ -1,0 +1,462 @@
+//! SetOperation: `INTERSECT ALL` and `EXCEPT ALL` with multiset semantics.
+//!
+//! Per partition, the right input is read first and the number of copies of
+//! each distinct right row (its key columns encoded with arrow-row, so NULL
+//! equals NULL) is counted. Then the left input streams through: a left row
+//! whose row still has right copies left uses one up; `INTERSECT ALL` emits
+//! exactly those rows (`min(m, n)` of `m` left copies), `EXCEPT ALL` emits the
+//! others (`max(m - n, 0)`). Which of equal left rows are emitted does not
+//! matter: they are equal on every key, i.e. on every column.
+//!
+//! Both inputs must have the same partitions with equal rows in the same
+//! partition (hash-partitioned on the keys, or one partition each).
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::{filter_record_batch, BatchCoalescer};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use futures::StreamExt;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::{check_partition, Operator};
+use crate::error::{DataflowError, Result};
+use crate::expr::{evaluate_all, PhysExpr};
+use crate::functions::FunctionRegistry;
+use crate::plan::SetOpKind;
+use crate::runner::TaskContext;
+use crate::stream::{boxed, SendableRecordBatchStream};
+
+pub struct SetOperation {
+    left: Arc<dyn Operator>,
+    right: Arc<dyn Operator>,
+    op: SetOpKind,
+    left_keys: Vec<Arc<dyn PhysicalExpr>>,
+    right_keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_types: Vec<DataType>,
+    schema: SchemaRef,
+}
+
+impl SetOperation {
+    pub fn try_new(
+        left: Arc<dyn Operator>,
+        right: Arc<dyn Operator>,
+        op: SetOpKind,
+        on: &[(PhysExpr, PhysExpr)],
+        schema: SchemaRef,
+        registry: &FunctionRegistry,
+    ) -> Result<Self> {
+        let (ls, rs) = (left.schema(), right.schema());
+        if left.output_partitions() != right.output_partitions() {
+            return Err(DataflowError::Internal(format!(
+                "set operation inputs have {} and {} partitions",
+                left.output_partitions(),
+                right.output_partitions()
+            )));
+        }
+        if on.is_empty() {
+            return Err(DataflowError::Internal(
+                "set operation without key columns".into(),
+            ));
+        }
+        let mut left_keys = Vec::with_capacity(on.len());
+        let mut right_keys = Vec::with_capacity(on.len());
+        let mut key_types = Vec::with_capacity(on.len());
+        for (l, r) in on {
+            let (l, r) = (l.compile(&ls, registry)?, r.compile(&rs, registry)?);
+            let (lt, rt) = (l.data_type(&ls)?, r.data_type(&rs)?);
+            if lt != rt {
+                return Err(DataflowError::Internal(format!(
+                    "set operation keys {l} ({lt}) and {r} ({rt}) differ in type"
+                )));
+            }
+            left_keys.push(l);
+            right_keys.push(r);
+            key_types.push(lt);
+        }
+        let same_columns = schema.fields().len() == ls.fields().len()
+            && schema
+                .fields()
+                .iter()
+                .zip(ls.fields())
+                .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
+        if !same_columns {
+            return Err(DataflowError::Internal(format!(
+                "set operation schema {schema:?} does not have the left input's columns {ls:?}"
+            )));
+        }
+        Ok(SetOperation {
+            left,
+            right,
+            op,
+            left_keys,
+            right_keys,
+            key_types,
+            schema,
+        })
+    }
+}
+
+impl Operator for SetOperation {
+    fn name(&self) -> &'static str {
+        "SetOperation"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn output_partitions(&self) -> usize {
+        self.left.output_partitions()
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: &Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        check_partition(self, partition)?;
+        let mut right = self.right.execute(partition, ctx)?;
+        let mut left = self.left.execute(partition, ctx)?;
+        let (left_keys, right_keys) = (self.left_keys.clone(), self.right_keys.clone());
+        let key_types = self.key_types.clone();
+        let op = self.op;
+        let schema = self.schema();
+        let batch_size = ctx.config.batch_size.max(1);
+        let stream = async_stream::try_stream! {
+            let mut counts = RowCounts::try_new(&key_types)?;
+            while let Some(batch) = right.next().await {
+                let batch = batch?;
+                if batch.num_rows() > 0 {
+                    counts.add(&evaluate_all(&right_keys, &batch)?)?;
+                }
+            }
+            let mut out = BatchCoalescer::new(Arc::clone(&schema), batch_size);
+            // The left input is drained even when nothing can match: an
+            // exchange stops feeding every partition once one consumer is gone.
+            while let Some(batch) = left.next().await {
+                let batch = batch?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let keep = counts.take(&evaluate_all(&left_keys, &batch)?, op)?;
+                let kept = filter_record_batch(&batch, &keep)?;
+                if kept.num_rows() > 0 {
+                    let kept = RecordBatch::try_new(Arc::clone(&schema), kept.columns().to_vec())?;
+                    out.push_batch(kept)?;
+                }
+                while let Some(b) = out.next_completed_batch() {
+                    yield b;
+                }
+            }
+            out.finish_buffered_batch()?;
+            while let Some(b) = out.next_completed_batch() {
+                yield b;
+            }
+        };
+        Ok(boxed(self.schema(), stream))
+    }
+}
+
+/// Distinct key rows with the number of their copies not used up yet.
+struct RowCounts {
+    converter: RowConverter,
+    /// The encoded key row of each distinct row, by index.
+    rows: Rows,
+    counts: Vec<u64>,
+    /// (hash of the row bytes, index)
+    table: HashTable<(u64, usize)>,
+    hasher: DefaultHashBuilder,
+    scratch: Rows,
+}
+
+impl RowCounts {
+    fn try_new(key_types: &[DataType]) -> Result<Self> {
+        let converter = RowConverter::new(
+            key_types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let rows = converter.empty_rows(0, 0);
+        let scratch = converter.empty_rows(0, 0);
+        Ok(RowCounts {
+            converter,
+            rows,
+            counts: Vec::new(),
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            scratch,
+        })
+    }
+
+    /// Counts one more copy of every row of `keys`.
+    fn add(&mut self, keys: &[ArrayRef]) -> Result<()> {
+        let RowCounts {
+            converter,
+            rows,
+            counts,
+            table,
+            hasher,
+            scratch,
+        } = self;
+        scratch.clear();
+        converter.append(scratch, keys)?;
+        for row in scratch.iter() {
+            let bytes = row.data();
+            let h = hasher.hash_one(bytes);
+            match table.find(h, |&(gh, i)| gh == h && rows.row(i).data() == bytes) {
+                Some(&(_, i)) => counts[i] += 1,
+                None => {
+                    let i = rows.num_rows();
+                    rows.push(row);
+                    counts.push(1);
+                    table.insert_unique(h, (h, i), |&(gh, _)| gh);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Which rows of `keys` the set operation emits, using up copies.
+    fn take(&mut self, keys: &[ArrayRef], op: SetOpKind) -> Result<BooleanArray> {
+        let RowCounts {
+            converter,
+            rows,
+            counts,
+            table,
+            hasher,
+            scratch,
+        } = self;
+        scratch.clear();
+        converter.append(scratch, keys)?;
+        let mut keep = Vec::with_capacity(scratch.num_rows());
+        for row in scratch.iter() {
+            let bytes = row.data();
+            let h = hasher.hash_one(bytes);
+            let found = table
+                .find(h, |&(gh, i)| gh == h && rows.row(i).data() == bytes)
+                .map(|&(_, i)| i);
+            let matched = match found {
+                Some(i) if counts[i] > 0 => {
+                    counts[i] -= 1;
+                    true
+                }
+                _ => false,
+            };
+            keep.push(match op {
+                SetOpKind::IntersectAll => matched,
+                SetOpKind::ExceptAll => !matched,
+            });
+        }
+        Ok(BooleanArray::from(keep))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int32Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    fn keys(a: Vec<Option<i32>>, b: Vec<Option<&str>>) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(Int32Array::from(a)),
+            Arc::new(StringArray::from(b)),
+        ]
+    }
+
+    fn counts_of(right: &[Vec<ArrayRef>]) -> RowCounts {
+        let mut c = RowCounts::try_new(&[DataType::Int32, DataType::Utf8]).unwrap();
+        for k in right {
+            c.add(k).unwrap();
+        }
+        c
+    }
+
+    fn mask(b: &BooleanArray) -> Vec<bool> {
+        (0..b.len()).map(|i| b.value(i)).collect()
+    }
+
+    #[test]
+    fn multiset_counts_with_nulls_equal() {
+        // Right: (1,x) x2, (NULL,y) x1, (2,NULL) x1, across two batches.
+        let right = [
+            keys(vec![Some(1), None], vec![Some("x"), Some("y")]),
+            keys(vec![Some(1), Some(2)], vec![Some("x"), None]),
+        ];
+        // Left: (1,x) x3, (NULL,y) x2, (2,NULL) x1, (3,z) x1.
+        let left = [
+            keys(
+                vec![Some(1), None, Some(1), Some(3)],
+                vec![Some("x"), Some("y"), Some("x"), Some("z")],
+            ),
+            keys(
+                vec![Some(1), None, Some(2)],
+                vec![Some("x"), Some("y"), None],
+            ),
+        ];
+        let mut c = counts_of(&right);
+        let a = c.take(&left[0], SetOpKind::IntersectAll).unwrap();
+        let b = c.take(&left[1], SetOpKind::IntersectAll).unwrap();
+        // min(3,2) of (1,x), min(2,1) of (NULL,y), (2,NULL) once, no (3,z).
+        assert_eq!(mask(&a), vec![true, true, true, false]);
+        assert_eq!(mask(&b), vec![false, false, true]);
+
+        let mut c = counts_of(&right);
+        let a = c.take(&left[0], SetOpKind::ExceptAll).unwrap();
+        let b = c.take(&left[1], SetOpKind::ExceptAll).unwrap();
+        // 3-2 of (1,x), 2-1 of (NULL,y), 1-1 of (2,NULL), (3,z).
+        assert_eq!(mask(&a), vec![false, false, false, true]);
+        assert_eq!(mask(&b), vec![true, true, false]);
+    }
+
+    #[test]
+    fn empty_right_side() {
+        let left = keys(vec![Some(1), None], vec![None, None]);
+        let mut c = counts_of(&[]);
+        assert_eq!(
+            mask(&c.take(&left, SetOpKind::IntersectAll).unwrap()),
+            vec![false, false]
+        );
+        assert_eq!(
+            mask(&c.take(&left, SetOpKind::ExceptAll).unwrap()),
+            vec![true, true]
+        );
+    }
+
+    #[test]
+    fn key_types_must_match() {
+        use crate::operators::values::Empty;
+        let l = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
+        let r = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let reg = FunctionRegistry::with_defaults();
+        let on = vec![(PhysExpr::col(0, "a"), PhysExpr::col(0, "a"))];
+        let err = SetOperation::try_new(
+            Arc::new(Empty::new(Arc::clone(&l), false)),
+            Arc::new(Empty::new(r, false)),
+            SetOpKind::IntersectAll,
+            &on,
+            Arc::clone(&l),
+            &reg,
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, DataflowError::Internal(_)), "{err}");
+        // Int64 keys of different widths are fine after a cast.
+        let ok = SetOperation::try_new(
+            Arc::new(Empty::new(Arc::clone(&l), false)),
+            Arc::new(Empty::new(
+                Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, true)])),
+                false,
+            )),
+            SetOpKind::ExceptAll,
+            &[(
+                PhysExpr::Cast {
+                    expr: Box::new(PhysExpr::col(0, "a")),
+                    data_type: DataType::Int64,
+                },
+                PhysExpr::col(0, "b"),
+            )],
+            l,
+            &reg,
+        );
+        assert!(ok.is_ok());
+    }
+
+    struct NoExchange;
+    impl crate::exchange::ExchangeTransport for NoExchange {
+        #[allow(clippy::type_complexity)]
+        fn open(
+            &self,
+            _producers: usize,
+            _consumers: usize,
+            _schema: SchemaRef,
+        ) -> Result<(
+            Vec<Box<dyn crate::exchange::PartitionWriter>>,
+            Vec<SendableRecordBatchStream>,
+        )> {
+            Err(DataflowError::Internal("no exchange in tests".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn operator_through_runner() {
+        use crate::plan::{PhysicalPlan, ScanSource};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let batch = |v: Vec<Option<i64>>| {
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(v))]).unwrap()
+        };
+        // Left: 1 x4, 2 x2, NULL x3, 3 x1; right: 1 x2, NULL x1, 2 x3, 4 x1.
+        let tables = || {
+            let tables = crate::tables::MemoryTableMap::default();
+            tables.insert(
+                "l",
+                vec![
+                    batch(vec![Some(1), Some(1), None, Some(2)]),
+                    batch(vec![Some(1), None, Some(3), None, Some(2), Some(1)]),
+                ],
+            );
+            tables.insert(
+                "r",
+                vec![
+                    batch(vec![Some(2), Some(1), None]),
+                    batch(vec![Some(4), Some(2), Some(1), Some(2)]),
+                ],
+            );
+            Arc::new(tables)
+        };
+        let scan = |t: &str| PhysicalPlan::Scan {
+            source: ScanSource::Memory {
+                table: t.into(),
+                partitions: 1,
+            },
+            table_schema: Arc::clone(&schema),
+            projection: None,
+            pruning: vec![],
+            schema: Arc::clone(&schema),
+        };
+        for (op, expected) in [
+            (SetOpKind::IntersectAll, vec!["1", "1", "2", "2", "NULL"]),
+            (SetOpKind::ExceptAll, vec!["1", "1", "3", "NULL", "NULL"]),
+        ] {
+            let plan = PhysicalPlan::SetOperation {
+                left: Box::new(scan("l")),
+                right: Box::new(scan("r")),
+                op,
+                on: vec![(PhysExpr::col(0, "v"), PhysExpr::col(0, "v"))],
+                schema: Arc::clone(&schema),
+            };
+            let config = crate::runner::ExecConfig {
+                batch_size: 2,
+                ..Default::default()
+            };
+            let mut stream = crate::runner::execute(
+                &plan,
+                config,
+                Arc::new(FunctionRegistry::with_defaults()),
+                tables(),
+                Arc::new(NoExchange),
+            )
+            .unwrap();
+            let mut got = vec![];
+            while let Some(b) = stream.next().await {
+                let b = b.unwrap();
+                assert!(b.num_rows() <= 2);
+                let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                for i in 0..b.num_rows() {
+                    got.push(if col.is_null(i) {
+                        "NULL".to_string()
+                    } else {
+                        col.value(i).to_string()
+                    });
+                }
+            }
+            got.sort();
+            assert_eq!(got, expected, "{op:?}");
+        }
+    }
+}
