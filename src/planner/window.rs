@@ -13,8 +13,9 @@
 //! ```
 //!
 //! so that every window partition lies in one sorted partition; the
-//! exchange is left out when the input is one partition, or already
-//! hash-partitioned on the same keys by the previous group. A projection
+//! exchange is left out with `target_partitions` 1, and when the input is
+//! already hash-partitioned on the same keys (by a previous window node,
+//! or a final aggregation on those keys). A projection
 //! restores the column order of the logical node when groups were
 //! reordered.
 
@@ -71,23 +72,24 @@ pub fn lower_window(
     for group in &groups {
         let group_exprs: Vec<WindowExpr> = group.iter().map(|&i| exprs[i].clone()).collect();
         let keys = &group_exprs[0].partition_by;
-        if plan.output_partitions() > 1 {
-            if keys.is_empty() || n == 1 {
+        if keys.is_empty() || n == 1 {
+            if plan.output_partitions() > 1 {
                 plan = PhysicalPlan::Exchange {
                     input: Box::new(plan),
                     partitioning: Partitioning::Gather,
                 };
-                hashed_on = None;
-            } else if !hashed_on.as_ref().is_some_and(|h| same_keys(h, keys)) {
-                plan = PhysicalPlan::Exchange {
-                    input: Box::new(plan),
-                    partitioning: Partitioning::Hash {
-                        keys: keys.clone(),
-                        partitions: n,
-                    },
-                };
-                hashed_on = Some(keys.clone());
             }
+            hashed_on = None;
+        } else if !hashed_on.as_ref().is_some_and(|h| same_keys(h, keys)) {
+            // Also from one partition: window partitions run in parallel.
+            plan = PhysicalPlan::Exchange {
+                input: Box::new(plan),
+                partitioning: Partitioning::Hash {
+                    keys: keys.clone(),
+                    partitions: n,
+                },
+            };
+            hashed_on = Some(keys.clone());
         }
         let order = required_order(&group_exprs).ok_or_else(|| {
             Error::Plan("window expressions grouped with different PARTITION BY".into())
@@ -321,6 +323,18 @@ mod tests {
         let text = p.display_indent();
         assert_eq!(count(&p, "Window:"), 2, "{text}");
         assert_eq!(count(&p, "Exchange(hash"), 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn grouped_input_is_already_partitioned() {
+        let p = plan(
+            "SELECT k, sum(v), rank() OVER (PARTITION BY k ORDER BY sum(v)) FROM t GROUP BY k",
+            3,
+        )
+        .await;
+        let text = p.display_indent();
+        assert_eq!(count(&p, "Exchange(hash"), 1, "{text}");
+        assert_eq!(count(&p, "Window:"), 1, "{text}");
     }
 
     #[tokio::test]
