@@ -236,7 +236,7 @@ impl Engine {
         let plan = sql::plan_statement(&ctx, statement)?;
         match plan {
             LogicalPlan::Explain(explain) => {
-                let logical = sql::optimize(explain.plan.as_ref().clone())?;
+                let logical = sql::optimize(explain.plan.as_ref().clone(), &self.state.registry)?;
                 let physical = self.physical_planner().plan(&logical)?;
                 let (schema, batch) = explain_batch(&logical, &physical)?;
                 Ok(DataFrame::rows(
@@ -252,7 +252,7 @@ impl Engine {
             | LogicalPlan::Statement(_)
             | LogicalPlan::Copy(_) => crate::statements::execute(self, plan).await,
             plan => {
-                let logical = sql::optimize(plan)?;
+                let logical = sql::optimize(plan, &self.state.registry)?;
                 let physical = self.physical_planner().plan(&logical)?;
                 Ok(DataFrame::query(Arc::clone(&self.state), logical, physical))
             }

@@ -253,7 +253,7 @@ fn forget_table_data(engine: &Engine, name: &str) {
 /// Plans, optimizes and runs `plan`; returns its schema (from the logical
 /// plan) and output batches.
 async fn run_query(engine: &Engine, plan: LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let logical = sql::optimize(plan)?;
+    let logical = sql::optimize(plan, &engine.state.registry)?;
     let schema = Arc::new(Schema::new(logical.schema().fields().clone()));
     let physical = engine.physical_planner().plan(&logical)?;
     let df = DataFrame::query(Arc::clone(&engine.state), logical, physical);

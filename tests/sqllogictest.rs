@@ -28,11 +28,6 @@ use sqllogictest::{AsyncDB, DBOutput, Runner};
 /// that the list shrinks as features land).
 const KNOWN_FAILURES: &[(&str, &str)] = &[
     (
-        "distinct_on.slt",
-        "DISTINCT ON panics in DataFusion's ReplaceDistinctWithAggregate: FFQ's \
-         optimizer context has no function registry",
-    ),
-    (
         "integer_overflow.slt",
         "integer + - * wrap around instead of failing (DataFusion semantics)",
     ),

@@ -181,3 +181,50 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     prev[b.len()]
 }
+
+/// FFQ's function library as DataFusion's `FunctionRegistry` (read-only).
+pub struct DfRegistry<'a>(pub &'a FunctionRegistry);
+
+impl datafusion_expr::registry::FunctionRegistry for DfRegistry<'_> {
+    fn udfs(&self) -> std::collections::HashSet<String> {
+        self.0.scalar_names().cloned().collect()
+    }
+
+    fn higher_order_function_names(&self) -> std::collections::HashSet<String> {
+        Default::default()
+    }
+
+    fn udafs(&self) -> std::collections::HashSet<String> {
+        self.0.aggregate_names().cloned().collect()
+    }
+
+    fn udwfs(&self) -> std::collections::HashSet<String> {
+        self.0.window_names().cloned().collect()
+    }
+
+    fn udf(&self, name: &str) -> DFResult<Arc<ScalarUDF>> {
+        self.0
+            .get_scalar(name)
+            .ok_or_else(|| datafusion_common::DataFusionError::Plan(format!("no function {name}")))
+    }
+
+    fn higher_order_function(&self, name: &str) -> DFResult<Arc<HigherOrderUDF>> {
+        plan_err!("no higher-order function {name}")
+    }
+
+    fn expr_planners(&self) -> Vec<Arc<dyn ExprPlanner>> {
+        vec![]
+    }
+
+    fn udaf(&self, name: &str) -> DFResult<Arc<AggregateUDF>> {
+        self.0.get_aggregate(name).ok_or_else(|| {
+            datafusion_common::DataFusionError::Plan(format!("no aggregate function {name}"))
+        })
+    }
+
+    fn udwf(&self, name: &str) -> DFResult<Arc<WindowUDF>> {
+        self.0.get_window(name).ok_or_else(|| {
+            datafusion_common::DataFusionError::Plan(format!("no window function {name}"))
+        })
+    }
+}

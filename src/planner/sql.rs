@@ -5,12 +5,14 @@ use std::sync::Arc;
 use datafusion_common::config::ConfigOptions;
 use datafusion_expr::LogicalPlan;
 use datafusion_optimizer::analyzer::Analyzer;
-use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
+use datafusion_optimizer::optimizer::{Optimizer, OptimizerConfig, OptimizerContext};
 use datafusion_sql::parser::{DFParser, Statement};
 use datafusion_sql::planner::SqlToRel;
 use sqlparser::dialect::GenericDialect;
 
-use super::context::PlannerContext;
+use ffq_dataflow::functions::FunctionRegistry;
+
+use super::context::{DfRegistry, PlannerContext};
 use crate::error::{Error, Result};
 
 /// Parses `sql` into statements (several when separated by `;`).
@@ -95,7 +97,7 @@ pub fn plan_statement(ctx: &PlannerContext<'_>, statement: Statement) -> Result<
 
 /// Runs DataFusion's analyzer (type coercion, checks) and optimizer
 /// (pushdowns, subquery decorrelation, simplification) on `plan`.
-pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
+pub fn optimize(plan: LogicalPlan, registry: &FunctionRegistry) -> Result<LogicalPlan> {
     let mut options = ConfigOptions::new();
     // Uncorrelated scalar subqueries become joins, which FFQ runs; left in
     // place they would need DataFusion's own physical operator.
@@ -106,7 +108,35 @@ pub fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
     // INTERSECT ALL / EXCEPT ALL get their standard semantics (see set_ops).
     let plan = super::set_ops::rewrite_multiset_ops(plan)?;
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
-    let context = OptimizerContext::new_with_config_options(options)
-        .with_query_execution_start_time(chrono::Utc::now());
+    let context = WithFunctions {
+        context: OptimizerContext::new_with_config_options(options)
+            .with_query_execution_start_time(chrono::Utc::now()),
+        registry: DfRegistry(registry),
+    };
     Ok(Optimizer::new().optimize(analyzed, &context, |_, _| {})?)
+}
+
+/// The optimizer's context with FFQ's function library: some rewrites
+/// (`DISTINCT ON`) look functions up by name.
+struct WithFunctions<'a> {
+    context: OptimizerContext,
+    registry: DfRegistry<'a>,
+}
+
+impl OptimizerConfig for WithFunctions<'_> {
+    fn query_execution_start_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.context.query_execution_start_time()
+    }
+
+    fn alias_generator(&self) -> &Arc<datafusion_common::alias::AliasGenerator> {
+        self.context.alias_generator()
+    }
+
+    fn options(&self) -> Arc<ConfigOptions> {
+        self.context.options()
+    }
+
+    fn function_registry(&self) -> Option<&dyn datafusion_expr::registry::FunctionRegistry> {
+        Some(&self.registry)
+    }
 }
