@@ -64,9 +64,6 @@ pub struct PlannerContext<'a> {
     pub registry: &'a FunctionRegistry,
     pub options: ConfigOptions,
     pub expr_planners: Vec<Arc<dyn ExprPlanner>>,
-    /// The window functions the SQL planner knows (the same library as the
-    /// registry's window functions, which run them).
-    pub windows: Vec<Arc<WindowUDF>>,
 }
 
 impl<'a> PlannerContext<'a> {
@@ -83,7 +80,6 @@ impl<'a> PlannerContext<'a> {
                 // count(*) OVER (...) -> count(1) OVER (...)
                 Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
             ],
-            windows: datafusion_functions_window::all_default_window_functions(),
         }
     }
 }
@@ -126,11 +122,7 @@ impl ContextProvider for PlannerContext<'_> {
     }
 
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
-        let name = name.to_lowercase();
-        self.windows
-            .iter()
-            .find(|w| w.name() == name || w.aliases().iter().any(|a| *a == name))
-            .cloned()
+        self.registry.get_window(name)
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -154,7 +146,7 @@ impl ContextProvider for PlannerContext<'_> {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        self.windows.iter().map(|w| w.name().to_string()).collect()
+        self.registry.window_names().cloned().collect()
     }
 }
 
