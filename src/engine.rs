@@ -19,7 +19,8 @@ use crate::dataframe::{explain_batch, DataFrame};
 use crate::error::{Error, Result};
 use crate::planner::context::PlannerContext;
 use crate::planner::physical::PhysicalPlanner;
-use crate::planner::sql;
+use crate::planner::{sql, subquery};
+use ffq_dataflow::PhysicalPlan;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -236,7 +237,8 @@ impl Engine {
         let plan = sql::plan_statement(&ctx, statement)?;
         match plan {
             LogicalPlan::Explain(explain) => {
-                let logical = sql::optimize(explain.plan.as_ref().clone(), &self.state.registry)?;
+                let logical =
+                    sql::optimize(explain.plan.as_ref().clone(), &self.state.registry, false)?;
                 let physical = self.physical_planner().plan(&logical)?;
                 let (schema, batch) = explain_batch(&logical, &physical)?;
                 Ok(DataFrame::rows(
@@ -252,8 +254,7 @@ impl Engine {
             | LogicalPlan::Statement(_)
             | LogicalPlan::Copy(_) => crate::statements::execute(self, plan).await,
             plan => {
-                let logical = sql::optimize(plan, &self.state.registry)?;
-                let physical = self.physical_planner().plan(&logical)?;
+                let (logical, physical) = self.plan_query(plan).await?;
                 Ok(DataFrame::query(Arc::clone(&self.state), logical, physical))
             }
         }
@@ -262,6 +263,18 @@ impl Engine {
     /// Splits a script of `;`-separated statements into single statements.
     pub fn split_sql(sql: &str) -> Result<Vec<String>> {
         sql::split_statements(sql)
+    }
+
+    /// Optimizes a query plan, runs its uncorrelated scalar subqueries (each
+    /// must return at most one row) and lowers it to a physical plan.
+    pub(crate) async fn plan_query(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<(LogicalPlan, PhysicalPlan)> {
+        let logical = sql::optimize(plan, &self.state.registry, true)?;
+        let logical = subquery::resolve_scalar_subqueries(self, logical).await?;
+        let physical = self.physical_planner().plan(&logical)?;
+        Ok((logical, physical))
     }
 
     pub(crate) fn physical_planner(&self) -> PhysicalPlanner<'_> {

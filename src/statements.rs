@@ -38,7 +38,6 @@ use crate::dataframe::DataFrame;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::planner::context::FfqTableSource;
-use crate::planner::sql;
 
 /// Serializes the check-then-change steps of catalog changes (short,
 /// synchronous sections; queries run outside of it).
@@ -253,9 +252,8 @@ fn forget_table_data(engine: &Engine, name: &str) {
 /// Plans, optimizes and runs `plan`; returns its schema (from the logical
 /// plan) and output batches.
 async fn run_query(engine: &Engine, plan: LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let logical = sql::optimize(plan, &engine.state.registry)?;
+    let (logical, physical) = engine.plan_query(plan).await?;
     let schema = Arc::new(Schema::new(logical.schema().fields().clone()));
-    let physical = engine.physical_planner().plan(&logical)?;
     let df = DataFrame::query(Arc::clone(&engine.state), logical, physical);
     let batches = df.collect().await?;
     Ok((schema, batches))

@@ -36,10 +36,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "the USING column of RIGHT/FULL joins is the left column, not \
          COALESCE(left, right) (DataFusion's planner)",
     ),
-    (
-        "scalar_subquery_rows.slt",
-        "a scalar subquery with more than one row is not an error",
-    ),
 ];
 
 fn slt_dir() -> (PathBuf, bool) {

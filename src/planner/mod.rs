@@ -10,4 +10,5 @@ pub mod physical;
 pub mod set_ops;
 pub mod sql;
 pub mod stats;
+pub mod subquery;
 pub mod window;

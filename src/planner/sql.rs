@@ -97,13 +97,20 @@ pub fn plan_statement(ctx: &PlannerContext<'_>, statement: Statement) -> Result<
 
 /// Runs DataFusion's analyzer (type coercion, checks) and optimizer
 /// (pushdowns, subquery decorrelation, simplification) on `plan`.
-pub fn optimize(plan: LogicalPlan, registry: &FunctionRegistry) -> Result<LogicalPlan> {
+///
+/// With `keep_scalar_subqueries`, uncorrelated scalar subqueries stay in
+/// the plan as expressions, for the engine to run first (which checks that
+/// they return at most one row); otherwise they become joins, which plan
+/// without running anything (EXPLAIN).
+pub fn optimize(
+    plan: LogicalPlan,
+    registry: &FunctionRegistry,
+    keep_scalar_subqueries: bool,
+) -> Result<LogicalPlan> {
     let mut options = ConfigOptions::new();
-    // Uncorrelated scalar subqueries become joins, which FFQ runs; left in
-    // place they would need DataFusion's own physical operator.
     options
         .optimizer
-        .enable_physical_uncorrelated_scalar_subquery = false;
+        .enable_physical_uncorrelated_scalar_subquery = keep_scalar_subqueries;
     let options = Arc::new(options);
     // INTERSECT ALL / EXCEPT ALL get their standard semantics (see set_ops).
     let plan = super::set_ops::rewrite_multiset_ops(plan)?;

@@ -1,0 +1,252 @@
+//! The consumer side: fetching one output partition of one task attempt.
+//!
+//! [`fetch_partition`] pulls the stream with `get`s (see [`super::serve`]
+//! for the protocol), verifies every frame with a [`StreamVerifier`] and
+//! yields the batches. Replies are buffered without bound on the consumer
+//! side, so zenoh's receive path never waits on a slow consumer (which
+//! would stall every other stream on the same link); what one get can
+//! return is bounded by the server's per-get byte budget, and the next get
+//! is only issued once the batches of the previous one were taken.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::buffer::Buffer;
+use arrow::datatypes::SchemaRef;
+use ffq_dataflow::error::{DataflowError, Result as DfResult};
+use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
+use futures::Stream;
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, QueryTarget, Reply};
+use zenoh::Session;
+
+use super::error::TransportError;
+use super::frame::{Frame, StreamVerifier, Verified};
+use super::keys::DataKey;
+use super::serve::FROM_PARAM;
+
+/// How a partition is fetched.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Timeout of one get (the server bounds a get to a few seconds).
+    pub get_timeout: Duration,
+    /// Ask every attempt of the task (`.../<stage>/*/<task>/<partition>`)
+    /// instead of the expected one only. Frames of the other attempts are
+    /// then dropped and counted ([`FetchStats::stale_frames`]): a defence
+    /// against stale outputs, at the cost of their traffic.
+    pub any_attempt: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            get_timeout: Duration::from_secs(30),
+            any_attempt: false,
+        }
+    }
+}
+
+/// Counters of one fetch.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    /// Frames of other attempts, dropped.
+    pub stale_frames: AtomicU64,
+    /// Frames of the expected stream accepted (schema, batches, end).
+    pub frames: AtomicU64,
+    /// Bytes received, all frames.
+    pub bytes: AtomicU64,
+    /// Gets issued.
+    pub gets: AtomicU64,
+    /// Batches and rows yielded.
+    pub batches: AtomicU64,
+    pub rows: AtomicU64,
+}
+
+impl FetchStats {
+    pub fn stale_frames(&self) -> u64 {
+        self.stale_frames.load(Ordering::Relaxed)
+    }
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::Relaxed)
+    }
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+}
+
+type BatchStream = Pin<Box<dyn Stream<Item = DfResult<RecordBatch>> + Send>>;
+
+/// The batches of one fetched partition, with its counters.
+pub struct PartitionFetch {
+    key: DataKey,
+    stats: Arc<FetchStats>,
+    inner: BatchStream,
+}
+
+impl PartitionFetch {
+    pub fn key(&self) -> &DataKey {
+        &self.key
+    }
+
+    pub fn stats(&self) -> Arc<FetchStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// As an operator stream of a known schema.
+    pub fn into_record_batch_stream(self, schema: SchemaRef) -> SendableRecordBatchStream {
+        boxed(schema, self)
+    }
+}
+
+impl Stream for PartitionFetch {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// Fetches the stream `key` (one output partition of one task attempt).
+pub fn fetch_partition(session: &Session, key: &DataKey) -> PartitionFetch {
+    fetch_partition_with(session, key, FetchOptions::default())
+}
+
+fn to_buffer(payload: &ZBytes) -> Buffer {
+    match payload.to_bytes() {
+        Cow::Owned(v) => Buffer::from_vec(v),
+        Cow::Borrowed(s) => Buffer::from_slice_ref(s),
+    }
+}
+
+/// [`fetch_partition`] with options.
+pub fn fetch_partition_with(
+    session: &Session,
+    key: &DataKey,
+    options: FetchOptions,
+) -> PartitionFetch {
+    let stats = Arc::new(FetchStats::default());
+    let session = session.clone();
+    let key_text = key.to_string();
+    let ask = if options.any_attempt {
+        key.any_attempt()
+    } else {
+        key_text.clone()
+    };
+    let expected = key.stream.clone();
+    let counters = Arc::clone(&stats);
+    let fail = {
+        let key_text = key_text.clone();
+        move |message: String| -> DataflowError {
+            TransportError::Fetch {
+                key: key_text.clone(),
+                message,
+            }
+            .into()
+        }
+    };
+    let inner = async_stream::stream! {
+        let mut verifier = StreamVerifier::new(expected);
+        'gets: loop {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+            let selector = format!("{ask}?{FROM_PARAM}={}", verifier.next_seq());
+            counters.gets.fetch_add(1, Ordering::Relaxed);
+            let issued = session
+                .get(selector)
+                .callback(move |reply| {
+                    let _ = tx.send(reply);
+                })
+                .consolidation(ConsolidationMode::None)
+                .target(QueryTarget::All)
+                .congestion_control(CongestionControl::Block)
+                .timeout(options.get_timeout)
+                .await;
+            if let Err(e) = issued {
+                yield Err(fail(format!("get failed: {e}")));
+                break;
+            }
+            // Whether this get showed that the stream exists.
+            let mut seen = false;
+            while let Some(reply) = rx.recv().await {
+                let sample = match reply.result() {
+                    Ok(sample) => sample,
+                    Err(e) => {
+                        let msg = e.payload().try_to_string().map(|s| s.into_owned())
+                            .unwrap_or_else(|_| format!("{} bytes", e.payload().len()));
+                        yield Err(fail(format!("the producer answered with an error: {msg}")));
+                        break 'gets;
+                    }
+                };
+                counters.bytes.fetch_add(sample.payload().len() as u64, Ordering::Relaxed);
+                let frame = match Frame::decode(to_buffer(sample.payload())) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        yield Err(fail(e.to_string()));
+                        break 'gets;
+                    }
+                };
+                match verifier.accept(&frame) {
+                    Ok(Verified::Stale) => {
+                        counters.stale_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Verified::Pending) => seen = true,
+                    Ok(Verified::Schema(_)) => {
+                        seen = true;
+                        counters.frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Verified::Batch(batch)) => {
+                        seen = true;
+                        counters.frames.fetch_add(1, Ordering::Relaxed);
+                        counters.batches.fetch_add(1, Ordering::Relaxed);
+                        counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        yield Ok(batch);
+                    }
+                    Ok(Verified::End { .. }) => {
+                        counters.frames.fetch_add(1, Ordering::Relaxed);
+                        // Other repliers (stale attempts) may still be
+                        // answering; their frames do not matter.
+                        break 'gets;
+                    }
+                    Err(e) => {
+                        yield Err(fail(e.to_string()));
+                        break 'gets;
+                    }
+                }
+            }
+            if !seen {
+                let message = if verifier.next_seq() == 0 {
+                    "no worker holds this partition (it was never produced, was released, \
+                     or its worker is gone)"
+                        .to_string()
+                } else {
+                    format!(
+                        "the partition disappeared after {} frame(s) (released, or its \
+                         worker is gone)",
+                        verifier.next_seq()
+                    )
+                };
+                yield Err(fail(message));
+                break;
+            }
+        }
+    };
+    PartitionFetch {
+        key: key.clone(),
+        stats,
+        inner: Box::pin(inner),
+    }
+}

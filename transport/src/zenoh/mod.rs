@@ -1,0 +1,43 @@
+//! The zenoh exchange: how task attempts' output partitions travel between
+//! workers (ARCHITECTURE.md section 4).
+//!
+//! - [`keys`]: typed ids and the key expressions of the contract.
+//! - [`frame`]: data frames (header + Arrow IPC body), slicing of large
+//!   batches, and the [`StreamVerifier`] (attempt, sequence, counts).
+//! - [`store`]: the producer's [`OutputStore`], in-memory frames per
+//!   stream until released.
+//! - [`serve`]: the store's queryable on `ffq/<cluster>/data/**`.
+//! - [`fetch`]: [`fetch_partition`], the consumer's pull of one stream.
+//! - [`writer`]: [`ZenohPartitionWriter`], a dataflow `PartitionWriter`
+//!   into the store.
+//! - [`exchange`]: [`ZenohExchange`], a dataflow `ExchangeTransport` over
+//!   two sessions (tests, benchmarks).
+//! - [`config`]: session configuration helpers.
+//!
+//! The exchange is pull based: a consumer asks (zenoh `get`) and the
+//! producer answers from its buffers, so nothing is ever published before
+//! its consumer listens. Replies use `CongestionControl::Block` and every
+//! stream is verified end to end (sequence numbers, end-of-stream counts).
+
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod fetch;
+pub mod frame;
+pub mod keys;
+pub mod serve;
+pub mod store;
+pub mod writer;
+
+pub use config::{config_from_file, peer_config};
+pub use error::TransportError;
+pub use exchange::ZenohExchange;
+pub use fetch::{fetch_partition, fetch_partition_with, FetchOptions, FetchStats, PartitionFetch};
+pub use frame::{Frame, FrameEncoder, FrameHeader, FrameKind, StreamVerifier, Verified};
+pub use keys::{
+    AttemptId, AttemptRef, ClusterId, DataKey, PartitionId, QueryId, StageId, StreamId, TaskId,
+    WorkerId,
+};
+pub use serve::{OutputServer, ServeOptions};
+pub use store::{OutputStore, OutputStreamWriter, StoreConfig, StoreStats};
+pub use writer::ZenohPartitionWriter;
