@@ -103,7 +103,7 @@ async fn run_scalar(engine: &Engine, sq: &Subquery) -> Result<ScalarValue> {
             Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
         }
         n => Err(Error::Execution(ffq_dataflow::DataflowError::Execution(
-            format!("scalar subquery returned {n} rows; it must return at most one"),
+            format!("scalar subquery returned more than one row ({n} rows)"),
         ))),
     }
 }

@@ -24,9 +24,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::buffer::Buffer;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 use serde::{Deserialize, Serialize};
@@ -204,18 +204,71 @@ impl Frame {
 }
 
 /// The IPC size of a batch's data, estimated from its buffers (slices
-/// count only their own rows).
+/// count only their own rows; view arrays their views and the bytes their
+/// views use).
 pub fn estimate_ipc_bytes(batch: &RecordBatch) -> usize {
     batch
         .columns()
         .iter()
         .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-                + 64
+            let size = match c.data_type() {
+                DataType::Utf8View => {
+                    let a = c.as_string_view();
+                    a.len() * 16 + a.total_buffer_bytes_used()
+                }
+                DataType::BinaryView => {
+                    let a = c.as_binary_view();
+                    a.len() * 16 + a.total_buffer_bytes_used()
+                }
+                _ => c
+                    .to_data()
+                    .get_slice_memory_size()
+                    .unwrap_or_else(|_| c.get_array_memory_size()),
+            };
+            size + 64
         })
         .sum()
+}
+
+/// Compacts view columns whose data buffers hold much more than their
+/// views use (slices, filtered batches): IPC writes whole data buffers.
+fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut changed = false;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => {
+                let a = c.as_string_view();
+                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+                if held > 2 * a.total_buffer_bytes_used() + 1024 {
+                    changed = true;
+                    Arc::new(a.gc()) as ArrayRef
+                } else {
+                    Arc::clone(c)
+                }
+            }
+            DataType::BinaryView => {
+                let a = c.as_binary_view();
+                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+                if held > 2 * a.total_buffer_bytes_used() + 1024 {
+                    changed = true;
+                    Arc::new(a.gc()) as ArrayRef
+                } else {
+                    Arc::clone(c)
+                }
+            }
+            _ => Arc::clone(c),
+        })
+        .collect();
+    if !changed {
+        return Ok(batch.clone());
+    }
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
 }
 
 /// Whether two schemas have the same column types (names, nullability and
@@ -344,6 +397,7 @@ impl FrameEncoder {
             }
             return Ok(());
         }
+        let batch = &compact_views(batch)?;
         let kind = FrameKind::Batch { rows: rows as u64 };
         let header = FrameHeader {
             stream: self.stream.clone(),
