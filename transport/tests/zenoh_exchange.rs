@@ -179,7 +179,12 @@ async fn three_partitions_round_trip_with_slicing() {
     assert_eq!(pair.store.stats().complete_streams, 3);
 
     for (p, expected) in written.iter().enumerate() {
-        let fetch = fetch_partition(&pair.consumer, &pair.key(&task, p as u32));
+        // Partition 2 asks for small answers itself.
+        let options = FetchOptions {
+            max_reply_bytes: (p == 2).then_some(64 * 1024),
+            ..FetchOptions::default()
+        };
+        let fetch = fetch_partition_with(&pair.consumer, &pair.key(&task, p as u32), options);
         let stats = fetch.stats();
         let got = collect(fetch).await.unwrap();
         if p == 1 {
@@ -191,6 +196,10 @@ async fn three_partitions_round_trip_with_slicing() {
             assert!(stats.gets() > 2, "{} gets", stats.gets());
         } else {
             assert_eq!(&got, expected);
+        }
+        if p == 2 {
+            // About one batch (~50-80 KB each) per get.
+            assert!(stats.gets() >= 3, "{} gets", stats.gets());
         }
         assert_eq!(stats.stale_frames(), 0);
         assert_eq!(stats.frames(), got.len() as u64 + 2);
@@ -211,6 +220,28 @@ async fn missing_key_errors_clearly() {
         "{err}"
     );
     assert!(err.contains("no worker holds this partition"), "{err}");
+
+    // A malformed request is answered with an error reply.
+    let task = attempt("q0", 0, 0, 0);
+    pair.store
+        .open_stream(task.stream(PartitionId(0)), schema())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let replies = pair
+        .consumer
+        .get(format!("{}?from=abc", pair.key(&task, 0)))
+        .await
+        .unwrap();
+    let reply = replies.recv_async().await.unwrap();
+    let err = reply
+        .result()
+        .unwrap_err()
+        .payload()
+        .try_to_string()
+        .unwrap()
+        .into_owned();
+    assert!(err.contains("bad parameter from=\"abc\""), "{err}");
     pair.close().await;
 }
 

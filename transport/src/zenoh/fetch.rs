@@ -5,8 +5,10 @@
 //! yields the batches. Replies are buffered without bound on the consumer
 //! side, so zenoh's receive path never waits on a slow consumer (which
 //! would stall every other stream on the same link); what one get can
-//! return is bounded by the server's per-get byte budget, and the next get
-//! is only issued once the batches of the previous one were taken.
+//! return is bounded by the per-get byte budget (the server's, or
+//! [`FetchOptions::max_reply_bytes`]), and the next get is only issued once
+//! the batches of the previous one were taken. A consumer reading many
+//! partitions at once buffers up to one budget per partition.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -29,7 +31,7 @@ use zenoh::Session;
 use super::error::TransportError;
 use super::frame::{Frame, StreamVerifier, Verified};
 use super::keys::DataKey;
-use super::serve::FROM_PARAM;
+use super::serve::{FROM_PARAM, MAX_BYTES_PARAM};
 
 /// How a partition is fetched.
 #[derive(Debug, Clone)]
@@ -41,6 +43,9 @@ pub struct FetchOptions {
     /// then dropped and counted ([`FetchStats::stale_frames`]): a defence
     /// against stale outputs, at the cost of their traffic.
     pub any_attempt: bool,
+    /// Bytes one get may return at most (the server's bound applies too):
+    /// bounds what this fetch buffers. `None`: the server's bound.
+    pub max_reply_bytes: Option<usize>,
 }
 
 impl Default for FetchOptions {
@@ -48,6 +53,7 @@ impl Default for FetchOptions {
         FetchOptions {
             get_timeout: Duration::from_secs(30),
             any_attempt: false,
+            max_reply_bytes: None,
         }
     }
 }
@@ -163,7 +169,10 @@ pub fn fetch_partition_with(
         let mut verifier = StreamVerifier::new(expected);
         'gets: loop {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
-            let selector = format!("{ask}?{FROM_PARAM}={}", verifier.next_seq());
+            let mut selector = format!("{ask}?{FROM_PARAM}={}", verifier.next_seq());
+            if let Some(max) = options.max_reply_bytes {
+                selector.push_str(&format!(";{MAX_BYTES_PARAM}={max}"));
+            }
             counters.gets.fetch_add(1, Ordering::Relaxed);
             let issued = session
                 .get(selector)

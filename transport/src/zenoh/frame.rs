@@ -830,7 +830,7 @@ pub(crate) mod tests {
     fn stale_attempts_are_dropped_and_counted() {
         let mut old =
             FrameEncoder::new(sid(0), mixed_batch(1, 1).schema(), DEFAULT_MAX_FRAME_BYTES);
-        let stale = vec![
+        let stale = [
             old.schema_frame().unwrap(),
             old.batch_frames(&mixed_batch(5, 9)).unwrap().remove(0),
         ];

@@ -18,6 +18,14 @@
 //! producer answers from its buffers, so nothing is ever published before
 //! its consumer listens. Replies use `CongestionControl::Block` and every
 //! stream is verified end to end (sequence numbers, end-of-stream counts).
+//!
+//! Known limits of this first increment: outputs live in memory only (a
+//! byte budget fails the producer past it; spilling is future work); each
+//! get is answered on a thread of the tokio blocking pool, which also waits
+//! there (up to `ServeOptions::idle_wait`) for frames of a stream still
+//! being written, so very many concurrent fetches of unfinished streams
+//! queue on that pool; producers do not wait for consumers (no
+//! backpressure besides the budget).
 
 pub mod config;
 pub mod error;

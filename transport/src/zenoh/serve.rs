@@ -6,7 +6,8 @@
 //! each, in sequence order, on the stream's key:
 //!
 //! - frames that exist are sent at once, up to about
-//!   [`ServeOptions::max_reply_bytes`] per get;
+//!   [`ServeOptions::max_reply_bytes`] per get (or less, if the get asks
+//!   with `max_bytes=<n>`);
 //! - a stream still being written is streamed as it grows: the server waits
 //!   for new frames up to [`ServeOptions::idle_wait`] at a time and
 //!   [`ServeOptions::max_get_time`] in all;
@@ -57,6 +58,9 @@ impl Default for ServeOptions {
 
 /// The selector parameter naming the first frame wanted.
 pub const FROM_PARAM: &str = "from";
+/// The selector parameter bounding the bytes of one answer (the server's
+/// own bound applies too).
+pub const MAX_BYTES_PARAM: &str = "max_bytes";
 
 /// A store's queryable; dropping it undeclares the queryable (fetches
 /// being answered finish on their own).
@@ -151,17 +155,28 @@ fn matching_streams(store: &OutputStore, cluster: &ClusterId, query: &Query) -> 
 /// Answers one get (on a blocking thread); dropping `query` at the end
 /// tells the consumer that this worker's answer is complete.
 fn answer(store: &OutputStore, cluster: &ClusterId, options: &ServeOptions, query: Query) {
-    let from = match query.parameters().get(FROM_PARAM) {
-        None => 0,
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
-                let _ = query
-                    .reply_err(format!("bad parameter {FROM_PARAM}={v:?}: not a number"))
-                    .wait();
-                return;
-            }
-        },
+    let param = |name: &str| -> std::result::Result<Option<u64>, String> {
+        match query.parameters().get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("bad parameter {name}={v:?}: not a number")),
+        }
+    };
+    let (from, max_bytes) = match (param(FROM_PARAM), param(MAX_BYTES_PARAM)) {
+        (Ok(from), Ok(max)) => (
+            from.unwrap_or(0),
+            max.map_or(options.max_reply_bytes, |m| {
+                options
+                    .max_reply_bytes
+                    .min(m.min(usize::MAX as u64) as usize)
+            }),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = query.reply_err(e).wait();
+            return;
+        }
     };
     let streams = matching_streams(store, cluster, &query);
     if streams.is_empty() {
@@ -176,7 +191,7 @@ fn answer(store: &OutputStore, cluster: &ClusterId, options: &ServeOptions, quer
         let mut next = from;
         let mut sent_any = false;
         loop {
-            let budget = options.max_reply_bytes.saturating_sub(sent_bytes).max(1);
+            let budget = max_bytes.saturating_sub(sent_bytes).max(1);
             let Some(read) = store.read_from(&stream, next, budget) else {
                 break; // released meanwhile
             };
@@ -195,7 +210,7 @@ fn answer(store: &OutputStore, cluster: &ClusterId, options: &ServeOptions, quer
             }
             let now = Instant::now();
             let out_of_time = now >= get_deadline;
-            if sent_bytes >= options.max_reply_bytes || out_of_time {
+            if sent_bytes >= max_bytes || out_of_time {
                 if !sent_any {
                     pending(&query, &key, &stream, next);
                 }
