@@ -14,6 +14,8 @@ pub mod plan;
 pub mod runner;
 pub mod stream;
 pub mod tables;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 pub use error::{DataflowError, Result};
 pub use plan::PhysicalPlan;

@@ -1609,21 +1609,7 @@ mod tests {
 
     // ---- operator through the runner -------------------------------------
 
-    struct NoExchange;
-    impl crate::exchange::ExchangeTransport for NoExchange {
-        #[allow(clippy::type_complexity)]
-        fn open(
-            &self,
-            _producers: usize,
-            _consumers: usize,
-            _schema: SchemaRef,
-        ) -> Result<(
-            Vec<Box<dyn crate::exchange::PartitionWriter>>,
-            Vec<SendableRecordBatchStream>,
-        )> {
-            Err(DataflowError::Internal("no exchange in tests".into()))
-        }
-    }
+    use crate::test_util::TestExchange as NoExchange;
 
     #[tokio::test]
     async fn operator_partial_then_final_through_runner() {

@@ -602,68 +602,18 @@ pub(crate) mod test_util {
     use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
     use arrow::util::display::{ArrayFormatter, FormatOptions};
-    use futures::future::BoxFuture;
-    use futures::StreamExt;
-    use tokio::sync::mpsc;
 
-    use crate::error::{DataflowError, Result};
-    use crate::exchange::{ExchangeTransport, PartitionWriter};
+    use futures::StreamExt;
+
+    use crate::error::Result;
+
     use crate::expr::PhysExpr;
     use crate::functions::FunctionRegistry;
     use crate::plan::{Partitioning, PhysicalPlan, ScanSource};
     use crate::runner::{execute, ExecConfig};
-    use crate::stream::{boxed, SendableRecordBatchStream};
+    pub use crate::test_util::TestExchange;
+
     use crate::tables::MemoryTableMap;
-
-    /// A minimal in-process exchange over bounded channels.
-    pub struct TestExchange;
-
-    struct Writer(Vec<mpsc::Sender<Result<RecordBatch>>>);
-
-    impl PartitionWriter for Writer {
-        fn send(
-            &mut self,
-            partition: usize,
-            item: Result<RecordBatch>,
-        ) -> BoxFuture<'_, Result<()>> {
-            Box::pin(async move {
-                let s = self
-                    .0
-                    .get(partition)
-                    .ok_or_else(|| DataflowError::Internal("no partition".into()))?;
-                s.send(item).await.map_err(|_| DataflowError::Cancelled)
-            })
-        }
-    }
-
-    impl ExchangeTransport for TestExchange {
-        fn open(
-            &self,
-            producers: usize,
-            consumers: usize,
-            schema: SchemaRef,
-        ) -> Result<(
-            Vec<Box<dyn PartitionWriter>>,
-            Vec<SendableRecordBatchStream>,
-        )> {
-            let (tx, rx): (Vec<_>, Vec<_>) = (0..consumers).map(|_| mpsc::channel(2)).unzip();
-            let writers = (0..producers)
-                .map(|_| Box::new(Writer(tx.clone())) as Box<dyn PartitionWriter>)
-                .collect();
-            let readers = rx
-                .into_iter()
-                .map(|mut rx| {
-                    let s = async_stream::stream! {
-                        while let Some(item) = rx.recv().await {
-                            yield item;
-                        }
-                    };
-                    boxed(schema.clone(), s)
-                })
-                .collect();
-            Ok((writers, readers))
-        }
-    }
 
     /// A table of nullable (Int32 key, Utf8 value) rows, `(k, v)`.
     pub fn kv_schema(k: &str, v: &str) -> SchemaRef {

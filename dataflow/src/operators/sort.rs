@@ -601,63 +601,11 @@ pub(crate) mod tests {
     use arrow::datatypes::{DataType, Field};
     use arrow::util::pretty::pretty_format_batches;
 
-    use crate::exchange::{ExchangeTransport, PartitionWriter};
     use crate::expr::PhysExpr;
     use crate::plan::{PhysicalPlan, ScanSource};
     use crate::runner::{execute, ExecConfig};
     use crate::tables::MemoryTableMap;
-
-    /// A minimal in-process exchange over bounded channels (capacity 1).
-    pub(crate) struct TestExchange;
-
-    struct Writer(Vec<tokio::sync::mpsc::Sender<Result<RecordBatch>>>);
-
-    impl PartitionWriter for Writer {
-        fn send(
-            &mut self,
-            partition: usize,
-            item: Result<RecordBatch>,
-        ) -> futures::future::BoxFuture<'_, Result<()>> {
-            Box::pin(async move {
-                let tx = self
-                    .0
-                    .get(partition)
-                    .ok_or_else(|| DataflowError::Internal("no partition".into()))?;
-                tx.send(item).await.map_err(|_| DataflowError::Cancelled)
-            })
-        }
-    }
-
-    impl ExchangeTransport for TestExchange {
-        fn open(
-            &self,
-            producers: usize,
-            consumers: usize,
-            schema: SchemaRef,
-        ) -> Result<(
-            Vec<Box<dyn PartitionWriter>>,
-            Vec<SendableRecordBatchStream>,
-        )> {
-            let (txs, rxs): (Vec<_>, Vec<_>) = (0..consumers)
-                .map(|_| tokio::sync::mpsc::channel(1))
-                .unzip();
-            let writers = (0..producers)
-                .map(|_| Box::new(Writer(txs.clone())) as Box<dyn PartitionWriter>)
-                .collect();
-            let readers = rxs
-                .into_iter()
-                .map(|mut rx| {
-                    let s = async_stream::stream! {
-                        while let Some(item) = rx.recv().await {
-                            yield item;
-                        }
-                    };
-                    boxed(Arc::clone(&schema), s)
-                })
-                .collect();
-            Ok((writers, readers))
-        }
-    }
+    pub(crate) use crate::test_util::TestExchange;
 
     /// Runs `plan` over memory table "t" made of `batches`.
     pub(crate) async fn run_plan(
