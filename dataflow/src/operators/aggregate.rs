@@ -689,7 +689,7 @@ fn evaluate_filter(filter: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Boo
 
 /// Maps key rows to dense group indices `0..len()`, in order of first
 /// appearance.
-trait GroupValues: Send {
+pub(crate) trait GroupValues: Send {
     /// Appends the group index of each of the `num_rows` rows of `keys`.
     fn intern(&mut self, keys: &[ArrayRef], num_rows: usize, out: &mut Vec<usize>) -> Result<()>;
     fn len(&self) -> usize;
@@ -840,8 +840,9 @@ where
     }
 }
 
-/// Any list of keys, encoded as arrow rows.
-struct RowGroups {
+/// Any list of keys, encoded as arrow rows: maps each distinct key row to a
+/// dense index (also used by the multiset set operations).
+pub(crate) struct RowGroups {
     converter: RowConverter,
     /// The encoded key row of each group, by group index.
     rows: Rows,
@@ -853,7 +854,7 @@ struct RowGroups {
 }
 
 impl RowGroups {
-    fn try_new(key_types: &[DataType]) -> Result<Self> {
+    pub(crate) fn try_new(key_types: &[DataType]) -> Result<Self> {
         let converter = RowConverter::new(
             key_types
                 .iter()
@@ -869,6 +870,31 @@ impl RowGroups {
             hasher: DefaultHashBuilder::default(),
             scratch,
         })
+    }
+
+    /// The index of each row of `keys` among the rows seen so far (`None`
+    /// for a row never interned), without adding any.
+    pub(crate) fn lookup(&mut self, keys: &[ArrayRef], out: &mut Vec<Option<usize>>) -> Result<()> {
+        let RowGroups {
+            converter,
+            rows,
+            table,
+            hasher,
+            scratch,
+        } = self;
+        scratch.clear();
+        converter.append(scratch, keys)?;
+        out.reserve(scratch.num_rows());
+        for row in scratch.iter() {
+            let bytes = row.data();
+            let h = hasher.hash_one(bytes);
+            out.push(
+                table
+                    .find(h, |&(gh, gid)| gh == h && rows.row(gid).data() == bytes)
+                    .map(|&(_, gid)| gid),
+            );
+        }
+        Ok(())
     }
 }
 

@@ -11,17 +11,15 @@
 //! Both inputs must have the same partitions with equal rows in the same
 //! partition (hash-partitioned on the keys, or one partition each).
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, BatchCoalescer};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
-use hashbrown::{DefaultHashBuilder, HashTable};
 
+use super::aggregate::{GroupValues, RowGroups};
 use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
 use crate::expr::{evaluate_all, PhysExpr};
@@ -163,96 +161,53 @@ impl Operator for SetOperation {
 
 /// Distinct key rows with the number of their copies not used up yet.
 struct RowCounts {
-    converter: RowConverter,
-    /// The encoded key row of each distinct row, by index.
-    rows: Rows,
+    rows: RowGroups,
+    /// Copies left, by row index.
     counts: Vec<u64>,
-    /// (hash of the row bytes, index)
-    table: HashTable<(u64, usize)>,
-    hasher: DefaultHashBuilder,
-    scratch: Rows,
+    indices: Vec<usize>,
+    found: Vec<Option<usize>>,
 }
 
 impl RowCounts {
     fn try_new(key_types: &[DataType]) -> Result<Self> {
-        let converter = RowConverter::new(
-            key_types
-                .iter()
-                .map(|t| SortField::new(t.clone()))
-                .collect(),
-        )?;
-        let rows = converter.empty_rows(0, 0);
-        let scratch = converter.empty_rows(0, 0);
         Ok(RowCounts {
-            converter,
-            rows,
+            rows: RowGroups::try_new(key_types)?,
             counts: Vec::new(),
-            table: HashTable::new(),
-            hasher: DefaultHashBuilder::default(),
-            scratch,
+            indices: Vec::new(),
+            found: Vec::new(),
         })
     }
 
     /// Counts one more copy of every row of `keys`.
     fn add(&mut self, keys: &[ArrayRef]) -> Result<()> {
-        let RowCounts {
-            converter,
-            rows,
-            counts,
-            table,
-            hasher,
-            scratch,
-        } = self;
-        scratch.clear();
-        converter.append(scratch, keys)?;
-        for row in scratch.iter() {
-            let bytes = row.data();
-            let h = hasher.hash_one(bytes);
-            match table.find(h, |&(gh, i)| gh == h && rows.row(i).data() == bytes) {
-                Some(&(_, i)) => counts[i] += 1,
-                None => {
-                    let i = rows.num_rows();
-                    rows.push(row);
-                    counts.push(1);
-                    table.insert_unique(h, (h, i), |&(gh, _)| gh);
-                }
-            }
+        let num_rows = keys.first().map(|k| k.len()).unwrap_or(0);
+        self.indices.clear();
+        self.rows.intern(keys, num_rows, &mut self.indices)?;
+        self.counts.resize(self.rows.len(), 0);
+        for &i in &self.indices {
+            self.counts[i] += 1;
         }
         Ok(())
     }
 
     /// Which rows of `keys` the set operation emits, using up copies.
     fn take(&mut self, keys: &[ArrayRef], op: SetOpKind) -> Result<BooleanArray> {
-        let RowCounts {
-            converter,
-            rows,
-            counts,
-            table,
-            hasher,
-            scratch,
-        } = self;
-        scratch.clear();
-        converter.append(scratch, keys)?;
-        let mut keep = Vec::with_capacity(scratch.num_rows());
-        for row in scratch.iter() {
-            let bytes = row.data();
-            let h = hasher.hash_one(bytes);
-            let found = table
-                .find(h, |&(gh, i)| gh == h && rows.row(i).data() == bytes)
-                .map(|&(_, i)| i);
-            let matched = match found {
-                Some(i) if counts[i] > 0 => {
-                    counts[i] -= 1;
+        self.found.clear();
+        self.rows.lookup(keys, &mut self.found)?;
+        let keep = self.found.iter().map(|found| {
+            let matched = match *found {
+                Some(i) if self.counts[i] > 0 => {
+                    self.counts[i] -= 1;
                     true
                 }
                 _ => false,
             };
-            keep.push(match op {
+            match op {
                 SetOpKind::IntersectAll => matched,
                 SetOpKind::ExceptAll => !matched,
-            });
-        }
-        Ok(BooleanArray::from(keep))
+            }
+        });
+        Ok(keep.collect::<Vec<_>>().into())
     }
 }
 
