@@ -89,7 +89,15 @@ impl DataFrame {
     /// query.
     pub fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
         match &self.body {
-            Body::Query { .. } => Ok(Box::pin(self.execute_query()?)),
+            Body::Query { physical, .. } => match &self.state.cluster {
+                Some(cluster) => Ok(cluster.execute(
+                    physical,
+                    self.state.memory.clone(),
+                    Arc::clone(&self.state.registry),
+                    self.state.exec_config(),
+                )?),
+                None => Ok(Box::pin(self.execute_query()?)),
+            },
             Body::Rows { schema, batches } => {
                 let batches = batches.clone();
                 Ok(boxed(
@@ -101,8 +109,13 @@ impl DataFrame {
     }
 
     /// Like [`DataFrame::execute_stream`], with access to the query's task
-    /// set (to observe cancellation).
+    /// set (to observe cancellation). Embedded engines only.
     pub fn execute_query(&self) -> Result<QueryStream> {
+        if self.state.cluster.is_some() {
+            return Err(crate::Error::NotSupported(
+                "execute_query on a cluster engine (use execute_stream)".into(),
+            ));
+        }
         match &self.body {
             Body::Query { physical, .. } => Ok(runner::execute(
                 physical,

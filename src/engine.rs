@@ -12,6 +12,7 @@ use ffq_dataflow::operators::{csv_scan, parquet_scan};
 use ffq_dataflow::plan::TpchTable;
 use ffq_dataflow::runner::ExecConfig;
 use ffq_dataflow::tables::MemoryTableMap;
+use ffq_cluster::{ClusterClient, ClusterConfig};
 use ffq_transport::ChannelExchange;
 
 use crate::catalog::{list_files, Catalog, CsvOptions, TableEntry, TableKind};
@@ -48,6 +49,8 @@ pub(crate) struct EngineState {
     pub registry: Arc<FunctionRegistry>,
     pub memory: Arc<MemoryTableMap>,
     pub exchange: Arc<ChannelExchange>,
+    /// Set when the engine runs queries on a cluster.
+    pub cluster: Option<Arc<ClusterClient>>,
 }
 
 impl EngineState {
@@ -78,6 +81,10 @@ impl Engine {
     }
 
     pub fn with_config(config: EngineConfig) -> Self {
+        Self::with_backend(config, None)
+    }
+
+    fn with_backend(config: EngineConfig, cluster: Option<Arc<ClusterClient>>) -> Self {
         let config = EngineConfig {
             target_partitions: config.target_partitions.max(1),
             batch_size: config.batch_size.max(1),
@@ -89,8 +96,30 @@ impl Engine {
                 registry: Arc::new(FunctionRegistry::with_defaults()),
                 memory: Arc::new(MemoryTableMap::default()),
                 exchange: Arc::new(ChannelExchange::default()),
+                cluster,
             }),
         }
+    }
+
+    /// An engine that runs its queries on the cluster whose coordinator
+    /// `cluster` names, with the same API and results as an embedded one.
+    /// Tables are registered with this engine as usual: Parquet and CSV
+    /// paths must be readable by every worker, TPC-H tables are generated
+    /// by the workers, memory tables are shipped to them.
+    pub async fn connect(cluster: ClusterConfig) -> Result<Self> {
+        Self::connect_with_config(cluster, EngineConfig::default()).await
+    }
+
+    /// [`Engine::connect`] with engine settings (`target_partitions` is
+    /// then the parallelism of each stage across the cluster).
+    pub async fn connect_with_config(cluster: ClusterConfig, config: EngineConfig) -> Result<Self> {
+        let client = ClusterClient::connect(&cluster).await?;
+        Ok(Self::with_backend(config, Some(client)))
+    }
+
+    /// The cluster client, when this engine runs on a cluster.
+    pub fn cluster(&self) -> Option<&Arc<ClusterClient>> {
+        self.state.cluster.as_ref()
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -26,6 +26,18 @@ pub enum Error {
     /// A failure while running a query.
     #[error("{0}")]
     Execution(DataflowError),
+    /// The cluster could not be reached or refused a request.
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+impl From<ffq_cluster::ClusterError> for Error {
+    fn from(e: ffq_cluster::ClusterError) -> Self {
+        match e {
+            ffq_cluster::ClusterError::Dataflow(d) => Error::from(d),
+            other => Error::Cluster(other.to_string()),
+        }
+    }
 }
 
 impl From<DataflowError> for Error {

@@ -30,4 +30,5 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use ffq_dataflow::runner::QueryStream;
 pub use ffq_dataflow::stream::{RecordBatchStream, SendableRecordBatchStream};
+pub use ffq_cluster::{ClusterConfig, LocalCluster};
 pub use ffq_dataflow::PhysicalPlan;

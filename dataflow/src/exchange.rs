@@ -34,3 +34,19 @@ pub trait ExchangeTransport: Send + Sync {
         Vec<SendableRecordBatchStream>,
     )>;
 }
+
+/// Reads the outputs of upstream stages: how a stage cut out of a plan by
+/// [`crate::stage::split_stages`] reaches its inputs (the distributed
+/// runtime fetches them from the workers that produced them).
+pub trait StageInputs: Send + Sync {
+    /// Partition `partition` of the output of `stage`: partition
+    /// `partition` of every task of the stage, or with `preserve` the whole
+    /// output of task `partition`.
+    fn open(
+        &self,
+        stage: u32,
+        partition: usize,
+        preserve: bool,
+        schema: SchemaRef,
+    ) -> Result<SendableRecordBatchStream>;
+}

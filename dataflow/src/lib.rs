@@ -12,6 +12,7 @@ pub mod functions;
 pub mod operators;
 pub mod plan;
 pub mod runner;
+pub mod stage;
 pub mod stream;
 pub mod tables;
 #[cfg(test)]

@@ -94,14 +94,19 @@ pub enum Partitioning {
     RoundRobin { partitions: usize },
     /// Everything goes to a single partition.
     Gather,
+    /// Producer `p` sends all its rows to partition `p`: the partitions
+    /// move unchanged to the next stage (the distributed runtime cuts a
+    /// stage there so that per-partition work runs on workers and only the
+    /// merge runs in the client).
+    Preserve { partitions: usize },
 }
 
 impl Partitioning {
     pub fn partitions(&self) -> usize {
         match self {
-            Partitioning::Hash { partitions, .. } | Partitioning::RoundRobin { partitions } => {
-                *partitions
-            }
+            Partitioning::Hash { partitions, .. }
+            | Partitioning::RoundRobin { partitions }
+            | Partitioning::Preserve { partitions } => *partitions,
             Partitioning::Gather => 1,
         }
     }
@@ -284,6 +289,16 @@ pub enum PhysicalPlan {
         input: Box<PhysicalPlan>,
         partitioning: Partitioning,
     },
+    /// The output of an upstream stage, in a stage cut out of a plan for
+    /// the distributed runtime (see [`crate::stage`]): it replaces the
+    /// stage's input exchange. Partition `p` reads partition `p` of every
+    /// task of `stage`, or with `preserve` of task `p` only.
+    StageInput {
+        stage: u32,
+        partitions: usize,
+        preserve: bool,
+        schema: SchemaRef,
+    },
 }
 
 impl PhysicalPlan {
@@ -298,7 +313,8 @@ impl PhysicalPlan {
             | PhysicalPlan::NestedLoopJoin { schema, .. }
             | PhysicalPlan::Union { schema, .. }
             | PhysicalPlan::SetOperation { schema, .. }
-            | PhysicalPlan::Window { schema, .. } => schema.clone(),
+            | PhysicalPlan::Window { schema, .. }
+            | PhysicalPlan::StageInput { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::SortPreservingMerge { input, .. }
@@ -333,6 +349,7 @@ impl PhysicalPlan {
                 inputs.iter().map(|i| i.output_partitions()).sum()
             }
             PhysicalPlan::Exchange { partitioning, .. } => partitioning.partitions(),
+            PhysicalPlan::StageInput { partitions, .. } => (*partitions).max(1),
         }
     }
 
@@ -340,7 +357,8 @@ impl PhysicalPlan {
         match self {
             PhysicalPlan::Scan { .. }
             | PhysicalPlan::Values { .. }
-            | PhysicalPlan::Empty { .. } => {
+            | PhysicalPlan::Empty { .. }
+            | PhysicalPlan::StageInput { .. } => {
                 vec![]
             }
             PhysicalPlan::Filter { input, .. }
@@ -355,6 +373,28 @@ impl PhysicalPlan {
             | PhysicalPlan::NestedLoopJoin { left, right, .. }
             | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
             PhysicalPlan::Union { inputs, .. } => inputs.iter().collect(),
+        }
+    }
+
+    /// The inputs of this node, mutable (to rewrite a plan in place).
+    pub fn children_mut(&mut self) -> Vec<&mut PhysicalPlan> {
+        match self {
+            PhysicalPlan::Scan { .. }
+            | PhysicalPlan::Values { .. }
+            | PhysicalPlan::Empty { .. }
+            | PhysicalPlan::StageInput { .. } => vec![],
+            PhysicalPlan::Filter { input, .. }
+            | PhysicalPlan::Projection { input, .. }
+            | PhysicalPlan::Aggregate { input, .. }
+            | PhysicalPlan::Sort { input, .. }
+            | PhysicalPlan::SortPreservingMerge { input, .. }
+            | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Window { input, .. }
+            | PhysicalPlan::Exchange { input, .. } => vec![input],
+            PhysicalPlan::HashJoin { left, right, .. }
+            | PhysicalPlan::NestedLoopJoin { left, right, .. }
+            | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
+            PhysicalPlan::Union { inputs, .. } => inputs.iter_mut().collect(),
         }
     }
 
@@ -498,7 +538,19 @@ impl PhysicalPlan {
                     format!("Exchange(round robin -> {partitions})")
                 }
                 Partitioning::Gather => "Exchange(gather -> 1)".to_string(),
+                Partitioning::Preserve { partitions } => {
+                    format!("Exchange(preserve -> {partitions})")
+                }
             },
+            PhysicalPlan::StageInput {
+                stage, preserve, ..
+            } => {
+                if *preserve {
+                    format!("StageInput: stage {stage} (task p -> partition p)")
+                } else {
+                    format!("StageInput: stage {stage}")
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use futures::{FutureExt, Stream};
 use tokio::task::JoinSet;
 
 use crate::error::{DataflowError, Result};
-use crate::exchange::ExchangeTransport;
+use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
 use crate::operators::{self, Operator};
 use crate::plan::PhysicalPlan;
@@ -44,6 +44,9 @@ pub struct TaskContext {
     pub registry: Arc<FunctionRegistry>,
     pub tables: Arc<dyn MemoryTables>,
     pub exchange: Arc<dyn ExchangeTransport>,
+    /// Outputs of upstream stages, when running a stage of a distributed
+    /// plan; `None` in embedded mode (plans there have no stage inputs).
+    pub inputs: Option<Arc<dyn StageInputs>>,
     tasks: Weak<QueryTasks>,
 }
 
@@ -100,6 +103,58 @@ where
     }
 }
 
+/// A compiled plan with the context its partitions run in. It owns the
+/// tasks its exchanges spawn: dropping it aborts them.
+pub struct CompiledPlan {
+    pub root: Arc<dyn Operator>,
+    pub ctx: Arc<TaskContext>,
+    tasks: Arc<QueryTasks>,
+}
+
+impl CompiledPlan {
+    /// Compiles `plan` without running anything.
+    pub fn try_new(
+        plan: &PhysicalPlan,
+        config: ExecConfig,
+        registry: Arc<FunctionRegistry>,
+        tables: Arc<dyn MemoryTables>,
+        exchange: Arc<dyn ExchangeTransport>,
+        inputs: Option<Arc<dyn StageInputs>>,
+    ) -> Result<Self> {
+        let tasks = Arc::new(QueryTasks {
+            set: Mutex::new(JoinSet::new()),
+        });
+        let ctx = Arc::new(TaskContext {
+            config,
+            registry,
+            tables,
+            exchange,
+            inputs,
+            tasks: Arc::downgrade(&tasks),
+        });
+        let root = operators::compile(plan, &ctx)?;
+        Ok(CompiledPlan { root, ctx, tasks })
+    }
+
+    /// The stream of the single output partition of the plan; it owns the
+    /// plan's tasks.
+    pub fn into_stream(self) -> Result<QueryStream> {
+        if self.root.output_partitions() != 1 {
+            return Err(DataflowError::Internal(format!(
+                "plan root has {} partitions, expected 1",
+                self.root.output_partitions()
+            )));
+        }
+        let inner = self.root.execute(0, &self.ctx)?;
+        Ok(QueryStream {
+            schema: self.root.schema(),
+            inner,
+            tasks: self.tasks,
+            _root: self.root,
+        })
+    }
+}
+
 /// Compiles `plan` and returns the stream of its single output partition.
 ///
 /// The plan must have one output partition (the planner ends plans with a
@@ -111,30 +166,7 @@ pub fn execute(
     tables: Arc<dyn MemoryTables>,
     exchange: Arc<dyn ExchangeTransport>,
 ) -> Result<QueryStream> {
-    let tasks = Arc::new(QueryTasks {
-        set: Mutex::new(JoinSet::new()),
-    });
-    let ctx = Arc::new(TaskContext {
-        config,
-        registry,
-        tables,
-        exchange,
-        tasks: Arc::downgrade(&tasks),
-    });
-    let root = operators::compile(plan, &ctx)?;
-    if root.output_partitions() != 1 {
-        return Err(DataflowError::Internal(format!(
-            "plan root has {} partitions, expected 1",
-            root.output_partitions()
-        )));
-    }
-    let inner = root.execute(0, &ctx)?;
-    Ok(QueryStream {
-        schema: root.schema(),
-        inner,
-        tasks,
-        _root: root,
-    })
+    CompiledPlan::try_new(plan, config, registry, tables, exchange, None)?.into_stream()
 }
 
 /// The output of a query: a batch stream that owns the query's tasks.

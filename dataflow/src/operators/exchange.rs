@@ -34,16 +34,68 @@ use crate::stream::SendableRecordBatchStream;
 /// both sides of a join) sends equal keys to the same partition.
 pub const PARTITION_HASH_SEED: u64 = 0x0ffc_0ffe_e5ee_d001;
 
+/// How one producer deals its rows over the output partitions: a compiled
+/// [`Partitioning`]. The embedded exchange and the distributed runtime's
+/// task outputs share it, so both send every row to the same partition.
+pub struct Partitioner {
+    mode: Mode,
+    partitions: usize,
+}
+
 enum Mode {
     Hash(Vec<Arc<dyn PhysicalExpr>>, usize),
     RoundRobin(usize),
     Gather,
+    Preserve,
+}
+
+impl Partitioner {
+    /// Compiles `partitioning` against the producers' `schema`.
+    pub fn try_new(
+        partitioning: &Partitioning,
+        schema: &SchemaRef,
+        registry: &FunctionRegistry,
+    ) -> Result<Self> {
+        let mode = match partitioning {
+            Partitioning::Hash { keys, partitions } => Mode::Hash(
+                keys.iter()
+                    .map(|k| k.compile(schema, registry))
+                    .collect::<Result<_>>()?,
+                (*partitions).max(1),
+            ),
+            Partitioning::RoundRobin { partitions } => Mode::RoundRobin((*partitions).max(1)),
+            Partitioning::Gather => Mode::Gather,
+            Partitioning::Preserve { .. } => Mode::Preserve,
+        };
+        Ok(Partitioner {
+            mode,
+            partitions: partitioning.partitions().max(1),
+        })
+    }
+
+    /// Output partitions.
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    /// Runs producer `p`: reads partition `p` of `input` and sends its rows
+    /// to the outputs through `writer`. Ends with `Cancelled` once no
+    /// consumer is left; the caller decides what an error means for the
+    /// consumers.
+    pub async fn produce(
+        &self,
+        input: Arc<dyn Operator>,
+        p: usize,
+        ctx: &Arc<TaskContext>,
+        writer: &mut dyn PartitionWriter,
+    ) -> Result<()> {
+        produce(input, p, ctx, &self.mode, self.partitions, writer).await
+    }
 }
 
 pub struct Exchange {
     input: Arc<dyn Operator>,
-    mode: Arc<Mode>,
-    partitions: usize,
+    partitioner: Arc<Partitioner>,
     outputs: Mutex<Option<Vec<Option<SendableRecordBatchStream>>>>,
 }
 
@@ -53,46 +105,37 @@ impl Exchange {
         partitioning: &Partitioning,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
-        let schema = input.schema();
-        let mode = match partitioning {
-            Partitioning::Hash { keys, partitions } => Mode::Hash(
-                keys.iter()
-                    .map(|k| k.compile(&schema, registry))
-                    .collect::<Result<_>>()?,
-                (*partitions).max(1),
-            ),
-            Partitioning::RoundRobin { partitions } => Mode::RoundRobin((*partitions).max(1)),
-            Partitioning::Gather => Mode::Gather,
-        };
+        let partitioner = Partitioner::try_new(partitioning, &input.schema(), registry)?;
+        if matches!(partitioner.mode, Mode::Preserve)
+            && partitioner.partitions != input.output_partitions()
+        {
+            return Err(DataflowError::Plan(format!(
+                "a preserving exchange needs as many outputs as inputs ({} != {})",
+                partitioner.partitions,
+                input.output_partitions()
+            )));
+        }
         Ok(Exchange {
             input,
-            mode: Arc::new(mode),
-            partitions: partitioning.partitions().max(1),
+            partitioner: Arc::new(partitioner),
             outputs: Mutex::new(None),
         })
     }
 
     fn start(&self, ctx: &Arc<TaskContext>) -> Result<Vec<Option<SendableRecordBatchStream>>> {
         let producers = self.input.output_partitions();
-        let (writers, readers) =
-            ctx.exchange
-                .open(producers, self.partitions, self.input.schema())?;
+        let outputs = self.partitioner.partitions;
+        let (writers, readers) = ctx
+            .exchange
+            .open(producers, outputs, self.input.schema())?;
         for (p, writer) in writers.into_iter().enumerate() {
             let input = Arc::clone(&self.input);
-            let mode = Arc::clone(&self.mode);
+            let partitioner = Arc::clone(&self.partitioner);
             let task_ctx = Arc::clone(ctx);
-            let outputs = self.partitions;
             ctx.spawn(async move {
                 let mut writer = writer;
-                let result = catch_panic(produce(
-                    input,
-                    p,
-                    &task_ctx,
-                    &mode,
-                    outputs,
-                    writer.as_mut(),
-                ))
-                .await;
+                let result =
+                    catch_panic(partitioner.produce(input, p, &task_ctx, writer.as_mut())).await;
                 if let Err(e) = result {
                     if !matches!(e, DataflowError::Cancelled) {
                         // Every consumer must learn that its input is
@@ -167,6 +210,11 @@ async fn produce(
                 out.send(0, batch?).await?;
             }
         }
+        Mode::Preserve => {
+            while let Some(batch) = stream.next().await {
+                out.send(p, batch?).await?;
+            }
+        }
         Mode::RoundRobin(n) => {
             let mut next = p % n;
             while let Some(batch) = stream.next().await {
@@ -236,7 +284,7 @@ impl Operator for Exchange {
     }
 
     fn output_partitions(&self) -> usize {
-        self.partitions
+        self.partitioner.partitions
     }
 
     fn execute(

@@ -33,6 +33,7 @@ pub mod pruning;
 pub mod set_op;
 pub mod sort;
 pub mod sort_merge;
+pub mod stage_input;
 pub mod topk;
 pub mod tpch_scan;
 pub mod union;
@@ -258,6 +259,17 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                 registry,
             )?)
         }
+        PhysicalPlan::StageInput {
+            stage,
+            partitions,
+            preserve,
+            schema,
+        } => Arc::new(stage_input::StageInput::new(
+            *stage,
+            *partitions,
+            *preserve,
+            Arc::clone(schema),
+        )),
         PhysicalPlan::Exchange {
             input,
             partitioning,

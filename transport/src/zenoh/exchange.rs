@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use arrow::datatypes::SchemaRef;
 use ffq_dataflow::error::Result as DfResult;
 use ffq_dataflow::exchange::{ExchangeTransport, PartitionWriter};
-use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
-use futures::StreamExt;
+use ffq_dataflow::stream::SendableRecordBatchStream;
 use zenoh::Session;
 
-use super::fetch::{fetch_partition_with, FetchOptions};
+use super::fetch::{fetch_partition_with, merge_fetches, FetchOptions};
 use super::keys::{
     AttemptId, AttemptRef, ClusterId, DataKey, PartitionId, QueryId, StageId, TaskId,
 };
@@ -74,24 +73,16 @@ impl ExchangeTransport for ZenohExchange {
             .collect::<Result<Vec<_>, _>>()?;
         let readers = (0..consumers)
             .map(|p| {
-                let fetches = (0..producers).map(|t| {
-                    let key = DataKey::new(
-                        self.cluster.clone(),
-                        attempt(t).stream(PartitionId(p as u32)),
-                    );
-                    fetch_partition_with(&self.consumer, &key, self.fetch.clone())
-                });
-                let mut merged = futures::stream::select_all(fetches);
-                let stream = async_stream::stream! {
-                    while let Some(item) = merged.next().await {
-                        let failed = item.is_err();
-                        yield item;
-                        if failed {
-                            break;
-                        }
-                    }
-                };
-                boxed(schema.clone(), stream)
+                let fetches = (0..producers)
+                    .map(|t| {
+                        let key = DataKey::new(
+                            self.cluster.clone(),
+                            attempt(t).stream(PartitionId(p as u32)),
+                        );
+                        fetch_partition_with(&self.consumer, &key, self.fetch.clone())
+                    })
+                    .collect();
+                merge_fetches(fetches, schema.clone())
             })
             .collect();
         Ok((writers, readers))

@@ -259,3 +259,20 @@ pub fn fetch_partition_with(
         inner: Box::pin(inner),
     }
 }
+
+/// The batches of several fetches, as they arrive, ending at the first
+/// error: the reader of one consumer partition fed by several producers.
+pub fn merge_fetches(fetches: Vec<PartitionFetch>, schema: SchemaRef) -> SendableRecordBatchStream {
+    use futures::StreamExt;
+    let mut merged = futures::stream::select_all(fetches);
+    let stream = async_stream::stream! {
+        while let Some(item) = merged.next().await {
+            let failed = item.is_err();
+            yield item;
+            if failed {
+                break;
+            }
+        }
+    };
+    boxed(schema, stream)
+}

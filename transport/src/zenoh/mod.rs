@@ -40,7 +40,9 @@ pub mod writer;
 pub use config::{config_from_file, peer_config};
 pub use error::TransportError;
 pub use exchange::ZenohExchange;
-pub use fetch::{fetch_partition, fetch_partition_with, FetchOptions, FetchStats, PartitionFetch};
+pub use fetch::{
+    fetch_partition, fetch_partition_with, merge_fetches, FetchOptions, FetchStats, PartitionFetch,
+};
 pub use frame::{Frame, FrameEncoder, FrameHeader, FrameKind, StreamVerifier, Verified};
 pub use keys::{
     AttemptId, AttemptRef, ClusterId, DataKey, PartitionId, QueryId, StageId, StreamId, TaskId,

@@ -301,6 +301,25 @@ impl OutputStore {
         }
     }
 
+    /// What the store holds of one task attempt (`active_fetches` counts
+    /// the whole store).
+    pub fn attempt_stats(&self, attempt: &AttemptRef) -> StoreStats {
+        let st = self.lock();
+        let mut out = StoreStats {
+            active_fetches: st.active_fetches,
+            ..StoreStats::default()
+        };
+        for (id, buf) in &st.streams {
+            if id.attempt_ref() == *attempt {
+                out.streams += 1;
+                out.complete_streams += buf.complete as usize;
+                out.frames += buf.frames.len();
+                out.bytes += buf.bytes;
+            }
+        }
+        out
+    }
+
     /// Counts a fetch being answered until the guard drops.
     pub(crate) fn fetch_guard(&self) -> FetchGuard {
         self.lock().active_fetches += 1;

@@ -1,0 +1,325 @@
+//! The client side of a cluster: plans go to the coordinator as stages,
+//! the client runs the root stage over the workers' outputs and streams
+//! its batches to the caller, and serves its memory tables to workers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::ipc::writer::StreamWriter;
+use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::plan::PhysicalPlan;
+use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
+use ffq_dataflow::stage::{distribute, split_stages};
+use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
+use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
+use ffq_transport::zenoh_exchange::{ClusterId, QueryId};
+use ffq_transport::ChannelExchange;
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+use zenoh::query::Query;
+use zenoh::Session;
+
+use crate::config::ClusterConfig;
+use crate::error::{ClusterError, Result};
+use crate::inputs::ZenohStageInputs;
+use crate::protocol::{
+    all_workers_key, call, client_table_key, coordinator_key, gather, request_of, ClusterStatus,
+    EventsRequest, QueryEvent, SubmitQuery, TableRequest, WorkerState,
+};
+
+/// Memory tables of running queries, served to workers.
+type SharedTables = Arc<Mutex<HashMap<QueryId, HashMap<String, Arc<Vec<RecordBatch>>>>>>;
+
+/// A connection to a cluster.
+pub struct ClusterClient {
+    session: Session,
+    cluster: ClusterId,
+    id: String,
+    tables: SharedTables,
+    server: JoinHandle<()>,
+}
+
+impl Drop for ClusterClient {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl ClusterClient {
+    /// Connects and waits until the coordinator answers.
+    pub async fn connect(config: &ClusterConfig) -> Result<Arc<ClusterClient>> {
+        let session = zenoh::open(config.zenoh()?)
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let id = format!("c-{}", QueryId::generate());
+        let tables: SharedTables = Arc::default();
+        let queryable = session
+            .declare_queryable(client_table_key(&config.cluster, &id)?)
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let server = {
+            let tables = Arc::clone(&tables);
+            tokio::spawn(async move {
+                while let Ok(query) = queryable.recv_async().await {
+                    serve_table(&tables, query).await;
+                }
+            })
+        };
+        let client = Arc::new(ClusterClient {
+            session,
+            cluster: config.cluster.clone(),
+            id,
+            tables,
+            server,
+        });
+        let started = Instant::now();
+        loop {
+            match client.status().await {
+                Ok(_) => break,
+                Err(e) if started.elapsed() >= config.connect_timeout => {
+                    return Err(ClusterError::Unreachable {
+                        key: coordinator_key(&config.cluster, "status"),
+                        reason: format!(
+                            "no coordinator of cluster {} answered through {} within {:?} ({e})",
+                            config.cluster,
+                            config.connect.join(", "),
+                            config.connect_timeout
+                        ),
+                    })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Ok(client)
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The coordinator's view of the cluster.
+    pub async fn status(&self) -> Result<ClusterStatus> {
+        call(
+            &self.session,
+            &coordinator_key(&self.cluster, "status"),
+            &(),
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
+    /// The state every reachable worker reports.
+    pub async fn worker_states(&self) -> Result<Vec<WorkerState>> {
+        let mut states: Vec<WorkerState> = gather(
+            &self.session,
+            &all_workers_key(&self.cluster, "state"),
+            &(),
+            Duration::from_secs(5),
+        )
+        .await?;
+        states.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(states)
+    }
+
+    /// Runs `plan` on the cluster. Nothing happens until the stream is
+    /// polled; dropping the stream ends the query everywhere.
+    pub fn execute(
+        self: &Arc<Self>,
+        plan: &PhysicalPlan,
+        tables: Arc<dyn MemoryTables>,
+        registry: Arc<FunctionRegistry>,
+        config: ExecConfig,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = plan.schema();
+        let stages = split_stages(&distribute(plan.clone()));
+        let query = QueryId::generate();
+        // Memory tables are snapshotted now: workers read what the table
+        // held when the query started.
+        let mut shipped = HashMap::new();
+        for name in stages.iter().flat_map(|s| s.memory_tables()) {
+            let batches = tables.batches(&name).ok_or_else(|| {
+                ClusterError::Dataflow(DataflowError::Plan(format!(
+                    "memory table {name} is not registered"
+                )))
+            })?;
+            shipped.insert(name, batches);
+        }
+        if !shipped.is_empty() {
+            self.tables
+                .lock()
+                .map_err(|_| ClusterError::Protocol("table registry poisoned".into()))?
+                .insert(query.clone(), shipped);
+        }
+        let guard = QueryGuard {
+            client: Arc::clone(self),
+            query: query.clone(),
+        };
+        let client = Arc::clone(self);
+        let submit = SubmitQuery {
+            query: query.clone(),
+            client: self.id.clone(),
+            stages,
+            batch_size: config.batch_size,
+        };
+        let stream = async_stream::stream! {
+            let _guard = guard;
+            let root = submit.stages[0].plan.clone();
+            let inputs = match client.run_until_ready(submit).await {
+                Ok(inputs) => inputs,
+                Err(e) => {
+                    yield Err(DataflowError::from(e));
+                    return;
+                }
+            };
+            let inputs = Arc::new(ZenohStageInputs::new(
+                client.session.clone(),
+                client.cluster.clone(),
+                query,
+                inputs,
+            ));
+            let compiled = CompiledPlan::try_new(
+                &root,
+                config,
+                registry,
+                Arc::new(MemoryTableMap::default()),
+                Arc::new(ChannelExchange::default()),
+                Some(inputs),
+            );
+            let mut batches = match compiled.and_then(|c| c.into_stream()) {
+                Ok(s) => s,
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            };
+            while let Some(batch) = batches.next().await {
+                let failed = batch.is_err();
+                yield batch;
+                if failed {
+                    break;
+                }
+            }
+        };
+        Ok(boxed(schema, stream))
+    }
+
+    /// Submits the query and waits until the root stage's inputs are
+    /// registered.
+    async fn run_until_ready(
+        &self,
+        submit: SubmitQuery,
+    ) -> Result<crate::protocol::InputAttempts> {
+        let query = submit.query.clone();
+        call::<_, ()>(
+            &self.session,
+            &coordinator_key(&self.cluster, "submit"),
+            &submit,
+            Duration::from_secs(30),
+        )
+        .await?;
+        let key = coordinator_key(&self.cluster, "events");
+        let mut from = 0;
+        loop {
+            let events: Vec<QueryEvent> = call(
+                &self.session,
+                &key,
+                &EventsRequest {
+                    query: query.clone(),
+                    from,
+                },
+                Duration::from_secs(30),
+            )
+            .await?;
+            from += events.len();
+            for event in events {
+                match event {
+                    QueryEvent::Ready { inputs } => return Ok(inputs),
+                    QueryEvent::Failed { message } => return Err(ClusterError::Query(message)),
+                    QueryEvent::StageDone { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn finish(&self, query: &QueryId) {
+        if let Ok(mut t) = self.tables.lock() {
+            t.remove(query);
+        }
+        let session = self.session.clone();
+        let key = coordinator_key(&self.cluster, "finish");
+        let query = query.clone();
+        let send = async move {
+            if let Err(e) = call::<_, ()>(&session, &key, &query, Duration::from_secs(5)).await {
+                tracing::debug!(%query, "finish not delivered: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(send);
+            }
+            Err(_) => {
+                std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        rt.block_on(send);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Ends the query on the cluster when the client's stream goes away.
+struct QueryGuard {
+    client: Arc<ClusterClient>,
+    query: QueryId,
+}
+
+impl Drop for QueryGuard {
+    fn drop(&mut self) {
+        self.client.finish(&self.query);
+    }
+}
+
+async fn serve_table(tables: &SharedTables, query: Query) {
+    let result = request_of::<TableRequest>(&query).and_then(|req| {
+        let batches = tables
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&req.query)?.get(&req.name).cloned())
+            .ok_or_else(|| {
+                ClusterError::Query(format!(
+                    "memory table {} of query {} is not served by this client",
+                    req.name, req.query
+                ))
+            })?;
+        encode_ipc(&batches).map_err(|e| ClusterError::Protocol(e.to_string()))
+    });
+    let sent = match result {
+        Ok(bytes) => query.reply(query.key_expr().clone(), bytes).await,
+        Err(e) => query.reply_err(e.to_string()).await,
+    };
+    if let Err(e) = sent {
+        tracing::debug!("memory table not sent: {e}");
+    }
+}
+
+fn encode_ipc(batches: &[RecordBatch]) -> std::result::Result<Vec<u8>, arrow::error::ArrowError> {
+    // No batches: an empty payload (the scan then reads nothing).
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, &first.schema())?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}

@@ -1,0 +1,293 @@
+//! The coordinator process: the [`Scheduler`] behind zenoh.
+//!
+//! It answers `ffq/<cluster>/ctl/coordinator/*` (submit, events, finish,
+//! report, status), watches the workers' liveliness tokens
+//! (`ffq/<cluster>/worker/*`), and carries out the scheduler's actions:
+//! assignments and releases are control requests to the workers.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ffq_transport::zenoh_exchange::keys::{parse_worker_key, worker_space};
+use ffq_transport::zenoh_exchange::{ClusterId, WorkerId};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use zenoh::query::Query;
+use zenoh::sample::SampleKind;
+use zenoh::Session;
+
+use crate::error::{ClusterError, Result};
+use crate::protocol::{
+    answer, call, coordinator_key, request_of, worker_ctl_key, ClusterStatus, EventsRequest,
+    QueryEvent, Released, SubmitQuery, TaskReport, WorkerInfo,
+};
+use crate::scheduler::{Action, Scheduler, SchedulerConfig};
+
+/// How long an events request waits for news before answering empty.
+const EVENTS_WAIT: Duration = Duration::from_secs(10);
+/// Timeout of control requests to workers.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct CoordinatorConfig {
+    pub cluster: ClusterId,
+    pub zenoh: zenoh::Config,
+    pub scheduler: SchedulerConfig,
+}
+
+struct Inner {
+    cluster: ClusterId,
+    session: Session,
+    scheduler: Mutex<Scheduler>,
+    /// Bumped whenever a query has new events.
+    events: watch::Sender<u64>,
+}
+
+/// A running coordinator; dropping it stops it.
+pub struct Coordinator {
+    inner: Arc<Inner>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Coordinator {
+    pub async fn start(config: CoordinatorConfig) -> Result<Coordinator> {
+        let session = zenoh::open(config.zenoh.clone())
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let inner = Arc::new(Inner {
+            cluster: config.cluster.clone(),
+            session: session.clone(),
+            scheduler: Mutex::new(Scheduler::new(config.scheduler.clone())),
+            events: watch::channel(0).0,
+        });
+        let ctl = session
+            .declare_queryable(coordinator_key(&config.cluster, "*"))
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let liveliness = session
+            .liveliness()
+            .declare_subscriber(worker_space(&config.cluster))
+            .history(true)
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let mut loops = Vec::new();
+        {
+            let inner = Arc::clone(&inner);
+            loops.push(tokio::spawn(async move {
+                while let Ok(query) = ctl.recv_async().await {
+                    let inner = Arc::clone(&inner);
+                    tokio::spawn(async move { inner.handle(query).await });
+                }
+            }));
+        }
+        {
+            let inner = Arc::clone(&inner);
+            loops.push(tokio::spawn(async move {
+                while let Ok(sample) = liveliness.recv_async().await {
+                    let Ok((_, worker)) = parse_worker_key(sample.key_expr().as_str()) else {
+                        continue;
+                    };
+                    match sample.kind() {
+                        SampleKind::Put => {
+                            let inner = Arc::clone(&inner);
+                            tokio::spawn(async move { inner.worker_up(worker).await });
+                        }
+                        SampleKind::Delete => {
+                            let actions = inner.with(|s| s.worker_lost(&worker, Instant::now()));
+                            inner.dispatch(actions);
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let inner = Arc::clone(&inner);
+            loops.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                loop {
+                    tick.tick().await;
+                    let actions = inner.with(|s| s.tick(Instant::now()));
+                    inner.dispatch(actions);
+                }
+            }));
+        }
+        tracing::info!(cluster = %config.cluster, "coordinator started");
+        Ok(Coordinator { inner, loops })
+    }
+
+    /// The coordinator's view of workers, queries and counters.
+    pub fn status(&self) -> ClusterStatus {
+        self.inner.with(|s| s.status(Instant::now()))
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
+    pub async fn shutdown(self) {
+        for l in &self.loops {
+            l.abort();
+        }
+        let _ = self.inner.session.close().await;
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        for l in &self.loops {
+            l.abort();
+        }
+    }
+}
+
+impl Inner {
+    fn with<T>(&self, f: impl FnOnce(&mut Scheduler) -> T) -> T {
+        let mut s = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut s)
+    }
+
+    async fn worker_up(self: &Arc<Self>, worker: WorkerId) {
+        let key = worker_ctl_key(&self.cluster, &worker, "info");
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..10 {
+            match call::<_, WorkerInfo>(&self.session, &key, &(), CONTROL_TIMEOUT).await {
+                Ok(info) => {
+                    let actions = self.with(|s| s.worker_up(info, Instant::now()));
+                    self.dispatch(actions);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(worker = %worker, "worker info not available yet: {e}");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        tracing::warn!(worker = %worker, "worker announced itself but never answered");
+    }
+
+    /// Carries out scheduler actions (in the background).
+    fn dispatch(self: &Arc<Self>, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Events { .. } => self.events.send_modify(|v| *v += 1),
+                Action::Assign { worker, assignment } => {
+                    let inner = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let key = worker_ctl_key(&inner.cluster, &worker, "assign");
+                        if let Err(e) =
+                            call::<_, ()>(&inner.session, &key, &*assignment, CONTROL_TIMEOUT).await
+                        {
+                            let attempt = assignment.attempt_ref();
+                            let actions = inner.with(|s| {
+                                s.assign_failed(&worker, &attempt, e.to_string(), Instant::now())
+                            });
+                            inner.dispatch(actions);
+                        }
+                    });
+                }
+                Action::Release {
+                    worker,
+                    release,
+                    stale,
+                } => {
+                    let inner = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let key = worker_ctl_key(&inner.cluster, &worker, "release");
+                        match call::<_, Released>(&inner.session, &key, &release, CONTROL_TIMEOUT)
+                            .await
+                        {
+                            Ok(r) if stale => inner.with(|s| s.count_stale_frames(r.frames)),
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::debug!(worker = %worker, ?release, "release not delivered: {e}")
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    async fn handle(self: &Arc<Self>, query: Query) {
+        let what = query
+            .key_expr()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        match what.as_str() {
+            "submit" => {
+                let r = request_of::<SubmitQuery>(&query).and_then(|submit| {
+                    let actions = self
+                        .with(|s| s.submit(submit, Instant::now()))
+                        .map_err(ClusterError::Query)?;
+                    self.dispatch(actions);
+                    Ok(())
+                });
+                answer(&query, r).await
+            }
+            "events" => {
+                let r = match request_of::<EventsRequest>(&query) {
+                    Ok(req) => self.events(req).await,
+                    Err(e) => Err(e),
+                };
+                answer(&query, r).await
+            }
+            "finish" => {
+                let r = request_of::<ffq_transport::zenoh_exchange::QueryId>(&query).map(|q| {
+                    let actions = self.with(|s| s.finish(&q));
+                    self.dispatch(actions);
+                });
+                answer(&query, r).await
+            }
+            "report" => {
+                let r = request_of::<TaskReport>(&query).map(|report| {
+                    let (ack, actions) = self.with(|s| s.report(report, Instant::now()));
+                    self.dispatch(actions);
+                    ack
+                });
+                answer(&query, r).await
+            }
+            "status" => answer(&query, Ok(self.with(|s| s.status(Instant::now())))).await,
+            other => {
+                answer::<()>(
+                    &query,
+                    Err(ClusterError::Protocol(format!(
+                        "unknown coordinator request {other:?}"
+                    ))),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Long poll: the query's events from `from` on, as soon as there is
+    /// one, or an empty list after [`EVENTS_WAIT`].
+    async fn events(&self, req: EventsRequest) -> Result<Vec<QueryEvent>> {
+        let mut changed = self.events.subscribe();
+        let deadline = tokio::time::Instant::now() + EVENTS_WAIT;
+        loop {
+            match self.with(|s| s.events(&req.query, req.from)) {
+                None => {
+                    return Err(ClusterError::Query(format!(
+                        "the coordinator does not know query {}",
+                        req.query
+                    )))
+                }
+                Some(events) if !events.is_empty() => return Ok(events),
+                Some(_) => {}
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return Ok(vec![]);
+            }
+        }
+    }
+}

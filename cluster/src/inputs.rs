@@ -1,0 +1,97 @@
+//! [`ZenohStageInputs`]: a stage's inputs fetched from the workers that
+//! hold the registered attempts of the upstream tasks.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use ffq_dataflow::error::{DataflowError, Result as DfResult};
+use ffq_dataflow::exchange::StageInputs;
+use ffq_dataflow::stream::SendableRecordBatchStream;
+use ffq_transport::zenoh_exchange::{
+    fetch_partition_with, merge_fetches, ClusterId, DataKey, FetchOptions, FetchStats, PartitionId, QueryId,
+};
+use zenoh::Session;
+
+use crate::protocol::{attempt_ref, InputAttempts};
+
+pub struct ZenohStageInputs {
+    session: Session,
+    cluster: ClusterId,
+    query: QueryId,
+    attempts: InputAttempts,
+    options: FetchOptions,
+    stats: Mutex<Vec<Arc<FetchStats>>>,
+}
+
+impl ZenohStageInputs {
+    /// Reads the registered `attempts` of `query`'s input stages. Fetches
+    /// ask every attempt of a task and drop (and count) frames of any other
+    /// attempt than the registered one: a late stale attempt can never be
+    /// mistaken for the registered one.
+    pub fn new(session: Session, cluster: ClusterId, query: QueryId, attempts: InputAttempts) -> Self {
+        ZenohStageInputs {
+            session,
+            cluster,
+            query,
+            attempts,
+            options: FetchOptions {
+                any_attempt: true,
+                ..FetchOptions::default()
+            },
+            stats: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Frames of other attempts dropped by the fetches so far.
+    pub fn stale_frames(&self) -> u64 {
+        self.stats
+            .lock()
+            .map(|s| s.iter().map(|f| f.stale_frames()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Bytes fetched so far.
+    pub fn bytes(&self) -> u64 {
+        self.stats
+            .lock()
+            .map(|s| s.iter().map(|f| f.bytes()).sum())
+            .unwrap_or(0)
+    }
+}
+
+impl StageInputs for ZenohStageInputs {
+    fn open(
+        &self,
+        stage: u32,
+        partition: usize,
+        preserve: bool,
+        schema: SchemaRef,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let attempts = self.attempts.get(&stage).ok_or_else(|| {
+            DataflowError::Internal(format!("no registered attempts for input stage {stage}"))
+        })?;
+        let tasks: Vec<usize> = if preserve {
+            vec![partition]
+        } else {
+            (0..attempts.len()).collect()
+        };
+        let mut fetches = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let attempt = *attempts.get(t).ok_or_else(|| {
+                DataflowError::Internal(format!("input stage {stage} has no task {t}"))
+            })?;
+            let stream = attempt_ref(&self.query, stage, t as u32, attempt)
+                .stream(PartitionId(partition as u32));
+            let fetch = fetch_partition_with(
+                &self.session,
+                &DataKey::new(self.cluster.clone(), stream),
+                self.options.clone(),
+            );
+            if let Ok(mut s) = self.stats.lock() {
+                s.push(fetch.stats());
+            }
+            fetches.push(fetch);
+        }
+        Ok(merge_fetches(fetches, schema))
+    }
+}

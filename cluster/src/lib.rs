@@ -1,0 +1,27 @@
+//! `ffq-cluster`: FFQ's distributed runtime over zenoh.
+//!
+//! - [`coordinator`]: schedules the stages of queries on workers
+//!   ([`scheduler`] holds its decisions, free of I/O);
+//! - [`worker`]: runs task attempts and serves their outputs;
+//! - [`client`]: submits plans and runs their root stage;
+//! - [`local`]: a whole cluster in one process, for tests and examples;
+//! - [`protocol`]: the control messages and their keys;
+//! - [`inputs`]: how a stage reads its upstream stages' outputs.
+
+pub mod client;
+pub mod config;
+pub mod coordinator;
+pub mod error;
+pub mod inputs;
+pub mod local;
+pub mod protocol;
+pub mod scheduler;
+pub mod worker;
+
+pub use client::ClusterClient;
+pub use config::{ClusterConfig, DEFAULT_CLUSTER};
+pub use coordinator::{Coordinator, CoordinatorConfig};
+pub use error::{ClusterError, Result};
+pub use local::{LocalCluster, LocalClusterBuilder};
+pub use scheduler::SchedulerConfig;
+pub use worker::{FaultHook, Worker, WorkerConfig};

@@ -1,0 +1,198 @@
+//! [`LocalCluster`]: a coordinator and workers in this process, each with
+//! its own zenoh session, talking over loopback TCP (real zenoh, not
+//! channels). For tests and examples.
+
+use std::time::{Duration, Instant};
+
+use ffq_transport::zenoh_exchange::WorkerId;
+
+use crate::config::ClusterConfig;
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::error::{ClusterError, Result};
+use crate::protocol::{ClusterStatus, WorkerState};
+use crate::scheduler::SchedulerConfig;
+use crate::worker::{FaultHook, Worker, WorkerConfig};
+
+/// Settings of a [`LocalCluster`].
+#[derive(Clone)]
+pub struct LocalClusterBuilder {
+    workers: usize,
+    slots: u32,
+    cluster: String,
+    scheduler: SchedulerConfig,
+    fault: Option<FaultHook>,
+    lease: Option<Duration>,
+}
+
+impl LocalClusterBuilder {
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    pub fn slots(mut self, n: u32) -> Self {
+        self.slots = n;
+        self
+    }
+
+    pub fn scheduler(mut self, config: SchedulerConfig) -> Self {
+        self.scheduler = config;
+        self
+    }
+
+    /// A hook every worker calls before running an attempt.
+    pub fn fault(mut self, hook: FaultHook) -> Self {
+        self.fault = Some(hook);
+        self
+    }
+
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    pub async fn start(self) -> Result<LocalCluster> {
+        let port = free_port()?;
+        let endpoint = format!("tcp/127.0.0.1:{port}");
+        let mut base = ClusterConfig::new(endpoint.clone()).with_cluster(&self.cluster)?;
+        base.lease = self.lease;
+        let coordinator = Coordinator::start(CoordinatorConfig {
+            cluster: base.cluster.clone(),
+            zenoh: ClusterConfig {
+                connect: vec![],
+                listen: Some(endpoint.clone()),
+                ..base.clone()
+            }
+            .zenoh()?,
+            scheduler: self.scheduler.clone(),
+        })
+        .await?;
+        let mut cluster = LocalCluster {
+            endpoint,
+            base,
+            coordinator,
+            workers: Vec::new(),
+            slots: self.slots,
+            fault: self.fault.clone(),
+        };
+        for _ in 0..self.workers {
+            cluster.add_worker().await?;
+        }
+        Ok(cluster)
+    }
+}
+
+/// A coordinator and workers in this process.
+pub struct LocalCluster {
+    endpoint: String,
+    base: ClusterConfig,
+    coordinator: Coordinator,
+    workers: Vec<Option<Worker>>,
+    slots: u32,
+    fault: Option<FaultHook>,
+}
+
+impl LocalCluster {
+    /// A coordinator and `workers` workers with two slots each.
+    pub async fn start(workers: usize) -> Result<LocalCluster> {
+        Self::builder().workers(workers).start().await
+    }
+
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder {
+            workers: 2,
+            slots: 2,
+            cluster: crate::config::DEFAULT_CLUSTER.to_string(),
+            scheduler: SchedulerConfig::default(),
+            fault: None,
+            lease: None,
+        }
+    }
+
+    /// The coordinator's endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The config a client connects with.
+    pub fn client_config(&self) -> ClusterConfig {
+        self.base.clone()
+    }
+
+    /// Starts one more worker and waits until the coordinator knows it.
+    pub async fn add_worker(&mut self) -> Result<WorkerId> {
+        let mut config = WorkerConfig::new(
+            self.base.cluster.clone(),
+            ClusterConfig {
+                listen: Some("tcp/127.0.0.1:0".into()),
+                ..self.base.clone()
+            }
+            .zenoh()?,
+        );
+        config.slots = self.slots;
+        config.fault = self.fault.clone();
+        let worker = Worker::start(config).await?;
+        let id = worker.id().clone();
+        self.workers.push(Some(worker));
+        self.wait_for(|s| {
+            s.workers
+                .iter()
+                .any(|w| w.info.id == id && w.alive)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Stops worker `i` abruptly (its session closes, its liveliness token
+    /// goes), as a crashing worker process would.
+    pub async fn stop_worker(&mut self, i: usize) -> Result<()> {
+        let worker = self
+            .workers
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| ClusterError::Config(format!("no running worker {i}")))?;
+        worker.shutdown().await;
+        Ok(())
+    }
+
+    /// The states of the running workers, read directly.
+    pub fn worker_states(&self) -> Vec<WorkerState> {
+        self.workers.iter().flatten().map(|w| w.state()).collect()
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        self.coordinator.status()
+    }
+
+    /// Waits (up to 10 s) until the coordinator's status satisfies `f`.
+    pub async fn wait_for(&self, f: impl Fn(&ClusterStatus) -> bool) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let status = self.coordinator.status();
+            if f(&status) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(ClusterError::Config(format!(
+                    "the local cluster did not reach the expected state: {status:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        for w in self.workers.drain(..).flatten() {
+            w.shutdown().await;
+        }
+        self.coordinator.shutdown().await;
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ClusterError::Config(format!("no free loopback port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| ClusterError::Config(e.to_string()))?
+        .port())
+}

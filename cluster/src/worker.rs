@@ -1,0 +1,523 @@
+//! A worker: runs the task attempts the coordinator assigns, keeps their
+//! outputs in its [`OutputStore`] (served to readers on the data keys), and
+//! drops what the coordinator releases.
+//!
+//! It announces itself with a liveliness token on `ffq/<cluster>/worker/<id>`
+//! and answers control requests on `ffq/<cluster>/ctl/worker/<id>/*`
+//! (`info`, `assign`, `release`, `state`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::ipc::reader::StreamReader;
+use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::exchange::Partitioner;
+use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
+use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
+use ffq_transport::zenoh_exchange::keys::worker_key;
+use ffq_transport::zenoh_exchange::{
+    AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig,
+    WorkerId, ZenohPartitionWriter,
+};
+use ffq_transport::ChannelExchange;
+use tokio::task::{AbortHandle, JoinHandle};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::query::Query;
+use zenoh::Session;
+
+use crate::error::{ClusterError, Result};
+use crate::inputs::ZenohStageInputs;
+use crate::protocol::{
+    answer, call, client_table_key, coordinator_key, encode, request_of, worker_ctl_key,
+    Release, Released, ReportAck, TableRequest, TaskAssignment, TaskOutcome, TaskReport,
+    WorkerInfo, WorkerState,
+};
+
+/// A test hook: called before an attempt runs; `Some(message)` makes the
+/// attempt fail with that message.
+pub type FaultHook = Arc<dyn Fn(&AttemptRef) -> Option<String> + Send + Sync>;
+
+/// How a worker runs.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub cluster: ClusterId,
+    pub id: WorkerId,
+    /// Task attempts run at once.
+    pub slots: u32,
+    pub zenoh: zenoh::Config,
+    pub store: StoreConfig,
+    pub serve: ServeOptions,
+    pub fault: Option<FaultHook>,
+}
+
+impl WorkerConfig {
+    /// A worker with a generated id and one slot per core.
+    pub fn new(cluster: ClusterId, zenoh: zenoh::Config) -> Self {
+        WorkerConfig {
+            cluster,
+            id: generated_worker_id(),
+            slots: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(2),
+            zenoh,
+            store: StoreConfig::default(),
+            serve: ServeOptions::default(),
+            fault: None,
+        }
+    }
+}
+
+/// `w-<pid>-<n>`: unique among the workers of one machine's processes.
+pub fn generated_worker_id() -> WorkerId {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    WorkerId::new(format!("w-{}-{n}", std::process::id())).expect("a valid id")
+}
+
+struct Shared {
+    id: WorkerId,
+    cluster: ClusterId,
+    slots: u32,
+    session: Session,
+    store: OutputStore,
+    registry: Arc<FunctionRegistry>,
+    fault: Option<FaultHook>,
+    running: Mutex<HashMap<AttemptRef, AbortHandle>>,
+    tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
+    tasks_run: std::sync::atomic::AtomicU64,
+}
+
+/// A running worker; dropping it (or [`Worker::shutdown`]) stops it.
+pub struct Worker {
+    shared: Arc<Shared>,
+    control: JoinHandle<()>,
+    token: Option<LivelinessToken>,
+    server: Option<OutputServer>,
+}
+
+impl Worker {
+    /// Opens the worker's zenoh session and starts serving.
+    pub async fn start(config: WorkerConfig) -> Result<Worker> {
+        let session = zenoh::open(config.zenoh.clone())
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let store = OutputStore::new(config.store.clone());
+        let server = store
+            .serve(&session, &config.cluster, config.serve.clone())
+            .await?;
+        let shared = Arc::new(Shared {
+            id: config.id.clone(),
+            cluster: config.cluster.clone(),
+            slots: config.slots.max(1),
+            session: session.clone(),
+            store,
+            registry: Arc::new(FunctionRegistry::with_defaults()),
+            fault: config.fault.clone(),
+            running: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
+            tasks_run: Default::default(),
+        });
+        let ctl = session
+            .declare_queryable(worker_ctl_key(&config.cluster, &config.id, "*"))
+            .await
+            .map_err(ClusterError::zenoh)?;
+        let control = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                while let Ok(query) = ctl.recv_async().await {
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move { handle_control(&shared, query).await });
+                }
+            })
+        };
+        // The token last: once the coordinator sees it, everything answers.
+        let token = session
+            .liveliness()
+            .declare_token(worker_key(&config.cluster, &config.id))
+            .await
+            .map_err(ClusterError::zenoh)?;
+        tracing::info!(worker = %config.id, slots = config.slots, "worker started");
+        Ok(Worker {
+            shared,
+            control,
+            token: Some(token),
+            server: Some(server),
+        })
+    }
+
+    pub fn id(&self) -> &WorkerId {
+        &self.shared.id
+    }
+
+    /// What the worker holds right now.
+    pub fn state(&self) -> WorkerState {
+        self.shared.state()
+    }
+
+    /// Withdraws the liveliness token, stops running tasks and closes the
+    /// session (as a worker process exiting does).
+    pub async fn shutdown(mut self) {
+        if let Some(t) = self.token.take() {
+            let _ = t.undeclare().await;
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.close().await;
+        }
+        self.shared.release(&Release::AllExcept(vec![]));
+        self.control.abort();
+        let _ = self.shared.session.close().await;
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.control.abort();
+        if let Ok(mut running) = self.shared.running.lock() {
+            for (_, h) in running.drain() {
+                h.abort();
+            }
+        }
+    }
+}
+
+async fn handle_control(shared: &Arc<Shared>, query: Query) {
+    let what = query
+        .key_expr()
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    match what.as_str() {
+        "info" => answer(&query, Ok(shared.info())).await,
+        "state" => answer(&query, Ok(shared.state())).await,
+        "assign" => {
+            let r = request_of::<TaskAssignment>(&query).map(|a| shared.start_task(a));
+            answer(&query, r).await
+        }
+        "release" => {
+            let r = request_of::<Release>(&query).map(|r| shared.release(&r));
+            answer(&query, r).await
+        }
+        other => {
+            answer::<()>(
+                &query,
+                Err(ClusterError::Protocol(format!("unknown worker request {other:?}"))),
+            )
+            .await
+        }
+    }
+}
+
+impl Shared {
+    fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id.clone(),
+            slots: self.slots,
+            operators: vec![],
+            pid: std::process::id(),
+        }
+    }
+
+    fn state(&self) -> WorkerState {
+        let running: Vec<AttemptRef> = self
+            .running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        let streams = self.store.stream_ids();
+        let cached: Vec<QueryId> = self
+            .tables
+            .lock()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut queries = BTreeSet::new();
+        queries.extend(running.iter().map(|a| a.query.to_string()));
+        queries.extend(streams.iter().map(|s| s.query.to_string()));
+        queries.extend(cached.iter().map(|q| q.to_string()));
+        WorkerState {
+            id: self.id.to_string(),
+            slots: self.slots,
+            running: running
+                .iter()
+                .map(|a| format!("{}/{}/{}/{}", a.query, a.stage, a.attempt, a.task))
+                .collect(),
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+            buffered_bytes: self.store.stats().bytes as u64,
+            queries: queries.into_iter().collect(),
+            cached_tables: cached.len() as u64,
+            tasks_run: self.tasks_run.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Starts an assigned attempt; it reports its outcome by itself.
+    fn start_task(self: &Arc<Self>, assignment: TaskAssignment) {
+        let attempt = assignment.attempt_ref();
+        let mut running = match self.running.lock() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        if running.contains_key(&attempt) {
+            return;
+        }
+        tracing::debug!(worker = %self.id, ?attempt, "task started");
+        let shared = Arc::clone(self);
+        let key = attempt.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = match catch_panic(shared.run_task(&assignment)).await {
+                Ok(o) => o,
+                Err(e) => TaskOutcome::Failed {
+                    message: e.to_string(),
+                },
+            };
+            shared
+                .tasks_run
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut r) = shared.running.lock() {
+                r.remove(&key);
+            }
+            shared.report(key, outcome).await;
+        });
+        running.insert(attempt, handle.abort_handle());
+    }
+
+    async fn run_task(&self, a: &TaskAssignment) -> ffq_dataflow::Result<TaskOutcome> {
+        let attempt = a.attempt_ref();
+        if let Some(fault) = &self.fault {
+            if let Some(message) = fault(&attempt) {
+                return Ok(TaskOutcome::Failed { message });
+            }
+        }
+        let output = a.stage.output.as_ref().ok_or_else(|| {
+            DataflowError::Internal("the root stage runs in the client, not on a worker".into())
+        })?;
+        let tables = self.tables_for(a).await?;
+        let inputs = Arc::new(ZenohStageInputs::new(
+            self.session.clone(),
+            self.cluster.clone(),
+            a.query.clone(),
+            a.inputs.clone(),
+        ));
+        let compiled = CompiledPlan::try_new(
+            &a.stage.plan,
+            ExecConfig {
+                batch_size: a.batch_size,
+                ..ExecConfig::default()
+            },
+            Arc::clone(&self.registry),
+            tables,
+            Arc::new(ChannelExchange::default()),
+            Some(Arc::clone(&inputs) as _),
+        )?;
+        let schema = compiled.root.schema();
+        let partitioner = Partitioner::try_new(output, &schema, &self.registry)?;
+        let writer = ZenohPartitionWriter::new(
+            &self.store,
+            attempt.clone(),
+            partitioner.partitions(),
+            schema,
+        )?;
+        let mut output = AttemptOutput(Some(writer));
+        let produced = partitioner
+            .produce(
+                Arc::clone(&compiled.root),
+                a.task as usize,
+                &compiled.ctx,
+                output.0.as_mut().expect("set above"),
+            )
+            .await;
+        let writer = output.0.take().expect("set above");
+        match produced {
+            // Cancelled: every reader is gone (cannot happen with stored
+            // outputs, which have no readers to lose); keep what exists.
+            Ok(()) | Err(DataflowError::Cancelled) => {
+                writer.finish()?;
+                let stats = self.store.attempt_stats(&attempt);
+                Ok(TaskOutcome::Succeeded {
+                    rows: 0,
+                    frames: stats.frames as u64,
+                    bytes: stats.bytes as u64,
+                    stale_frames: inputs.stale_frames(),
+                })
+            }
+            Err(e) => {
+                let message = e.to_string();
+                writer.abort(&message);
+                Ok(TaskOutcome::Failed { message })
+            }
+        }
+    }
+
+    /// The memory tables `a` scans, fetched once per query from the client
+    /// that registered them.
+    async fn tables_for(&self, a: &TaskAssignment) -> ffq_dataflow::Result<Arc<dyn MemoryTables>> {
+        let names = a.stage.memory_tables();
+        let map = {
+            let mut tables = self
+                .tables
+                .lock()
+                .map_err(|_| DataflowError::Internal("table cache poisoned".into()))?;
+            Arc::clone(tables.entry(a.query.clone()).or_default())
+        };
+        for name in names {
+            if map.batches(&name).is_some() {
+                continue;
+            }
+            let batches = fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
+                .await
+                .map_err(DataflowError::from)?;
+            map.insert(name, batches);
+        }
+        Ok(map)
+    }
+
+    /// Reports an outcome to the coordinator, retrying while it cannot be
+    /// reached; drops the attempt's output if the coordinator does not
+    /// keep it.
+    async fn report(&self, attempt: AttemptRef, outcome: TaskOutcome) {
+        let report = TaskReport {
+            worker: self.id.clone(),
+            attempt: attempt.clone(),
+            outcome,
+        };
+        let key = coordinator_key(&self.cluster, "report");
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..30 {
+            match call::<_, ReportAck>(&self.session, &key, &report, Duration::from_secs(10)).await {
+                Ok(ack) => {
+                    if !ack.keep {
+                        self.store.release_attempt(&attempt);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(worker = %self.id, ?attempt, "report not delivered: {e}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        tracing::warn!(worker = %self.id, ?attempt, "coordinator unreachable; dropping the attempt's output");
+        self.store.release_attempt(&attempt);
+    }
+
+    fn release(&self, release: &Release) -> Released {
+        let matches = |a: &AttemptRef| match release {
+            Release::Query(q) => &a.query == q,
+            Release::Attempt(x) => a == x,
+            Release::AllExcept(keep) => !keep.contains(&a.query),
+        };
+        let mut tasks = 0;
+        if let Ok(mut running) = self.running.lock() {
+            running.retain(|a, h| {
+                if matches(a) {
+                    h.abort();
+                    tasks += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let before = self.store.stats();
+        let streams = match release {
+            Release::Query(q) => self.store.release(q),
+            Release::Attempt(a) => self.store.release_attempt(a),
+            Release::AllExcept(keep) => {
+                let mut n = 0;
+                for q in self
+                    .store
+                    .stream_ids()
+                    .into_iter()
+                    .map(|s| s.query)
+                    .collect::<BTreeSet<_>>()
+                {
+                    if !keep.contains(&q) {
+                        n += self.store.release(&q);
+                    }
+                }
+                n
+            }
+        };
+        let after = self.store.stats();
+        if let Ok(mut tables) = self.tables.lock() {
+            match release {
+                Release::Query(q) => {
+                    tables.remove(q);
+                }
+                Release::AllExcept(keep) => tables.retain(|q, _| keep.contains(q)),
+                Release::Attempt(_) => {}
+            }
+        }
+        let released = Released {
+            tasks,
+            streams: streams as u64,
+            frames: before.frames.saturating_sub(after.frames) as u64,
+        };
+        tracing::debug!(worker = %self.id, ?release, ?released, "released");
+        released
+    }
+}
+
+/// The writer of an attempt's output: an attempt dropped before it
+/// finished (aborted) ends its streams with an error, never with a
+/// complete-looking end.
+struct AttemptOutput(Option<ZenohPartitionWriter>);
+
+impl Drop for AttemptOutput {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.abort("the task attempt was cancelled");
+        }
+    }
+}
+
+/// Fetches memory table `name` of `query` from its client.
+async fn fetch_table(
+    session: &Session,
+    cluster: &ClusterId,
+    client: &str,
+    query: &QueryId,
+    name: &str,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let key = client_table_key(cluster, client)?;
+    let request = TableRequest {
+        query: query.clone(),
+        name: name.to_string(),
+    };
+    let replies = session
+        .get(&key)
+        .payload(encode(&request)?)
+        .congestion_control(zenoh::qos::CongestionControl::Block)
+        .timeout(Duration::from_secs(60))
+        .await
+        .map_err(ClusterError::zenoh)?;
+    let reply = replies
+        .recv_async()
+        .await
+        .map_err(|_| ClusterError::Unreachable {
+            key: key.clone(),
+            reason: format!("the client did not answer for memory table {name}"),
+        })?;
+    let sample = reply.result().map_err(|e| {
+        ClusterError::Remote(format!(
+            "memory table {name}: {}",
+            e.payload()
+                .try_to_string()
+                .map(|s| s.into_owned())
+                .unwrap_or_default()
+        ))
+    })?;
+    let bytes = sample.payload().to_bytes();
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes.as_ref()), None)
+        .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))
+}
