@@ -31,4 +31,9 @@ pub use error::{Error, Result};
 pub use ffq_dataflow::runner::QueryStream;
 pub use ffq_dataflow::stream::{RecordBatchStream, SendableRecordBatchStream};
 pub use ffq_cluster::{ClusterConfig, LocalCluster};
+
+/// The distributed runtime: coordinator, workers, cluster client.
+pub mod cluster {
+    pub use ffq_cluster::*;
+}
 pub use ffq_dataflow::PhysicalPlan;

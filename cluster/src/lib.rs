@@ -16,6 +16,7 @@ pub mod inputs;
 pub mod local;
 pub mod protocol;
 pub mod scheduler;
+pub mod status;
 pub mod worker;
 
 pub use client::ClusterClient;
@@ -24,4 +25,5 @@ pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use error::{ClusterError, Result};
 pub use local::{LocalCluster, LocalClusterBuilder};
 pub use scheduler::SchedulerConfig;
+pub use status::format_status;
 pub use worker::{FaultHook, Worker, WorkerConfig};

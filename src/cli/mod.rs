@@ -1,5 +1,6 @@
 //! Command-line arguments and subcommands of the `ffq` binary.
 
+mod cluster;
 mod slt;
 mod sql;
 mod tpch_gen;
@@ -28,6 +29,13 @@ pub enum Command {
     TpchGen(TpchGenArgs),
     /// Run sqllogictest (.slt) files; exits 1 if any file fails.
     Slt(SltArgs),
+    /// Run the coordinator of a cluster: it schedules the stages of
+    /// queries on the workers.
+    Coordinator(cluster::CoordinatorArgs),
+    /// Run a worker of a cluster: it runs the tasks the coordinator assigns.
+    Worker(cluster::WorkerArgs),
+    /// Show a cluster's workers, running queries and counters.
+    Status(cluster::StatusArgs),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -35,6 +43,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sql(args) => sql::run(args),
         Command::TpchGen(args) => tpch_gen::run(args),
         Command::Slt(args) => slt::run(args),
+        Command::Coordinator(args) => cluster::run_coordinator(args),
+        Command::Worker(args) => cluster::run_worker(args),
+        Command::Status(args) => cluster::run_status(args),
     }
 }
 

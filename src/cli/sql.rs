@@ -39,6 +39,14 @@ pub struct SqlArgs {
     #[arg(long)]
     explain: bool,
 
+    /// Run on the cluster whose coordinator listens on ENDPOINT (e.g.
+    /// `tcp/127.0.0.1:7447`) instead of in this process.
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Option<String>,
+
+    #[command(flatten)]
+    zenoh: super::cluster::ZenohArgs,
+
     /// SQL text (one or more `;`-separated statements), `-` to read
     /// standard input, or `@FILE` to read a file.
     #[arg(value_name = "QUERY", allow_hyphen_values = true)]
@@ -84,7 +92,17 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
     if let Some(n) = args.batch_size {
         config.batch_size = n as usize;
     }
-    let engine = Engine::with_config(config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::msg(format!("cannot start the runtime: {e}")))?;
+    let engine = match &args.connect {
+        Some(endpoint) => {
+            let cluster = args.zenoh.config(vec![endpoint.clone()], None)?;
+            runtime.block_on(Engine::connect_with_config(cluster, config))?
+        }
+        None => Engine::with_config(config),
+    };
     if let Some(sf) = args.tpch {
         engine.register_tpch(sf)?;
     }
@@ -97,10 +115,6 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
         return Err(CliError::msg("empty query: no SQL statement found"));
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::msg(format!("cannot start the runtime: {e}")))?;
     let format = OutputFormat::from(args.format);
     runtime.block_on(run_statements(&engine, &statements, format, args.explain))
 }

@@ -1,0 +1,164 @@
+//! `ffq coordinator`, `ffq worker` and `ffq status`: the processes of a
+//! cluster, and a look at one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use ffq::cluster::{
+    ClusterClient, ClusterConfig, Coordinator, CoordinatorConfig, SchedulerConfig, Worker,
+    WorkerConfig,
+};
+
+use super::CliError;
+
+/// How a process joins a cluster (shared by every cluster command).
+#[derive(Debug, Clone, Args)]
+pub struct ZenohArgs {
+    /// Name of the cluster: processes of different clusters ignore each
+    /// other on the same zenoh network.
+    #[arg(long, value_name = "NAME", default_value = ffq::cluster::DEFAULT_CLUSTER)]
+    pub cluster: String,
+
+    /// A zenoh json5 configuration file (endpoints given as flags are added
+    /// to it).
+    #[arg(long, value_name = "FILE")]
+    pub zenoh_config: Option<PathBuf>,
+
+    /// Milliseconds without news from this process after which its peers
+    /// consider it gone (zenoh's lease) [default: zenoh's, 10000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub lease_ms: Option<u64>,
+}
+
+impl ZenohArgs {
+    pub fn config(&self, connect: Vec<String>, listen: Option<String>) -> Result<ClusterConfig, CliError> {
+        let mut config = ClusterConfig::new("tcp/127.0.0.1:7447")
+            .with_cluster(&self.cluster)
+            .map_err(|e| CliError::msg(format!("--cluster: {e}")))?;
+        config.connect = connect;
+        config.listen = listen;
+        config.zenoh_config = self.zenoh_config.clone();
+        config.lease = self.lease_ms.map(Duration::from_millis);
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Zenoh endpoint to listen on; workers and clients connect to it.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp/0.0.0.0:7447")]
+    listen: String,
+
+    /// Failed attempts of a task before its query fails.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+
+    #[command(flatten)]
+    zenoh: ZenohArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The coordinator's zenoh endpoint. Repeatable.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp/127.0.0.1:7447")]
+    connect: Vec<String>,
+
+    /// Zenoh endpoint this worker listens on: other workers and clients
+    /// read its outputs through it (port 0: any free port).
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp/0.0.0.0:0")]
+    listen: String,
+
+    /// Task attempts run at once [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    slots: Option<u32>,
+
+    /// The worker's id [default: generated].
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+
+    #[command(flatten)]
+    zenoh: ZenohArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The coordinator's zenoh endpoint.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp/127.0.0.1:7447")]
+    connect: Vec<String>,
+
+    #[command(flatten)]
+    zenoh: ZenohArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::msg(format!("cannot start the runtime: {e}")))
+}
+
+fn cluster_error(e: ffq::cluster::ClusterError) -> CliError {
+    CliError::Engine(ffq::Error::from(e))
+}
+
+pub fn run_coordinator(args: CoordinatorArgs) -> Result<(), CliError> {
+    let config = args.zenoh.config(vec![], Some(args.listen.clone()))?;
+    runtime()?.block_on(async {
+        let coordinator = Coordinator::start(CoordinatorConfig {
+            cluster: config.cluster.clone(),
+            zenoh: config.zenoh().map_err(cluster_error)?,
+            scheduler: SchedulerConfig {
+                max_attempts: args.max_attempts,
+                ..SchedulerConfig::default()
+            },
+        })
+        .await
+        .map_err(cluster_error)?;
+        eprintln!(
+            "ffq coordinator of cluster {} listening on {}",
+            config.cluster, args.listen
+        );
+        // Runs until the process is stopped.
+        std::future::pending::<()>().await;
+        drop(coordinator);
+        Ok(())
+    })
+}
+
+pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
+    let config = args.zenoh.config(args.connect.clone(), Some(args.listen.clone()))?;
+    runtime()?.block_on(async {
+        let mut worker = WorkerConfig::new(config.cluster.clone(), config.zenoh().map_err(cluster_error)?);
+        if let Some(id) = &args.id {
+            worker.id = id
+                .parse()
+                .map_err(|e| CliError::msg(format!("--id: {e}")))?;
+        }
+        if let Some(slots) = args.slots {
+            worker.slots = slots;
+        }
+        let (id, slots) = (worker.id.clone(), worker.slots);
+        let worker = Worker::start(worker).await.map_err(cluster_error)?;
+        eprintln!(
+            "ffq worker {id} ({slots} slots) of cluster {} connecting to {}",
+            config.cluster,
+            args.connect.join(", ")
+        );
+        std::future::pending::<()>().await;
+        drop(worker);
+        Ok(())
+    })
+}
+
+pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
+    let mut config = args.zenoh.config(args.connect.clone(), None)?;
+    config.connect_timeout = Duration::from_secs(5);
+    runtime()?.block_on(async {
+        let client = ClusterClient::connect(&config).await.map_err(cluster_error)?;
+        let status = client.status().await.map_err(cluster_error)?;
+        let states = client.worker_states().await.map_err(cluster_error)?;
+        print!("{}", ffq::cluster::format_status(&status, &states));
+        Ok(())
+    })
+}
