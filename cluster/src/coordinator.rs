@@ -182,8 +182,15 @@ impl Inner {
                             call::<_, ()>(&inner.session, &key, &*assignment, CONTROL_TIMEOUT).await
                         {
                             let attempt = assignment.attempt_ref();
+                            let unreachable = matches!(e, ClusterError::Unreachable { .. });
                             let actions = inner.with(|s| {
-                                s.assign_failed(&worker, &attempt, e.to_string(), Instant::now())
+                                s.assign_failed(
+                                    &worker,
+                                    &attempt,
+                                    e.to_string(),
+                                    unreachable,
+                                    Instant::now(),
+                                )
                             });
                             inner.dispatch(actions);
                         }

@@ -115,9 +115,7 @@ pub fn attempt_ref(query: &QueryId, stage: u32, task: u32, attempt: u32) -> Atte
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TaskOutcome {
     Succeeded {
-        rows: u64,
-        /// Frames and bytes of its output.
-        frames: u64,
+        /// Bytes of its output.
         bytes: u64,
         /// Frames of other attempts its input fetches dropped.
         stale_frames: u64,
@@ -132,6 +130,8 @@ pub struct TaskReport {
     pub worker: WorkerId,
     pub attempt: AttemptRef,
     pub outcome: TaskOutcome,
+    /// Frames the attempt's output holds (dropped unless it registers).
+    pub frames: u64,
 }
 
 /// The coordinator's answer to a report: whether the worker keeps the

@@ -422,9 +422,7 @@ impl Scheduler {
         });
         if current != Some(true) {
             self.counters.stale_reports += 1;
-            if let TaskOutcome::Succeeded { frames, .. } = &report.outcome {
-                self.counters.stale_frames += frames;
-            }
+            self.counters.stale_frames += report.frames;
             tracing::info!(query = %a.query, stage, task = task_no, attempt, worker = %report.worker,
                 "stale report ignored");
             return (ReportAck { keep: false }, self.schedule(now));
@@ -495,22 +493,56 @@ impl Scheduler {
         }
     }
 
-    /// The assignment of an attempt could not be delivered.
+    /// The assignment of an attempt could not be delivered. A worker that
+    /// did not answer at all is most likely gone (its liveliness token
+    /// follows): the attempt is requeued like the attempts of a lost
+    /// worker, without charging the task's failure budget. A worker that
+    /// answered with an error failed the attempt.
     pub fn assign_failed(
         &mut self,
         worker: &WorkerId,
         attempt: &AttemptRef,
         reason: String,
+        unreachable: bool,
         now: Instant,
     ) -> Vec<Action> {
-        let report = TaskReport {
-            worker: worker.clone(),
-            attempt: attempt.clone(),
-            outcome: TaskOutcome::Failed {
-                message: format!("could not hand the task to worker {worker}: {reason}"),
-            },
+        if !unreachable {
+            let report = TaskReport {
+                worker: worker.clone(),
+                attempt: attempt.clone(),
+                outcome: TaskOutcome::Failed {
+                    message: format!("worker {worker} refused the task: {reason}"),
+                },
+                frames: 0,
+            };
+            return self.report(report, now).1;
+        }
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(attempt);
+        }
+        let mut actions = Vec::new();
+        let Some(q) = self.queries.get_mut(&attempt.query) else {
+            return actions;
         };
-        self.report(report, now).1
+        let task = &mut q.stages[attempt.stage.0 as usize].tasks[attempt.task.0 as usize];
+        if task.running.as_ref().map(|(a, _)| *a) != Some(attempt.attempt.0) {
+            return actions;
+        }
+        task.running = None;
+        task.lost += 1;
+        task.last_failed_on = Some(worker.clone());
+        self.counters.requeued += 1;
+        tracing::info!(query = %attempt.query, stage = attempt.stage.0, task = attempt.task.0,
+            attempt = attempt.attempt.0, worker = %worker, "requeue: worker unreachable ({reason})");
+        if task.lost > self.config.max_lost {
+            let message = format!(
+                "stage {} task {} could not be handed to a worker {} times (last: {worker}: {reason})",
+                attempt.stage.0, attempt.task.0, task.lost
+            );
+            actions.extend(self.fail_query(&attempt.query.clone(), message));
+        }
+        actions.extend(self.schedule(now));
+        actions
     }
 
     /// Periodic: starts what backoffs or exclusions held back.

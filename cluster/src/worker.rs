@@ -337,8 +337,6 @@ impl Shared {
                 writer.finish()?;
                 let stats = self.store.attempt_stats(&attempt);
                 Ok(TaskOutcome::Succeeded {
-                    rows: 0,
-                    frames: stats.frames as u64,
                     bytes: stats.bytes as u64,
                     stale_frames: inputs.stale_frames(),
                 })
@@ -382,6 +380,7 @@ impl Shared {
             worker: self.id.clone(),
             attempt: attempt.clone(),
             outcome,
+            frames: self.store.attempt_stats(&attempt).frames as u64,
         };
         let key = coordinator_key(&self.cluster, "report");
         let mut wait = Duration::from_millis(100);

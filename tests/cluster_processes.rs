@@ -1,0 +1,287 @@
+//! Clusters of real `ffq coordinator` and `ffq worker` processes on
+//! loopback: parity with embedded mode, and faults (a worker killed with
+//! SIGKILL while its stage runs; a worker paused with SIGSTOP past its
+//! lease and resumed after its tasks were requeued).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ffq::cluster::protocol::ClusterStatus;
+use ffq::{ClusterConfig, Engine, EngineConfig};
+
+use common::{compare_rows, normalize, output_order, tpch_query, OutputOrder};
+
+const FFQ: &str = env!("CARGO_BIN_EXE_ffq");
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ProcessCluster {
+    name: String,
+    endpoint: String,
+    _coordinator: Proc,
+    workers: Vec<Proc>,
+}
+
+impl ProcessCluster {
+    /// A coordinator and `workers` worker processes with `slots` slots each
+    /// and a zenoh lease of `lease_ms`.
+    fn start(workers: usize, slots: u32, lease_ms: u64) -> ProcessCluster {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("pt{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let lease = lease_ms.to_string();
+        // FFQ_TEST_LOGS=DIR keeps each process's log in DIR.
+        let logs = std::env::var_os("FFQ_TEST_LOGS");
+        let count = AtomicU32::new(0);
+        let spawn = |args: &[&str]| {
+            let stderr = match &logs {
+                Some(dir) => {
+                    let i = count.fetch_add(1, Ordering::Relaxed);
+                    let path = std::path::Path::new(dir).join(format!("{name}-{i}-{}.log", args[0]));
+                    Stdio::from(std::fs::File::create(path).expect("log file"))
+                }
+                None => Stdio::null(),
+            };
+            Proc(
+                Command::new(FFQ)
+                    .args(args)
+                    .args(["--cluster", &name, "--lease-ms", &lease])
+                    .env("RUST_LOG", "info,ffq_cluster=debug,zenoh=warn")
+                    .stdout(Stdio::null())
+                    .stderr(stderr)
+                    .spawn()
+                    .expect("spawn ffq"),
+            )
+        };
+        let coordinator = spawn(&["coordinator", "--listen", &endpoint]);
+        let slots = slots.to_string();
+        let workers = (0..workers)
+            .map(|_| {
+                spawn(&[
+                    "worker",
+                    "--connect",
+                    &endpoint,
+                    "--listen",
+                    "tcp/127.0.0.1:0",
+                    "--slots",
+                    &slots,
+                ])
+            })
+            .collect();
+        ProcessCluster {
+            name,
+            endpoint,
+            _coordinator: coordinator,
+            workers,
+        }
+    }
+
+    /// An engine connected to the cluster, once every worker joined.
+    async fn engine(&self, partitions: usize, sf: f64) -> Engine {
+        let config = ClusterConfig::new(self.endpoint.clone())
+            .with_cluster(&self.name)
+            .unwrap();
+        let engine = Engine::connect_with_config(
+            config,
+            EngineConfig {
+                target_partitions: partitions,
+                batch_size: 8192,
+            },
+        )
+        .await
+        .expect("connect to the coordinator process");
+        engine.register_tpch(sf).unwrap();
+        let n = self.workers.len();
+        wait_for(&engine, Duration::from_secs(20), |s| {
+            s.workers.iter().filter(|w| w.alive).count() == n
+        })
+        .await
+        .expect("every worker joins");
+        engine
+    }
+
+}
+
+/// The pid of a worker running a task attempt right now (as the worker
+/// itself reports it), waiting up to 30 s for one.
+async fn busy_worker(engine: &Engine) -> u32 {
+    let client = engine.cluster().unwrap();
+    let start = Instant::now();
+    loop {
+        let states = client.worker_states().await.unwrap();
+        if let Some(busy) = states.iter().find(|s| !s.running.is_empty()) {
+            let status = client.status().await.unwrap();
+            if let Some(w) = status.workers.iter().find(|w| w.info.id.as_str() == busy.id) {
+                return w.info.pid;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no worker got busy");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn wait_for(
+    engine: &Engine,
+    limit: Duration,
+    f: impl Fn(&ClusterStatus) -> bool,
+) -> Result<ClusterStatus, String> {
+    let client = engine.cluster().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(status) = client.status().await {
+            if f(&status) {
+                return Ok(status);
+            }
+            if start.elapsed() > limit {
+                return Err(format!("{status:#?}"));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+fn embedded(partitions: usize, sf: f64) -> Engine {
+    let e = Engine::with_config(EngineConfig {
+        target_partitions: partitions,
+        batch_size: 8192,
+    });
+    e.register_tpch(sf).unwrap();
+    e
+}
+
+/// Runs `sql` (possibly several statements) on both engines and compares
+/// the last statement's schema and rows.
+async fn check_parity(label: &str, sql: &str, embedded: &Engine, cluster: &Engine) -> Result<(), String> {
+    let mut last = None;
+    for s in Engine::split_sql(sql).unwrap() {
+        let e = embedded.sql(&s).await.map_err(|e| format!("{label}: {e}"))?;
+        let c = cluster.sql(&s).await.map_err(|e| format!("{label}: {e}"))?;
+        let order = e.logical_plan().map(output_order).unwrap_or(OutputOrder::Unordered);
+        let (es, cs) = (e.schema(), c.schema());
+        let eb = e.collect().await.map_err(|e| format!("{label}: embedded: {e}"))?;
+        let cb = c.collect().await.map_err(|e| format!("{label}: cluster: {e}"))?;
+        last = Some((es, cs, eb, cb, order));
+    }
+    let (es, cs, eb, cb, order) = last.unwrap();
+    if es != cs {
+        return Err(format!("{label}: schemas differ: {es:?} vs {cs:?}"));
+    }
+    compare_rows(label, &normalize(&eb)?, &normalize(&cb)?, &order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_processes_give_the_embedded_results_for_tpch() {
+    let cluster = ProcessCluster::start(2, 2, 10_000);
+    let engine = cluster.engine(4, 0.01).await;
+    let embedded = embedded(4, 0.01);
+    let mut failures = Vec::new();
+    for q in 1..=22 {
+        if let Err(e) = check_parity(&format!("q{q}"), &tpch_query(q), &embedded, &engine).await {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Starts `sql` on `engine` in the background.
+fn start_query(engine: &Engine, sql: String) -> tokio::task::JoinHandle<Result<Vec<arrow::array::RecordBatch>, String>> {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let df = engine.sql(&sql).await.map_err(|e| e.to_string())?;
+        df.collect().await.map_err(|e| e.to_string())
+    })
+}
+
+async fn compare_with_embedded(sql: &str, batches: &[arrow::array::RecordBatch], partitions: usize, sf: f64) {
+    let e = embedded(partitions, sf).sql(sql).await.unwrap();
+    let order = e.logical_plan().map(output_order).unwrap_or(OutputOrder::Unordered);
+    let expected = e.collect().await.unwrap();
+    compare_rows(sql, &normalize(&expected).unwrap(), &normalize(batches).unwrap(), &order).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_while_its_stage_runs_is_replaced() {
+    const SF: f64 = 0.1;
+    let cluster = ProcessCluster::start(3, 1, 10_000);
+    let engine = cluster.engine(6, SF).await;
+    let sql = tpch_query(1);
+    let query = start_query(&engine, sql.clone());
+    let victim = busy_worker(&engine).await;
+    signal(victim, "-KILL");
+    let batches = query.await.unwrap().expect("the query survives the kill");
+    compare_with_embedded(&sql, &batches, 6, SF).await;
+    let c = engine.cluster().unwrap().status().await.unwrap().counters;
+    assert!(c.workers_lost >= 1 && c.requeued + c.recomputed >= 1, "{c:?}");
+}
+
+/// The seed scenario: a worker stops answering (SIGSTOP) past its lease;
+/// the coordinator requeues its tasks as new attempts elsewhere; the worker
+/// resumes and finishes its stale attempts, whose output must be ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_requeues_tasks_from_stale_worker() {
+    const SF: f64 = 0.1;
+    let cluster = ProcessCluster::start(3, 1, 1_000);
+    let engine = cluster.engine(6, SF).await;
+    let sql = tpch_query(1);
+    let query = start_query(&engine, sql.clone());
+    let paused = busy_worker(&engine).await;
+    signal(paused, "-STOP");
+    // Past the lease, the coordinator sees the worker gone and requeues.
+    let lost = wait_for(&engine, Duration::from_secs(20), |s| {
+        s.counters.workers_lost >= 1 && s.counters.requeued >= 1
+    })
+    .await;
+    signal(paused, "-CONT");
+    lost.expect("the paused worker is declared lost and its tasks requeued");
+    let batches = query.await.unwrap().expect("the query survives the pause");
+    compare_with_embedded(&sql, &batches, 6, SF).await;
+    // The resumed worker rejoins; what its stale attempts produced is
+    // dropped, never read as the registered output.
+    let status = wait_for(&engine, Duration::from_secs(30), |s| {
+        s.counters.stale_frames > 0 && s.workers.iter().all(|w| w.alive)
+    })
+    .await
+    .expect("stale frames dropped and the worker back");
+    assert!(status.counters.stale_frames > 0);
+    let client = engine.cluster().unwrap();
+    let start = Instant::now();
+    loop {
+        let states = client.worker_states().await.unwrap();
+        if states.len() == 3 && states.iter().all(|s| s.queries.is_empty()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "left over: {states:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
