@@ -6,13 +6,13 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion_expr::LogicalPlan;
+use ffq_cluster::{ClusterClient, ClusterConfig};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::tpch_scan::tpch_schema;
 use ffq_dataflow::operators::{csv_scan, parquet_scan};
 use ffq_dataflow::plan::TpchTable;
 use ffq_dataflow::runner::ExecConfig;
 use ffq_dataflow::tables::MemoryTableMap;
-use ffq_cluster::{ClusterClient, ClusterConfig};
 use ffq_transport::ChannelExchange;
 
 use crate::catalog::{list_files, Catalog, CsvOptions, TableEntry, TableKind};

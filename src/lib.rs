@@ -28,9 +28,9 @@ pub use catalog::CsvOptions;
 pub use dataframe::DataFrame;
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
+pub use ffq_cluster::{ClusterConfig, LocalCluster};
 pub use ffq_dataflow::runner::QueryStream;
 pub use ffq_dataflow::stream::{RecordBatchStream, SendableRecordBatchStream};
-pub use ffq_cluster::{ClusterConfig, LocalCluster};
 
 /// The distributed runtime: coordinator, workers, cluster client.
 pub mod cluster {

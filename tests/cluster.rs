@@ -45,28 +45,50 @@ fn embedded_engine(partitions: usize) -> Engine {
 
 /// Runs every statement of `sql` on both engines and compares the result
 /// of the last one: schema (names, types, nullability) and rows.
-async fn check_parity(label: &str, sql: &str, embedded: &Engine, cluster: &Engine) -> Result<(), String> {
+async fn check_parity(
+    label: &str,
+    sql: &str,
+    embedded: &Engine,
+    cluster: &Engine,
+) -> Result<(), String> {
     let statements = Engine::split_sql(sql).map_err(|e| format!("{label}: {e}"))?;
     let mut out = None;
     for (i, s) in statements.iter().enumerate() {
         let last = i + 1 == statements.len();
-        let e = embedded.sql(s).await.map_err(|e| format!("{label}: embedded: {e}"))?;
-        let c = cluster.sql(s).await.map_err(|e| format!("{label}: cluster: {e}"))?;
+        let e = embedded
+            .sql(s)
+            .await
+            .map_err(|e| format!("{label}: embedded: {e}"))?;
+        let c = cluster
+            .sql(s)
+            .await
+            .map_err(|e| format!("{label}: cluster: {e}"))?;
         let order = e.logical_plan().map(output_order);
         let (es, cs) = (e.schema(), c.schema());
-        let eb = e.collect().await.map_err(|e| format!("{label}: embedded: {e}"))?;
-        let cb = c.collect().await.map_err(|e| format!("{label}: cluster: {e}"))?;
+        let eb = e
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: embedded: {e}"))?;
+        let cb = c
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: cluster: {e}"))?;
         if last {
             out = Some((es, cs, eb, cb, order));
         }
     }
     let (es, cs, eb, cb, order) = out.ok_or_else(|| format!("{label}: no statement"))?;
     if es != cs {
-        return Err(format!("{label}: schemas differ:\nembedded {es:?}\ncluster  {cs:?}"));
+        return Err(format!(
+            "{label}: schemas differ:\nembedded {es:?}\ncluster  {cs:?}"
+        ));
     }
     for b in &cb {
         if b.schema().fields() != cs.fields() {
-            return Err(format!("{label}: a cluster batch has schema {:?}", b.schema()));
+            return Err(format!(
+                "{label}: a cluster batch has schema {:?}",
+                b.schema()
+            ));
         }
     }
     let order = order.unwrap_or(common::OutputOrder::Unordered);
@@ -111,13 +133,19 @@ async fn assert_workers_clear(engine: &Engine, after: &str) {
         let states = client.worker_states().await.unwrap();
         let status = client.status().await.unwrap();
         let clear = states.iter().all(|s| {
-            s.running.is_empty() && s.streams.is_empty() && s.buffered_bytes == 0 && s.queries.is_empty()
+            s.running.is_empty()
+                && s.streams.is_empty()
+                && s.buffered_bytes == 0
+                && s.queries.is_empty()
         }) && status.queries.is_empty();
         if clear && !states.is_empty() {
             return;
         }
         if start.elapsed() > Duration::from_secs(10) {
-            panic!("after {after}, the cluster still holds: {states:#?}\n{:#?}", status.queries);
+            panic!(
+                "after {after}, the cluster still holds: {states:#?}\n{:#?}",
+                status.queries
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -160,7 +188,10 @@ async fn garbage_collection_after_success_failure_and_dropped_stream() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("failed after 4 attempts") && err.contains("Cannot cast"), "{err}");
+    assert!(
+        err.contains("failed after 4 attempts") && err.contains("Cannot cast"),
+        "{err}"
+    );
     assert_workers_clear(&engine, "a failed query").await;
 
     // A stream dropped after its first batch.
@@ -228,7 +259,11 @@ async fn a_task_that_always_fails_fails_the_query_within_the_attempt_budget() {
         "{err}"
     );
     // Backoffs 0.1 + 0.2 + 0.4 s: well under the bound.
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
     let c = cluster.status().counters;
     assert_eq!((c.attempts_failed, c.queries_failed), (4, 1), "{c:?}");
     assert_workers_clear(&engine, "a query that always fails").await;
@@ -246,8 +281,12 @@ fn people(ids: std::ops::Range<i64>) -> RecordBatch {
         schema,
         vec![
             Arc::new(Int64Array::from_iter_values(ids.clone())),
-            Arc::new(Int64Array::from_iter(ids.clone().map(|i| (i % 7 != 0).then_some(i % 25)))),
-            Arc::new(StringArray::from_iter((0..n).map(|i| Some(format!("p{i}"))))),
+            Arc::new(Int64Array::from_iter(
+                ids.clone().map(|i| (i % 7 != 0).then_some(i % 25)),
+            )),
+            Arc::new(StringArray::from_iter(
+                (0..n).map(|i| Some(format!("p{i}"))),
+            )),
         ],
     )
     .unwrap()
@@ -283,13 +322,20 @@ async fn parquet_and_csv_tables_are_read_by_the_workers() {
     let engine = cluster_engine(&cluster, 4).await;
     let embedded = embedded_engine(4);
     for e in [&engine, &embedded] {
-        e.register_parquet("pq_lineitem", pq.join("lineitem").to_str().unwrap()).unwrap();
-        e.register_csv("csv_orders", csv.join("orders").to_str().unwrap(), Default::default())
+        e.register_parquet("pq_lineitem", pq.join("lineitem").to_str().unwrap())
             .unwrap();
+        e.register_csv(
+            "csv_orders",
+            csv.join("orders").to_str().unwrap(),
+            Default::default(),
+        )
+        .unwrap();
     }
     let sql = "SELECT o_orderpriority, count(*) AS n, sum(l_quantity) AS q \
                FROM pq_lineitem JOIN csv_orders ON l_orderkey = o_orderkey \
                WHERE l_shipdate > DATE '1995-01-01' GROUP BY o_orderpriority ORDER BY o_orderpriority";
-    check_parity("parquet join csv", sql, &embedded, &engine).await.unwrap();
+    check_parity("parquet join csv", sql, &embedded, &engine)
+        .await
+        .unwrap();
     cluster.shutdown().await;
 }

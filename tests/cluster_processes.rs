@@ -49,7 +49,11 @@ impl ProcessCluster {
     /// and a zenoh lease of `lease_ms`.
     fn start(workers: usize, slots: u32, lease_ms: u64) -> ProcessCluster {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("pt{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "pt{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let endpoint = format!("tcp/127.0.0.1:{}", free_port());
         let lease = lease_ms.to_string();
         // FFQ_TEST_LOGS=DIR keeps each process's log in DIR.
@@ -59,7 +63,8 @@ impl ProcessCluster {
             let stderr = match &logs {
                 Some(dir) => {
                     let i = count.fetch_add(1, Ordering::Relaxed);
-                    let path = std::path::Path::new(dir).join(format!("{name}-{i}-{}.log", args[0]));
+                    let path =
+                        std::path::Path::new(dir).join(format!("{name}-{i}-{}.log", args[0]));
                     Stdio::from(std::fs::File::create(path).expect("log file"))
                 }
                 None => Stdio::null(),
@@ -121,7 +126,6 @@ impl ProcessCluster {
         .expect("every worker joins");
         engine
     }
-
 }
 
 /// The pid of a worker running a task attempt right now (as the worker
@@ -133,11 +137,18 @@ async fn busy_worker(engine: &Engine) -> u32 {
         let states = client.worker_states().await.unwrap();
         if let Some(busy) = states.iter().find(|s| !s.running.is_empty()) {
             let status = client.status().await.unwrap();
-            if let Some(w) = status.workers.iter().find(|w| w.info.id.as_str() == busy.id) {
+            if let Some(w) = status
+                .workers
+                .iter()
+                .find(|w| w.info.id.as_str() == busy.id)
+            {
                 return w.info.pid;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no worker got busy");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no worker got busy"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -182,15 +193,32 @@ fn embedded(partitions: usize, sf: f64) -> Engine {
 
 /// Runs `sql` (possibly several statements) on both engines and compares
 /// the last statement's schema and rows.
-async fn check_parity(label: &str, sql: &str, embedded: &Engine, cluster: &Engine) -> Result<(), String> {
+async fn check_parity(
+    label: &str,
+    sql: &str,
+    embedded: &Engine,
+    cluster: &Engine,
+) -> Result<(), String> {
     let mut last = None;
     for s in Engine::split_sql(sql).unwrap() {
-        let e = embedded.sql(&s).await.map_err(|e| format!("{label}: {e}"))?;
+        let e = embedded
+            .sql(&s)
+            .await
+            .map_err(|e| format!("{label}: {e}"))?;
         let c = cluster.sql(&s).await.map_err(|e| format!("{label}: {e}"))?;
-        let order = e.logical_plan().map(output_order).unwrap_or(OutputOrder::Unordered);
+        let order = e
+            .logical_plan()
+            .map(output_order)
+            .unwrap_or(OutputOrder::Unordered);
         let (es, cs) = (e.schema(), c.schema());
-        let eb = e.collect().await.map_err(|e| format!("{label}: embedded: {e}"))?;
-        let cb = c.collect().await.map_err(|e| format!("{label}: cluster: {e}"))?;
+        let eb = e
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: embedded: {e}"))?;
+        let cb = c
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: cluster: {e}"))?;
         last = Some((es, cs, eb, cb, order));
     }
     let (es, cs, eb, cb, order) = last.unwrap();
@@ -215,7 +243,10 @@ async fn worker_processes_give_the_embedded_results_for_tpch() {
 }
 
 /// Starts `sql` on `engine` in the background.
-fn start_query(engine: &Engine, sql: String) -> tokio::task::JoinHandle<Result<Vec<arrow::array::RecordBatch>, String>> {
+fn start_query(
+    engine: &Engine,
+    sql: String,
+) -> tokio::task::JoinHandle<Result<Vec<arrow::array::RecordBatch>, String>> {
     let engine = engine.clone();
     tokio::spawn(async move {
         let df = engine.sql(&sql).await.map_err(|e| e.to_string())?;
@@ -223,11 +254,25 @@ fn start_query(engine: &Engine, sql: String) -> tokio::task::JoinHandle<Result<V
     })
 }
 
-async fn compare_with_embedded(sql: &str, batches: &[arrow::array::RecordBatch], partitions: usize, sf: f64) {
+async fn compare_with_embedded(
+    sql: &str,
+    batches: &[arrow::array::RecordBatch],
+    partitions: usize,
+    sf: f64,
+) {
     let e = embedded(partitions, sf).sql(sql).await.unwrap();
-    let order = e.logical_plan().map(output_order).unwrap_or(OutputOrder::Unordered);
+    let order = e
+        .logical_plan()
+        .map(output_order)
+        .unwrap_or(OutputOrder::Unordered);
     let expected = e.collect().await.unwrap();
-    compare_rows(sql, &normalize(&expected).unwrap(), &normalize(batches).unwrap(), &order).unwrap();
+    compare_rows(
+        sql,
+        &normalize(&expected).unwrap(),
+        &normalize(batches).unwrap(),
+        &order,
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -242,7 +287,10 @@ async fn a_worker_killed_while_its_stage_runs_is_replaced() {
     let batches = query.await.unwrap().expect("the query survives the kill");
     compare_with_embedded(&sql, &batches, 6, SF).await;
     let c = engine.cluster().unwrap().status().await.unwrap().counters;
-    assert!(c.workers_lost >= 1 && c.requeued + c.recomputed >= 1, "{c:?}");
+    assert!(
+        c.workers_lost >= 1 && c.requeued + c.recomputed >= 1,
+        "{c:?}"
+    );
 }
 
 /// The seed scenario: a worker stops answering (SIGSTOP) past its lease;
@@ -281,7 +329,10 @@ async fn coordinator_requeues_tasks_from_stale_worker() {
         if states.len() == 3 && states.iter().all(|s| s.queries.is_empty()) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "left over: {states:#?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "left over: {states:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -208,10 +208,7 @@ impl ClusterClient {
 
     /// Submits the query and waits until the root stage's inputs are
     /// registered.
-    async fn run_until_ready(
-        &self,
-        submit: SubmitQuery,
-    ) -> Result<crate::protocol::InputAttempts> {
+    async fn run_until_ready(&self, submit: SubmitQuery) -> Result<crate::protocol::InputAttempts> {
         let query = submit.query.clone();
         call::<_, ()>(
             &self.session,

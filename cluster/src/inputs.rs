@@ -8,7 +8,8 @@ use ffq_dataflow::error::{DataflowError, Result as DfResult};
 use ffq_dataflow::exchange::StageInputs;
 use ffq_dataflow::stream::SendableRecordBatchStream;
 use ffq_transport::zenoh_exchange::{
-    fetch_partition_with, merge_fetches, ClusterId, DataKey, FetchOptions, FetchStats, PartitionId, QueryId,
+    fetch_partition_with, merge_fetches, ClusterId, DataKey, FetchOptions, FetchStats, PartitionId,
+    QueryId,
 };
 use zenoh::Session;
 
@@ -28,7 +29,12 @@ impl ZenohStageInputs {
     /// ask every attempt of a task and drop (and count) frames of any other
     /// attempt than the registered one: a late stale attempt can never be
     /// mistaken for the registered one.
-    pub fn new(session: Session, cluster: ClusterId, query: QueryId, attempts: InputAttempts) -> Self {
+    pub fn new(
+        session: Session,
+        cluster: ClusterId,
+        query: QueryId,
+        attempts: InputAttempts,
+    ) -> Self {
         ZenohStageInputs {
             session,
             cluster,

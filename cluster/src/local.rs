@@ -134,12 +134,8 @@ impl LocalCluster {
         let worker = Worker::start(config).await?;
         let id = worker.id().clone();
         self.workers.push(Some(worker));
-        self.wait_for(|s| {
-            s.workers
-                .iter()
-                .any(|w| w.info.id == id && w.alive)
-        })
-        .await?;
+        self.wait_for(|s| s.workers.iter().any(|w| w.info.id == id && w.alive))
+            .await?;
         Ok(id)
     }
 

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use ffq_dataflow::stage::StagePlan;
 use ffq_transport::zenoh_exchange::keys::ctl_key;
-use ffq_transport::zenoh_exchange::{AttemptId, AttemptRef, ClusterId, QueryId, StageId, TaskId, WorkerId};
+use ffq_transport::zenoh_exchange::{
+    AttemptId, AttemptRef, ClusterId, QueryId, StageId, TaskId, WorkerId,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zenoh::qos::CongestionControl;
@@ -375,9 +377,15 @@ mod tests {
     fn control_keys() {
         let c = ClusterId::new("c1").unwrap();
         let w = WorkerId::new("w-1").unwrap();
-        assert_eq!(coordinator_key(&c, "submit"), "ffq/c1/ctl/coordinator/submit");
+        assert_eq!(
+            coordinator_key(&c, "submit"),
+            "ffq/c1/ctl/coordinator/submit"
+        );
         assert_eq!(coordinator_key(&c, "*"), "ffq/c1/ctl/coordinator/*");
-        assert_eq!(worker_ctl_key(&c, &w, "state"), "ffq/c1/ctl/worker/w-1/state");
+        assert_eq!(
+            worker_ctl_key(&c, &w, "state"),
+            "ffq/c1/ctl/worker/w-1/state"
+        );
         assert_eq!(all_workers_key(&c, "state"), "ffq/c1/ctl/worker/*/state");
         assert_eq!(
             client_table_key(&c, "c-9").unwrap(),

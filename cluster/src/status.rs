@@ -8,7 +8,11 @@ use crate::protocol::{ClusterStatus, WorkerState};
 pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
     let mut out = String::new();
     let alive = status.workers.iter().filter(|w| w.alive).count();
-    let _ = writeln!(out, "workers: {alive} alive, {} known", status.workers.len());
+    let _ = writeln!(
+        out,
+        "workers: {alive} alive, {} known",
+        status.workers.len()
+    );
     for w in &status.workers {
         let state = states.iter().find(|s| s.id == w.info.id.as_str());
         let mut line = format!(

@@ -18,8 +18,8 @@ use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::keys::worker_key;
 use ffq_transport::zenoh_exchange::{
-    AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig,
-    WorkerId, ZenohPartitionWriter,
+    AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig, WorkerId,
+    ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -30,9 +30,9 @@ use zenoh::Session;
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
 use crate::protocol::{
-    answer, call, client_table_key, coordinator_key, encode, request_of, worker_ctl_key,
-    Release, Released, ReportAck, TableRequest, TaskAssignment, TaskOutcome, TaskReport,
-    WorkerInfo, WorkerState,
+    answer, call, client_table_key, coordinator_key, encode, request_of, worker_ctl_key, Release,
+    Released, ReportAck, TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo,
+    WorkerState,
 };
 
 /// A test hook: called before an attempt runs; `Some(message)` makes the
@@ -205,7 +205,9 @@ async fn handle_control(shared: &Arc<Shared>, query: Query) {
         other => {
             answer::<()>(
                 &query,
-                Err(ClusterError::Protocol(format!("unknown worker request {other:?}"))),
+                Err(ClusterError::Protocol(format!(
+                    "unknown worker request {other:?}"
+                ))),
             )
             .await
         }
@@ -385,7 +387,8 @@ impl Shared {
         let key = coordinator_key(&self.cluster, "report");
         let mut wait = Duration::from_millis(100);
         for _ in 0..30 {
-            match call::<_, ReportAck>(&self.session, &key, &report, Duration::from_secs(10)).await {
+            match call::<_, ReportAck>(&self.session, &key, &report, Duration::from_secs(10)).await
+            {
                 Ok(ack) => {
                     if !ack.keep {
                         self.store.release_attempt(&attempt);

@@ -90,15 +90,13 @@ pub fn distribute(plan: PhysicalPlan) -> PhysicalPlan {
                 fetch,
             }
         }
-        PhysicalPlan::Limit {
-            input,
-            skip,
-            fetch,
-        } if input.output_partitions() == 1 => PhysicalPlan::Limit {
-            input: Box::new(distribute(*input)),
-            skip,
-            fetch,
-        },
+        PhysicalPlan::Limit { input, skip, fetch } if input.output_partitions() == 1 => {
+            PhysicalPlan::Limit {
+                input: Box::new(distribute(*input)),
+                skip,
+                fetch,
+            }
+        }
         PhysicalPlan::Projection {
             input,
             exprs,

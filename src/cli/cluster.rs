@@ -32,7 +32,11 @@ pub struct ZenohArgs {
 }
 
 impl ZenohArgs {
-    pub fn config(&self, connect: Vec<String>, listen: Option<String>) -> Result<ClusterConfig, CliError> {
+    pub fn config(
+        &self,
+        connect: Vec<String>,
+        listen: Option<String>,
+    ) -> Result<ClusterConfig, CliError> {
         let mut config = ClusterConfig::new("tcp/127.0.0.1:7447")
             .with_cluster(&self.cluster)
             .map_err(|e| CliError::msg(format!("--cluster: {e}")))?;
@@ -127,9 +131,14 @@ pub fn run_coordinator(args: CoordinatorArgs) -> Result<(), CliError> {
 }
 
 pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
-    let config = args.zenoh.config(args.connect.clone(), Some(args.listen.clone()))?;
+    let config = args
+        .zenoh
+        .config(args.connect.clone(), Some(args.listen.clone()))?;
     runtime()?.block_on(async {
-        let mut worker = WorkerConfig::new(config.cluster.clone(), config.zenoh().map_err(cluster_error)?);
+        let mut worker = WorkerConfig::new(
+            config.cluster.clone(),
+            config.zenoh().map_err(cluster_error)?,
+        );
         if let Some(id) = &args.id {
             worker.id = id
                 .parse()
@@ -155,7 +164,9 @@ pub fn run_status(args: StatusArgs) -> Result<(), CliError> {
     let mut config = args.zenoh.config(args.connect.clone(), None)?;
     config.connect_timeout = Duration::from_secs(5);
     runtime()?.block_on(async {
-        let client = ClusterClient::connect(&config).await.map_err(cluster_error)?;
+        let client = ClusterClient::connect(&config)
+            .await
+            .map_err(cluster_error)?;
         let status = client.status().await.map_err(cluster_error)?;
         let states = client.worker_states().await.map_err(cluster_error)?;
         print!("{}", ffq::cluster::format_status(&status, &states));

@@ -125,9 +125,7 @@ impl Exchange {
     fn start(&self, ctx: &Arc<TaskContext>) -> Result<Vec<Option<SendableRecordBatchStream>>> {
         let producers = self.input.output_partitions();
         let outputs = self.partitioner.partitions;
-        let (writers, readers) = ctx
-            .exchange
-            .open(producers, outputs, self.input.schema())?;
+        let (writers, readers) = ctx.exchange.open(producers, outputs, self.input.schema())?;
         for (p, writer) in writers.into_iter().enumerate() {
             let input = Arc::clone(&self.input);
             let partitioner = Arc::clone(&self.partitioner);
