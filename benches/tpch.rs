@@ -14,84 +14,14 @@
 //! memory of the process during the query (Linux: VmHWM, reset before each
 //! query through /proc/self/clear_refs).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use arrow::array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use ffq::tpch::{write_tpch, TpchFileFormat};
 use ffq::{Engine, EngineConfig};
 
-const TABLES: [&str; 8] = [
-    "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
-];
+mod common;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn query_text(q: usize) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("queries/tpch/q{q}.sql"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Resets the peak resident set size of this process (Linux only).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident set size since the last reset, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn rows(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(|b| b.num_rows()).sum()
-}
-
-struct Measured {
-    median: Duration,
-    peak_mib: f64,
-    rows: usize,
-}
-
-async fn measure<F, Fut>(runs: usize, mut run: F) -> Measured
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Vec<RecordBatch>>,
-{
-    let warm = run().await;
-    let mut times = Vec::new();
-    let mut peak: f64 = 0.0;
-    for _ in 0..runs {
-        reset_peak_rss();
-        let start = Instant::now();
-        let out = run().await;
-        times.push(start.elapsed());
-        peak = peak.max(peak_rss_mib());
-        assert_eq!(rows(&out), rows(&warm), "row count changed between runs");
-    }
-    Measured {
-        median: median(times),
-        peak_mib: peak,
-        rows: rows(&warm),
-    }
-}
+use common::{env_or, measure, query_text, TABLES};
 
 fn main() {
     let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
@@ -106,12 +36,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(format!("/var/tmp/ffq-bench/sf{sf}")));
 
-    if !dir.join("lineitem").exists() {
-        eprintln!("writing TPC-H SF {sf} Parquet to {} ...", dir.display());
-        let start = Instant::now();
-        write_tpch(sf, &dir, TpchFileFormat::Parquet, 2).expect("write TPC-H data");
-        eprintln!("written in {:.1}s", start.elapsed().as_secs_f64());
-    }
+    common::ensure_tpch_parquet(sf, &dir);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(partitions.max(2))

@@ -1,0 +1,164 @@
+//! TPC-H on Parquet: embedded FFQ and a cluster of two `ffq worker`
+//! processes (plus an `ffq coordinator` process) on loopback, side by side
+//! in one run, on the same files.
+//!
+//! ```sh
+//! cargo bench --bench cluster                   # SF 1, queries 1 3 5 6 9 10 12 18
+//! FFQ_BENCH_SF=0.1 FFQ_BENCH_QUERIES=1,6 cargo bench --bench cluster
+//! ```
+//!
+//! Same data and settings as the `tpch` bench (`FFQ_BENCH_DIR`,
+//! `FFQ_BENCH_RUNS`, `FFQ_BENCH_PARTITIONS`, default 2 partitions). Each
+//! worker has one slot, so both modes run two partitions at a time on this
+//! machine; `FFQ_BENCH_WORKERS` changes the number of workers. The table
+//! shows medians, the ratio cluster / embedded, and checks that both
+//! return the same number of rows.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{env_or, measure, query_text, TABLES};
+use ffq::{ClusterConfig, Engine, EngineConfig};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_ffq"))
+            .args(args)
+            .args(["--cluster", "bench"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ffq"),
+    )
+}
+
+fn main() {
+    let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
+    let runs: usize = env_or("FFQ_BENCH_RUNS", 3);
+    let partitions: usize = env_or("FFQ_BENCH_PARTITIONS", 2);
+    let workers: usize = env_or("FFQ_BENCH_WORKERS", 2);
+    let queries: Vec<usize> = std::env::var("FFQ_BENCH_QUERIES")
+        .unwrap_or_else(|_| "1,3,5,6,9,10,12,18".into())
+        .split(',')
+        .filter_map(|q| q.trim().parse().ok())
+        .collect();
+    let dir: PathBuf = std::env::var("FFQ_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(format!("/var/tmp/ffq-bench/sf{sf}")));
+    common::ensure_tpch_parquet(sf, &dir);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _coordinator = spawn(&["coordinator", "--listen", &endpoint]);
+    let _workers: Vec<Proc> = (0..workers)
+        .map(|_| {
+            spawn(&[
+                "worker",
+                "--connect",
+                &endpoint,
+                "--listen",
+                "tcp/127.0.0.1:0",
+                "--slots",
+                "1",
+            ])
+        })
+        .collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(partitions.max(2))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let config = EngineConfig {
+            target_partitions: partitions,
+            batch_size: 8192,
+        };
+        let embedded = Engine::with_config(config.clone());
+        let cluster = Engine::connect_with_config(
+            ClusterConfig::new(endpoint.clone())
+                .with_cluster("bench")
+                .expect("cluster name"),
+            config,
+        )
+        .await
+        .expect("connect to the coordinator");
+        let client = cluster.cluster().expect("a cluster engine");
+        let start = Instant::now();
+        while client
+            .status()
+            .await
+            .map(|s| s.workers.iter().filter(|w| w.alive).count())
+            .unwrap_or(0)
+            < workers
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "workers did not join"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for t in TABLES {
+            let path = dir.join(t);
+            let path = path.to_string_lossy();
+            embedded.register_parquet(t, &path).expect("register");
+            cluster.register_parquet(t, &path).expect("register");
+        }
+        println!(
+            "TPC-H SF {sf}, Parquet, {partitions} partitions, median of {runs} runs; \
+             cluster: {workers} worker processes with 1 slot each, on loopback\n"
+        );
+        println!("| query | embedded ms | cluster ms | cluster/embedded | rows |");
+        println!("|---|---:|---:|---:|---:|");
+        for q in queries {
+            let sql = query_text(q);
+            let e = measure(runs, || async {
+                embedded
+                    .sql(&sql)
+                    .await
+                    .expect("plans")
+                    .collect()
+                    .await
+                    .expect("runs")
+            })
+            .await;
+            let c = measure(runs, || async {
+                cluster
+                    .sql(&sql)
+                    .await
+                    .expect("plans")
+                    .collect()
+                    .await
+                    .expect("runs")
+            })
+            .await;
+            println!(
+                "| q{q} | {:.0} | {:.0} | {:.2} | {}{} |",
+                e.median.as_secs_f64() * 1e3,
+                c.median.as_secs_f64() * 1e3,
+                c.median.as_secs_f64() / e.median.as_secs_f64(),
+                e.rows,
+                if e.rows == c.rows {
+                    ""
+                } else {
+                    " (row counts differ!)"
+                },
+            );
+        }
+    });
+}
