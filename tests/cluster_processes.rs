@@ -336,3 +336,68 @@ async fn coordinator_requeues_tasks_from_stale_worker() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+fn ffq_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(FFQ).args(args).output().expect("run ffq");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() {
+    let cluster = ProcessCluster::start(2, 2, 10_000);
+    // Wait for the workers through a library client.
+    let engine = cluster.engine(2, 0.01).await;
+    drop(engine);
+    let sql = "SELECT n_name, count(*) AS suppliers FROM supplier JOIN nation ON s_nationkey = n_nationkey \
+               GROUP BY n_name ORDER BY suppliers DESC, n_name LIMIT 5";
+    let (ok, embedded, err) = ffq_cli(&["sql", "--tpch", "0.01", "--format", "csv", sql]);
+    assert!(ok, "{err}");
+    let (ok, distributed, err) = ffq_cli(&[
+        "sql",
+        "--connect",
+        &cluster.endpoint,
+        "--cluster",
+        &cluster.name,
+        "--tpch",
+        "0.01",
+        "--format",
+        "csv",
+        sql,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(distributed, embedded);
+    assert_eq!(distributed.lines().count(), 6, "{distributed}");
+
+    let (ok, status, err) = ffq_cli(&[
+        "status",
+        "--connect",
+        &cluster.endpoint,
+        "--cluster",
+        &cluster.name,
+    ]);
+    assert!(ok, "{err}");
+    assert!(status.contains("workers: 2 alive"), "{status}");
+    assert!(status.contains("submitted=1"), "{status}");
+
+    // Nobody listening: a clear error naming the endpoint, exit status 1.
+    let nobody = format!("tcp/127.0.0.1:{}", free_port());
+    let start = Instant::now();
+    let (ok, _, err) = ffq_cli(&[
+        "sql",
+        "--connect",
+        &nobody,
+        "--cluster",
+        &cluster.name,
+        "SELECT 1",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("no coordinator") && err.contains(&nobody),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
