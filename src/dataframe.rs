@@ -94,6 +94,7 @@ impl DataFrame {
                     physical,
                     self.state.memory.clone(),
                     Arc::clone(&self.state.registry),
+                    self.state.operators(),
                     self.state.exec_config(),
                 )?),
                 None => Ok(Box::pin(self.execute_query()?)),
@@ -117,17 +118,60 @@ impl DataFrame {
             ));
         }
         match &self.body {
-            Body::Query { physical, .. } => Ok(runner::execute(
+            Body::Query { physical, .. } => Ok(runner::CompiledPlan::try_new(
                 physical,
                 self.state.exec_config(),
                 Arc::clone(&self.state.registry),
                 self.state.memory.clone(),
                 self.state.exchange.clone(),
-            )?),
+                None,
+                self.state.operators(),
+            )?
+            .into_stream()?),
             Body::Rows { .. } => Err(crate::Error::InvalidArgument(
                 "this statement has no query to run".into(),
             )),
         }
+    }
+
+    /// This query's result fed through the custom operator registered as
+    /// `name` ([`crate::Engine::register_operator`]), configured by
+    /// `config` (a string the factory interprets, e.g. JSON). The logical
+    /// plan stays the input's; the physical plan ends with the operator.
+    pub fn with_operator(&self, name: &str, config: &str) -> Result<DataFrame> {
+        let Body::Query { logical, physical } = &self.body else {
+            return Err(crate::Error::InvalidArgument(
+                "with_operator needs a query (this statement has no query plan)".into(),
+            ));
+        };
+        let operators = self.state.operators();
+        let factory = operators.get(name).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!(
+                "operator {name} is not registered (registered: [{}])",
+                operators.names().join(", ")
+            ))
+        })?;
+        let input = (**physical).clone();
+        let schema = factory.schema(config, &[input.schema()])?;
+        let partitions = factory.output_partitions(config, &[input.output_partitions()]);
+        let mut plan = PhysicalPlan::Custom {
+            name: name.to_string(),
+            config: config.to_string(),
+            inputs: vec![input],
+            schema,
+            partitions,
+        };
+        if partitions > 1 {
+            plan = PhysicalPlan::Exchange {
+                input: Box::new(plan),
+                partitioning: ffq_dataflow::plan::Partitioning::Gather,
+            };
+        }
+        Ok(DataFrame::query(
+            Arc::clone(&self.state),
+            (**logical).clone(),
+            plan,
+        ))
     }
 
     /// Runs the query to completion and returns all batches.

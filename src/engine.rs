@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion_expr::LogicalPlan;
 use ffq_cluster::{ClusterClient, ClusterConfig};
+use ffq_dataflow::custom::{CustomOperator, OperatorRegistry};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::tpch_scan::tpch_schema;
 use ffq_dataflow::operators::{csv_scan, parquet_scan};
@@ -51,9 +52,19 @@ pub(crate) struct EngineState {
     pub exchange: Arc<ChannelExchange>,
     /// Set when the engine runs queries on a cluster.
     pub cluster: Option<Arc<ClusterClient>>,
+    /// Custom operator factories (`Engine::register_operator`).
+    pub operators: std::sync::RwLock<Arc<OperatorRegistry>>,
 }
 
 impl EngineState {
+    /// The custom operators registered now.
+    pub fn operators(&self) -> Arc<OperatorRegistry> {
+        self.operators
+            .read()
+            .map(|o| Arc::clone(&o))
+            .unwrap_or_default()
+    }
+
     pub fn exec_config(&self) -> ExecConfig {
         ExecConfig {
             batch_size: self.config.batch_size,
@@ -97,6 +108,7 @@ impl Engine {
                 memory: Arc::new(MemoryTableMap::default()),
                 exchange: Arc::new(ChannelExchange::default()),
                 cluster,
+                operators: Default::default(),
             }),
         }
     }
@@ -115,6 +127,31 @@ impl Engine {
     pub async fn connect_with_config(cluster: ClusterConfig, config: EngineConfig) -> Result<Self> {
         let client = ClusterClient::connect(&cluster).await?;
         Ok(Self::with_backend(config, Some(client)))
+    }
+
+    /// Registers a custom operator factory under `name`; plans use it
+    /// through [`DataFrame::with_operator`]. On a cluster, the workers that
+    /// run it must register the same factory (`WorkerConfig::operators`):
+    /// its tasks go only to workers that advertise it.
+    pub fn register_operator(&self, name: &str, factory: Arc<dyn CustomOperator>) -> Result<()> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "operator name {name:?}: use letters, digits, '_' and '-'"
+            )));
+        }
+        let mut ops = self
+            .state
+            .operators
+            .write()
+            .map_err(|_| Error::InvalidArgument("operator registry poisoned".into()))?;
+        let mut next = (**ops).clone();
+        next.register(name, factory);
+        *ops = Arc::new(next);
+        Ok(())
     }
 
     /// The cluster client, when this engine runs on a cluster.

@@ -37,3 +37,6 @@ pub mod cluster {
     pub use ffq_cluster::*;
 }
 pub use ffq_dataflow::PhysicalPlan;
+
+/// The dataflow layer: physical plan, operators, custom operator factories.
+pub use ffq_dataflow as dataflow;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::ipc::writer::StreamWriter;
+use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::plan::PhysicalPlan;
@@ -131,6 +132,7 @@ impl ClusterClient {
         plan: &PhysicalPlan,
         tables: Arc<dyn MemoryTables>,
         registry: Arc<FunctionRegistry>,
+        operators: Arc<OperatorRegistry>,
         config: ExecConfig,
     ) -> Result<SendableRecordBatchStream> {
         let schema = plan.schema();
@@ -187,6 +189,7 @@ impl ClusterClient {
                 Arc::new(MemoryTableMap::default()),
                 Arc::new(ChannelExchange::default()),
                 Some(inputs),
+                operators,
             );
             let mut batches = match compiled.and_then(|c| c.into_stream()) {
                 Ok(s) => s,

@@ -121,6 +121,15 @@ impl LocalCluster {
 
     /// Starts one more worker and waits until the coordinator knows it.
     pub async fn add_worker(&mut self) -> Result<WorkerId> {
+        self.add_worker_with(|_| {}).await
+    }
+
+    /// Like [`LocalCluster::add_worker`], with `configure` adjusting the
+    /// worker's config (custom operators, slots, fault hook) first.
+    pub async fn add_worker_with(
+        &mut self,
+        configure: impl FnOnce(&mut WorkerConfig),
+    ) -> Result<WorkerId> {
         let mut config = WorkerConfig::new(
             self.base.cluster.clone(),
             ClusterConfig {
@@ -131,6 +140,7 @@ impl LocalCluster {
         );
         config.slots = self.slots;
         config.fault = self.fault.clone();
+        configure(&mut config);
         let worker = Worker::start(config).await?;
         let id = worker.id().clone();
         self.workers.push(Some(worker));

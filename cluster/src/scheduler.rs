@@ -41,6 +41,9 @@ pub struct SchedulerConfig {
     /// Consecutive failures after which a worker is excluded.
     pub exclude_after: u32,
     pub exclude_for: Duration,
+    /// How long a task needing custom operators waits for a worker that
+    /// advertises them all before its query fails.
+    pub capability_wait: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -52,6 +55,7 @@ impl Default for SchedulerConfig {
             backoff_max: Duration::from_secs(5),
             exclude_after: 3,
             exclude_for: Duration::from_secs(30),
+            capability_wait: Duration::from_secs(30),
         }
     }
 }
@@ -94,12 +98,22 @@ struct TaskRun {
     not_before: Option<Instant>,
     last_error: Option<String>,
     last_failed_on: Option<WorkerId>,
+    /// Since when no live worker can run the task's custom operators.
+    waiting_since: Option<Instant>,
 }
 
 struct StageRun {
     plan: Arc<StagePlan>,
     tasks: Vec<TaskRun>,
     consumers: Vec<u32>,
+    /// Custom operators its tasks need.
+    required: Vec<String>,
+}
+
+impl WorkerEntry {
+    fn can_run(&self, operators: &[String]) -> bool {
+        operators.iter().all(|op| self.info.operators.contains(op))
+    }
 }
 
 impl StageRun {
@@ -346,6 +360,7 @@ impl Scheduler {
             .stages
             .into_iter()
             .map(|plan| StageRun {
+                required: plan.required_operators(),
                 tasks: if plan.id == 0 {
                     vec![]
                 } else {
@@ -588,8 +603,17 @@ impl Scheduler {
     }
 
     /// Picks a worker for a task, or `None` when no slot is free.
-    fn pick_worker(&mut self, avoid: Option<&WorkerId>, now: Instant) -> Option<WorkerId> {
-        let live: Vec<&WorkerEntry> = self.workers.values().filter(|w| w.alive).collect();
+    fn pick_worker(
+        &mut self,
+        avoid: Option<&WorkerId>,
+        required: &[String],
+        now: Instant,
+    ) -> Option<WorkerId> {
+        let live: Vec<&WorkerEntry> = self
+            .workers
+            .values()
+            .filter(|w| w.alive && w.can_run(required))
+            .collect();
         let all_excluded = live
             .iter()
             .all(|w| w.excluded_until.is_some_and(|t| t > now));
@@ -633,6 +657,16 @@ impl Scheduler {
                     continue;
                 }
                 let ntasks = self.queries[&qid].stages[s].tasks.len();
+                let required = self.queries[&qid].stages[s].required.clone();
+                if !required.is_empty() {
+                    if let Some(missing) = self.missing_capability(&required) {
+                        actions.extend(self.wait_for_capability(&qid, s, &missing, now));
+                        if self.queries[&qid].failed {
+                            continue 'queries;
+                        }
+                        continue;
+                    }
+                }
                 for t in 0..ntasks {
                     let (waiting, avoid) = {
                         let task = &self.queries[&qid].stages[s].tasks[t];
@@ -646,8 +680,11 @@ impl Scheduler {
                     if !waiting {
                         continue;
                     }
-                    let Some(worker) = self.pick_worker(avoid.as_ref(), now) else {
-                        break 'queries;
+                    let Some(worker) = self.pick_worker(avoid.as_ref(), &required, now) else {
+                        if required.is_empty() {
+                            break 'queries;
+                        }
+                        break;
                     };
                     let q = self.queries.get_mut(&qid).expect("listed");
                     let inputs = q.inputs_of(s as u32);
@@ -656,6 +693,7 @@ impl Scheduler {
                     task.next_attempt += 1;
                     task.running = Some((attempt, worker.clone()));
                     task.not_before = None;
+                    task.waiting_since = None;
                     q.touched.insert(worker.clone());
                     let assignment = TaskAssignment {
                         query: qid.clone(),
@@ -689,6 +727,56 @@ impl Scheduler {
             }
         }
         actions
+    }
+
+    /// What no live worker offers among `required`: `None` when some live
+    /// worker advertises them all.
+    fn missing_capability(&self, required: &[String]) -> Option<String> {
+        let live: Vec<&WorkerEntry> = self.workers.values().filter(|w| w.alive).collect();
+        if live.iter().any(|w| w.can_run(required)) {
+            return None;
+        }
+        let absent: Vec<&String> = required
+            .iter()
+            .filter(|op| !live.iter().any(|w| w.info.operators.contains(op)))
+            .collect();
+        Some(match absent.first() {
+            Some(op) => format!("no worker can run operator {op}"),
+            None => format!(
+                "no worker can run operators {} together",
+                required.join(", ")
+            ),
+        })
+    }
+
+    /// Stage `s` of `query` has tasks no live worker can run: they wait,
+    /// up to `capability_wait`.
+    fn wait_for_capability(
+        &mut self,
+        query: &QueryId,
+        s: usize,
+        missing: &str,
+        now: Instant,
+    ) -> Vec<Action> {
+        let limit = self.config.capability_wait;
+        let Some(q) = self.queries.get_mut(query) else {
+            return vec![];
+        };
+        let mut expired = false;
+        for task in q.stages[s].tasks.iter_mut() {
+            if task.done.is_some() || task.running.is_some() {
+                continue;
+            }
+            let since = *task.waiting_since.get_or_insert(now);
+            if now.duration_since(since) >= limit {
+                expired = true;
+            }
+        }
+        if !expired {
+            return vec![];
+        }
+        let message = format!("stage {s}: {missing} (waited {limit:?})");
+        self.fail_query(query, message)
     }
 
     /// The coordinator's view, for `status`.

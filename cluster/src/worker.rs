@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::ipc::reader::StreamReader;
+use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::exchange::Partitioner;
@@ -50,6 +51,11 @@ pub struct WorkerConfig {
     pub store: StoreConfig,
     pub serve: ServeOptions,
     pub fault: Option<FaultHook>,
+    /// Custom operators this worker can build.
+    pub operators: OperatorRegistry,
+    /// Operator names to advertise instead of the registry's (tests of a
+    /// worker advertising what it cannot build, as in a registration race).
+    pub advertise: Option<Vec<String>>,
 }
 
 impl WorkerConfig {
@@ -65,6 +71,8 @@ impl WorkerConfig {
             store: StoreConfig::default(),
             serve: ServeOptions::default(),
             fault: None,
+            operators: OperatorRegistry::default(),
+            advertise: None,
         }
     }
 }
@@ -85,6 +93,8 @@ struct Shared {
     store: OutputStore,
     registry: Arc<FunctionRegistry>,
     fault: Option<FaultHook>,
+    operators: Arc<OperatorRegistry>,
+    advertised: Vec<String>,
     running: Mutex<HashMap<AttemptRef, AbortHandle>>,
     tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
     tasks_run: std::sync::atomic::AtomicU64,
@@ -116,6 +126,11 @@ impl Worker {
             store,
             registry: Arc::new(FunctionRegistry::with_defaults()),
             fault: config.fault.clone(),
+            operators: Arc::new(config.operators.clone()),
+            advertised: config
+                .advertise
+                .clone()
+                .unwrap_or_else(|| config.operators.names()),
             running: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             tasks_run: Default::default(),
@@ -219,7 +234,7 @@ impl Shared {
         WorkerInfo {
             id: self.id.clone(),
             slots: self.slots,
-            operators: vec![],
+            operators: self.advertised.clone(),
             pid: std::process::id(),
         }
     }
@@ -293,6 +308,19 @@ impl Shared {
                 return Ok(TaskOutcome::Failed { message });
             }
         }
+        if let Some(missing) = a
+            .stage
+            .required_operators()
+            .into_iter()
+            .find(|op| self.operators.get(op).is_none())
+        {
+            return Ok(TaskOutcome::Failed {
+                message: format!(
+                    "worker {} cannot run operator {missing}: no factory is registered for it here",
+                    self.id
+                ),
+            });
+        }
         let output = a.stage.output.as_ref().ok_or_else(|| {
             DataflowError::Internal("the root stage runs in the client, not on a worker".into())
         })?;
@@ -313,6 +341,7 @@ impl Shared {
             tables,
             Arc::new(ChannelExchange::default()),
             Some(Arc::clone(&inputs) as _),
+            Arc::clone(&self.operators),
         )?;
         let schema = compiled.root.schema();
         let partitioner = Partitioner::try_new(output, &schema, &self.registry)?;

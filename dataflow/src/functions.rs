@@ -19,10 +19,21 @@ pub struct FunctionRegistry {
 }
 
 impl FunctionRegistry {
-    /// DataFusion's default scalar, aggregate and window function libraries.
+    /// DataFusion's default scalar (including nested/array), aggregate and
+    /// window function libraries, and FFQ's vector functions ([`crate::vector`]).
     pub fn with_defaults() -> Self {
         let mut r = FunctionRegistry::default();
         for f in datafusion_functions::all_default_functions() {
+            r.register_scalar(f);
+        }
+        // make_array (SQL array literals `[1.0, 2.0]`) and the other array
+        // and map functions.
+        for f in datafusion_functions_nested::all_default_nested_functions() {
+            r.register_scalar(f);
+        }
+        // After the nested functions: `dot_product` is also an alias of
+        // DataFusion's `inner_product`; FFQ's vector function takes the name.
+        for f in crate::vector::functions() {
             r.register_scalar(f);
         }
         for f in datafusion_functions_aggregate::all_default_aggregate_functions() {

@@ -5,6 +5,7 @@
 //! partitions go through the [`exchange::ExchangeTransport`] trait, which the
 //! `ffq-transport` crate implements.
 
+pub mod custom;
 pub mod error;
 pub mod exchange;
 pub mod expr;
@@ -17,6 +18,7 @@ pub mod stream;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub mod vector;
 
 pub use error::{DataflowError, Result};
 pub use plan::PhysicalPlan;

@@ -289,6 +289,15 @@ pub enum PhysicalPlan {
         input: Box<PhysicalPlan>,
         partitioning: Partitioning,
     },
+    /// A user-defined operator, built by the factory registered as `name`
+    /// (see [`crate::custom`]) from `config` and the inputs.
+    Custom {
+        name: String,
+        config: String,
+        inputs: Vec<PhysicalPlan>,
+        schema: SchemaRef,
+        partitions: usize,
+    },
     /// The output of an upstream stage, in a stage cut out of a plan for
     /// the distributed runtime (see [`crate::stage`]): it replaces the
     /// stage's input exchange. Partition `p` reads partition `p` of every
@@ -314,7 +323,8 @@ impl PhysicalPlan {
             | PhysicalPlan::Union { schema, .. }
             | PhysicalPlan::SetOperation { schema, .. }
             | PhysicalPlan::Window { schema, .. }
-            | PhysicalPlan::StageInput { schema, .. } => schema.clone(),
+            | PhysicalPlan::StageInput { schema, .. }
+            | PhysicalPlan::Custom { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::SortPreservingMerge { input, .. }
@@ -349,7 +359,8 @@ impl PhysicalPlan {
                 inputs.iter().map(|i| i.output_partitions()).sum()
             }
             PhysicalPlan::Exchange { partitioning, .. } => partitioning.partitions(),
-            PhysicalPlan::StageInput { partitions, .. } => (*partitions).max(1),
+            PhysicalPlan::StageInput { partitions, .. }
+            | PhysicalPlan::Custom { partitions, .. } => (*partitions).max(1),
         }
     }
 
@@ -372,7 +383,9 @@ impl PhysicalPlan {
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }
             | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
-            PhysicalPlan::Union { inputs, .. } => inputs.iter().collect(),
+            PhysicalPlan::Union { inputs, .. } | PhysicalPlan::Custom { inputs, .. } => {
+                inputs.iter().collect()
+            }
         }
     }
 
@@ -394,7 +407,9 @@ impl PhysicalPlan {
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }
             | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
-            PhysicalPlan::Union { inputs, .. } => inputs.iter_mut().collect(),
+            PhysicalPlan::Union { inputs, .. } | PhysicalPlan::Custom { inputs, .. } => {
+                inputs.iter_mut().collect()
+            }
         }
     }
 
@@ -542,6 +557,7 @@ impl PhysicalPlan {
                     format!("Exchange(preserve -> {partitions})")
                 }
             },
+            PhysicalPlan::Custom { name, config, .. } => format!("Custom({name}): {config}"),
             PhysicalPlan::StageInput {
                 stage, preserve, ..
             } => {

@@ -12,6 +12,7 @@ use arrow::datatypes::SchemaRef;
 use futures::{FutureExt, Stream};
 use tokio::task::JoinSet;
 
+use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
@@ -47,6 +48,8 @@ pub struct TaskContext {
     /// Outputs of upstream stages, when running a stage of a distributed
     /// plan; `None` in embedded mode (plans there have no stage inputs).
     pub inputs: Option<Arc<dyn StageInputs>>,
+    /// Factories of custom operators.
+    pub operators: Arc<OperatorRegistry>,
     tasks: Weak<QueryTasks>,
 }
 
@@ -120,6 +123,7 @@ impl CompiledPlan {
         tables: Arc<dyn MemoryTables>,
         exchange: Arc<dyn ExchangeTransport>,
         inputs: Option<Arc<dyn StageInputs>>,
+        operators: Arc<OperatorRegistry>,
     ) -> Result<Self> {
         let tasks = Arc::new(QueryTasks {
             set: Mutex::new(JoinSet::new()),
@@ -130,6 +134,7 @@ impl CompiledPlan {
             tables,
             exchange,
             inputs,
+            operators,
             tasks: Arc::downgrade(&tasks),
         });
         let root = operators::compile(plan, &ctx)?;
@@ -166,7 +171,16 @@ pub fn execute(
     tables: Arc<dyn MemoryTables>,
     exchange: Arc<dyn ExchangeTransport>,
 ) -> Result<QueryStream> {
-    CompiledPlan::try_new(plan, config, registry, tables, exchange, None)?.into_stream()
+    CompiledPlan::try_new(
+        plan,
+        config,
+        registry,
+        tables,
+        exchange,
+        None,
+        Arc::new(OperatorRegistry::default()),
+    )?
+    .into_stream()
 }
 
 /// The output of a query: a batch stream that owns the query's tasks.

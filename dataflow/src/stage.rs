@@ -38,6 +38,23 @@ impl StagePlan {
         self.output.as_ref().map_or(1, |p| p.partitions())
     }
 
+    /// Names of the custom operators the stage needs, sorted.
+    pub fn required_operators(&self) -> Vec<String> {
+        fn walk(plan: &PhysicalPlan, out: &mut Vec<String>) {
+            if let PhysicalPlan::Custom { name, .. } = plan {
+                out.push(name.clone());
+            }
+            for c in plan.children() {
+                walk(c, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.plan, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Names of the memory tables the stage scans.
     pub fn memory_tables(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -76,6 +76,9 @@ impl<'a> PlannerContext<'a> {
                 Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
                 Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+                // array literals `[1.0, 2.0]` -> make_array(1.0, 2.0); `||` and
+                // `@>` / `<@` on arrays
+                Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
                 Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
                 // count(*) OVER (...) -> count(1) OVER (...)
                 Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),

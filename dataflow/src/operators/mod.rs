@@ -259,6 +259,20 @@ pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Op
                 registry,
             )?)
         }
+        PhysicalPlan::Custom {
+            name,
+            config,
+            inputs,
+            schema,
+            ..
+        } => {
+            let factory = ctx.operators.require(name)?;
+            let inputs = inputs
+                .iter()
+                .map(|i| compile(i, ctx))
+                .collect::<Result<Vec<_>>>()?;
+            factory.create(config, inputs, Arc::clone(schema))?
+        }
         PhysicalPlan::StageInput {
             stage,
             partitions,
