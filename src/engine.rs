@@ -313,7 +313,21 @@ impl Engine {
                     vec![batch],
                 ))
             }
-            LogicalPlan::Analyze(_) => Err(Error::NotSupported("EXPLAIN ANALYZE".into())),
+            LogicalPlan::Analyze(analyze) => {
+                let (_, physical) = self.plan_query(analyze.input.as_ref().clone()).await?;
+                let (schema, batch) = match &self.state.cluster {
+                    Some(cluster) => {
+                        crate::analyze::explain_analyze_cluster(&self.state, cluster, &physical)
+                            .await?
+                    }
+                    None => crate::analyze::explain_analyze(&self.state, &physical).await?,
+                };
+                Ok(DataFrame::rows(
+                    Arc::clone(&self.state),
+                    schema,
+                    vec![batch],
+                ))
+            }
             LogicalPlan::Ddl(_)
             | LogicalPlan::Dml(_)
             | LogicalPlan::DescribeTable(_)

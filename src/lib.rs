@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analyze;
 pub mod catalog;
 pub mod dataframe;
 pub mod engine;

@@ -11,9 +11,10 @@ use arrow::ipc::writer::StreamWriter;
 use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::metrics::MetricsSnapshot;
 use ffq_dataflow::plan::PhysicalPlan;
 use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
-use ffq_dataflow::stage::{distribute, split_stages};
+use ffq_dataflow::stage::{distribute, split_stages, StagePlan};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::{ClusterId, QueryId};
@@ -28,7 +29,7 @@ use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
 use crate::protocol::{
     all_workers_key, call, client_table_key, coordinator_key, gather, request_of, ClusterStatus,
-    EventsRequest, QueryEvent, SubmitQuery, TableRequest, WorkerState,
+    EventsRequest, QueryEvent, StageProfile, SubmitQuery, TableRequest, WorkerState,
 };
 
 /// Memory tables of running queries, served to workers.
@@ -136,36 +137,9 @@ impl ClusterClient {
         config: ExecConfig,
     ) -> Result<SendableRecordBatchStream> {
         let schema = plan.schema();
-        let stages = split_stages(&distribute(plan.clone()));
-        let query = QueryId::generate();
-        // Memory tables are snapshotted now: workers read what the table
-        // held when the query started.
-        let mut shipped = HashMap::new();
-        for name in stages.iter().flat_map(|s| s.memory_tables()) {
-            let batches = tables.batches(&name).ok_or_else(|| {
-                ClusterError::Dataflow(DataflowError::Plan(format!(
-                    "memory table {name} is not registered"
-                )))
-            })?;
-            shipped.insert(name, batches);
-        }
-        if !shipped.is_empty() {
-            self.tables
-                .lock()
-                .map_err(|_| ClusterError::Protocol("table registry poisoned".into()))?
-                .insert(query.clone(), shipped);
-        }
-        let guard = QueryGuard {
-            client: Arc::clone(self),
-            query: query.clone(),
-        };
+        let (submit, guard) = self.prepare(plan, tables, &config)?;
+        let query = submit.query.clone();
         let client = Arc::clone(self);
-        let submit = SubmitQuery {
-            query: query.clone(),
-            client: self.id.clone(),
-            stages,
-            batch_size: config.batch_size,
-        };
         let stream = async_stream::stream! {
             let _guard = guard;
             let root = submit.stages[0].plan.clone();
@@ -207,6 +181,100 @@ impl ClusterClient {
             }
         };
         Ok(boxed(schema, stream))
+    }
+
+    /// Cuts `plan` into stages, registers the memory tables its stages
+    /// scan, and returns the submission and the guard that ends the query.
+    fn prepare(
+        self: &Arc<Self>,
+        plan: &PhysicalPlan,
+        tables: Arc<dyn MemoryTables>,
+        config: &ExecConfig,
+    ) -> Result<(SubmitQuery, QueryGuard)> {
+        let stages = split_stages(&distribute(plan.clone()));
+        let query = QueryId::generate();
+        // Memory tables are snapshotted now: workers read what the table
+        // held when the query started.
+        let mut shipped = HashMap::new();
+        for name in stages.iter().flat_map(|s| s.memory_tables()) {
+            let batches = tables.batches(&name).ok_or_else(|| {
+                ClusterError::Dataflow(DataflowError::Plan(format!(
+                    "memory table {name} is not registered"
+                )))
+            })?;
+            shipped.insert(name, batches);
+        }
+        if !shipped.is_empty() {
+            self.tables
+                .lock()
+                .map_err(|_| ClusterError::Protocol("table registry poisoned".into()))?
+                .insert(query.clone(), shipped);
+        }
+        let guard = QueryGuard {
+            client: Arc::clone(self),
+            query: query.clone(),
+        };
+        let submit = SubmitQuery {
+            query,
+            client: self.id.clone(),
+            stages,
+            batch_size: config.batch_size,
+        };
+        Ok((submit, guard))
+    }
+
+    /// Runs `plan` to completion on the cluster and returns what every
+    /// stage did (`EXPLAIN ANALYZE`).
+    pub async fn analyze(
+        self: &Arc<Self>,
+        plan: &PhysicalPlan,
+        tables: Arc<dyn MemoryTables>,
+        registry: Arc<FunctionRegistry>,
+        operators: Arc<OperatorRegistry>,
+        config: ExecConfig,
+    ) -> Result<QueryAnalysis> {
+        let start = Instant::now();
+        let (submit, guard) = self.prepare(plan, tables, &config)?;
+        let stages = submit.stages.clone();
+        let query = submit.query.clone();
+        let inputs = self.run_until_ready(submit).await?;
+        let inputs = Arc::new(ZenohStageInputs::new(
+            self.session.clone(),
+            self.cluster.clone(),
+            query.clone(),
+            inputs,
+        ));
+        let compiled = CompiledPlan::try_new(
+            &stages[0].plan,
+            config,
+            registry,
+            Arc::new(MemoryTableMap::default()),
+            Arc::new(ChannelExchange::default()),
+            Some(Arc::clone(&inputs) as _),
+            operators,
+        )?;
+        let metrics = Arc::clone(&compiled.ctx.metrics);
+        let mut batches = compiled.into_stream()?;
+        let mut rows = 0;
+        while let Some(batch) = batches.next().await {
+            rows += batch?.num_rows();
+        }
+        let profile: Vec<StageProfile> = call(
+            &self.session,
+            &coordinator_key(&self.cluster, "profile"),
+            &query,
+            Duration::from_secs(10),
+        )
+        .await?;
+        drop(guard);
+        Ok(QueryAnalysis {
+            stages,
+            profile,
+            root_metrics: metrics.snapshot(),
+            fetched_bytes: inputs.bytes(),
+            rows,
+            elapsed: start.elapsed(),
+        })
     }
 
     /// Submits the query and waits until the root stage's inputs are
@@ -272,6 +340,20 @@ impl ClusterClient {
             }
         }
     }
+}
+
+/// What a query did on the cluster (see [`ClusterClient::analyze`]).
+#[derive(Debug, Clone)]
+pub struct QueryAnalysis {
+    pub stages: Vec<StagePlan>,
+    /// Per stage, from the coordinator (stage 0's is empty: it ran here).
+    pub profile: Vec<StageProfile>,
+    /// Counters of the root stage's nodes, run by this client.
+    pub root_metrics: Vec<MetricsSnapshot>,
+    /// Bytes the root stage fetched from the workers.
+    pub fetched_bytes: u64,
+    pub rows: usize,
+    pub elapsed: Duration,
 }
 
 /// Ends the query on the cluster when the client's stream goes away.

@@ -261,6 +261,15 @@ impl Inner {
                 answer(&query, r).await
             }
             "status" => answer(&query, Ok(self.with(|s| s.status(Instant::now())))).await,
+            "profile" => {
+                let r =
+                    request_of::<ffq_transport::zenoh_exchange::QueryId>(&query).and_then(|q| {
+                        self.with(|s| s.profile(&q)).ok_or_else(|| {
+                            ClusterError::Query(format!("the coordinator does not know query {q}"))
+                        })
+                    });
+                answer(&query, r).await
+            }
             other => {
                 answer::<()>(
                     &query,

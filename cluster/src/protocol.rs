@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ffq_dataflow::metrics::MetricsSnapshot;
 use ffq_dataflow::stage::StagePlan;
 use ffq_transport::zenoh_exchange::keys::ctl_key;
 use ffq_transport::zenoh_exchange::{
@@ -119,6 +120,8 @@ pub enum TaskOutcome {
     Succeeded {
         /// Bytes of its output.
         bytes: u64,
+        /// Counters of the stage plan's nodes (pre-order ids).
+        metrics: Vec<MetricsSnapshot>,
         /// Frames of other attempts its input fetches dropped.
         stale_frames: u64,
     },
@@ -242,6 +245,22 @@ pub struct Counters {
     pub stale_frames: u64,
     /// Releases sent to workers.
     pub releases: u64,
+}
+
+/// What the tasks of one stage did (`EXPLAIN ANALYZE` on a cluster).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StageProfile {
+    pub stage: u32,
+    pub tasks: u32,
+    pub attempts: u32,
+    pub failed_attempts: u32,
+    /// Attempts requeued because their worker was lost or unreachable.
+    pub lost_attempts: u32,
+    /// The registered attempt of each task: (task, attempt, worker, bytes
+    /// of its output).
+    pub outputs: Vec<(u32, u32, String, u64)>,
+    /// Counters of the stage plan's nodes, summed over successful attempts.
+    pub metrics: Vec<MetricsSnapshot>,
 }
 
 // ---- keys ----

@@ -26,7 +26,8 @@ use ffq_transport::zenoh_exchange::{AttemptRef, QueryId, WorkerId};
 
 use crate::protocol::{
     attempt_ref, ClusterStatus, Counters, InputAttempts, QueryEvent, QueryStatus, Release,
-    ReportAck, SubmitQuery, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo, WorkerStatus,
+    ReportAck, StageProfile, SubmitQuery, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo,
+    WorkerStatus,
 };
 
 /// Retry and exclusion policy.
@@ -108,6 +109,8 @@ struct StageRun {
     consumers: Vec<u32>,
     /// Custom operators its tasks need.
     required: Vec<String>,
+    /// What its tasks did, for `profile`.
+    profile: StageProfile,
 }
 
 impl WorkerEntry {
@@ -361,6 +364,11 @@ impl Scheduler {
             .into_iter()
             .map(|plan| StageRun {
                 required: plan.required_operators(),
+                profile: StageProfile {
+                    stage: plan.id,
+                    tasks: if plan.id == 0 { 0 } else { plan.tasks() as u32 },
+                    ..StageProfile::default()
+                },
                 tasks: if plan.id == 0 {
                     vec![]
                 } else {
@@ -444,11 +452,26 @@ impl Scheduler {
         }
         let mut actions = Vec::new();
         let q = self.queries.get_mut(&a.query).expect("checked above");
-        let task = &mut q.stages[stage].tasks[task_no];
-        task.running = None;
+        q.stages[stage].tasks[task_no].running = None;
         match report.outcome {
-            TaskOutcome::Succeeded { stale_frames, .. } => {
+            TaskOutcome::Succeeded {
+                stale_frames,
+                bytes,
+                metrics,
+            } => {
                 self.counters.stale_frames += stale_frames;
+                let profile = &mut q.stages[stage].profile;
+                profile.outputs.retain(|(t, ..)| *t as usize != task_no);
+                profile
+                    .outputs
+                    .push((task_no as u32, attempt, report.worker.to_string(), bytes));
+                if profile.metrics.len() < metrics.len() {
+                    profile.metrics.resize(metrics.len(), Default::default());
+                }
+                for (acc, m) in profile.metrics.iter_mut().zip(&metrics) {
+                    acc.merge(m);
+                }
+                let task = &mut q.stages[stage].tasks[task_no];
                 task.done = Some((attempt, report.worker.clone()));
                 if let Some(w) = self.workers.get_mut(&report.worker) {
                     w.consecutive_failures = 0;
@@ -470,6 +493,8 @@ impl Scheduler {
             }
             TaskOutcome::Failed { message } => {
                 self.counters.attempts_failed += 1;
+                q.stages[stage].profile.failed_attempts += 1;
+                let task = &mut q.stages[stage].tasks[task_no];
                 task.failures += 1;
                 task.last_error = Some(message.clone());
                 task.last_failed_on = Some(report.worker.clone());
@@ -779,6 +804,24 @@ impl Scheduler {
         self.fail_query(query, message)
     }
 
+    /// What the stages of `query` did so far (attempts counted from the
+    /// tasks' attempt numbers).
+    pub fn profile(&self, query: &QueryId) -> Option<Vec<StageProfile>> {
+        let q = self.queries.get(query)?;
+        Some(
+            q.stages
+                .iter()
+                .map(|s| {
+                    let mut p = s.profile.clone();
+                    p.attempts = s.tasks.iter().map(|t| t.next_attempt).sum();
+                    p.lost_attempts = s.tasks.iter().map(|t| t.lost).sum();
+                    p.outputs.sort();
+                    p
+                })
+                .collect(),
+        )
+    }
+
     /// The coordinator's view, for `status`.
     pub fn status(&self, now: Instant) -> ClusterStatus {
         ClusterStatus {
@@ -896,6 +939,7 @@ mod tests {
             attempt: attempt.clone(),
             outcome: TaskOutcome::Succeeded {
                 bytes: 10,
+                metrics: vec![],
                 stale_frames: 0,
             },
             frames,

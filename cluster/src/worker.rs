@@ -369,6 +369,7 @@ impl Shared {
                 let stats = self.store.attempt_stats(&attempt);
                 Ok(TaskOutcome::Succeeded {
                     bytes: stats.bytes as u64,
+                    metrics: compiled.ctx.metrics.snapshot(),
                     stale_frames: inputs.stale_frames(),
                 })
             }

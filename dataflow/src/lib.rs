@@ -10,6 +10,7 @@ pub mod error;
 pub mod exchange;
 pub mod expr;
 pub mod functions;
+pub mod metrics;
 pub mod operators;
 pub mod plan;
 pub mod runner;

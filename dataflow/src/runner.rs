@@ -5,6 +5,7 @@
 //! output stream. Dropping that stream drops the set, which aborts every
 //! task of the query: nothing is detached.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use arrow::array::RecordBatch;
@@ -16,6 +17,7 @@ use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
+use crate::metrics::MetricsSet;
 use crate::operators::{self, Operator};
 use crate::plan::PhysicalPlan;
 use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
@@ -50,10 +52,42 @@ pub struct TaskContext {
     pub inputs: Option<Arc<dyn StageInputs>>,
     /// Factories of custom operators.
     pub operators: Arc<OperatorRegistry>,
+    /// Counters of every plan node.
+    pub metrics: Arc<MetricsSet>,
+    /// The peak state memory of the operator partition this context was
+    /// handed to (see [`TaskContext::report_memory`]).
+    memory: Arc<AtomicU64>,
     tasks: Weak<QueryTasks>,
 }
 
 impl TaskContext {
+    /// The context handed to one operator's `execute`: same query, with its
+    /// own memory peak slot.
+    pub(crate) fn for_operator(&self) -> Arc<TaskContext> {
+        Arc::new(TaskContext {
+            config: self.config.clone(),
+            registry: Arc::clone(&self.registry),
+            tables: Arc::clone(&self.tables),
+            exchange: Arc::clone(&self.exchange),
+            inputs: self.inputs.clone(),
+            operators: Arc::clone(&self.operators),
+            metrics: Arc::clone(&self.metrics),
+            memory: Arc::new(AtomicU64::new(0)),
+            tasks: self.tasks.clone(),
+        })
+    }
+
+    pub(crate) fn memory_slot(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.memory)
+    }
+
+    /// Reports the bytes the calling operator partition's state holds now
+    /// (buffered batches, hash tables); the peak is what `EXPLAIN ANALYZE`
+    /// shows. Call it when the state grows.
+    pub fn report_memory(&self, bytes: usize) {
+        self.memory.fetch_max(bytes as u64, Ordering::Relaxed);
+    }
+
     /// Spawns a task of the query. A panic inside `fut` is turned into an
     /// error passed to `on_panic`, so that consumers see a failure instead
     /// of a silently short stream.
@@ -135,6 +169,8 @@ impl CompiledPlan {
             exchange,
             inputs,
             operators,
+            metrics: Arc::new(MetricsSet::default()),
+            memory: Arc::new(AtomicU64::new(0)),
             tasks: Arc::downgrade(&tasks),
         });
         let root = operators::compile(plan, &ctx)?;
@@ -154,6 +190,7 @@ impl CompiledPlan {
         Ok(QueryStream {
             schema: self.root.schema(),
             inner,
+            metrics: Arc::clone(&self.ctx.metrics),
             tasks: self.tasks,
             _root: self.root,
         })
@@ -187,6 +224,7 @@ pub fn execute(
 pub struct QueryStream {
     schema: SchemaRef,
     inner: SendableRecordBatchStream,
+    metrics: Arc<MetricsSet>,
     tasks: Arc<QueryTasks>,
     _root: Arc<dyn Operator>,
 }
@@ -195,6 +233,11 @@ impl QueryStream {
     /// A handle to observe the query's tasks (for tests of cancellation).
     pub fn tasks(&self) -> Weak<QueryTasks> {
         Arc::downgrade(&self.tasks)
+    }
+
+    /// The counters of every plan node, by pre-order node id.
+    pub fn metrics(&self) -> Arc<MetricsSet> {
+        Arc::clone(&self.metrics)
     }
 }
 

@@ -426,10 +426,12 @@ impl Operator for HashAggregate {
         let mut input = self.input.execute(partition, ctx)?;
         let spec = Arc::clone(&self.spec);
         let batch_size = ctx.config.batch_size.max(1);
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
             let mut agg = Aggregator::try_new(spec)?;
             while let Some(batch) = input.next().await {
                 agg.push(&batch?)?;
+                ctx.report_memory(agg.size());
             }
             for out in agg.finish(batch_size)? {
                 yield out;
@@ -463,6 +465,11 @@ fn create_group_accumulator(
 }
 
 impl Aggregator {
+    /// Bytes of the group keys and accumulator states (approximately).
+    pub(crate) fn size(&self) -> usize {
+        self.groups.size() + self.accs.iter().map(|a| a.size()).sum::<usize>()
+    }
+
     pub(crate) fn try_new(spec: Arc<AggSpec>) -> Result<Self> {
         let groups = new_group_values(&spec.key_types)?;
         let accs = spec
@@ -695,6 +702,8 @@ pub(crate) trait GroupValues: Send {
     fn len(&self) -> usize;
     /// The key columns of all groups, by group index.
     fn emit(&mut self) -> Result<Vec<ArrayRef>>;
+    /// Bytes held (approximately).
+    fn size(&self) -> usize;
 }
 
 fn new_group_values(key_types: &[DataType]) -> Result<Box<dyn GroupValues>> {
@@ -738,6 +747,9 @@ impl GroupValues for NoGroups {
     }
     fn emit(&mut self) -> Result<Vec<ArrayRef>> {
         Ok(vec![])
+    }
+    fn size(&self) -> usize {
+        0
     }
 }
 
@@ -819,6 +831,11 @@ where
             }
         }
         Ok(())
+    }
+
+    fn size(&self) -> usize {
+        self.map.capacity() * (std::mem::size_of::<T::Native>() + std::mem::size_of::<usize>() + 1)
+            + self.values.capacity() * std::mem::size_of::<T::Native>()
     }
 
     fn len(&self) -> usize {
@@ -929,6 +946,12 @@ impl GroupValues for RowGroups {
             out.push(id);
         }
         Ok(())
+    }
+
+    fn size(&self) -> usize {
+        self.rows.size()
+            + self.scratch.size()
+            + self.table.capacity() * std::mem::size_of::<(u64, usize)>()
     }
 
     fn len(&self) -> usize {

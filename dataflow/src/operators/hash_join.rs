@@ -100,6 +100,14 @@ enum KeyBuf {
 }
 
 impl KeyBuf {
+    fn size(&self) -> usize {
+        match self {
+            KeyBuf::Packed64(v) => v.capacity() * 8,
+            KeyBuf::Packed128(v) => v.capacity() * 16,
+            KeyBuf::Rows(r) => r.size(),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             KeyBuf::Packed64(v) => v.len(),
@@ -309,6 +317,14 @@ pub struct JoinTable {
 }
 
 impl JoinTable {
+    /// Bytes held: build rows, keys, hash table and chains (approximately).
+    pub fn size(&self) -> usize {
+        self.batch.get_array_memory_size()
+            + self.keys.size()
+            + self.map.capacity() * std::mem::size_of::<Slot>()
+            + self.next.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Builds the table from all batches of `input`.
     async fn build(
         mut input: SendableRecordBatchStream,
@@ -724,6 +740,8 @@ impl Operator for HashJoin {
         let mut right = self.right.execute(partition, ctx)?;
         let (spec, keys) = (Arc::clone(&self.spec), Arc::clone(&self.keys));
         let mode = self.probe_mode();
+        // A shared build table is counted once, by partition 0.
+        let report = (!self.collect_left || partition == 0).then(|| Arc::clone(ctx));
         let null_aware = self.null_aware;
         let batch_size = ctx.config.batch_size.max(1);
         let schema = self.schema();
@@ -734,6 +752,9 @@ impl Operator for HashJoin {
                 }
                 BuildSource::Shared(build) => await_build(build).await?,
             };
+            if let Some(ctx) = &report {
+                ctx.report_memory(table.size());
+            }
             let build_rows = table.num_rows();
             let mut out = OutputBuffer::new(Arc::clone(&spec.schema), batch_size);
             let mut build_matched = vec![false; if spec.tracks_build() { build_rows } else { 0 }];

@@ -57,6 +57,13 @@ pub trait Operator: Send + Sync {
 /// Compiles a plan tree into operators (expressions compiled, inputs
 /// validated) without running anything.
 pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Operator>> {
+    // Ids in pre-order: this node before its inputs.
+    let (_, metrics) = ctx.metrics.register();
+    let op = compile_node(plan, ctx)?;
+    Ok(crate::metrics::Instrumented::wrap(op, metrics))
+}
+
+fn compile_node(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Operator>> {
     let registry = &ctx.registry;
     Ok(match plan {
         PhysicalPlan::Scan {

@@ -187,6 +187,11 @@ impl SortedRun {
     pub fn num_rows(&self) -> usize {
         self.batch.num_rows()
     }
+
+    /// Bytes held: the rows and their encoded keys.
+    pub fn size(&self) -> usize {
+        self.batch.get_array_memory_size() + self.rows.size()
+    }
 }
 
 /// What [`Merger::next_step`] asks of its caller.
@@ -567,16 +572,23 @@ impl Operator for Sort {
         let schema = self.schema();
         let batch_size = ctx.config.batch_size.max(1);
         let out_schema = Arc::clone(&schema);
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
             let mut builder = RunBuilder::new(batch_size);
             let mut runs = Vec::new();
+            let mut held = 0;
             while let Some(batch) = input.next().await {
                 if let Some(b) = builder.push(batch?)? {
-                    runs.push(keys.sorted_run(&b)?);
+                    let run = keys.sorted_run(&b)?;
+                    held += run.size();
+                    ctx.report_memory(held);
+                    runs.push(run);
                 }
             }
             if let Some(b) = builder.finish()? {
-                runs.push(keys.sorted_run(&b)?);
+                let run = keys.sorted_run(&b)?;
+                ctx.report_memory(held + run.size());
+                runs.push(run);
             }
             if runs.len() == 1 {
                 let run = runs.pop();

@@ -71,6 +71,11 @@ impl TopKBuffer {
         self.rows
     }
 
+    /// Bytes of the buffered batches.
+    pub fn size(&self) -> usize {
+        self.batches.iter().map(|b| b.get_array_memory_size()).sum()
+    }
+
     pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
         if self.k == 0 || batch.num_rows() == 0 {
             return Ok(());
@@ -136,9 +141,11 @@ impl Operator for TopK {
         let mut input = self.input.execute(partition, ctx)?;
         let batch_size = ctx.config.batch_size.max(1);
         let mut buffer = TopKBuffer::new(Arc::clone(&self.keys), self.k, batch_size);
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
             while let Some(batch) = input.next().await {
                 buffer.push(batch?)?;
+                ctx.report_memory(buffer.size());
             }
             if let Some(best) = buffer.finish()? {
                 for b in slices(&best, batch_size) {

@@ -1,0 +1,97 @@
+//! EXPLAIN ANALYZE, embedded and on a cluster: the query runs and every
+//! operator line carries what it did.
+
+use arrow::array::{Array, StringArray};
+use ffq::{Engine, EngineConfig, LocalCluster};
+
+const SQL: &str = "EXPLAIN ANALYZE SELECT l_returnflag, count(*) AS n FROM lineitem \
+                   WHERE l_quantity < 10 GROUP BY l_returnflag ORDER BY l_returnflag";
+
+/// (plan_type, plan) rows.
+async fn explain(engine: &Engine) -> Vec<(String, String)> {
+    let batches = engine.sql(SQL).await.unwrap().collect().await.unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let kinds = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let plans = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((kinds.value(i).to_string(), plans.value(i).to_string()));
+        }
+    }
+    out
+}
+
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}
+
+fn value_of(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+fn engine_config() -> EngineConfig {
+    EngineConfig {
+        target_partitions: 3,
+        batch_size: 8192,
+    }
+}
+
+#[tokio::test]
+async fn explain_analyze_embedded_shows_rows_batches_time_and_memory() {
+    let engine = Engine::with_config(engine_config());
+    engine.register_tpch(0.01).unwrap();
+    let rows = explain(&engine).await;
+    assert_eq!(rows[0].0, "Plan with Metrics");
+    let plan = &rows[0].1;
+    for line in plan.lines() {
+        assert!(
+            line.contains(" rows=") && line.contains(" batches=") && line.contains(" time="),
+            "{line}"
+        );
+    }
+    // Every lineitem row is scanned; the filter keeps fewer; 3 groups out.
+    let scan = line_with(plan, "TpchScan: lineitem");
+    assert_eq!(value_of(scan, "rows"), 60175);
+    let filter = value_of(line_with(plan, "Filter:"), "rows");
+    assert!(filter > 0 && filter < 60175, "{plan}");
+    assert_eq!(value_of(line_with(plan, "SortPreservingMerge"), "rows"), 3);
+    assert!(
+        line_with(plan, "Aggregate(Partial)").contains("peak_mem="),
+        "{plan}"
+    );
+    assert_eq!(rows[1].0, "Output");
+    assert!(rows[1].1.starts_with("3 rows in "), "{}", rows[1].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_analyze_on_a_cluster_shows_stages_attempts_and_bytes() {
+    let cluster = LocalCluster::start(2).await.unwrap();
+    let engine = Engine::connect_with_config(cluster.client_config(), engine_config())
+        .await
+        .unwrap();
+    engine.register_tpch(0.01).unwrap();
+    let rows = explain(&engine).await;
+    let plan = &rows[0].1;
+    assert!(plan.contains("Stage 0 (client)"), "{plan}");
+    let stage = line_with(plan, "Exchange(hash");
+    assert!(
+        stage.contains("3 tasks, 3 attempts (0 failed, 0 requeued)"),
+        "{plan}"
+    );
+    assert!(
+        line_with(plan, "task 2: attempt 0 on w-").contains(" to ffq/<cluster>/data/"),
+        "{plan}"
+    );
+    // Counters are summed over the stage's tasks, which run on workers.
+    assert_eq!(
+        value_of(line_with(plan, "TpchScan: lineitem"), "rows"),
+        60175
+    );
+    assert!(rows[1].1.starts_with("3 rows in "), "{}", rows[1].1);
+    cluster.shutdown().await;
+}
