@@ -287,6 +287,9 @@ impl Engine {
 
     /// Plans one SQL statement.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        if let Some((format, query)) = sql::explain_dag_format(sql) {
+            return self.explain_dag(format, query).await;
+        }
         let mut statements = sql::parse(sql)?;
         if statements.len() != 1 {
             return Err(Error::Sql(format!(
@@ -337,6 +340,36 @@ impl Engine {
                 let (logical, physical) = self.plan_query(plan).await?;
                 Ok(DataFrame::query(Arc::clone(&self.state), logical, physical))
             }
+        }
+    }
+
+    /// `EXPLAIN FORMAT dot|mermaid`: the stage DAG of `query` as one row
+    /// (`plan_type` "stages", `plan` the drawing). On a cluster, the
+    /// stages are the ones the cluster runs.
+    async fn explain_dag(
+        &self,
+        format: crate::stages::DagFormat,
+        query: &str,
+    ) -> Result<DataFrame> {
+        let df = Box::pin(self.sql(query)).await?;
+        let physical = df.physical_plan().ok_or_else(|| {
+            Error::InvalidArgument("EXPLAIN FORMAT dot|mermaid needs a query".into())
+        })?;
+        let drawing = self.draw_stages(physical, format);
+        let (schema, batch) = crate::analyze::analyze_batch(vec![("stages".into(), drawing)]);
+        Ok(DataFrame::rows(
+            Arc::clone(&self.state),
+            schema,
+            vec![batch],
+        ))
+    }
+
+    /// The stage DAG of `physical` as this engine runs it.
+    pub fn draw_stages(&self, physical: &PhysicalPlan, format: crate::stages::DagFormat) -> String {
+        if self.state.cluster.is_some() {
+            crate::stages::draw_stages(&ffq_dataflow::stage::distribute(physical.clone()), format)
+        } else {
+            crate::stages::draw_stages(physical, format)
         }
     }
 

@@ -83,3 +83,89 @@ impl fmt::Display for Stage {
 pub fn display_stages(plan: &PhysicalPlan) -> String {
     stages(plan).iter().map(|s| s.to_string()).collect()
 }
+
+/// How a stage DAG is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagFormat {
+    /// Graphviz `dot`.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+impl std::str::FromStr for DagFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "dot" | "graphviz" => Ok(DagFormat::Dot),
+            "mermaid" => Ok(DagFormat::Mermaid),
+            other => Err(format!("unknown DAG format {other:?} (dot, mermaid)")),
+        }
+    }
+}
+
+/// The stage DAG of `plan`: one node per stage (its operators), one edge
+/// per exchange from the producing stage to its consumer, labelled with
+/// the partitioning.
+pub fn draw_stages(plan: &PhysicalPlan, format: DagFormat) -> String {
+    let all = stages(plan);
+    let label = |s: &Stage| {
+        let mut lines = vec![format!("Stage {} [tasks={}]", s.id, s.tasks)];
+        lines.extend(s.operators.iter().map(|o| o.trim().to_string()));
+        lines
+    };
+    let mut out = String::new();
+    match format {
+        DagFormat::Dot => {
+            out.push_str(
+                "digraph stages {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n",
+            );
+            for s in &all {
+                let text: Vec<String> = label(s).iter().map(|l| dot_escape(l)).collect();
+                out.push_str(&format!(
+                    "  stage{} [label=\"{}\\l\"];\n",
+                    s.id,
+                    text.join("\\l")
+                ));
+            }
+            for s in &all {
+                for input in &s.inputs {
+                    out.push_str(&format!(
+                        "  stage{input} -> stage{} [label=\"{}\"];\n",
+                        s.id,
+                        dot_escape(&all[*input].output)
+                    ));
+                }
+            }
+            out.push_str("}\n");
+        }
+        DagFormat::Mermaid => {
+            out.push_str("flowchart BT\n");
+            for s in &all {
+                let text: Vec<String> = label(s).iter().map(|l| mermaid_escape(l)).collect();
+                out.push_str(&format!("  stage{}[\"{}\"]\n", s.id, text.join("<br/>")));
+            }
+            for s in &all {
+                for input in &s.inputs {
+                    out.push_str(&format!(
+                        "  stage{input} -->|\"{}\"| stage{}\n",
+                        mermaid_escape(&all[*input].output),
+                        s.id
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn mermaid_escape(s: &str) -> String {
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}

@@ -95,3 +95,45 @@ async fn explain_analyze_on_a_cluster_shows_stages_attempts_and_bytes() {
     assert!(rows[1].1.starts_with("3 rows in "), "{}", rows[1].1);
     cluster.shutdown().await;
 }
+
+async fn stages_drawing(engine: &Engine, sql: &str) -> String {
+    let batches = engine.sql(sql).await.unwrap().collect().await.unwrap();
+    let plans = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(plans.len(), 1);
+    plans.value(0).to_string()
+}
+
+#[tokio::test]
+async fn explain_format_dot_and_mermaid_draw_the_stage_dag() {
+    let engine = Engine::with_config(engine_config());
+    engine.register_tpch(0.01).unwrap();
+    let q = "SELECT n_name, count(*) FROM nation JOIN supplier ON n_nationkey = s_nationkey GROUP BY n_name";
+    let dot = stages_drawing(&engine, &format!("EXPLAIN (FORMAT dot) {q}")).await;
+    assert!(dot.starts_with("digraph stages {"), "{dot}");
+    assert!(
+        dot.contains("stage2 -> stage1 [label=\"Exchange(hash [n_name@0] -> 3)\"]"),
+        "{dot}"
+    );
+    assert!(dot.contains("stage1 -> stage0"), "{dot}");
+    assert!(dot.trim_end().ends_with('}'));
+    let mermaid = stages_drawing(&engine, &format!("EXPLAIN FORMAT mermaid {q}")).await;
+    assert!(mermaid.starts_with("flowchart BT\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("stage2 -->|\"Exchange(hash [n_name@0] -#gt; 3)\"| stage1"),
+        "{mermaid}"
+    );
+    // In a script, and with a bad query inside.
+    let pieces = Engine::split_sql(&format!("EXPLAIN FORMAT dot {q}; SELECT 1")).unwrap();
+    assert_eq!(pieces.len(), 2);
+    let e = engine
+        .sql("EXPLAIN FORMAT dot SELECT nope FROM nation")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+}

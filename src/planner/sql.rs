@@ -35,6 +35,16 @@ fn strip_parser_prefix(msg: &str) -> String {
 /// neither columns nor OPTIONS) run as written; when the cut does not match
 /// the parsed statements, they are rendered back to SQL text instead.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    // `EXPLAIN FORMAT dot|mermaid` is FFQ's: DataFusion's parser rejects
+    // the format, so such pieces are checked by their query.
+    if let Some(pieces) = split_at_semicolons(sql) {
+        if pieces.iter().any(|p| explain_dag_format(p).is_some()) {
+            for p in &pieces {
+                parse(explain_dag_format(p).map_or(p.as_str(), |(_, q)| q))?;
+            }
+            return Ok(pieces);
+        }
+    }
     let statements = parse(sql)?;
     match split_at_semicolons(sql) {
         Some(pieces) if pieces.len() == statements.len() => Ok(pieces),
@@ -145,5 +155,52 @@ impl OptimizerConfig for WithFunctions<'_> {
 
     fn function_registry(&self) -> Option<&dyn datafusion_expr::registry::FunctionRegistry> {
         Some(&self.registry)
+    }
+}
+
+/// `EXPLAIN FORMAT dot|mermaid <query>` or `EXPLAIN (FORMAT dot|mermaid)
+/// <query>`: the DAG format and the query text. Other statements (and
+/// other formats, which DataFusion's parser handles) give `None`.
+pub fn explain_dag_format(sql: &str) -> Option<(crate::stages::DagFormat, &str)> {
+    fn word<'a>(s: &'a str, w: &str) -> Option<&'a str> {
+        let s = s.trim_start();
+        let head = s.get(..w.len())?;
+        let rest = &s[w.len()..];
+        (head.eq_ignore_ascii_case(w)
+            && !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        .then_some(rest)
+    }
+    let rest = word(sql, "explain")?;
+    let (rest, paren) = match rest.trim_start().strip_prefix('(') {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let rest = word(rest, "format")?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let format = rest[..end].parse().ok()?;
+    let mut rest = &rest[end..];
+    if paren {
+        rest = rest.trim_start().strip_prefix(')')?;
+    }
+    Some((format, rest))
+}
+
+#[cfg(test)]
+mod dag_format_tests {
+    use super::explain_dag_format;
+    use crate::stages::DagFormat;
+
+    #[test]
+    fn recognizes_dag_formats_only() {
+        let (f, q) = explain_dag_format("EXPLAIN (FORMAT dot) SELECT 1").unwrap();
+        assert_eq!((f, q.trim()), (DagFormat::Dot, "SELECT 1"));
+        let (f, q) = explain_dag_format("  explain format MERMAID select 2").unwrap();
+        assert_eq!((f, q.trim()), (DagFormat::Mermaid, "select 2"));
+        assert!(explain_dag_format("EXPLAIN FORMAT tree SELECT 1").is_none());
+        assert!(explain_dag_format("EXPLAIN SELECT 1").is_none());
+        assert!(explain_dag_format("EXPLAINX FORMAT dot SELECT 1").is_none());
+        assert!(explain_dag_format("EXPLAIN (FORMAT dot SELECT 1").is_none());
     }
 }
