@@ -109,6 +109,32 @@ impl DataFrame {
         }
     }
 
+    /// Like [`DataFrame::execute_stream`], with a handle on the query's
+    /// progress (rows scanned, stages done).
+    pub fn execute_with_progress(
+        &self,
+    ) -> Result<(SendableRecordBatchStream, crate::progress::Progress)> {
+        use crate::progress::Progress;
+        match (&self.body, &self.state.cluster) {
+            (Body::Query { physical, .. }, Some(cluster)) => {
+                let (stream, progress) = cluster.execute_with_progress(
+                    physical,
+                    self.state.memory.clone(),
+                    Arc::clone(&self.state.registry),
+                    self.state.operators(),
+                    self.state.exec_config(),
+                )?;
+                Ok((stream, Progress::cluster(progress)))
+            }
+            (Body::Query { physical, .. }, None) => {
+                let stream = self.execute_query()?;
+                let progress = Progress::embedded(stream.metrics(), physical);
+                Ok((Box::pin(stream), progress))
+            }
+            (Body::Rows { .. }, _) => Ok((self.execute_stream()?, Progress::done())),
+        }
+    }
+
     /// Like [`DataFrame::execute_stream`], with access to the query's task
     /// set (to observe cancellation). Embedded engines only.
     pub fn execute_query(&self) -> Result<QueryStream> {

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod planner;
+pub mod progress;
 pub mod slt;
 pub mod stages;
 mod statements;

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 fn init_logging(args: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match args.command {
-        cli::Command::Coordinator(_) | cli::Command::Worker(_) => "info,zenoh=warn",
+        Some(cli::Command::Coordinator(_) | cli::Command::Worker(_)) => "info,zenoh=warn",
         _ => "warn,zenoh=error",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -248,7 +248,7 @@ fn slt_reports_each_file_and_exits_1_on_failure() {
     write("a_ok.slt", "query IT\nSELECT 1, 'x'\n----\n1 x\n");
     write(
         "b_skip.slt",
-        "statement ok\nEXPLAIN ANALYZE SELECT 1\n\nquery I\nSELECT 1\n----\n1\n",
+        "statement ok\nCOPY (SELECT 1) TO 'x.csv'\n\nquery I\nSELECT 1\n----\n1\n",
     );
     let path = dir.path().to_str().expect("utf-8 path");
 
@@ -293,4 +293,83 @@ fn slt_reports_each_file_and_exits_1_on_failure() {
     let o = ffq(&["slt", file.to_str().expect("utf-8 path")], None);
     assert!(o.status.success());
     assert!(stdout(&o).ends_with("1 passed, 0 failed, 0 skipped\n"));
+}
+
+#[test]
+fn repl_runs_a_piped_script() {
+    // Statements span lines, share lines, and hold `;` in a string and a
+    // comment; an error does not stop the script.
+    let script = "select n_name\n  from nation\n  where n_nationkey = 7;\n\
+                  \\d\n\
+                  select * from no_such_table;\n\
+                  \\d lineitem\n\
+                  select 'a;b' as s, -- a comment; with a semicolon\n  2 as n; select 3 as three;\n\
+                  select 4 as last";
+    let o = ffq(&["--tpch", "0.01"], Some(script));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert!(!out.contains("ffq>"), "no prompt when piped: {out}");
+
+    let position = |what: &str| {
+        out.find(what)
+            .unwrap_or_else(|| panic!("{what:?} missing from {out}"))
+    };
+    let order = [
+        "| GERMANY |",
+        "| lineitem | table | 16",
+        "| nation   | table | 4 ",
+        "column_name",
+        "| l_orderkey ",
+        "| l_comment ",
+        "| a;b | 2 |",
+        "| three |",
+        "| last |",
+    ];
+    for pair in order.windows(2) {
+        assert!(position(pair[0]) < position(pair[1]), "{pair:?} in {out}");
+    }
+
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].starts_with("error: ") && errors[0].contains("no_such_table"));
+    // Timing is on: one line per statement that ran.
+    assert_eq!(err.matches(" row in ").count(), 4, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // `ffq repl` is the same shell; \timing turns the times off.
+    let o = ffq(
+        &["repl", "--format", "csv"],
+        Some("\\timing\nselect 1 as a;\nselect 2 as b;\n\\q\nselect 3 as c;\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "a\n1\n\nb\n2\n");
+    assert!(!stderr(&o).contains(" in "), "{}", stderr(&o));
+}
+
+#[test]
+fn repl_meta_command_errors() {
+    let o = ffq(
+        &["--format", "csv"],
+        Some("\\x\n\\d no_such_table\n\\timing maybe\nselect 1 as a;\n"),
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(stdout(&o), "a\n1\n");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 3, "{err}");
+    assert!(
+        errors[0].starts_with("error: unknown command \\x") && errors[0].contains("\\?"),
+        "{err}"
+    );
+    assert!(
+        errors[1].contains("no table or view named no_such_table"),
+        "{err}"
+    );
+    assert!(errors[2].contains("\\timing"), "{err}");
+
+    // The help lists the commands.
+    let out = ok(&["repl"], Some("\\?\n"));
+    for command in ["\\d ", "\\d NAME", "\\timing", "\\q", "\\?"] {
+        assert!(out.contains(command), "{command} missing from {out}");
+    }
 }

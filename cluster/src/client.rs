@@ -3,6 +3,7 @@
 //! its batches to the caller, and serves its memory tables to workers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -136,14 +137,32 @@ impl ClusterClient {
         operators: Arc<OperatorRegistry>,
         config: ExecConfig,
     ) -> Result<SendableRecordBatchStream> {
+        self.execute_with_progress(plan, tables, registry, operators, config)
+            .map(|(stream, _)| stream)
+    }
+
+    /// [`ClusterClient::execute`], with a view of the query's progress.
+    pub fn execute_with_progress(
+        self: &Arc<Self>,
+        plan: &PhysicalPlan,
+        tables: Arc<dyn MemoryTables>,
+        registry: Arc<FunctionRegistry>,
+        operators: Arc<OperatorRegistry>,
+        config: ExecConfig,
+    ) -> Result<(SendableRecordBatchStream, Arc<ClusterProgress>)> {
+        let progress = Arc::new(ClusterProgress::default());
         let schema = plan.schema();
         let (submit, guard) = self.prepare(plan, tables, &config)?;
         let query = submit.query.clone();
         let client = Arc::clone(self);
+        progress
+            .stages_total
+            .store(submit.stages.len() as u64, Ordering::Relaxed);
+        let sink = Arc::clone(&progress);
         let stream = async_stream::stream! {
             let _guard = guard;
             let root = submit.stages[0].plan.clone();
-            let inputs = match client.run_until_ready(submit).await {
+            let inputs = match client.run_until_ready(submit, Some(&sink)).await {
                 Ok(inputs) => inputs,
                 Err(e) => {
                     yield Err(DataflowError::from(e));
@@ -180,7 +199,7 @@ impl ClusterClient {
                 }
             }
         };
-        Ok(boxed(schema, stream))
+        Ok((boxed(schema, stream), progress))
     }
 
     /// Cuts `plan` into stages, registers the memory tables its stages
@@ -237,7 +256,7 @@ impl ClusterClient {
         let (submit, guard) = self.prepare(plan, tables, &config)?;
         let stages = submit.stages.clone();
         let query = submit.query.clone();
-        let inputs = self.run_until_ready(submit).await?;
+        let inputs = self.run_until_ready(submit, None).await?;
         let inputs = Arc::new(ZenohStageInputs::new(
             self.session.clone(),
             self.cluster.clone(),
@@ -279,7 +298,11 @@ impl ClusterClient {
 
     /// Submits the query and waits until the root stage's inputs are
     /// registered.
-    async fn run_until_ready(&self, submit: SubmitQuery) -> Result<crate::protocol::InputAttempts> {
+    async fn run_until_ready(
+        &self,
+        submit: SubmitQuery,
+        progress: Option<&ClusterProgress>,
+    ) -> Result<crate::protocol::InputAttempts> {
         let query = submit.query.clone();
         call::<_, ()>(
             &self.session,
@@ -304,7 +327,24 @@ impl ClusterClient {
             from += events.len();
             for event in events {
                 match event {
-                    QueryEvent::Ready { inputs } => return Ok(inputs),
+                    QueryEvent::Ready { inputs } => {
+                        if let Some(p) = progress {
+                            let total = p.stages_total.load(Ordering::Relaxed);
+                            p.stages_done
+                                .store(total.saturating_sub(1), Ordering::Relaxed);
+                        }
+                        return Ok(inputs);
+                    }
+                    QueryEvent::Progress {
+                        rows_scanned,
+                        stages_done,
+                        ..
+                    } => {
+                        if let Some(p) = progress {
+                            p.rows_scanned.store(rows_scanned, Ordering::Relaxed);
+                            p.stages_done.store(stages_done as u64, Ordering::Relaxed);
+                        }
+                    }
                     QueryEvent::Failed { message } => return Err(ClusterError::Query(message)),
                     QueryEvent::StageDone { .. } => {}
                 }
@@ -340,6 +380,15 @@ impl ClusterClient {
             }
         }
     }
+}
+
+/// How far a query running on the cluster got (updated as the
+/// coordinator reports finished tasks; stage 0 is the client's own).
+#[derive(Debug, Default)]
+pub struct ClusterProgress {
+    pub rows_scanned: AtomicU64,
+    pub stages_done: AtomicU64,
+    pub stages_total: AtomicU64,
 }
 
 /// What a query did on the cluster (see [`ClusterClient::analyze`]).

@@ -19,7 +19,7 @@ pub mod scheduler;
 pub mod status;
 pub mod worker;
 
-pub use client::{ClusterClient, QueryAnalysis};
+pub use client::{ClusterClient, ClusterProgress, QueryAnalysis};
 pub use config::{ClusterConfig, DEFAULT_CLUSTER};
 pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use error::{ClusterError, Result};

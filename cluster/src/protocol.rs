@@ -74,6 +74,12 @@ pub enum QueryEvent {
         stages_done: u32,
         stages_total: u32,
     },
+    /// A task succeeded: rows its query's scans produced so far.
+    Progress {
+        rows_scanned: u64,
+        stages_done: u32,
+        stages_total: u32,
+    },
     /// The inputs of stage 0 are ready: the client may run it.
     Ready { inputs: InputAttempts },
     /// The query failed.

@@ -111,6 +111,8 @@ struct StageRun {
     required: Vec<String>,
     /// What its tasks did, for `profile`.
     profile: StageProfile,
+    /// Pre-order ids of its scan nodes.
+    scans: Vec<usize>,
 }
 
 impl WorkerEntry {
@@ -135,6 +137,8 @@ struct QueryRun {
     failed: bool,
     /// Workers that were given anything of the query.
     touched: BTreeSet<WorkerId>,
+    /// Rows the scans of successful attempts produced.
+    rows_scanned: u64,
 }
 
 impl QueryRun {
@@ -364,6 +368,7 @@ impl Scheduler {
             .into_iter()
             .map(|plan| StageRun {
                 required: plan.required_operators(),
+                scans: ffq_dataflow::metrics::scan_nodes(&plan.plan),
                 profile: StageProfile {
                     stage: plan.id,
                     tasks: if plan.id == 0 { 0 } else { plan.tasks() as u32 },
@@ -395,6 +400,7 @@ impl Scheduler {
                 ready_sent: false,
                 failed: false,
                 touched: BTreeSet::new(),
+                rows_scanned: 0,
             },
         );
         Ok(self.schedule(now))
@@ -471,11 +477,25 @@ impl Scheduler {
                 for (acc, m) in profile.metrics.iter_mut().zip(&metrics) {
                     acc.merge(m);
                 }
+                q.rows_scanned += q.stages[stage]
+                    .scans
+                    .iter()
+                    .filter_map(|&i| metrics.get(i))
+                    .map(|m| m.output_rows)
+                    .sum::<u64>();
                 let task = &mut q.stages[stage].tasks[task_no];
                 task.done = Some((attempt, report.worker.clone()));
                 if let Some(w) = self.workers.get_mut(&report.worker) {
                     w.consecutive_failures = 0;
                 }
+                q.events.push(QueryEvent::Progress {
+                    rows_scanned: q.rows_scanned,
+                    stages_done: q.stages_done(),
+                    stages_total: q.stages.len() as u32 - 1,
+                });
+                actions.push(Action::Events {
+                    query: a.query.clone(),
+                });
                 if q.stages[stage].complete() {
                     let (done, total) = (q.stages_done(), q.stages.len() as u32 - 1);
                     tracing::info!(query = %a.query, stage, done, total, "stage done");

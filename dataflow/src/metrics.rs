@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::operators::Operator;
+use crate::plan::PhysicalPlan;
 use crate::runner::TaskContext;
 use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 
@@ -33,6 +34,8 @@ pub struct OperatorMetrics {
     /// Peak bytes of operator state, the maximum reported by any partition
     /// at any time (partitions' peaks are summed when they end).
     pub peak_memory: AtomicU64,
+    /// Partitions whose stream ended.
+    pub finished_partitions: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -86,13 +89,58 @@ impl MetricsSet {
         nodes.iter().map(|m| m.snapshot()).collect()
     }
 
-    /// Rows produced by the plan's scans so far (for progress).
+    /// Rows produced so far by nodes `ids` (for progress).
     pub fn rows_of(&self, ids: &[usize]) -> u64 {
         let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         ids.iter()
             .filter_map(|&i| nodes.get(i))
             .map(|m| m.output_rows.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// How many of `nodes` (id, partitions) have ended every partition.
+    pub fn finished(&self, nodes: &[(usize, usize)]) -> usize {
+        let all = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes
+            .iter()
+            .filter(|(id, parts)| {
+                all.get(*id)
+                    .is_some_and(|m| m.finished_partitions.load(Ordering::Relaxed) >= *parts as u64)
+            })
+            .count()
+    }
+}
+
+/// Pre-order ids of the scan nodes of `plan` (the ids `compile` gives).
+pub fn scan_nodes(plan: &PhysicalPlan) -> Vec<usize> {
+    let mut out = Vec::new();
+    walk(plan, &mut 0, &mut |id, p| {
+        if matches!(p, PhysicalPlan::Scan { .. }) {
+            out.push(id)
+        }
+    });
+    out
+}
+
+/// The top node of every stage of `plan` (the root, and each exchange's
+/// input) with its partitions: a stage is done when its top node ended
+/// every partition.
+pub fn stage_tops(plan: &PhysicalPlan) -> Vec<(usize, usize)> {
+    let mut out = vec![(0, plan.output_partitions())];
+    walk(plan, &mut 0, &mut |id, p| {
+        if let PhysicalPlan::Exchange { input, .. } = p {
+            out.push((id + 1, input.output_partitions()))
+        }
+    });
+    out
+}
+
+fn walk(plan: &PhysicalPlan, next: &mut usize, f: &mut impl FnMut(usize, &PhysicalPlan)) {
+    let id = *next;
+    *next += 1;
+    f(id, plan);
+    for c in plan.children() {
+        walk(c, next, f);
     }
 }
 
@@ -158,6 +206,7 @@ impl Stream for CountedStream {
                     .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
             }
             Poll::Ready(None) => {
+                m.finished_partitions.fetch_add(1, Ordering::Relaxed);
                 // This partition's peak joins the node's total once.
                 let peak = self.memory.swap(0, Ordering::Relaxed);
                 m.peak_memory.fetch_add(peak, Ordering::Relaxed);

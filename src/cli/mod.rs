@@ -1,6 +1,7 @@
 //! Command-line arguments and subcommands of the `ffq` binary.
 
 mod cluster;
+mod repl;
 mod slt;
 mod sql;
 mod tpch_gen;
@@ -9,22 +10,38 @@ use std::fmt;
 
 use clap::{Parser, Subcommand};
 
+pub use repl::ReplArgs;
 pub use slt::SltArgs;
 pub use sql::SqlArgs;
 pub use tpch_gen::TpchGenArgs;
 
 /// FFQ: a stream-oriented SQL query engine.
+///
+/// Without a command, opens the interactive SQL shell (as `ffq repl`).
 #[derive(Debug, Parser)]
-#[command(name = "ffq", version, about, propagate_version = true)]
+#[command(
+    name = "ffq",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// The options of the REPL opened without a command.
+    #[command(flatten)]
+    pub repl: ReplArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run SQL statements and print their results.
     Sql(SqlArgs),
+    /// Open an interactive SQL shell (the default without a command);
+    /// reads statements from standard input when it is not a terminal.
+    Repl(ReplArgs),
     /// Generate the TPC-H tables into Parquet or CSV files.
     TpchGen(TpchGenArgs),
     /// Run sqllogictest (.slt) files; exits 1 if any file fails.
@@ -39,8 +56,12 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return repl::run(cli.repl);
+    };
+    match command {
         Command::Sql(args) => sql::run(args),
+        Command::Repl(args) => repl::run(args),
         Command::TpchGen(args) => tpch_gen::run(args),
         Command::Slt(args) => slt::run(args),
         Command::Coordinator(args) => cluster::run_coordinator(args),

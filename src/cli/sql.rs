@@ -13,6 +13,23 @@ use super::CliError;
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+
+    /// Print the plans of the statements instead of running them.
+    #[arg(long)]
+    explain: bool,
+
+    /// SQL text (one or more `;`-separated statements), `-` to read
+    /// standard input, or `@FILE` to read a file.
+    #[arg(value_name = "QUERY", allow_hyphen_values = true)]
+    query: String,
+}
+
+/// The engine, its tables and the output format: the options shared by
+/// `ffq sql` and the REPL.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
     /// Register the eight TPC-H tables, generated in-process at scale
     /// factor SF.
     #[arg(long, value_name = "SF")]
@@ -35,10 +52,6 @@ pub struct SqlArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
     batch_size: Option<u64>,
 
-    /// Print the plans of the statements instead of running them.
-    #[arg(long)]
-    explain: bool,
-
     /// Run on the cluster whose coordinator listens on ENDPOINT (e.g.
     /// `tcp/127.0.0.1:7447`) instead of in this process.
     #[arg(long, value_name = "ENDPOINT")]
@@ -46,11 +59,13 @@ pub struct SqlArgs {
 
     #[command(flatten)]
     zenoh: super::cluster::ZenohArgs,
+}
 
-    /// SQL text (one or more `;`-separated statements), `-` to read
-    /// standard input, or `@FILE` to read a file.
-    #[arg(value_name = "QUERY", allow_hyphen_values = true)]
-    query: String,
+impl EngineArgs {
+    /// The format results are printed in.
+    pub fn output_format(&self) -> OutputFormat {
+        OutputFormat::from(self.format)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +100,20 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
         return Err(CliError::msg("empty query"));
     }
 
+    let (runtime, engine) = build_engine(&args.engine)?;
+
+    let statements = Engine::split_sql(&text)?;
+    if statements.is_empty() {
+        return Err(CliError::msg("empty query: no SQL statement found"));
+    }
+
+    let format = args.engine.output_format();
+    runtime.block_on(run_statements(&engine, &statements, format, args.explain))
+}
+
+/// A runtime and an engine set up as `args` say (in this process, or a
+/// client of the cluster of `--connect`), with the tables registered.
+pub fn build_engine(args: &EngineArgs) -> Result<(tokio::runtime::Runtime, Engine), CliError> {
     let mut config = EngineConfig::default();
     if let Some(n) = args.partitions {
         config.target_partitions = n as usize;
@@ -109,14 +138,7 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
     for (name, path) in &args.tables {
         register_table(&engine, name, path)?;
     }
-
-    let statements = Engine::split_sql(&text)?;
-    if statements.is_empty() {
-        return Err(CliError::msg("empty query: no SQL statement found"));
-    }
-
-    let format = OutputFormat::from(args.format);
-    runtime.block_on(run_statements(&engine, &statements, format, args.explain))
+    Ok((runtime, engine))
 }
 
 /// The SQL text of QUERY: itself, standard input (`-`) or a file (`@FILE`).
@@ -187,45 +209,89 @@ async fn run_statements(
     let mut printed = false;
     for statement in statements {
         let start = Instant::now();
-        let df = engine.sql(statement).await?;
-        if explain {
-            if printed {
-                writeln!(out).map_err(io_error)?;
+        match run_statement(engine, statement, format, explain, &mut out, printed).await? {
+            Printed::Nothing => {}
+            Printed::Plans => printed = true,
+            Printed::Rows(rows) => {
+                printed = true;
+                if format == OutputFormat::Table {
+                    eprintln!("{}", elapsed_line(Some(rows), start));
+                }
             }
-            let text = df.explain();
-            write!(out, "{text}").map_err(io_error)?;
-            if !text.ends_with('\n') {
-                writeln!(out).map_err(io_error)?;
-            }
-            out.flush().map_err(io_error)?;
-            printed = true;
-            continue;
-        }
-        let schema = df.schema();
-        let mut stream = df.execute_stream()?;
-        if schema.fields().is_empty() {
-            while let Some(batch) = stream.next().await {
-                batch.map_err(ffq::Error::from)?;
-            }
-            continue;
-        }
-        if printed && format != OutputFormat::Json {
-            writeln!(out).map_err(io_error)?;
-        }
-        printed = true;
-        let mut writer = ResultWriter::new(format, schema, &mut out);
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(ffq::Error::from)?;
-            writer.write(&batch)?;
-            writer.flush()?;
-        }
-        let rows = writer.rows();
-        writer.finish()?;
-        if format == OutputFormat::Table {
-            let s = if rows == 1 { "" } else { "s" };
-            eprintln!("{rows} row{s} in {:.3}s", start.elapsed().as_secs_f64());
         }
     }
     out.flush().map_err(io_error)?;
     Ok(())
+}
+
+/// What [`run_statement`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Printed {
+    /// Nothing: the statement has no result columns (e.g. DDL).
+    Nothing,
+    /// The plans (`explain`).
+    Plans,
+    /// A result of this many rows.
+    Rows(usize),
+}
+
+/// Runs one SQL statement and writes its result in `format` to `out` (or,
+/// with `explain`, its plans instead of running it), then flushes `out`.
+/// `separate`: a result was printed before, so a blank line goes first
+/// (except between JSON lines).
+pub async fn run_statement<W: Write>(
+    engine: &Engine,
+    statement: &str,
+    format: OutputFormat,
+    explain: bool,
+    out: &mut W,
+    separate: bool,
+) -> Result<Printed, CliError> {
+    let df = engine.sql(statement).await?;
+    if explain {
+        if separate {
+            writeln!(out).map_err(io_error)?;
+        }
+        let text = df.explain();
+        write!(out, "{text}").map_err(io_error)?;
+        if !text.ends_with('\n') {
+            writeln!(out).map_err(io_error)?;
+        }
+        out.flush().map_err(io_error)?;
+        return Ok(Printed::Plans);
+    }
+    let schema = df.schema();
+    let mut stream = df.execute_stream()?;
+    if schema.fields().is_empty() {
+        while let Some(batch) = stream.next().await {
+            batch.map_err(ffq::Error::from)?;
+        }
+        return Ok(Printed::Nothing);
+    }
+    if separate && format != OutputFormat::Json {
+        writeln!(out).map_err(io_error)?;
+    }
+    let mut writer = ResultWriter::new(format, schema, &mut *out);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(ffq::Error::from)?;
+        writer.write(&batch)?;
+        writer.flush()?;
+    }
+    let rows = writer.rows();
+    writer.finish()?;
+    out.flush().map_err(io_error)?;
+    Ok(Printed::Rows(rows))
+}
+
+/// `N rows in 0.123s` (with `rows`) or `OK in 0.123s`: the time since
+/// `start`.
+pub fn elapsed_line(rows: Option<usize>, start: Instant) -> String {
+    let secs = start.elapsed().as_secs_f64();
+    match rows {
+        Some(rows) => {
+            let s = if rows == 1 { "" } else { "s" };
+            format!("{rows} row{s} in {secs:.3}s")
+        }
+        None => format!("OK in {secs:.3}s"),
+    }
 }
