@@ -373,3 +373,33 @@ fn repl_meta_command_errors() {
         assert!(out.contains(command), "{command} missing from {out}");
     }
 }
+
+#[test]
+fn progress_line_is_drawn_on_stderr_and_erased_before_results() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+        .args([
+            "sql",
+            "--tpch",
+            "0.01",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM lineitem",
+        ])
+        .env("FFQ_PROGRESS", "1")
+        .env("FFQ_PROGRESS_AFTER_MS", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n60175\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rows scanned · stages "), "{err:?}");
+    assert!(err.ends_with("\r\x1b[K"), "erased at the end: {err:?}");
+    // Off when stderr is not a terminal (the default here).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+        .args(["sql", "--tpch", "0.01", "SELECT count(*) FROM nation"])
+        .env("FFQ_PROGRESS_AFTER_MS", "0")
+        .env_remove("FFQ_PROGRESS")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("rows scanned"));
+}

@@ -1,6 +1,7 @@
 //! Command-line arguments and subcommands of the `ffq` binary.
 
 mod cluster;
+mod progress_bar;
 mod repl;
 mod slt;
 mod sql;

@@ -261,7 +261,8 @@ pub async fn run_statement<W: Write>(
         return Ok(Printed::Plans);
     }
     let schema = df.schema();
-    let mut stream = df.execute_stream()?;
+    let (mut stream, progress) = df.execute_with_progress()?;
+    let mut bar = super::progress_bar::ProgressBar::start(progress);
     if schema.fields().is_empty() {
         while let Some(batch) = stream.next().await {
             batch.map_err(ffq::Error::from)?;
@@ -273,6 +274,8 @@ pub async fn run_statement<W: Write>(
     }
     let mut writer = ResultWriter::new(format, schema, &mut *out);
     while let Some(batch) = stream.next().await {
+        // The progress line goes before any row prints.
+        bar.take();
         let batch = batch.map_err(ffq::Error::from)?;
         writer.write(&batch)?;
         writer.flush()?;
