@@ -403,3 +403,29 @@ fn progress_line_is_drawn_on_stderr_and_erased_before_results() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("rows scanned"));
 }
+
+#[test]
+fn explain_format_draws_the_stage_dag() {
+    let run = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+            .args([
+                "sql",
+                "--tpch",
+                "0.01",
+                "--explain-format",
+                format,
+                "SELECT n_regionkey, count(*) FROM nation GROUP BY n_regionkey",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("dot").starts_with("digraph stages {"));
+    assert!(run("mermaid").starts_with("flowchart BT"));
+    assert!(run("text").contains("== Physical plan =="));
+}

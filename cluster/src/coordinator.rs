@@ -41,6 +41,8 @@ struct Inner {
     scheduler: Mutex<Scheduler>,
     /// Bumped whenever a query has new events.
     events: watch::Sender<u64>,
+    /// Control requests to workers still being sent.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// A running coordinator; dropping it stops it.
@@ -59,6 +61,7 @@ impl Coordinator {
             session: session.clone(),
             scheduler: Mutex::new(Scheduler::new(config.scheduler.clone())),
             events: watch::channel(0).0,
+            in_flight: Default::default(),
         });
         let ctl = session
             .declare_queryable(coordinator_key(&config.cluster, "*"))
@@ -124,9 +127,21 @@ impl Coordinator {
         &self.inner.session
     }
 
+    /// Stops answering, lets the releases and assignments being sent
+    /// finish (up to 2 s), and closes the session.
     pub async fn shutdown(self) {
         for l in &self.loops {
             l.abort();
+        }
+        let start = Instant::now();
+        while self
+            .inner
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && start.elapsed() < Duration::from_secs(2)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = self.inner.session.close().await;
     }
@@ -137,6 +152,26 @@ impl Drop for Coordinator {
         for l in &self.loops {
             l.abort();
         }
+    }
+}
+
+/// Counts a control request to a worker while it is being sent.
+struct InFlight(Arc<Inner>);
+
+impl InFlight {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(Arc::clone(inner))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -176,7 +211,9 @@ impl Inner {
                 Action::Events { .. } => self.events.send_modify(|v| *v += 1),
                 Action::Assign { worker, assignment } => {
                     let inner = Arc::clone(self);
+                    let guard = InFlight::new(self);
                     tokio::spawn(async move {
+                        let _guard = guard;
                         let key = worker_ctl_key(&inner.cluster, &worker, "assign");
                         if let Err(e) =
                             call::<_, ()>(&inner.session, &key, &*assignment, CONTROL_TIMEOUT).await
@@ -202,7 +239,9 @@ impl Inner {
                     stale,
                 } => {
                     let inner = Arc::clone(self);
+                    let guard = InFlight::new(self);
                     tokio::spawn(async move {
+                        let _guard = guard;
                         let key = worker_ctl_key(&inner.cluster, &worker, "release");
                         match call::<_, Released>(&inner.session, &key, &release, CONTROL_TIMEOUT)
                             .await

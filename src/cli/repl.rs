@@ -231,7 +231,7 @@ impl Session {
             &self.engine,
             sql,
             self.format,
-            false,
+            super::sql::Explain::No,
             &mut self.out,
             separate,
         ));

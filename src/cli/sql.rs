@@ -20,6 +20,11 @@ pub struct SqlArgs {
     #[arg(long)]
     explain: bool,
 
+    /// How `--explain` prints: the plans as text, or the stage DAG as a
+    /// Graphviz `dot` graph or a Mermaid flowchart (implies `--explain`).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "dot", "mermaid"])]
+    explain_format: Option<String>,
+
     /// SQL text (one or more `;`-separated statements), `-` to read
     /// standard input, or `@FILE` to read a file.
     #[arg(value_name = "QUERY", allow_hyphen_values = true)]
@@ -108,7 +113,14 @@ pub fn run(args: SqlArgs) -> Result<(), CliError> {
     }
 
     let format = args.engine.output_format();
-    runtime.block_on(run_statements(&engine, &statements, format, args.explain))
+    let explain = match args.explain_format.as_deref() {
+        Some("dot") => Explain::Dag(ffq::stages::DagFormat::Dot),
+        Some("mermaid") => Explain::Dag(ffq::stages::DagFormat::Mermaid),
+        Some(_) => Explain::Text,
+        None if args.explain => Explain::Text,
+        None => Explain::No,
+    };
+    runtime.block_on(run_statements(&engine, &statements, format, explain))
 }
 
 /// A runtime and an engine set up as `args` say (in this process, or a
@@ -203,7 +215,7 @@ async fn run_statements(
     engine: &Engine,
     statements: &[String],
     format: OutputFormat,
-    explain: bool,
+    explain: Explain,
 ) -> Result<(), CliError> {
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printed = false;
@@ -243,16 +255,19 @@ pub async fn run_statement<W: Write>(
     engine: &Engine,
     statement: &str,
     format: OutputFormat,
-    explain: bool,
+    explain: Explain,
     out: &mut W,
     separate: bool,
 ) -> Result<Printed, CliError> {
     let df = engine.sql(statement).await?;
-    if explain {
+    if explain != Explain::No {
         if separate {
             writeln!(out).map_err(io_error)?;
         }
-        let text = df.explain();
+        let text = match (explain, df.physical_plan()) {
+            (Explain::Dag(f), Some(plan)) => engine.draw_stages(plan, f),
+            _ => df.explain(),
+        };
         write!(out, "{text}").map_err(io_error)?;
         if !text.ends_with('\n') {
             writeln!(out).map_err(io_error)?;
@@ -284,6 +299,16 @@ pub async fn run_statement<W: Write>(
     writer.finish()?;
     out.flush().map_err(io_error)?;
     Ok(Printed::Rows(rows))
+}
+
+/// Whether and how statements are explained instead of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Explain {
+    No,
+    /// Logical plan, physical plan, stages.
+    Text,
+    /// The stage DAG drawn in a format.
+    Dag(ffq::stages::DagFormat),
 }
 
 /// `N rows in 0.123s` (with `rows`) or `OK in 0.123s`: the time since
