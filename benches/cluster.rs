@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,19 +44,14 @@ fn spawn(args: &[&str]) -> Proc {
 }
 
 fn main() {
-    let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
-    let runs: usize = env_or("FFQ_BENCH_RUNS", 3);
-    let partitions: usize = env_or("FFQ_BENCH_PARTITIONS", 2);
+    let common::BenchSettings {
+        sf,
+        runs,
+        partitions,
+        queries,
+        dir,
+    } = common::BenchSettings::from_env();
     let workers: usize = env_or("FFQ_BENCH_WORKERS", 2);
-    let queries: Vec<usize> = std::env::var("FFQ_BENCH_QUERIES")
-        .unwrap_or_else(|_| "1,3,5,6,9,10,12,18".into())
-        .split(',')
-        .filter_map(|q| q.trim().parse().ok())
-        .collect();
-    let dir: PathBuf = std::env::var("FFQ_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(format!("/var/tmp/ffq-bench/sf{sf}")));
-    common::ensure_tpch_parquet(sf, &dir);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -14,29 +14,21 @@
 //! memory of the process during the query (Linux: VmHWM, reset before each
 //! query through /proc/self/clear_refs).
 
-use std::path::PathBuf;
-
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use ffq::{Engine, EngineConfig};
 
 mod common;
 
-use common::{env_or, measure, query_text, TABLES};
+use common::{measure, query_text, TABLES};
 
 fn main() {
-    let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
-    let runs: usize = env_or("FFQ_BENCH_RUNS", 3);
-    let partitions: usize = env_or("FFQ_BENCH_PARTITIONS", 2);
-    let queries: Vec<usize> = std::env::var("FFQ_BENCH_QUERIES")
-        .unwrap_or_else(|_| "1,3,5,6,9,10,12,18".into())
-        .split(',')
-        .filter_map(|q| q.trim().parse().ok())
-        .collect();
-    let dir: PathBuf = std::env::var("FFQ_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(format!("/var/tmp/ffq-bench/sf{sf}")));
-
-    common::ensure_tpch_parquet(sf, &dir);
+    let common::BenchSettings {
+        sf,
+        runs,
+        partitions,
+        queries,
+        dir,
+    } = common::BenchSettings::from_env();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(partitions.max(2))

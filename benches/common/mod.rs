@@ -89,3 +89,37 @@ pub fn ensure_tpch_parquet(sf: f64, dir: &Path) {
         eprintln!("written in {:.1}s", start.elapsed().as_secs_f64());
     }
 }
+
+/// The settings every TPC-H bench reads from the environment.
+pub struct BenchSettings {
+    pub sf: f64,
+    pub runs: usize,
+    pub partitions: usize,
+    pub queries: Vec<usize>,
+    pub dir: std::path::PathBuf,
+}
+
+impl BenchSettings {
+    /// `FFQ_BENCH_SF` (1), `FFQ_BENCH_RUNS` (3), `FFQ_BENCH_PARTITIONS` (2),
+    /// `FFQ_BENCH_QUERIES` (1,3,5,6,9,10,12,18), `FFQ_BENCH_DIR`
+    /// (/var/tmp/ffq-bench/sf<SF>); the data is written if missing.
+    pub fn from_env() -> Self {
+        let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
+        let queries = std::env::var("FFQ_BENCH_QUERIES")
+            .unwrap_or_else(|_| "1,3,5,6,9,10,12,18".into())
+            .split(',')
+            .filter_map(|q| q.trim().parse().ok())
+            .collect();
+        let dir = std::env::var("FFQ_BENCH_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::PathBuf::from(format!("/var/tmp/ffq-bench/sf{sf}")));
+        ensure_tpch_parquet(sf, &dir);
+        BenchSettings {
+            sf,
+            runs: env_or("FFQ_BENCH_RUNS", 3),
+            partitions: env_or("FFQ_BENCH_PARTITIONS", 2),
+            queries,
+            dir,
+        }
+    }
+}

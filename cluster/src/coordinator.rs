@@ -18,8 +18,8 @@ use zenoh::Session;
 
 use crate::error::{ClusterError, Result};
 use crate::protocol::{
-    answer, call, coordinator_key, request_of, worker_ctl_key, ClusterStatus, EventsRequest,
-    QueryEvent, Released, SubmitQuery, TaskReport, WorkerInfo,
+    answer, answer_unknown, call, coordinator_key, request_name, request_of, worker_ctl_key,
+    ClusterStatus, EventsRequest, QueryEvent, Released, SubmitQuery, TaskReport, WorkerInfo,
 };
 use crate::scheduler::{Action, Scheduler, SchedulerConfig};
 
@@ -259,13 +259,7 @@ impl Inner {
     }
 
     async fn handle(self: &Arc<Self>, query: Query) {
-        let what = query
-            .key_expr()
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let what = request_name(&query);
         match what.as_str() {
             "submit" => {
                 let r = request_of::<SubmitQuery>(&query).and_then(|submit| {
@@ -309,15 +303,7 @@ impl Inner {
                     });
                 answer(&query, r).await
             }
-            other => {
-                answer::<()>(
-                    &query,
-                    Err(ClusterError::Protocol(format!(
-                        "unknown coordinator request {other:?}"
-                    ))),
-                )
-                .await
-            }
+            other => answer_unknown(&query, "coordinator", other).await,
         }
     }
 

@@ -383,6 +383,28 @@ pub fn request_of<T: DeserializeOwned>(query: &zenoh::query::Query) -> Result<T>
     }
 }
 
+/// The request a control query names: the last chunk of its key.
+pub fn request_name(query: &zenoh::query::Query) -> String {
+    query
+        .key_expr()
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Answers a control query whose request `who` does not know.
+pub async fn answer_unknown(query: &zenoh::query::Query, who: &str, name: &str) {
+    answer::<()>(
+        query,
+        Err(ClusterError::Protocol(format!(
+            "unknown {who} request {name:?}"
+        ))),
+    )
+    .await
+}
+
 /// Answers a control query with `result`.
 pub async fn answer<T: Serialize>(query: &zenoh::query::Query, result: Result<T>) {
     let sent = match result.and_then(|v| encode(&v)) {

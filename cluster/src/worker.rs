@@ -31,9 +31,9 @@ use zenoh::Session;
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
 use crate::protocol::{
-    answer, call, client_table_key, coordinator_key, encode, request_of, worker_ctl_key, Release,
-    Released, ReportAck, TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo,
-    WorkerState,
+    answer, answer_unknown, call, client_table_key, coordinator_key, encode, request_name,
+    request_of, worker_ctl_key, Release, Released, ReportAck, TableRequest, TaskAssignment,
+    TaskOutcome, TaskReport, WorkerInfo, WorkerState,
 };
 
 /// A test hook: called before an attempt runs; `Some(message)` makes the
@@ -199,13 +199,7 @@ impl Drop for Worker {
 }
 
 async fn handle_control(shared: &Arc<Shared>, query: Query) {
-    let what = query
-        .key_expr()
-        .as_str()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let what = request_name(&query);
     match what.as_str() {
         "info" => answer(&query, Ok(shared.info())).await,
         "state" => answer(&query, Ok(shared.state())).await,
@@ -217,15 +211,7 @@ async fn handle_control(shared: &Arc<Shared>, query: Query) {
             let r = request_of::<Release>(&query).map(|r| shared.release(&r));
             answer(&query, r).await
         }
-        other => {
-            answer::<()>(
-                &query,
-                Err(ClusterError::Protocol(format!(
-                    "unknown worker request {other:?}"
-                ))),
-            )
-            .await
-        }
+        other => answer_unknown(&query, "worker", other).await,
     }
 }
 
