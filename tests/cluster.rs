@@ -16,7 +16,7 @@ use ffq::tpch::{write_tpch, TpchFileFormat};
 use ffq::{Engine, EngineConfig, LocalCluster};
 use futures::StreamExt;
 
-use common::{compare_rows, normalize, output_order, tpch_query};
+use common::{check_parity, tpch_query};
 
 const SF: f64 = 0.01;
 
@@ -41,58 +41,6 @@ fn embedded_engine(partitions: usize) -> Engine {
     });
     engine.register_tpch(SF).unwrap();
     engine
-}
-
-/// Runs every statement of `sql` on both engines and compares the result
-/// of the last one: schema (names, types, nullability) and rows.
-async fn check_parity(
-    label: &str,
-    sql: &str,
-    embedded: &Engine,
-    cluster: &Engine,
-) -> Result<(), String> {
-    let statements = Engine::split_sql(sql).map_err(|e| format!("{label}: {e}"))?;
-    let mut out = None;
-    for (i, s) in statements.iter().enumerate() {
-        let last = i + 1 == statements.len();
-        let e = embedded
-            .sql(s)
-            .await
-            .map_err(|e| format!("{label}: embedded: {e}"))?;
-        let c = cluster
-            .sql(s)
-            .await
-            .map_err(|e| format!("{label}: cluster: {e}"))?;
-        let order = e.logical_plan().map(output_order);
-        let (es, cs) = (e.schema(), c.schema());
-        let eb = e
-            .collect()
-            .await
-            .map_err(|e| format!("{label}: embedded: {e}"))?;
-        let cb = c
-            .collect()
-            .await
-            .map_err(|e| format!("{label}: cluster: {e}"))?;
-        if last {
-            out = Some((es, cs, eb, cb, order));
-        }
-    }
-    let (es, cs, eb, cb, order) = out.ok_or_else(|| format!("{label}: no statement"))?;
-    if es != cs {
-        return Err(format!(
-            "{label}: schemas differ:\nembedded {es:?}\ncluster  {cs:?}"
-        ));
-    }
-    for b in &cb {
-        if b.schema().fields() != cs.fields() {
-            return Err(format!(
-                "{label}: a cluster batch has schema {:?}",
-                b.schema()
-            ));
-        }
-    }
-    let order = order.unwrap_or(common::OutputOrder::Unordered);
-    compare_rows(label, &normalize(&eb)?, &normalize(&cb)?, &order)
 }
 
 /// Every TPC-H query, on a cluster of `workers` workers; returns the

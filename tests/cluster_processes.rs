@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ffq::cluster::protocol::ClusterStatus;
 use ffq::{ClusterConfig, Engine, EngineConfig};
 
-use common::{compare_rows, normalize, output_order, tpch_query, OutputOrder};
+use common::{check_parity, compare_rows, normalize, output_order, tpch_query, OutputOrder};
 
 const FFQ: &str = env!("CARGO_BIN_EXE_ffq");
 
@@ -189,43 +189,6 @@ fn embedded(partitions: usize, sf: f64) -> Engine {
     });
     e.register_tpch(sf).unwrap();
     e
-}
-
-/// Runs `sql` (possibly several statements) on both engines and compares
-/// the last statement's schema and rows.
-async fn check_parity(
-    label: &str,
-    sql: &str,
-    embedded: &Engine,
-    cluster: &Engine,
-) -> Result<(), String> {
-    let mut last = None;
-    for s in Engine::split_sql(sql).unwrap() {
-        let e = embedded
-            .sql(&s)
-            .await
-            .map_err(|e| format!("{label}: {e}"))?;
-        let c = cluster.sql(&s).await.map_err(|e| format!("{label}: {e}"))?;
-        let order = e
-            .logical_plan()
-            .map(output_order)
-            .unwrap_or(OutputOrder::Unordered);
-        let (es, cs) = (e.schema(), c.schema());
-        let eb = e
-            .collect()
-            .await
-            .map_err(|e| format!("{label}: embedded: {e}"))?;
-        let cb = c
-            .collect()
-            .await
-            .map_err(|e| format!("{label}: cluster: {e}"))?;
-        last = Some((es, cs, eb, cb, order));
-    }
-    let (es, cs, eb, cb, order) = last.unwrap();
-    if es != cs {
-        return Err(format!("{label}: schemas differ: {es:?} vs {cs:?}"));
-    }
-    compare_rows(label, &normalize(&eb)?, &normalize(&cb)?, &order)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

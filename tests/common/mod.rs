@@ -633,3 +633,55 @@ pub async fn assert_all_same(queries: &[&str], engine: &Engine, ctx: &SessionCon
     let failures = check_all(queries, engine, ctx).await;
     assert_no_failures(&failures, queries.len());
 }
+
+/// Runs every statement of `sql` on both engines and compares the result
+/// of the last one: schema (names, types, nullability) and rows.
+pub async fn check_parity(
+    label: &str,
+    sql: &str,
+    embedded: &Engine,
+    cluster: &Engine,
+) -> Result<(), String> {
+    let statements = Engine::split_sql(sql).map_err(|e| format!("{label}: {e}"))?;
+    let mut out = None;
+    for (i, s) in statements.iter().enumerate() {
+        let last = i + 1 == statements.len();
+        let e = embedded
+            .sql(s)
+            .await
+            .map_err(|e| format!("{label}: embedded: {e}"))?;
+        let c = cluster
+            .sql(s)
+            .await
+            .map_err(|e| format!("{label}: cluster: {e}"))?;
+        let order = e.logical_plan().map(output_order);
+        let (es, cs) = (e.schema(), c.schema());
+        let eb = e
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: embedded: {e}"))?;
+        let cb = c
+            .collect()
+            .await
+            .map_err(|e| format!("{label}: cluster: {e}"))?;
+        if last {
+            out = Some((es, cs, eb, cb, order));
+        }
+    }
+    let (es, cs, eb, cb, order) = out.ok_or_else(|| format!("{label}: no statement"))?;
+    if es != cs {
+        return Err(format!(
+            "{label}: schemas differ:\nembedded {es:?}\ncluster  {cs:?}"
+        ));
+    }
+    for b in &cb {
+        if b.schema().fields() != cs.fields() {
+            return Err(format!(
+                "{label}: a cluster batch has schema {:?}",
+                b.schema()
+            ));
+        }
+    }
+    let order = order.unwrap_or(OutputOrder::Unordered);
+    compare_rows(label, &normalize(&eb)?, &normalize(&cb)?, &order)
+}
