@@ -170,7 +170,7 @@ pub(crate) async fn explain_analyze_cluster(
             .describe(),
             None => String::new(),
         };
-        let bytes: u64 = profile.outputs.iter().map(|o| o.3).sum();
+        let bytes: u64 = profile.outputs.iter().map(|o| o.bytes).sum();
         text.push_str(&format!(
             "Stage {} -> {output}: {} tasks, {} attempts ({} failed, {} requeued), output {}\n",
             stage.id,
@@ -180,7 +180,13 @@ pub(crate) async fn explain_analyze_cluster(
             profile.lost_attempts,
             format_bytes(bytes)
         ));
-        for (task, attempt, worker, bytes) in &profile.outputs {
+        for ffq_cluster::protocol::TaskOutput {
+            task,
+            attempt,
+            worker,
+            bytes,
+        } in &profile.outputs
+        {
             text.push_str(&format!(
                 "  task {task}: attempt {attempt} on {worker}, {} to ffq/<cluster>/data/<query>/{}/{attempt}/{task}/*\n",
                 format_bytes(*bytes),

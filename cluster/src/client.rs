@@ -18,7 +18,7 @@ use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
 use ffq_dataflow::stage::{distribute, split_stages, StagePlan};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
-use ffq_transport::zenoh_exchange::{ClusterId, QueryId};
+use ffq_transport::zenoh_exchange::{ClientId, ClusterId, QueryId};
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
@@ -28,9 +28,11 @@ use zenoh::Session;
 use crate::config::ClusterConfig;
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
+use crate::protocol::call::request_of;
 use crate::protocol::{
-    all_workers_key, call, client_table_key, coordinator_key, gather, request_of, ClusterStatus,
-    EventsRequest, QueryEvent, StageProfile, SubmitQuery, TableRequest, WorkerState,
+    ask_coordinator, ask_workers, client_table_key, coordinator_key, ClusterStatus, EventsRequest,
+    FinishQuery, InputAttempts, ProfileQuery, QueryEvent, Request, StageProfile, StateRequest,
+    StatusRequest, SubmitQuery, TableRequest, WorkerState,
 };
 
 /// Memory tables of running queries, served to workers.
@@ -40,7 +42,7 @@ type SharedTables = Arc<Mutex<HashMap<QueryId, HashMap<String, Arc<Vec<RecordBat
 pub struct ClusterClient {
     session: Session,
     cluster: ClusterId,
-    id: String,
+    id: ClientId,
     tables: SharedTables,
     server: JoinHandle<()>,
 }
@@ -57,10 +59,10 @@ impl ClusterClient {
         let session = zenoh::open(config.zenoh()?)
             .await
             .map_err(ClusterError::zenoh)?;
-        let id = format!("c-{}", QueryId::generate());
+        let id = ClientId::new(format!("c-{}", QueryId::generate()))?;
         let tables: SharedTables = Arc::default();
         let queryable = session
-            .declare_queryable(client_table_key(&config.cluster, &id)?)
+            .declare_queryable(client_table_key(&config.cluster, &id))
             .await
             .map_err(ClusterError::zenoh)?;
         let server = {
@@ -84,7 +86,7 @@ impl ClusterClient {
                 Ok(_) => break,
                 Err(e) if started.elapsed() >= config.connect_timeout => {
                     return Err(ClusterError::Unreachable {
-                        key: coordinator_key(&config.cluster, "status"),
+                        key: coordinator_key(&config.cluster, StatusRequest::NAME),
                         reason: format!(
                             "no coordinator of cluster {} answered through {} within {:?} ({e})",
                             config.cluster,
@@ -105,10 +107,10 @@ impl ClusterClient {
 
     /// The coordinator's view of the cluster.
     pub async fn status(&self) -> Result<ClusterStatus> {
-        call(
+        ask_coordinator(
             &self.session,
-            &coordinator_key(&self.cluster, "status"),
-            &(),
+            &self.cluster,
+            &StatusRequest,
             Duration::from_secs(5),
         )
         .await
@@ -116,10 +118,10 @@ impl ClusterClient {
 
     /// The state every reachable worker reports.
     pub async fn worker_states(&self) -> Result<Vec<WorkerState>> {
-        let mut states: Vec<WorkerState> = gather(
+        let mut states = ask_workers(
             &self.session,
-            &all_workers_key(&self.cluster, "state"),
-            &(),
+            &self.cluster,
+            &StateRequest,
             Duration::from_secs(5),
         )
         .await?;
@@ -278,10 +280,10 @@ impl ClusterClient {
         while let Some(batch) = batches.next().await {
             rows += batch?.num_rows();
         }
-        let profile: Vec<StageProfile> = call(
+        let profile = ask_coordinator(
             &self.session,
-            &coordinator_key(&self.cluster, "profile"),
-            &query,
+            &self.cluster,
+            &ProfileQuery(query),
             Duration::from_secs(10),
         )
         .await?;
@@ -302,21 +304,20 @@ impl ClusterClient {
         &self,
         submit: SubmitQuery,
         progress: Option<&ClusterProgress>,
-    ) -> Result<crate::protocol::InputAttempts> {
+    ) -> Result<InputAttempts> {
         let query = submit.query.clone();
-        call::<_, ()>(
+        ask_coordinator(
             &self.session,
-            &coordinator_key(&self.cluster, "submit"),
+            &self.cluster,
             &submit,
             Duration::from_secs(30),
         )
         .await?;
-        let key = coordinator_key(&self.cluster, "events");
         let mut from = 0;
         loop {
-            let events: Vec<QueryEvent> = call(
+            let events = ask_coordinator(
                 &self.session,
-                &key,
+                &self.cluster,
                 &EventsRequest {
                     query: query.clone(),
                     from,
@@ -357,10 +358,12 @@ impl ClusterClient {
             t.remove(query);
         }
         let session = self.session.clone();
-        let key = coordinator_key(&self.cluster, "finish");
+        let cluster = self.cluster.clone();
         let query = query.clone();
         let send = async move {
-            if let Err(e) = call::<_, ()>(&session, &key, &query, Duration::from_secs(5)).await {
+            let finish = FinishQuery(query.clone());
+            let sent = ask_coordinator(&session, &cluster, &finish, Duration::from_secs(5)).await;
+            if let Err(e) = sent {
                 tracing::debug!(%query, "finish not delivered: {e}");
             }
         };

@@ -1,7 +1,7 @@
 //! The coordinator process: the [`Scheduler`] behind zenoh.
 //!
-//! It answers `ffq/<cluster>/ctl/coordinator/*` (submit, events, finish,
-//! report, status), watches the workers' liveliness tokens
+//! It answers `ffq/<cluster>/ctl/coordinator/*` (the requests of
+//! [`CoordinatorRequest`]), watches the workers' liveliness tokens
 //! (`ffq/<cluster>/worker/*`), and carries out the scheduler's actions:
 //! assignments and releases are control requests to the workers.
 
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ffq_transport::zenoh_exchange::keys::{parse_worker_key, worker_space};
-use ffq_transport::zenoh_exchange::{ClusterId, WorkerId};
+use ffq_transport::zenoh_exchange::{ClusterId, QueryId, WorkerId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zenoh::query::Query;
@@ -18,8 +18,8 @@ use zenoh::Session;
 
 use crate::error::{ClusterError, Result};
 use crate::protocol::{
-    answer, answer_unknown, call, coordinator_key, request_name, request_of, worker_ctl_key,
-    ClusterStatus, EventsRequest, QueryEvent, Released, SubmitQuery, TaskReport, WorkerInfo,
+    ask_worker, coordinator_key, ClusterStatus, CoordinatorRequest, EventsRequest, FinishQuery,
+    InfoRequest, ProfileQuery, QueryEvent, StageProfile, SubmitQuery,
 };
 use crate::scheduler::{Action, Scheduler, SchedulerConfig};
 
@@ -185,10 +185,17 @@ impl Inner {
     }
 
     async fn worker_up(self: &Arc<Self>, worker: WorkerId) {
-        let key = worker_ctl_key(&self.cluster, &worker, "info");
         let mut wait = Duration::from_millis(50);
         for _ in 0..10 {
-            match call::<_, WorkerInfo>(&self.session, &key, &(), CONTROL_TIMEOUT).await {
+            match ask_worker(
+                &self.session,
+                &self.cluster,
+                &worker,
+                &InfoRequest,
+                CONTROL_TIMEOUT,
+            )
+            .await
+            {
                 Ok(info) => {
                     let actions = self.with(|s| s.worker_up(info, Instant::now()));
                     self.dispatch(actions);
@@ -214,10 +221,15 @@ impl Inner {
                     let guard = InFlight::new(self);
                     tokio::spawn(async move {
                         let _guard = guard;
-                        let key = worker_ctl_key(&inner.cluster, &worker, "assign");
-                        if let Err(e) =
-                            call::<_, ()>(&inner.session, &key, &*assignment, CONTROL_TIMEOUT).await
-                        {
+                        let sent = ask_worker(
+                            &inner.session,
+                            &inner.cluster,
+                            &worker,
+                            &*assignment,
+                            CONTROL_TIMEOUT,
+                        )
+                        .await;
+                        if let Err(e) = sent {
                             let attempt = assignment.attempt_ref();
                             let unreachable = matches!(e, ClusterError::Unreachable { .. });
                             let actions = inner.with(|s| {
@@ -242,10 +254,15 @@ impl Inner {
                     let guard = InFlight::new(self);
                     tokio::spawn(async move {
                         let _guard = guard;
-                        let key = worker_ctl_key(&inner.cluster, &worker, "release");
-                        match call::<_, Released>(&inner.session, &key, &release, CONTROL_TIMEOUT)
-                            .await
-                        {
+                        let released = ask_worker(
+                            &inner.session,
+                            &inner.cluster,
+                            &worker,
+                            &release,
+                            CONTROL_TIMEOUT,
+                        )
+                        .await;
+                        match released {
                             Ok(r) if stale => inner.with(|s| s.count_stale_frames(r.frames)),
                             Ok(_) => {}
                             Err(e) => {
@@ -259,52 +276,44 @@ impl Inner {
     }
 
     async fn handle(self: &Arc<Self>, query: Query) {
-        let what = request_name(&query);
-        match what.as_str() {
-            "submit" => {
-                let r = request_of::<SubmitQuery>(&query).and_then(|submit| {
-                    let actions = self
-                        .with(|s| s.submit(submit, Instant::now()))
-                        .map_err(ClusterError::Query)?;
-                    self.dispatch(actions);
-                    Ok(())
-                });
-                answer(&query, r).await
+        let Some(request) = CoordinatorRequest::receive(query).await else {
+            return;
+        };
+        match request {
+            CoordinatorRequest::Submit(submit, reply) => reply.send(self.submit(submit)).await,
+            CoordinatorRequest::Events(req, reply) => reply.send(self.events(req).await).await,
+            CoordinatorRequest::Finish(FinishQuery(q), reply) => {
+                let actions = self.with(|s| s.finish(&q));
+                self.dispatch(actions);
+                reply.send(Ok(())).await
             }
-            "events" => {
-                let r = match request_of::<EventsRequest>(&query) {
-                    Ok(req) => self.events(req).await,
-                    Err(e) => Err(e),
-                };
-                answer(&query, r).await
+            CoordinatorRequest::Report(report, reply) => {
+                let (ack, actions) = self.with(|s| s.report(report, Instant::now()));
+                self.dispatch(actions);
+                reply.send(Ok(ack)).await
             }
-            "finish" => {
-                let r = request_of::<ffq_transport::zenoh_exchange::QueryId>(&query).map(|q| {
-                    let actions = self.with(|s| s.finish(&q));
-                    self.dispatch(actions);
-                });
-                answer(&query, r).await
+            CoordinatorRequest::Status(_, reply) => {
+                reply
+                    .send(Ok(self.with(|s| s.status(Instant::now()))))
+                    .await
             }
-            "report" => {
-                let r = request_of::<TaskReport>(&query).map(|report| {
-                    let (ack, actions) = self.with(|s| s.report(report, Instant::now()));
-                    self.dispatch(actions);
-                    ack
-                });
-                answer(&query, r).await
+            CoordinatorRequest::Profile(ProfileQuery(q), reply) => {
+                reply.send(self.profile(&q)).await
             }
-            "status" => answer(&query, Ok(self.with(|s| s.status(Instant::now())))).await,
-            "profile" => {
-                let r =
-                    request_of::<ffq_transport::zenoh_exchange::QueryId>(&query).and_then(|q| {
-                        self.with(|s| s.profile(&q)).ok_or_else(|| {
-                            ClusterError::Query(format!("the coordinator does not know query {q}"))
-                        })
-                    });
-                answer(&query, r).await
-            }
-            other => answer_unknown(&query, "coordinator", other).await,
         }
+    }
+
+    fn submit(self: &Arc<Self>, submit: SubmitQuery) -> Result<()> {
+        let actions = self
+            .with(|s| s.submit(submit, Instant::now()))
+            .map_err(ClusterError::Query)?;
+        self.dispatch(actions);
+        Ok(())
+    }
+
+    fn profile(&self, query: &QueryId) -> Result<Vec<StageProfile>> {
+        self.with(|s| s.profile(query))
+            .ok_or_else(|| unknown_query(query))
     }
 
     /// Long poll: the query's events from `from` on, as soon as there is
@@ -314,12 +323,7 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + EVENTS_WAIT;
         loop {
             match self.with(|s| s.events(&req.query, req.from)) {
-                None => {
-                    return Err(ClusterError::Query(format!(
-                        "the coordinator does not know query {}",
-                        req.query
-                    )))
-                }
+                None => return Err(unknown_query(&req.query)),
                 Some(events) if !events.is_empty() => return Ok(events),
                 Some(_) => {}
             }
@@ -331,4 +335,8 @@ impl Inner {
             }
         }
     }
+}
+
+fn unknown_query(query: &QueryId) -> ClusterError {
+    ClusterError::Query(format!("the coordinator does not know query {query}"))
 }

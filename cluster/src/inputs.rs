@@ -8,12 +8,12 @@ use ffq_dataflow::error::{DataflowError, Result as DfResult};
 use ffq_dataflow::exchange::StageInputs;
 use ffq_dataflow::stream::SendableRecordBatchStream;
 use ffq_transport::zenoh_exchange::{
-    fetch_partition_with, merge_fetches, ClusterId, DataKey, FetchOptions, FetchStats, PartitionId,
-    QueryId,
+    fetch_partition_with, merge_fetches, AttemptRef, ClusterId, DataKey, FetchOptions, FetchStats,
+    PartitionId, QueryId, StageId, TaskId,
 };
 use zenoh::Session;
 
-use crate::protocol::{attempt_ref, InputAttempts};
+use crate::protocol::InputAttempts;
 
 pub struct ZenohStageInputs {
     session: Session,
@@ -73,6 +73,7 @@ impl StageInputs for ZenohStageInputs {
         preserve: bool,
         schema: SchemaRef,
     ) -> DfResult<SendableRecordBatchStream> {
+        let stage = StageId(stage);
         let attempts = self.attempts.get(&stage).ok_or_else(|| {
             DataflowError::Internal(format!("no registered attempts for input stage {stage}"))
         })?;
@@ -86,7 +87,7 @@ impl StageInputs for ZenohStageInputs {
             let attempt = *attempts.get(t).ok_or_else(|| {
                 DataflowError::Internal(format!("input stage {stage} has no task {t}"))
             })?;
-            let stream = attempt_ref(&self.query, stage, t as u32, attempt)
+            let stream = AttemptRef::new(self.query.clone(), stage, TaskId(t as u32), attempt)
                 .stream(PartitionId(partition as u32));
             let fetch = fetch_partition_with(
                 &self.session,

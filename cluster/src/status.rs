@@ -14,7 +14,7 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
         status.workers.len()
     );
     for w in &status.workers {
-        let state = states.iter().find(|s| s.id == w.info.id.as_str());
+        let state = states.iter().find(|s| s.id == w.info.id);
         let mut line = format!(
             "  {:<20} {:<5} slots={} running={}",
             w.info.id.as_str(),

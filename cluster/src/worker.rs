@@ -4,7 +4,8 @@
 //!
 //! It announces itself with a liveliness token on `ffq/<cluster>/worker/<id>`
 //! and answers control requests on `ffq/<cluster>/ctl/worker/<id>/*`
-//! (`info`, `assign`, `release`, `state`).
+//! (the requests of [`WorkerRequest`]: `info`, `assign`, `release`,
+//! `state`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,8 @@ use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::keys::worker_key;
 use ffq_transport::zenoh_exchange::{
-    AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig, WorkerId,
-    ZenohPartitionWriter,
+    AttemptRef, ClientId, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig,
+    WorkerId, ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -31,9 +32,8 @@ use zenoh::Session;
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
 use crate::protocol::{
-    answer, answer_unknown, call, client_table_key, coordinator_key, encode, request_name,
-    request_of, worker_ctl_key, Release, Released, ReportAck, TableRequest, TaskAssignment,
-    TaskOutcome, TaskReport, WorkerInfo, WorkerState,
+    ask_coordinator, client_table_key, encode, worker_ctl_key, Release, Released, TableRequest,
+    TaskAssignment, TaskOutcome, TaskReport, WorkerInfo, WorkerRequest, WorkerState,
 };
 
 /// A test hook: called before an attempt runs; `Some(message)` makes the
@@ -199,19 +199,17 @@ impl Drop for Worker {
 }
 
 async fn handle_control(shared: &Arc<Shared>, query: Query) {
-    let what = request_name(&query);
-    match what.as_str() {
-        "info" => answer(&query, Ok(shared.info())).await,
-        "state" => answer(&query, Ok(shared.state())).await,
-        "assign" => {
-            let r = request_of::<TaskAssignment>(&query).map(|a| shared.start_task(a));
-            answer(&query, r).await
+    let Some(request) = WorkerRequest::receive(query).await else {
+        return;
+    };
+    match request {
+        WorkerRequest::Info(_, reply) => reply.send(Ok(shared.info())).await,
+        WorkerRequest::State(_, reply) => reply.send(Ok(shared.state())).await,
+        WorkerRequest::Assign(assignment, reply) => {
+            shared.start_task(assignment);
+            reply.send(Ok(())).await
         }
-        "release" => {
-            let r = request_of::<Release>(&query).map(|r| shared.release(&r));
-            answer(&query, r).await
-        }
-        other => answer_unknown(&query, "worker", other).await,
+        WorkerRequest::Release(release, reply) => reply.send(Ok(shared.release(&release))).await,
     }
 }
 
@@ -238,17 +236,14 @@ impl Shared {
             .map(|t| t.keys().cloned().collect())
             .unwrap_or_default();
         let mut queries = BTreeSet::new();
-        queries.extend(running.iter().map(|a| a.query.to_string()));
-        queries.extend(streams.iter().map(|s| s.query.to_string()));
-        queries.extend(cached.iter().map(|q| q.to_string()));
+        queries.extend(running.iter().map(|a| a.query.clone()));
+        queries.extend(streams.iter().map(|s| s.query.clone()));
+        queries.extend(cached.iter().cloned());
         WorkerState {
-            id: self.id.to_string(),
+            id: self.id.clone(),
             slots: self.slots,
-            running: running
-                .iter()
-                .map(|a| format!("{}/{}/{}/{}", a.query, a.stage, a.attempt, a.task))
-                .collect(),
-            streams: streams.iter().map(|s| s.to_string()).collect(),
+            running,
+            streams,
             buffered_bytes: self.store.stats().bytes as u64,
             queries: queries.into_iter().collect(),
             cached_tables: cached.len() as u64,
@@ -341,7 +336,7 @@ impl Shared {
         let produced = partitioner
             .produce(
                 Arc::clone(&compiled.root),
-                a.task as usize,
+                a.task.0 as usize,
                 &compiled.ctx,
                 output.0.as_mut().expect("set above"),
             )
@@ -400,10 +395,15 @@ impl Shared {
             outcome,
             frames: self.store.attempt_stats(&attempt).frames as u64,
         };
-        let key = coordinator_key(&self.cluster, "report");
         let mut wait = Duration::from_millis(100);
         for _ in 0..30 {
-            match call::<_, ReportAck>(&self.session, &key, &report, Duration::from_secs(10)).await
+            match ask_coordinator(
+                &self.session,
+                &self.cluster,
+                &report,
+                Duration::from_secs(10),
+            )
+            .await
             {
                 Ok(ack) => {
                     if !ack.keep {
@@ -497,11 +497,11 @@ impl Drop for AttemptOutput {
 async fn fetch_table(
     session: &Session,
     cluster: &ClusterId,
-    client: &str,
+    client: &ClientId,
     query: &QueryId,
     name: &str,
 ) -> Result<Vec<arrow::array::RecordBatch>> {
-    let key = client_table_key(cluster, client)?;
+    let key = client_table_key(cluster, client);
     let request = TableRequest {
         query: query.clone(),
         name: name.to_string(),

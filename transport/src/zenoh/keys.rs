@@ -98,6 +98,31 @@ macro_rules! string_id {
                 id.0
             }
         }
+
+        // Comparisons with plain strings, as `String` has them.
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
     };
 }
 
@@ -110,6 +135,12 @@ string_id!(
     /// The id of a worker (its liveliness token is `ffq/<cluster>/worker/<id>`).
     WorkerId,
     "worker id"
+);
+string_id!(
+    /// The id of a client: workers fetch the client's memory tables on
+    /// `ffq/<cluster>/ctl/client/<id>/table`.
+    ClientId,
+    "client id"
 );
 string_id!(
     /// The id of a query (uuid-like; see [`QueryId::generate`]).
@@ -214,6 +245,13 @@ fn parse_number(kind: &'static str, s: &str) -> Result<u32> {
     }
     s.parse::<u32>()
         .map_err(|_| invalid("does not fit in 32 bits"))
+}
+
+impl AttemptId {
+    /// The attempt after this one.
+    pub fn next(self) -> AttemptId {
+        AttemptId(self.0 + 1)
+    }
 }
 
 /// A task attempt: `(query, stage, task, attempt)`.
@@ -461,6 +499,14 @@ mod tests {
         assert!(e.contains("'/'"), "{e}");
         assert!(ClusterId::new("x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(WorkerId::new("ok_name-1.2").is_ok());
+        assert!(ClientId::new("c/1").is_err());
+    }
+
+    #[test]
+    fn string_ids_compare_with_strings() {
+        let w = WorkerId::new("w-1").unwrap();
+        assert!(w == "w-1" && "w-1" == w && *"w-1" == w && w == *"w-1");
+        assert!(w != "w-2");
     }
 
     #[test]

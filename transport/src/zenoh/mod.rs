@@ -45,8 +45,8 @@ pub use fetch::{
 };
 pub use frame::{Frame, FrameEncoder, FrameHeader, FrameKind, StreamVerifier, Verified};
 pub use keys::{
-    AttemptId, AttemptRef, ClusterId, DataKey, PartitionId, QueryId, StageId, StreamId, TaskId,
-    WorkerId,
+    AttemptId, AttemptRef, ClientId, ClusterId, DataKey, PartitionId, QueryId, StageId, StreamId,
+    TaskId, WorkerId,
 };
 pub use serve::{OutputServer, ServeOptions};
 pub use store::{OutputStore, OutputStreamWriter, StoreConfig, StoreStats};

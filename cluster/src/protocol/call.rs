@@ -1,0 +1,114 @@
+//! How a control message travels: a zenoh `get` carrying the CBOR-encoded
+//! request, answered by one reply (the CBOR-encoded response, or a reply
+//! error carrying a message). Typed requests go through
+//! [`super::requests`]; this module only moves bytes.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, Query, QueryTarget};
+use zenoh::Session;
+
+use crate::error::{ClusterError, Result};
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out)
+        .map_err(|e| ClusterError::Protocol(format!("encoding: {e}")))?;
+    Ok(out)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    ciborium::from_reader(bytes).map_err(|e| ClusterError::Protocol(format!("decoding: {e}")))
+}
+
+/// Sends `request` to the queryable on `key` and decodes its answer.
+pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    session: &Session,
+    key: &str,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp> {
+    let replies = session
+        .get(key)
+        .payload(encode(request)?)
+        .target(QueryTarget::BestMatching)
+        .consolidation(ConsolidationMode::None)
+        .congestion_control(CongestionControl::Block)
+        .timeout(timeout)
+        .await
+        .map_err(ClusterError::zenoh)?;
+    match replies.recv_async().await {
+        Ok(reply) => match reply.result() {
+            Ok(sample) => decode(&sample.payload().to_bytes()),
+            Err(e) => Err(ClusterError::Remote(
+                e.payload()
+                    .try_to_string()
+                    .map(|s| s.into_owned())
+                    .unwrap_or_else(|_| "an undecodable error".into()),
+            )),
+        },
+        Err(_) => Err(ClusterError::Unreachable {
+            key: key.to_string(),
+            reason: format!("no reply within {timeout:?}"),
+        }),
+    }
+}
+
+/// Sends `request` to every queryable matching `key_expr` and decodes all
+/// answers (errors are skipped).
+pub(crate) async fn gather<Req: Serialize, Resp: DeserializeOwned>(
+    session: &Session,
+    key_expr: &str,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Vec<Resp>> {
+    let replies = session
+        .get(key_expr)
+        .payload(encode(request)?)
+        .target(QueryTarget::All)
+        .consolidation(ConsolidationMode::None)
+        .congestion_control(CongestionControl::Block)
+        .timeout(timeout)
+        .await
+        .map_err(ClusterError::zenoh)?;
+    let mut out = Vec::new();
+    while let Ok(reply) = replies.recv_async().await {
+        if let Ok(sample) = reply.result() {
+            out.push(decode(&sample.payload().to_bytes())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes the request of a control query (no payload reads as `()`).
+pub(crate) fn request_of<T: DeserializeOwned>(query: &Query) -> Result<T> {
+    match query.payload() {
+        Some(p) => decode(&p.to_bytes()),
+        None => decode(&encode(&())?),
+    }
+}
+
+/// The request a control query names: the last chunk of its key.
+pub(crate) fn request_name(query: &Query) -> String {
+    query
+        .key_expr()
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Answers a control query with `result`.
+pub(crate) async fn answer<T: Serialize>(query: &Query, result: Result<T>) {
+    let sent = match result.and_then(|v| encode(&v)) {
+        Ok(bytes) => query.reply(query.key_expr().clone(), bytes).await,
+        Err(e) => query.reply_err(e.to_string()).await,
+    };
+    if let Err(e) = sent {
+        tracing::debug!(key = %query.key_expr(), "reply not sent: {e}");
+    }
+}

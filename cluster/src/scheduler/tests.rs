@@ -1,0 +1,258 @@
+//! Scheduler unit tests: gating, stale worker requeue, lost outputs,
+//! backoff and budget, exclusion.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffq_transport::zenoh_exchange::{AttemptId, AttemptRef, ClientId, QueryId, StageId, WorkerId};
+
+use super::*;
+use crate::protocol::{InputAttempts, TaskOutcome, TaskReport, WorkerInfo};
+use arrow::datatypes::{DataType, Field, Schema};
+use ffq_dataflow::plan::{Partitioning, PhysicalPlan, ScanSource, TpchTable};
+use ffq_dataflow::stage::split_stages;
+
+fn wid(s: &str) -> WorkerId {
+    WorkerId::new(s).unwrap()
+}
+
+fn info(id: &str, slots: u32) -> WorkerInfo {
+    WorkerInfo {
+        id: wid(id),
+        slots,
+        operators: vec![],
+        pid: 1,
+    }
+}
+
+/// Stage 0 <- stage 1 (2 tasks) <- stage 2 (3 scan tasks).
+fn query(id: &str) -> SubmitQuery {
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+    let scan = PhysicalPlan::Scan {
+        source: ScanSource::Tpch {
+            table: TpchTable::Nation,
+            scale_factor: 0.01,
+            partitions: 3,
+        },
+        table_schema: Arc::clone(&schema),
+        projection: None,
+        pruning: vec![],
+        schema,
+    };
+    let plan = PhysicalPlan::Exchange {
+        input: Box::new(PhysicalPlan::Exchange {
+            input: Box::new(scan),
+            partitioning: Partitioning::RoundRobin { partitions: 2 },
+        }),
+        partitioning: Partitioning::Gather,
+    };
+    SubmitQuery {
+        query: QueryId::new(id).unwrap(),
+        client: ClientId::new("c").unwrap(),
+        stages: split_stages(&plan),
+        batch_size: 1024,
+    }
+}
+
+fn assigned(actions: &[Action]) -> Vec<(WorkerId, AttemptRef)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Assign { worker, assignment } => {
+                Some((worker.clone(), assignment.attempt_ref()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn ok(worker: &WorkerId, attempt: &AttemptRef, frames: u64) -> TaskReport {
+    TaskReport {
+        worker: worker.clone(),
+        attempt: attempt.clone(),
+        outcome: TaskOutcome::Succeeded {
+            bytes: 10,
+            metrics: vec![],
+            stale_frames: 0,
+        },
+        frames,
+    }
+}
+
+fn failed(worker: &WorkerId, attempt: &AttemptRef) -> TaskReport {
+    TaskReport {
+        worker: worker.clone(),
+        attempt: attempt.clone(),
+        outcome: TaskOutcome::Failed {
+            message: "boom".into(),
+        },
+        frames: 0,
+    }
+}
+
+fn ready(s: &Scheduler, q: &str) -> Option<InputAttempts> {
+    s.events(&QueryId::new(q).unwrap(), 0)
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e {
+            QueryEvent::Ready { inputs } => Some(inputs),
+            _ => None,
+        })
+}
+
+#[test]
+fn stages_run_only_when_their_inputs_are_registered() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    let first = assigned(&s.submit(query("q"), now).unwrap());
+    // Only the scan stage (2) starts.
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|(_, a)| a.stage.0 == 2));
+    let mut next = Vec::new();
+    for (w, a) in &first {
+        next = assigned(&s.report(ok(w, a, 3), now).1);
+    }
+    assert_eq!(next.len(), 2);
+    assert!(next.iter().all(|(_, a)| a.stage.0 == 1));
+    assert!(ready(&s, "q").is_none());
+    for (w, a) in &next {
+        s.report(ok(w, a, 3), now);
+    }
+    assert_eq!(
+        ready(&s, "q").unwrap(),
+        BTreeMap::from([(StageId(1), vec![AttemptId(0), AttemptId(0)])])
+    );
+}
+
+#[test]
+fn coordinator_requeues_tasks_from_stale_worker() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 1), now);
+    s.worker_up(info("b", 2), now);
+    let first = assigned(&s.submit(query("q"), now).unwrap());
+    assert_eq!(first.len(), 3);
+    let (on_b, on_a): (Vec<_>, Vec<_>) = first.iter().partition(|(w, _)| w == &wid("b"));
+    assert_eq!((on_a.len(), on_b.len()), (1, 2));
+    // b stops answering: its two attempts become new attempts on a,
+    // one at a time (a has one slot, busy).
+    let requeued = assigned(&s.worker_lost(&wid("b"), now));
+    assert!(requeued.is_empty());
+    assert_eq!(s.counters().requeued, 2);
+    let (wa, aa) = on_a[0];
+    let next = assigned(&s.report(ok(wa, aa, 4), now).1);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0, wid("a"));
+    assert_eq!(next[0].1.attempt.0, 1, "a new attempt number");
+    // b comes back and reports its stale attempt: ignored and dropped.
+    let back = s.worker_up(info("b", 2), now);
+    assert!(back.iter().any(|a| matches!(a,
+        Action::Release { worker, release: Release::Attempt(_), stale: true } if worker == &wid("b"))));
+    let (b0, stale) = on_b[0];
+    let (ack, _) = s.report(ok(b0, stale, 7), now);
+    assert!(!ack.keep);
+    assert_eq!(s.counters().stale_reports, 1);
+    assert_eq!(s.counters().stale_frames, 7);
+    // Only the new attempts register.
+    let mut pending = next;
+    pending.extend(assigned(&back));
+    while let Some((w, a)) = pending.pop() {
+        if a.stage.0 == 2 {
+            pending.extend(assigned(&s.report(ok(&w, &a, 1), now).1));
+        } else {
+            s.report(ok(&w, &a, 1), now);
+        }
+    }
+    let status = s.status(now);
+    assert_eq!(status.queries[0].stages_done, 2);
+    assert!(ready(&s, "q").is_some());
+}
+
+#[test]
+fn lost_outputs_still_needed_are_recomputed_and_readers_restarted() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 4), now);
+    s.worker_up(info("b", 4), now);
+    let scans = assigned(&s.submit(query("q"), now).unwrap());
+    let mut readers = Vec::new();
+    for (w, a) in &scans {
+        readers.extend(assigned(&s.report(ok(w, a, 1), now).1));
+    }
+    assert_eq!(readers.len(), 2);
+    let lost_outputs = scans.iter().filter(|(w, _)| w == &wid("a")).count() as u64;
+    let actions = s.worker_lost(&wid("a"), now);
+    assert_eq!(s.counters().recomputed, lost_outputs);
+    // Readers on b restart (released), the lost scans run again on b.
+    let rerun = assigned(&actions);
+    assert_eq!(rerun.len() as u64, lost_outputs);
+    assert!(rerun
+        .iter()
+        .all(|(w, a)| w == &wid("b") && a.stage.0 == 2 && a.attempt.0 == 1));
+    // Reports of the released readers are stale now.
+    for (w, a) in readers.iter().filter(|(w, _)| w == &wid("b")) {
+        assert!(!s.report(ok(w, a, 1), now).0.keep);
+    }
+}
+
+#[test]
+fn failures_back_off_then_fail_the_query_naming_stage_and_task() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig {
+        exclude_after: 100,
+        ..SchedulerConfig::default()
+    });
+    s.worker_up(info("a", 8), t0);
+    let first = assigned(&s.submit(query("q"), t0).unwrap());
+    let (w, mut a) = first[0].clone();
+    let mut now = t0;
+    for failure in 1..=4u32 {
+        let actions = s.report(failed(&w, &a), now).1;
+        if failure == 4 {
+            break;
+        }
+        assert!(assigned(&actions).is_empty(), "backoff before the retry");
+        let backoff = Duration::from_millis(100 << (failure - 1));
+        assert!(assigned(&s.tick(now + backoff - Duration::from_millis(1))).is_empty());
+        now += backoff;
+        let retry = assigned(&s.tick(now));
+        assert_eq!(retry.len(), 1);
+        a = retry[0].1.clone();
+        assert_eq!(a.attempt.0, failure);
+    }
+    let events = s.events(&QueryId::new("q").unwrap(), 0).unwrap();
+    let Some(QueryEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(
+        message.contains("stage 2 task 0 failed after 4 attempts") && message.contains("boom"),
+        "{message}"
+    );
+    assert_eq!(s.counters().queries_failed, 1);
+}
+
+#[test]
+fn a_worker_failing_repeatedly_is_excluded_while_others_can_run() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig {
+        backoff_base: Duration::ZERO,
+        ..SchedulerConfig::default()
+    });
+    s.worker_up(info("bad", 8), now);
+    let first = assigned(&s.submit(query("q"), now).unwrap());
+    s.worker_up(info("good", 1), now);
+    for (w, a) in &first {
+        s.report(failed(w, a), now);
+    }
+    assert_eq!(s.counters().workers_excluded, 1);
+    assert!(s
+        .status(now)
+        .workers
+        .iter()
+        .any(|w| w.info.id == wid("bad") && w.excluded_ms.is_some()));
+    // Retries go to the good worker only, one per free slot.
+    let retry = assigned(&s.tick(now));
+    assert!(retry.iter().all(|(w, _)| w == &wid("good")));
+}
