@@ -5,7 +5,8 @@
 //! - [`worker`]: runs task attempts and serves their outputs;
 //! - [`client`]: submits plans and runs their root stage;
 //! - [`local`]: a whole cluster in one process, for tests and examples;
-//! - [`protocol`]: the control messages and their keys;
+//! - [`protocol`]: the control messages, their keys, and which request
+//!   gets which reply (typed requests);
 //! - [`inputs`]: how a stage reads its upstream stages' outputs.
 
 pub mod client;

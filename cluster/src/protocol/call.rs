@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use zenoh::handlers::FifoChannelHandler;
 use zenoh::qos::CongestionControl;
-use zenoh::query::{ConsolidationMode, Query, QueryTarget};
+use zenoh::query::{ConsolidationMode, Query, QueryTarget, Reply};
 use zenoh::Session;
 
 use crate::error::{ClusterError, Result};
@@ -31,15 +32,7 @@ pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
     request: &Req,
     timeout: Duration,
 ) -> Result<Resp> {
-    let replies = session
-        .get(key)
-        .payload(encode(request)?)
-        .target(QueryTarget::BestMatching)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .timeout(timeout)
-        .await
-        .map_err(ClusterError::zenoh)?;
+    let replies = get(session, key, request, QueryTarget::BestMatching, timeout).await?;
     match replies.recv_async().await {
         Ok(reply) => match reply.result() {
             Ok(sample) => decode(&sample.payload().to_bytes()),
@@ -65,15 +58,7 @@ pub(crate) async fn gather<Req: Serialize, Resp: DeserializeOwned>(
     request: &Req,
     timeout: Duration,
 ) -> Result<Vec<Resp>> {
-    let replies = session
-        .get(key_expr)
-        .payload(encode(request)?)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .timeout(timeout)
-        .await
-        .map_err(ClusterError::zenoh)?;
+    let replies = get(session, key_expr, request, QueryTarget::All, timeout).await?;
     let mut out = Vec::new();
     while let Ok(reply) = replies.recv_async().await {
         if let Ok(sample) = reply.result() {
@@ -81,6 +66,26 @@ pub(crate) async fn gather<Req: Serialize, Resp: DeserializeOwned>(
         }
     }
     Ok(out)
+}
+
+/// Sends `request` as a get on `key_expr`; every reply is kept (no
+/// consolidation) and a full network blocks rather than drops it.
+async fn get<Req: Serialize>(
+    session: &Session,
+    key_expr: &str,
+    request: &Req,
+    target: QueryTarget,
+    timeout: Duration,
+) -> Result<FifoChannelHandler<Reply>> {
+    session
+        .get(key_expr)
+        .payload(encode(request)?)
+        .target(target)
+        .consolidation(ConsolidationMode::None)
+        .congestion_control(CongestionControl::Block)
+        .timeout(timeout)
+        .await
+        .map_err(ClusterError::zenoh)
 }
 
 /// Decodes the request of a control query (no payload reads as `()`).

@@ -104,6 +104,10 @@ macro_rules! control_requests {
         )*
 
         $(#[$doc])*
+        // One value per received request, moved once into its handler:
+        // boxing the large requests (an assignment carries its stage plan)
+        // would only add an allocation.
+        #[allow(clippy::large_enum_variant)]
         pub enum $receiver {
             $( $(#[$vdoc])* $variant($request, Responder<$request>), )*
         }

@@ -505,8 +505,11 @@ mod tests {
     #[test]
     fn string_ids_compare_with_strings() {
         let w = WorkerId::new("w-1").unwrap();
-        assert!(w == "w-1" && "w-1" == w && *"w-1" == w && w == *"w-1");
-        assert!(w != "w-2");
+        assert_eq!(w, "w-1");
+        assert_eq!("w-1", w);
+        assert_eq!(*"w-1", w);
+        assert_eq!(w, *"w-1");
+        assert_ne!(w, "w-2");
     }
 
     #[test]
