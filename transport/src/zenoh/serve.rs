@@ -195,8 +195,15 @@ fn answer(store: &OutputStore, cluster: &ClusterId, options: &ServeOptions, quer
             let Some(read) = store.read_from(&stream, next, budget) else {
                 break; // released meanwhile
             };
-            let got = !read.frames.is_empty();
-            for frame in read.frames {
+            let frames = match read.frames {
+                Ok(frames) => frames,
+                Err(e) => {
+                    let _ = query.reply_err(e.to_string()).wait();
+                    return;
+                }
+            };
+            let got = !frames.is_empty();
+            for frame in frames {
                 let len = frame.len();
                 if query.reply(key.as_str(), frame).wait().is_err() {
                     return; // the consumer or the session is gone

@@ -1,16 +1,26 @@
-//! The producer side: task attempts' output partitions, kept in memory as
-//! encoded frames until the coordinator releases them.
+//! The producer side: task attempts' output partitions, kept as encoded
+//! frames until the coordinator releases them.
 //!
 //! Nothing is pushed: consumers pull a partition with a zenoh `get` (see
 //! [`super::serve`]), so no frame is ever sent before its consumer asked.
 //! A stream can be fetched while it is being written: the server sends what
 //! exists and then waits for more.
 //!
-//! Memory is bounded by [`StoreConfig::max_buffered_bytes`]: a write that
-//! would exceed it fails the producing task with an explicit error.
-//! Spilling to disk is future work.
+//! Memory is bounded by [`StoreConfig::max_buffered_bytes`]. Frames beyond
+//! it go to spill files in [`StoreConfig::spill_dir`] (see [`spill`]) and
+//! are read back from there when fetched; without a spill directory, or
+//! past [`StoreConfig::max_spill_bytes`], a write fails the producing task
+//! with an explicit error.
+//!
+//! A released query is remembered for a while (the last
+//! [`RELEASED_QUERIES_KEPT`] ids): a task of it that was still starting or
+//! running when the release came cannot open new streams, so nothing of an
+//! ended query is held again after its release.
 
-use std::collections::HashMap;
+mod spill;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -18,17 +28,26 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use zenoh::bytes::ZBytes;
 
+use self::spill::SpillFile;
 use super::error::{Result, TransportError};
 use super::frame::{FrameEncoder, DEFAULT_MAX_FRAME_BYTES};
-use super::keys::{AttemptRef, QueryId, StreamId};
+use super::keys::{AttemptRef, QueryId, StageId, StreamId};
+
+/// How many released query ids a store remembers.
+pub const RELEASED_QUERIES_KEPT: usize = 4096;
 
 /// Limits of an [`OutputStore`].
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Encoded bytes kept at most (all streams together).
+    /// Encoded bytes kept in memory at most (all streams together).
     pub max_buffered_bytes: usize,
     /// Bound of one frame's IPC body; larger batches are sliced.
     pub max_frame_bytes: usize,
+    /// Where frames beyond the memory budget go; `None`: nowhere (a write
+    /// beyond the budget fails).
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes kept in spill files at most; `None`: no limit but the disk.
+    pub max_spill_bytes: Option<u64>,
 }
 
 impl Default for StoreConfig {
@@ -36,6 +55,8 @@ impl Default for StoreConfig {
         StoreConfig {
             max_buffered_bytes: 2 << 30,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            spill_dir: Some(std::env::temp_dir()),
+            max_spill_bytes: None,
         }
     }
 }
@@ -47,26 +68,96 @@ pub struct StoreStats {
     pub streams: usize,
     /// Streams whose end (or error) frame was written.
     pub complete_streams: usize,
-    /// Frames held.
+    /// Frames held (in memory or spilled).
     pub frames: usize,
-    /// Encoded bytes held.
+    /// Encoded bytes held in memory.
     pub bytes: usize,
+    /// Encoded bytes held in spill files.
+    pub spilled_bytes: u64,
+    /// Spill files open.
+    pub spill_files: usize,
     /// Fetches being answered right now.
     pub active_fetches: usize,
 }
 
+/// Where one frame is kept.
+#[derive(Clone)]
+enum StoredFrame {
+    Memory(ZBytes),
+    Spilled {
+        file: Arc<SpillFile>,
+        offset: u64,
+        len: usize,
+    },
+}
+
+impl StoredFrame {
+    fn len(&self) -> usize {
+        match self {
+            StoredFrame::Memory(b) => b.len(),
+            StoredFrame::Spilled { len, .. } => *len,
+        }
+    }
+
+    fn load(self) -> Result<ZBytes> {
+        match self {
+            StoredFrame::Memory(b) => Ok(b),
+            StoredFrame::Spilled { file, offset, len } => Ok(file.read(offset, len)?.into()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct StreamBuf {
-    frames: Vec<ZBytes>,
+    frames: Vec<StoredFrame>,
+    /// Bytes of `frames` in memory.
     bytes: usize,
+    /// Bytes of `frames` in spill files.
+    spilled: u64,
     complete: bool,
 }
 
 #[derive(Default)]
 struct State {
     streams: HashMap<StreamId, StreamBuf>,
+    /// Memory bytes of all streams.
     bytes: usize,
+    /// Spilled bytes of all streams.
+    spilled: u64,
+    /// The spill file each stage of a query appends to.
+    spill_files: HashMap<(QueryId, StageId), Arc<SpillFile>>,
     active_fetches: usize,
+    /// Recently released queries, oldest first, and the same as a set.
+    released_order: VecDeque<QueryId>,
+    released: HashSet<QueryId>,
+}
+
+impl State {
+    fn remember_released(&mut self, query: QueryId) {
+        if self.released.insert(query.clone()) {
+            self.released_order.push_back(query);
+            while self.released_order.len() > RELEASED_QUERIES_KEPT {
+                if let Some(old) = self.released_order.pop_front() {
+                    self.released.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The spill file of `stream`'s stage, created on first use.
+    fn spill_file(&mut self, stream: &StreamId, config: &StoreConfig) -> Result<Arc<SpillFile>> {
+        let key = (stream.query.clone(), stream.stage);
+        if let Some(f) = self.spill_files.get(&key) {
+            return Ok(Arc::clone(f));
+        }
+        let dir = config
+            .spill_dir
+            .as_ref()
+            .ok_or_else(|| TransportError::Store("no spill directory is configured".to_string()))?;
+        let file = Arc::new(SpillFile::create(dir)?);
+        self.spill_files.insert(key, Arc::clone(&file));
+        Ok(file)
+    }
 }
 
 struct Inner {
@@ -77,7 +168,8 @@ struct Inner {
 
 /// Frames of one stream from a position on (see [`OutputStore::read_from`]).
 pub(crate) struct ReadFrames {
-    pub frames: Vec<ZBytes>,
+    /// The frames, or why reading them back from a spill file failed.
+    pub frames: Result<Vec<ZBytes>>,
     /// The stream's end frame was written.
     pub complete: bool,
     /// Frames the stream has in all.
@@ -141,12 +233,19 @@ impl OutputStore {
                     "stream {stream} exists already"
                 )));
             }
+            if st.released.contains(&stream.query) {
+                return Err(TransportError::Store(format!(
+                    "query {} was released: its task attempts may not write any more",
+                    stream.query
+                )));
+            }
             st.bytes += first.len();
             st.streams.insert(
                 stream,
                 StreamBuf {
                     bytes: first.len(),
-                    frames: vec![first.into()],
+                    frames: vec![StoredFrame::Memory(first.into())],
+                    spilled: 0,
                     complete: false,
                 },
             );
@@ -159,32 +258,69 @@ impl OutputStore {
     }
 
     /// Appends frames to a stream; `last` marks it complete. Data frames
-    /// must fit in the byte budget; the last frame (tiny) always fits.
+    /// that do not fit in the memory budget go to the stage's spill file;
+    /// the last frame (tiny) always stays in memory.
     fn append(&self, stream: &StreamId, frames: Vec<Vec<u8>>, last: bool) -> Result<()> {
         let add: usize = frames.iter().map(Vec::len).sum();
         {
             let mut st = self.lock();
-            let budget = self.inner.config.max_buffered_bytes;
-            if !last && st.bytes + add > budget {
-                return Err(TransportError::Store(format!(
-                    "output buffers full: {} bytes held, {add} more would exceed the \
-                     limit of {budget} bytes (spilling to disk is not implemented)",
-                    st.bytes
-                )));
+            let config = &self.inner.config;
+            match st.streams.get(stream) {
+                None => {
+                    return Err(TransportError::Store(format!(
+                        "stream {stream} was released"
+                    )))
+                }
+                Some(buf) if buf.complete => {
+                    return Err(TransportError::Store(format!(
+                        "stream {stream} is complete already"
+                    )))
+                }
+                Some(_) => {}
             }
-            let buf = st
-                .streams
-                .get_mut(stream)
-                .ok_or_else(|| TransportError::Store(format!("stream {stream} was released")))?;
-            if buf.complete {
-                return Err(TransportError::Store(format!(
-                    "stream {stream} is complete already"
-                )));
-            }
-            buf.frames.extend(frames.into_iter().map(ZBytes::from));
-            buf.bytes += add;
+            let budget = config.max_buffered_bytes;
+            let stored = if last || st.bytes + add <= budget {
+                st.bytes += add;
+                let buf = st.streams.get_mut(stream).expect("checked above");
+                buf.bytes += add;
+                frames
+                    .into_iter()
+                    .map(|f| StoredFrame::Memory(f.into()))
+                    .collect::<Vec<_>>()
+            } else {
+                if let Some(limit) = config.max_spill_bytes {
+                    if st.spilled + add as u64 > limit {
+                        return Err(TransportError::Store(format!(
+                            "output buffers full: {} bytes in memory (limit {budget}) and {} \
+                             bytes spilled (limit {limit}); {add} more bytes do not fit",
+                            st.bytes, st.spilled
+                        )));
+                    }
+                }
+                let file = st.spill_file(stream, config).map_err(|e| {
+                    TransportError::Store(format!(
+                        "output buffers full: {} bytes held, {add} more would exceed the \
+                         limit of {budget} bytes, and spilling failed: {e}",
+                        st.bytes
+                    ))
+                })?;
+                let mut stored = Vec::with_capacity(frames.len());
+                for f in frames {
+                    let offset = file.append(&f)?;
+                    stored.push(StoredFrame::Spilled {
+                        file: Arc::clone(&file),
+                        offset,
+                        len: f.len(),
+                    });
+                }
+                st.spilled += add as u64;
+                let buf = st.streams.get_mut(stream).expect("checked above");
+                buf.spilled += add as u64;
+                stored
+            };
+            let buf = st.streams.get_mut(stream).expect("checked above");
+            buf.frames.extend(stored);
             buf.complete = last;
-            st.bytes += add;
         }
         self.inner.changed.notify_all();
         Ok(())
@@ -192,27 +328,31 @@ impl OutputStore {
 
     /// Frames of `stream` from `from` on, at most about `max_bytes` of them
     /// (at least one if any); `None` if the store does not hold the stream.
+    /// Spilled frames are read back after the store's lock is released.
     pub(crate) fn read_from(
         &self,
         stream: &StreamId,
         from: u64,
         max_bytes: usize,
     ) -> Option<ReadFrames> {
-        let st = self.lock();
-        let buf = st.streams.get(stream)?;
-        let mut frames = Vec::new();
-        let mut bytes = 0;
-        for f in buf.frames.iter().skip(from as usize) {
-            if !frames.is_empty() && bytes + f.len() > max_bytes {
-                break;
+        let (stored, complete, total) = {
+            let st = self.lock();
+            let buf = st.streams.get(stream)?;
+            let mut stored = Vec::new();
+            let mut bytes = 0;
+            for f in buf.frames.iter().skip(from as usize) {
+                if !stored.is_empty() && bytes + f.len() > max_bytes {
+                    break;
+                }
+                bytes += f.len();
+                stored.push(f.clone());
             }
-            bytes += f.len();
-            frames.push(f.clone());
-        }
+            (stored, buf.complete, buf.frames.len() as u64)
+        };
         Some(ReadFrames {
-            frames,
-            complete: buf.complete,
-            total: buf.frames.len() as u64,
+            frames: stored.into_iter().map(StoredFrame::load).collect(),
+            complete,
+            total,
         })
     }
 
@@ -251,43 +391,68 @@ impl OutputStore {
         ids
     }
 
-    fn release_where(&self, pred: impl Fn(&StreamId) -> bool) -> usize {
+    /// Drops the streams `pred` selects. A spill file is closed (and so
+    /// removed) once no stream points into it and its stage is released.
+    fn release_where(
+        &self,
+        pred: impl Fn(&StreamId) -> bool,
+        stage_released: impl Fn(&QueryId, StageId) -> bool,
+    ) -> usize {
         let n = {
             let mut st = self.lock();
             let before = st.streams.len();
-            let mut freed = 0;
+            let (mut freed, mut unspilled) = (0, 0);
             st.streams.retain(|id, buf| {
                 let drop = pred(id);
                 if drop {
                     freed += buf.bytes;
+                    unspilled += buf.spilled;
                 }
                 !drop
             });
             st.bytes -= freed;
+            st.spilled -= unspilled;
+            st.spill_files
+                .retain(|(q, s), f| !(stage_released(q, *s) && Arc::strong_count(f) == 1));
             before - st.streams.len()
         };
         self.inner.changed.notify_all();
         n
     }
 
-    /// Drops every stream of `query`; returns how many.
+    /// Drops every stream of `query` and refuses new ones; returns how
+    /// many were dropped.
     pub fn release(&self, query: &QueryId) -> usize {
-        self.release_where(|id| &id.query == query)
+        self.lock().remember_released(query.clone());
+        self.release_where(|id| &id.query == query, |q, _| q == query)
     }
 
     /// Drops every stream of one task attempt; returns how many.
     pub fn release_attempt(&self, attempt: &AttemptRef) -> usize {
-        self.release_where(|id| {
-            id.query == attempt.query
-                && id.stage == attempt.stage
-                && id.task == attempt.task
-                && id.attempt == attempt.attempt
-        })
+        self.release_where(
+            |id| {
+                id.query == attempt.query
+                    && id.stage == attempt.stage
+                    && id.task == attempt.task
+                    && id.attempt == attempt.attempt
+            },
+            // The stage's other attempts may still append to its file.
+            |_, _| false,
+        )
     }
 
-    /// Drops everything.
+    /// Drops every stream of one stage of `query` (its readers are done);
+    /// returns how many.
+    pub fn release_stage(&self, query: &QueryId, stage: StageId) -> usize {
+        self.release_where(
+            |id| &id.query == query && id.stage == stage,
+            |q, s| q == query && s == stage,
+        )
+    }
+
+    /// Drops everything (queries still running may open new streams).
     pub fn release_all(&self) -> usize {
-        self.release_where(|_| true)
+        self.release_where(|_| true, |_, _| true)
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -297,6 +462,8 @@ impl OutputStore {
             complete_streams: st.streams.values().filter(|b| b.complete).count(),
             frames: st.streams.values().map(|b| b.frames.len()).sum(),
             bytes: st.bytes,
+            spilled_bytes: st.spilled,
+            spill_files: st.spill_files.len(),
             active_fetches: st.active_fetches,
         }
     }
@@ -315,6 +482,7 @@ impl OutputStore {
                 out.complete_streams += buf.complete as usize;
                 out.frames += buf.frames.len();
                 out.bytes += buf.bytes;
+                out.spilled_bytes += buf.spilled;
             }
         }
         out
@@ -411,125 +579,4 @@ impl Drop for OutputStreamWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::zenoh_exchange::frame::tests::{mixed_batch, sid};
-    use crate::zenoh_exchange::frame::{Frame, StreamVerifier, Verified};
-
-    fn read_all(store: &OutputStore, id: &StreamId) -> StreamVerifier {
-        let r = store.read_from(id, 0, usize::MAX).unwrap();
-        let mut v = StreamVerifier::new(id.clone());
-        for f in r.frames {
-            let frame = Frame::decode_slice(&f.to_bytes()).unwrap();
-            match v.accept(&frame) {
-                Ok(Verified::Batch(_) | Verified::Schema(_) | Verified::End { .. }) => {}
-                other => panic!("{other:?}"),
-            }
-        }
-        v
-    }
-
-    #[test]
-    fn write_finish_release() {
-        let store = OutputStore::default();
-        let mut w = store
-            .open_stream(sid(1), mixed_batch(1, 1).schema())
-            .unwrap();
-        w.write(&mixed_batch(100, 1)).unwrap();
-        w.write(&mixed_batch(50, 2)).unwrap();
-        w.finish().unwrap();
-        let s = store.stats();
-        assert_eq!((s.streams, s.complete_streams, s.frames), (1, 1, 4));
-        assert!(s.bytes > 0);
-        let v = read_all(&store, &sid(1));
-        assert!(v.is_finished());
-        assert_eq!(v.counts(), (2, 150));
-        assert!(store
-            .open_stream(sid(1), mixed_batch(1, 1).schema())
-            .is_err());
-        assert_eq!(store.release(&sid(1).query), 1);
-        assert_eq!(store.stats(), StoreStats::default());
-    }
-
-    #[test]
-    fn dropped_writer_ends_with_error() {
-        let store = OutputStore::default();
-        let mut w = store
-            .open_stream(sid(1), mixed_batch(1, 1).schema())
-            .unwrap();
-        w.write(&mixed_batch(10, 1)).unwrap();
-        drop(w);
-        let r = store.read_from(&sid(1), 0, usize::MAX).unwrap();
-        assert!(r.complete);
-        let mut v = StreamVerifier::new(sid(1));
-        let mut err = None;
-        for f in r.frames {
-            if let Err(e) = v.accept(&Frame::decode_slice(&f.to_bytes()).unwrap()) {
-                err = Some(e.to_string());
-            }
-        }
-        assert!(err.unwrap().contains("stopped before finishing"));
-    }
-
-    #[test]
-    fn budget_is_enforced() {
-        let store = OutputStore::new(StoreConfig {
-            max_buffered_bytes: 64 * 1024,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-        });
-        let mut w = store
-            .open_stream(sid(1), mixed_batch(1, 1).schema())
-            .unwrap();
-        let e = w.write(&mixed_batch(5000, 1)).unwrap_err().to_string();
-        assert!(e.contains("spilling to disk is not implemented"), "{e}");
-        // The stream can still be ended.
-        w.fail("out of memory").unwrap();
-        assert_eq!(store.stats().complete_streams, 1);
-    }
-
-    #[test]
-    fn release_attempt_keeps_others() {
-        let store = OutputStore::default();
-        let schema = mixed_batch(1, 1).schema();
-        for attempt in [0, 1] {
-            store
-                .open_stream(sid(attempt), schema.clone())
-                .unwrap()
-                .finish()
-                .unwrap();
-        }
-        assert_eq!(store.release_attempt(&sid(0).attempt_ref()), 1);
-        assert_eq!(store.stream_ids(), vec![sid(1)]);
-        let mut w = store.open_stream(sid(2), schema).unwrap();
-        store.release_all();
-        let e = w.write(&mixed_batch(3, 1)).unwrap_err().to_string();
-        assert!(e.contains("released"), "{e}");
-        drop(w);
-        assert_eq!(store.stats(), StoreStats::default());
-    }
-
-    #[test]
-    fn wait_for_more_wakes_on_write() {
-        let store = OutputStore::default();
-        let mut w = store
-            .open_stream(sid(1), mixed_batch(1, 1).schema())
-            .unwrap();
-        let s2 = store.clone();
-        let t = std::thread::spawn(move || {
-            s2.wait_for_more(
-                &sid(1),
-                1,
-                Instant::now() + std::time::Duration::from_secs(10),
-            )
-        });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        w.write(&mixed_batch(3, 1)).unwrap();
-        assert!(t.join().unwrap());
-        assert!(!store.wait_for_more(
-            &sid(1),
-            2,
-            Instant::now() + std::time::Duration::from_millis(20)
-        ));
-        w.finish().unwrap();
-    }
-}
+mod tests;
