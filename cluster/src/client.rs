@@ -18,10 +18,12 @@ use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
 use ffq_dataflow::stage::{distribute, split_stages, StagePlan};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
+use ffq_transport::zenoh_exchange::keys::client_key;
 use ffq_transport::zenoh_exchange::{ClientId, ClusterId, QueryId};
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
+use zenoh::liveliness::LivelinessToken;
 use zenoh::query::Query;
 use zenoh::Session;
 
@@ -45,6 +47,10 @@ pub struct ClusterClient {
     id: ClientId,
     tables: SharedTables,
     server: JoinHandle<()>,
+    /// `ffq/<cluster>/client/<id>`: while it lives, the coordinator keeps
+    /// this client's queries; when the client goes (even killed, sending
+    /// nothing), the coordinator ends them.
+    _token: LivelinessToken,
 }
 
 impl Drop for ClusterClient {
@@ -73,12 +79,18 @@ impl ClusterClient {
                 }
             })
         };
+        let token = session
+            .liveliness()
+            .declare_token(client_key(&config.cluster, &id))
+            .await
+            .map_err(ClusterError::zenoh)?;
         let client = Arc::new(ClusterClient {
             session,
             cluster: config.cluster.clone(),
             id,
             tables,
             server,
+            _token: token,
         });
         let started = Instant::now();
         loop {

@@ -8,10 +8,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ffq_transport::zenoh_exchange::keys::{parse_worker_key, worker_space};
+use ffq_transport::zenoh_exchange::keys::{
+    client_space, coordinator_token_key, parse_client_key, parse_worker_key, worker_space,
+};
 use ffq_transport::zenoh_exchange::{ClusterId, QueryId, WorkerId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use zenoh::liveliness::LivelinessToken;
 use zenoh::query::Query;
 use zenoh::sample::SampleKind;
 use zenoh::Session;
@@ -49,6 +52,8 @@ struct Inner {
 pub struct Coordinator {
     inner: Arc<Inner>,
     loops: Vec<JoinHandle<()>>,
+    /// `ffq/<cluster>/coordinator`.
+    _token: LivelinessToken,
 }
 
 impl Coordinator {
@@ -73,7 +78,27 @@ impl Coordinator {
             .history(true)
             .await
             .map_err(ClusterError::zenoh)?;
+        let clients = session
+            .liveliness()
+            .declare_subscriber(client_space(&config.cluster))
+            .await
+            .map_err(ClusterError::zenoh)?;
         let mut loops = Vec::new();
+        {
+            let inner = Arc::clone(&inner);
+            loops.push(tokio::spawn(async move {
+                while let Ok(sample) = clients.recv_async().await {
+                    if sample.kind() != SampleKind::Delete {
+                        continue;
+                    }
+                    let Ok((_, client)) = parse_client_key(sample.key_expr().as_str()) else {
+                        continue;
+                    };
+                    let actions = inner.with(|s| s.client_lost(&client));
+                    inner.dispatch(actions);
+                }
+            }));
+        }
         {
             let inner = Arc::clone(&inner);
             loops.push(tokio::spawn(async move {
@@ -114,8 +139,19 @@ impl Coordinator {
                 }
             }));
         }
+        // Last, once everything answers: workers drop all they hold when
+        // this token goes away.
+        let token = session
+            .liveliness()
+            .declare_token(coordinator_token_key(&config.cluster))
+            .await
+            .map_err(ClusterError::zenoh)?;
         tracing::info!(cluster = %config.cluster, "coordinator started");
-        Ok(Coordinator { inner, loops })
+        Ok(Coordinator {
+            inner,
+            loops,
+            _token: token,
+        })
     }
 
     /// The coordinator's view of workers, queries and counters.

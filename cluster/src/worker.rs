@@ -6,6 +6,11 @@
 //! and answers control requests on `ffq/<cluster>/ctl/worker/<id>/*`
 //! (the requests of [`WorkerRequest`]: `info`, `assign`, `release`,
 //! `state`).
+//!
+//! It watches the coordinator's liveliness token: when the coordinator goes
+//! away, nothing can release what its queries left here, so the worker
+//! drops everything at once. A query once released cannot come back: its
+//! late assignments are ignored and its late writes refused.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,7 @@ use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::exchange::Partitioner;
 use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
-use ffq_transport::zenoh_exchange::keys::worker_key;
+use ffq_transport::zenoh_exchange::keys::{coordinator_token_key, worker_key};
 use ffq_transport::zenoh_exchange::{
     AttemptRef, ClientId, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig,
     WorkerId, ZenohPartitionWriter,
@@ -27,6 +32,7 @@ use ffq_transport::ChannelExchange;
 use tokio::task::{AbortHandle, JoinHandle};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::query::Query;
+use zenoh::sample::SampleKind;
 use zenoh::Session;
 
 use crate::error::{ClusterError, Result};
@@ -104,6 +110,8 @@ struct Shared {
 pub struct Worker {
     shared: Arc<Shared>,
     control: JoinHandle<()>,
+    /// Watches the coordinator's liveliness token.
+    coordinator_watch: JoinHandle<()>,
     token: Option<LivelinessToken>,
     server: Option<OutputServer>,
 }
@@ -148,6 +156,25 @@ impl Worker {
                 }
             })
         };
+        let coordinator_watch = {
+            let tokens = session
+                .liveliness()
+                .declare_subscriber(coordinator_token_key(&config.cluster))
+                .await
+                .map_err(ClusterError::zenoh)?;
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                while let Ok(sample) = tokens.recv_async().await {
+                    if sample.kind() == SampleKind::Delete {
+                        // Nobody can release what the coordinator's queries
+                        // left here any more: drop all of it now.
+                        let released = shared.release(&Release::AllExcept(vec![]));
+                        tracing::warn!(worker = %shared.id, ?released,
+                            "coordinator gone; dropped every task, output and table");
+                    }
+                }
+            })
+        };
         // The token last: once the coordinator sees it, everything answers.
         let token = session
             .liveliness()
@@ -158,6 +185,7 @@ impl Worker {
         Ok(Worker {
             shared,
             control,
+            coordinator_watch,
             token: Some(token),
             server: Some(server),
         })
@@ -183,6 +211,7 @@ impl Worker {
         }
         self.shared.release(&Release::AllExcept(vec![]));
         self.control.abort();
+        self.coordinator_watch.abort();
         let _ = self.shared.session.close().await;
     }
 }
@@ -190,6 +219,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.control.abort();
+        self.coordinator_watch.abort();
         if let Ok(mut running) = self.shared.running.lock() {
             for (_, h) in running.drain() {
                 h.abort();
@@ -239,12 +269,14 @@ impl Shared {
         queries.extend(running.iter().map(|a| a.query.clone()));
         queries.extend(streams.iter().map(|s| s.query.clone()));
         queries.extend(cached.iter().cloned());
+        let stats = self.store.stats();
         WorkerState {
             id: self.id.clone(),
             slots: self.slots,
             running,
             streams,
-            buffered_bytes: self.store.stats().bytes as u64,
+            buffered_bytes: stats.bytes as u64,
+            spilled_bytes: stats.spilled_bytes,
             queries: queries.into_iter().collect(),
             cached_tables: cached.len() as u64,
             tasks_run: self.tasks_run.load(std::sync::atomic::Ordering::Relaxed),
@@ -254,6 +286,11 @@ impl Shared {
     /// Starts an assigned attempt; it reports its outcome by itself.
     fn start_task(self: &Arc<Self>, assignment: TaskAssignment) {
         let attempt = assignment.attempt_ref();
+        if self.store.is_released(&attempt.query) {
+            // The query ended while its assignment was on the way.
+            tracing::debug!(worker = %self.id, ?attempt, "assignment of a released query ignored");
+            return;
+        }
         let mut running = match self.running.lock() {
             Ok(r) => r,
             Err(_) => return,
@@ -371,6 +408,14 @@ impl Shared {
                 .tables
                 .lock()
                 .map_err(|_| DataflowError::Internal("table cache poisoned".into()))?;
+            // Checked under the cache's lock: a release of the query
+            // cannot slip between the check and the insert.
+            if self.store.is_released(&a.query) {
+                return Err(DataflowError::Execution(format!(
+                    "query {} was released",
+                    a.query
+                )));
+            }
             Arc::clone(tables.entry(a.query.clone()).or_default())
         };
         for name in names {
@@ -423,9 +468,15 @@ impl Shared {
     }
 
     fn release(&self, release: &Release) -> Released {
+        // Ended queries first: no attempt of theirs may start or write
+        // once the release is under way.
+        for q in self.ended_queries(release) {
+            self.store.mark_released(&q);
+        }
         let matches = |a: &AttemptRef| match release {
             Release::Query(q) => &a.query == q,
             Release::Attempt(x) => a == x,
+            Release::Stage(q, stage) => &a.query == q && a.stage == *stage,
             Release::AllExcept(keep) => !keep.contains(&a.query),
         };
         let mut tasks = 0;
@@ -444,6 +495,7 @@ impl Shared {
         let streams = match release {
             Release::Query(q) => self.store.release(q),
             Release::Attempt(a) => self.store.release_attempt(a),
+            Release::Stage(q, stage) => self.store.release_stage(q, *stage),
             Release::AllExcept(keep) => {
                 let mut n = 0;
                 for q in self
@@ -467,7 +519,7 @@ impl Shared {
                     tables.remove(q);
                 }
                 Release::AllExcept(keep) => tables.retain(|q, _| keep.contains(q)),
-                Release::Attempt(_) => {}
+                Release::Attempt(_) | Release::Stage(..) => {}
             }
         }
         let released = Released {
@@ -477,6 +529,22 @@ impl Shared {
         };
         tracing::debug!(worker = %self.id, ?release, ?released, "released");
         released
+    }
+}
+
+impl Shared {
+    /// The queries `release` ends on this worker: everything of them goes.
+    fn ended_queries(&self, release: &Release) -> Vec<QueryId> {
+        match release {
+            Release::Query(q) => vec![q.clone()],
+            Release::Attempt(_) | Release::Stage(..) => vec![],
+            Release::AllExcept(keep) => {
+                let state = self.state();
+                let mut held: BTreeSet<QueryId> = state.queries.into_iter().collect();
+                held.retain(|q| !keep.contains(q));
+                held.into_iter().collect()
+            }
+        }
     }
 }
 

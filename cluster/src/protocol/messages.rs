@@ -126,6 +126,8 @@ pub enum Release {
     Query(QueryId),
     /// One task attempt.
     Attempt(AttemptRef),
+    /// Every output of one stage of a query: all its readers are done.
+    Stage(QueryId, StageId),
     /// Everything except these queries (a worker rejoining the cluster).
     AllExcept(Vec<QueryId>),
 }
@@ -147,7 +149,11 @@ pub struct WorkerState {
     pub running: Vec<AttemptRef>,
     /// Output streams held.
     pub streams: Vec<StreamId>,
+    /// Output bytes held in memory.
     pub buffered_bytes: u64,
+    /// Output bytes held in spill files.
+    #[serde(default)]
+    pub spilled_bytes: u64,
     /// Queries it holds anything of (tasks, outputs, cached tables).
     pub queries: Vec<QueryId>,
     /// Memory tables cached for running queries.

@@ -92,7 +92,15 @@ impl Scheduler {
             }
             None => {
                 tracing::info!(worker = %id, slots = info.slots, "worker joined");
-                self.workers.insert(id, WorkerEntry::new(info));
+                self.workers.insert(id.clone(), WorkerEntry::new(info));
+                // It may hold what queries of an earlier coordinator left
+                // (this one restarted): whatever this one does not know
+                // goes.
+                actions.push(Action::Release {
+                    worker: id,
+                    release: Release::AllExcept(active),
+                    stale: false,
+                });
             }
         }
         self.counters.releases += actions.len() as u64;
@@ -235,6 +243,26 @@ impl QueryRun {
             readers: Vec::new(),
         };
         for s in self.worker_stages() {
+            // Consumers have lower ids than their inputs, so a reader that
+            // lost its output was reset above before its inputs are looked
+            // at here: released inputs of it run again, all their tasks
+            // (each reader task reads a partition of every input task).
+            if self.stage(s).released
+                && self
+                    .stage(s)
+                    .consumers
+                    .iter()
+                    .any(|&c| c != StageId(0) && !self.stage(c).complete())
+            {
+                tracing::info!(query = %query, stage = %s,
+                    "re-run: a reader of released outputs runs again");
+                let stage = self.stage_mut(s);
+                stage.released = false;
+                for task in &mut stage.tasks {
+                    task.done = None;
+                }
+                continue;
+            }
             let still_read = self.stage(s).consumers.iter().any(|&c| {
                 if c == StageId(0) {
                     !self.ready_sent

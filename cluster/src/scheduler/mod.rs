@@ -31,10 +31,10 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ffq_transport::zenoh_exchange::{QueryId, WorkerId};
+use ffq_transport::zenoh_exchange::{ClientId, QueryId, StageId, WorkerId};
 
 use crate::protocol::{
     ClusterStatus, Counters, QueryEvent, Release, ReportAck, StageProfile, SubmitQuery,
@@ -167,6 +167,61 @@ impl Scheduler {
         actions
     }
 
+    /// A client's liveliness token went away (it exited, crashed or was
+    /// cut off): its queries end as if it had finished them, since a
+    /// killed client sends nothing.
+    pub fn client_lost(&mut self, client: &ClientId) -> Vec<Action> {
+        let orphans: Vec<QueryId> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| &q.client == client)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !orphans.is_empty() {
+            tracing::info!(client = %client, queries = orphans.len(), "client gone; ending its queries");
+        }
+        orphans.iter().flat_map(|q| self.finish(q)).collect()
+    }
+
+    /// Releases the outputs of the input stages of `stage` whose readers
+    /// are all done: they are read by nobody any more. If a lost worker
+    /// later takes a reader's output with it, the released stages run
+    /// again (see [`liveliness`]).
+    fn release_read_inputs(&mut self, query: &QueryId, stage: StageId) -> Vec<Action> {
+        let Some(q) = self.queries.get_mut(query) else {
+            return vec![];
+        };
+        let mut actions = Vec::new();
+        for input in q.stage(stage).inputs().collect::<Vec<_>>() {
+            let readers_done = q.stage(input).consumers.iter().all(|&c| {
+                // The client reads stage 0's inputs until the query ends.
+                c != StageId(0) && q.stage(c).complete()
+            });
+            if !readers_done || q.stage(input).released {
+                continue;
+            }
+            q.stage_mut(input).released = true;
+            let holders: BTreeSet<WorkerId> = q
+                .stage(input)
+                .tasks
+                .iter()
+                .filter_map(|t| t.done.as_ref().map(|p| p.worker.clone()))
+                .collect();
+            tracing::debug!(query = %query, stage = %input, "outputs read by every reader; releasing");
+            for worker in holders {
+                if self.workers.get(&worker).is_some_and(|w| w.alive) {
+                    actions.push(Action::Release {
+                        worker,
+                        release: Release::Stage(query.clone(), input),
+                        stale: false,
+                    });
+                }
+            }
+        }
+        self.counters.releases += actions.len() as u64;
+        actions
+    }
+
     /// A worker reported the end of a task attempt.
     pub fn report(&mut self, report: TaskReport, now: Instant) -> (ReportAck, Vec<Action>) {
         let a = &report.attempt;
@@ -205,6 +260,8 @@ impl Scheduler {
                     actions.push(Action::Events {
                         query: a.query.clone(),
                     });
+                    let (query, stage) = (a.query.clone(), a.stage);
+                    actions.extend(self.release_read_inputs(&query, stage));
                 }
                 actions.extend(self.schedule(now));
                 (ReportAck { keep: true }, actions)

@@ -77,6 +77,9 @@ pub(super) struct StageRun {
     pub profile: StageProfile,
     /// Pre-order ids of its scan nodes.
     pub scans: Vec<usize>,
+    /// Its outputs were released once every reader was done; a reader
+    /// that must run again makes it run again first.
+    pub released: bool,
 }
 
 impl StageRun {
@@ -135,6 +138,7 @@ impl QueryRun {
                     },
                     plan: Arc::new(plan),
                     consumers: vec![],
+                    released: false,
                 }
             })
             .collect();

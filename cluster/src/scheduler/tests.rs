@@ -256,3 +256,157 @@ fn a_worker_failing_repeatedly_is_excluded_while_others_can_run() {
     let retry = assigned(&s.tick(now));
     assert!(retry.iter().all(|(w, _)| w == &wid("good")));
 }
+
+/// Stage 0 <- stage 1 (2 tasks) <- stage 2 (2 tasks) <- stage 3 (3 scan
+/// tasks): stage 3's outputs can be released once stage 2 is done.
+fn deep_query(id: &str) -> SubmitQuery {
+    let mut submit = query(id);
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+    let scan = PhysicalPlan::Scan {
+        source: ScanSource::Tpch {
+            table: TpchTable::Nation,
+            scale_factor: 0.01,
+            partitions: 3,
+        },
+        table_schema: Arc::clone(&schema),
+        projection: None,
+        pruning: vec![],
+        schema,
+    };
+    let round_robin = |input| PhysicalPlan::Exchange {
+        input: Box::new(input),
+        partitioning: Partitioning::RoundRobin { partitions: 2 },
+    };
+    let plan = PhysicalPlan::Exchange {
+        input: Box::new(round_robin(round_robin(scan))),
+        partitioning: Partitioning::Gather,
+    };
+    submit.stages = split_stages(&plan);
+    submit
+}
+
+fn releases(actions: &[Action]) -> Vec<(WorkerId, Release)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Release {
+                worker, release, ..
+            } => Some((worker.clone(), release.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reports success for every attempt in `todo`, and for the ones those
+/// reports start, until nothing new starts; returns all reports' actions.
+fn run_all(s: &mut Scheduler, mut todo: Vec<(WorkerId, AttemptRef)>, now: Instant) -> Vec<Action> {
+    let mut all = Vec::new();
+    while let Some((w, a)) = todo.pop() {
+        let (_, next) = s.report(ok(&w, &a, 1), now);
+        todo.extend(assigned(&next));
+        all.extend(next);
+    }
+    all
+}
+
+#[test]
+fn a_lost_client_ends_its_queries_only() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    let mut other = query("q2");
+    other.client = ClientId::new("d").unwrap();
+    let first = s.submit(query("q1"), now).unwrap();
+    s.submit(other, now).unwrap();
+    assert!(!assigned(&first).is_empty());
+    let actions = s.client_lost(&ClientId::new("c").unwrap());
+    assert_eq!(
+        releases(&actions),
+        vec![(wid("a"), Release::Query(QueryId::new("q1").unwrap()))]
+    );
+    let left: Vec<_> = s.status(now).queries.into_iter().map(|q| q.id).collect();
+    assert_eq!(left, vec![QueryId::new("q2").unwrap()]);
+    assert!(s.client_lost(&ClientId::new("nobody").unwrap()).is_empty());
+}
+
+#[test]
+fn a_joining_worker_drops_what_this_coordinator_does_not_know() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    s.submit(query("q1"), now).unwrap();
+    let actions = s.worker_up(info("b", 8), now);
+    assert_eq!(
+        releases(&actions),
+        vec![(
+            wid("b"),
+            Release::AllExcept(vec![QueryId::new("q1").unwrap()])
+        )]
+    );
+}
+
+#[test]
+fn outputs_are_released_once_every_reader_is_done() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    s.worker_up(info("b", 8), now);
+    let q = QueryId::new("q").unwrap();
+    let first = s.submit(deep_query("q"), now).unwrap();
+    let actions = run_all(&mut s, assigned(&first), now);
+    // Stage 3 is read only by stage 2, which is done: released on every
+    // worker holding one of its outputs, once. Stage 2 is read by stage 1
+    // (done too); stage 1 is read by the client, which is not done.
+    let mut released = releases(&actions);
+    released.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    let stages: Vec<Release> = released.iter().map(|(_, r)| r.clone()).collect();
+    assert!(stages.contains(&Release::Stage(q.clone(), StageId(3))));
+    assert!(stages.contains(&Release::Stage(q.clone(), StageId(2))));
+    assert!(!stages.contains(&Release::Stage(q.clone(), StageId(1))));
+    let stage3 = stages
+        .iter()
+        .filter(|r| **r == Release::Stage(q.clone(), StageId(3)))
+        .count();
+    assert!((1..=2).contains(&stage3), "{released:?}");
+    assert!(ready(&s, "q").is_some());
+}
+
+#[test]
+fn a_reader_running_again_runs_its_released_inputs_again() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    s.worker_up(info("b", 8), now);
+    let first = assigned(&s.submit(deep_query("q"), now).unwrap());
+    // Stage 3 (scans), then stage 2; stage 1 not yet.
+    let mut next = Vec::new();
+    for (w, a) in &first {
+        next.extend(assigned(&s.report(ok(w, a, 1), now).1));
+    }
+    assert!(next.iter().all(|(_, a)| a.stage == StageId(2)));
+    let mut stage1 = Vec::new();
+    let mut released = Vec::new();
+    for (w, a) in &next {
+        let (_, actions) = s.report(ok(w, a, 1), now);
+        released.extend(releases(&actions));
+        stage1.extend(assigned(&actions));
+    }
+    assert!(released
+        .iter()
+        .any(|(_, r)| matches!(r, Release::Stage(_, StageId(3)))));
+    assert!(stage1.iter().all(|(_, a)| a.stage == StageId(1)));
+    // A stage 2 output is lost before stage 1 read it: stage 2's task runs
+    // again, and first all of released stage 3.
+    let holder = next[0].0.clone();
+    let rerun = assigned(&s.worker_lost(&holder, now));
+    assert!(!rerun.is_empty());
+    assert!(
+        rerun.iter().all(|(_, a)| a.stage == StageId(3)),
+        "{rerun:?}"
+    );
+    assert_eq!(rerun.len(), 3);
+    assert!(rerun.iter().all(|(_, a)| a.attempt == AttemptId(1)));
+    // Once stage 3 is back, stage 2 runs again and the query gets ready.
+    run_all(&mut s, rerun, now);
+    assert!(ready(&s, "q").is_some());
+}

@@ -402,19 +402,54 @@ pub fn worker_space(cluster: &ClusterId) -> String {
 
 /// Parses a worker liveliness key back into its ids.
 pub fn parse_worker_key(key: &str) -> Result<(ClusterId, WorkerId)> {
+    let (cluster, id) = parse_token_key(key, "worker")?;
+    let id = WorkerId::new(id).map_err(|e| TransportError::InvalidKey {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((cluster, id))
+}
+
+/// `ffq/<cluster>/client/<client-id>`: a client's liveliness token. The
+/// coordinator ends a client's queries when it goes away.
+pub fn client_key(cluster: &ClusterId, client: &ClientId) -> String {
+    format!("{ROOT}/{cluster}/client/{client}")
+}
+
+/// `ffq/<cluster>/client/*`: every client's liveliness token.
+pub fn client_space(cluster: &ClusterId) -> String {
+    format!("{ROOT}/{cluster}/client/*")
+}
+
+/// Parses a client liveliness key back into its ids.
+pub fn parse_client_key(key: &str) -> Result<(ClusterId, ClientId)> {
+    let (cluster, id) = parse_token_key(key, "client")?;
+    let id = ClientId::new(id).map_err(|e| TransportError::InvalidKey {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((cluster, id))
+}
+
+/// `ffq/<cluster>/coordinator`: the coordinator's liveliness token.
+/// Workers drop everything they hold when it goes away: no coordinator
+/// can release it any more.
+pub fn coordinator_token_key(cluster: &ClusterId) -> String {
+    format!("{ROOT}/{cluster}/coordinator")
+}
+
+/// `ffq/<cluster>/<kind>/<id>` into the cluster id and the raw id.
+fn parse_token_key<'k>(key: &'k str, kind: &str) -> Result<(ClusterId, &'k str)> {
     let bad = |reason: String| TransportError::InvalidKey {
         key: key.to_string(),
         reason,
     };
     let parts: Vec<&str> = key.split('/').collect();
-    if parts.len() != 4 || parts[0] != ROOT || parts[2] != "worker" {
-        return Err(bad(format!("expected {ROOT}/<cluster>/worker/<worker-id>")));
+    if parts.len() != 4 || parts[0] != ROOT || parts[2] != kind {
+        return Err(bad(format!("expected {ROOT}/<cluster>/{kind}/<{kind}-id>")));
     }
-    let wrap = |e: TransportError| bad(e.to_string());
-    Ok((
-        ClusterId::new(parts[1]).map_err(wrap)?,
-        WorkerId::new(parts[3]).map_err(wrap)?,
-    ))
+    let cluster = ClusterId::new(parts[1]).map_err(|e| bad(e.to_string()))?;
+    Ok((cluster, parts[3]))
 }
 
 /// `ffq/<cluster>/ctl/<path...>`: a control key; each element of `path` is
@@ -472,6 +507,16 @@ mod tests {
             (c.clone(), w)
         );
         assert_eq!(worker_space(&c), "ffq/prod/worker/*");
+        let client = ClientId::new("c-1").unwrap();
+        assert_eq!(client_key(&c, &client), "ffq/prod/client/c-1");
+        assert_eq!(
+            parse_client_key("ffq/prod/client/c-1").unwrap(),
+            (c.clone(), client)
+        );
+        assert!(parse_client_key("ffq/prod/worker/c-1").is_err());
+        assert!(parse_worker_key("ffq/prod/worker/a b").is_err());
+        assert_eq!(client_space(&c), "ffq/prod/client/*");
+        assert_eq!(coordinator_token_key(&c), "ffq/prod/coordinator");
         assert_eq!(data_space(&c), "ffq/prod/data/**");
         let q = QueryId::new("abc").unwrap();
         assert_eq!(query_data_space(&c, &q), "ffq/prod/data/abc/**");
@@ -482,7 +527,13 @@ mod tests {
         );
         assert!(ctl_key(&c, &[]).is_err());
         assert!(ctl_key(&c, &["a/b"]).is_err());
-        for k in [data_space(&c), worker_space(&c), ctl_space(&c)] {
+        for k in [
+            data_space(&c),
+            worker_space(&c),
+            ctl_space(&c),
+            client_space(&c),
+            coordinator_token_key(&c),
+        ] {
             zenoh::key_expr::KeyExpr::try_from(k).unwrap();
         }
     }

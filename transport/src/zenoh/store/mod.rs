@@ -420,10 +420,22 @@ impl OutputStore {
         n
     }
 
+    /// Refuses new streams of `query` from now on (its task attempts may
+    /// still be starting); [`OutputStore::release`] also drops what it has.
+    pub fn mark_released(&self, query: &QueryId) {
+        self.lock().remember_released(query.clone());
+    }
+
+    /// Whether `query` was released (among the last
+    /// [`RELEASED_QUERIES_KEPT`] released).
+    pub fn is_released(&self, query: &QueryId) -> bool {
+        self.lock().released.contains(query)
+    }
+
     /// Drops every stream of `query` and refuses new ones; returns how
     /// many were dropped.
     pub fn release(&self, query: &QueryId) -> usize {
-        self.lock().remember_released(query.clone());
+        self.mark_released(query);
         self.release_where(|id| &id.query == query, |q, _| q == query)
     }
 
