@@ -15,12 +15,17 @@
 
 pub mod analyze;
 pub mod catalog;
+mod config;
 pub mod dataframe;
 pub mod engine;
 pub mod error;
+mod execution;
+mod explain;
 pub mod format;
 pub mod planner;
 pub mod progress;
+mod session;
+#[cfg(feature = "slt")]
 pub mod slt;
 pub mod stages;
 mod statements;

@@ -25,10 +25,10 @@ use ffq_dataflow::operators::parquet_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_splits;
 use ffq_dataflow::plan::{AggregateMode, JoinType, Partitioning, PhysicalPlan, ScanSource};
 
-use super::context::FfqTableSource;
 use super::expr::{group_keys, lower_aggregate, lower_expr, lower_exprs, lower_sort};
 use super::stats::estimate_rows;
 use super::window;
+use crate::catalog::FfqTableSource;
 use crate::catalog::TableKind;
 use crate::error::{Error, Result};
 
@@ -171,7 +171,12 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Distinct(_) => Err(Error::NotSupported(
                 "DISTINCT that the optimizer did not rewrite".into(),
             )),
-            LogicalPlan::Window(w) => window::lower_window(self, w, self.lower(&w.input)?),
+            LogicalPlan::Window(w) => window::lower_window(
+                w,
+                self.lower(&w.input)?,
+                self.registry,
+                self.target_partitions,
+            ),
             LogicalPlan::Subquery(_) => Err(Error::NotSupported(
                 "subquery that could not be turned into a join".into(),
             )),
