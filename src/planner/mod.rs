@@ -5,6 +5,7 @@
 //! logical plan to FFQ's partitioned physical plan with exchanges.
 
 pub mod context;
+pub mod exchange;
 pub mod expr;
 pub mod physical;
 pub mod set_ops;

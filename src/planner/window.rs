@@ -32,6 +32,7 @@ use ffq_dataflow::plan::{Partitioning, PhysicalPlan};
 
 use ffq_dataflow::functions::FunctionRegistry;
 
+use super::exchange::{gather, hash_exchange};
 use super::expr::{lower_expr, lower_exprs, lower_sort};
 use crate::error::{Error, Result};
 
@@ -77,22 +78,11 @@ pub fn lower_window(
         let group_exprs: Vec<WindowExpr> = group.iter().map(|&i| exprs[i].clone()).collect();
         let keys = &group_exprs[0].partition_by;
         if keys.is_empty() || n == 1 {
-            if plan.output_partitions() > 1 {
-                plan = PhysicalPlan::Exchange {
-                    input: Box::new(plan),
-                    partitioning: Partitioning::Gather,
-                };
-            }
+            plan = gather(plan);
             hashed_on = None;
         } else if !hashed_on.as_ref().is_some_and(|h| same_keys(h, keys)) {
             // Also from one partition: window partitions run in parallel.
-            plan = PhysicalPlan::Exchange {
-                input: Box::new(plan),
-                partitioning: Partitioning::Hash {
-                    keys: keys.clone(),
-                    partitions: n,
-                },
-            };
+            plan = hash_exchange(plan, keys.clone(), n);
             hashed_on = Some(keys.clone());
         }
         let order = required_order(&group_exprs).ok_or_else(|| {
