@@ -12,6 +12,17 @@
 //! let batches = df.collect().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The path of a statement: [`Engine::sql`] (`engine.rs`) parses and plans
+//! it against the session (`session.rs`: catalog, functions, settings,
+//! execution backend) with `planner/`; statements that are not queries go
+//! to `statements/`, EXPLAIN to `explain.rs`; queries become a
+//! [`DataFrame`], which runs on the session's execution backend
+//! (`execution/`: embedded or cluster, chosen when the engine is built).
+//!
+//! Cargo features: `cli` (default) builds the `ffq` binary; `slt`
+//! (default) provides `ffq::slt`, the sqllogictest runner. Without them the
+//! library needs neither `clap`, `rustyline` nor `sqllogictest`.
 
 pub mod analyze;
 pub mod catalog;

@@ -2,9 +2,9 @@
 //! `CREATE EXTERNAL TABLE`, `DROP TABLE|VIEW`, `INSERT INTO`, `DESCRIBE`
 //! and `SHOW TABLES`.
 //!
-//! DDL statements and `INSERT` take effect when [`Engine::sql`](crate::Engine::sql) plans them
-//! (an `INSERT` runs its query then); the returned [`DataFrame`] holds the
-//! result rows: none for DDL (a zero-column result), one row with the
+//! DDL statements and `INSERT` take effect when
+//! [`Engine::sql`](crate::Engine::sql) plans them (an `INSERT` runs its
+//! query then); the returned [`DataFrame`] holds the result rows: none for DDL (a zero-column result), one row with the
 //! inserted row `count` for `INSERT` (as DataFusion does).
 //!
 //! Views are stored as their (unoptimized) logical plans and inlined by the

@@ -7,10 +7,13 @@
 //!   a hash exchange on the group keys, or a gather without keys);
 //! - equi-joins build on the smaller side (swapping inputs when that is the
 //!   right one), broadcast a small build side (`collect_left`), and
-//!   otherwise hash-partition both sides on the keys;
+//!   otherwise hash-partition both sides on the keys (`join.rs`);
 //! - sort + limit becomes per-partition top-k followed by a merge.
 //!
 //! Every logical node it cannot lower fails with `not supported: ...`.
+//! Windows and set operations are lowered by their own modules
+//! (`planner::window`, `planner::set_ops`), which get what they need as
+//! arguments rather than the planner.
 
 use std::sync::Arc;
 
