@@ -1,68 +1,16 @@
-//! `EXPLAIN ANALYZE`: runs the query, then shows the physical plan with
-//! what each operator did (rows, batches, compute time, peak memory).
+//! How `EXPLAIN ANALYZE` shows a run: the physical plan with what each
+//! operator did (rows, batches, compute time, peak memory); on a cluster,
+//! each stage with its task attempts too. The execution backends run the
+//! query and call these renderers.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arrow::array::{RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use ffq_cluster::QueryAnalysis;
 use ffq_dataflow::metrics::MetricsSnapshot;
 use ffq_dataflow::plan::PhysicalPlan;
-use ffq_dataflow::runner::CompiledPlan;
-use futures::StreamExt;
+use ffq_transport::zenoh_exchange::{AttemptRef, ClusterId, QueryId, StageId};
 
-use crate::engine::EngineState;
 use crate::error::Result;
-
-/// Runs `physical` embedded to completion and renders its metrics.
-pub(crate) async fn explain_analyze(
-    state: &Arc<EngineState>,
-    physical: &PhysicalPlan,
-) -> Result<(SchemaRef, RecordBatch)> {
-    let start = Instant::now();
-    let compiled = CompiledPlan::try_new(
-        physical,
-        state.exec_config(),
-        Arc::clone(&state.registry),
-        state.memory.clone(),
-        state.exchange.clone(),
-        None,
-        state.operators(),
-    )?;
-    let metrics = Arc::clone(&compiled.ctx.metrics);
-    let mut stream = compiled.into_stream()?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        rows += batch?.num_rows();
-    }
-    let elapsed = start.elapsed();
-    let text = render_plan(physical, &metrics.snapshot());
-    Ok(analyze_batch(vec![
-        ("Plan with Metrics".to_string(), text),
-        (
-            "Output".to_string(),
-            format!("{rows} rows in {}", format_duration(elapsed)),
-        ),
-    ]))
-}
-
-/// The rows of an `EXPLAIN ANALYZE` result: (plan_type, plan).
-pub(crate) fn analyze_batch(rows: Vec<(String, String)>) -> (SchemaRef, RecordBatch) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("plan_type", DataType::Utf8, false),
-        Field::new("plan", DataType::Utf8, false),
-    ]));
-    let (kinds, plans): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(StringArray::from(kinds)),
-            Arc::new(StringArray::from(plans)),
-        ],
-    )
-    .expect("two string columns match the schema");
-    (schema, batch)
-}
 
 /// `plan` as an indented tree, each node with its metrics; `metrics` is
 /// indexed by pre-order node id (the order `operators::compile` uses).
@@ -135,23 +83,14 @@ pub fn format_bytes(b: u64) -> String {
     }
 }
 
-/// `EXPLAIN ANALYZE` on a cluster: runs the query there and shows each
-/// stage with its task attempts and output bytes, and its plan with the
-/// counters summed over the stage's successful attempts.
-pub(crate) async fn explain_analyze_cluster(
-    state: &Arc<EngineState>,
-    cluster: &Arc<ffq_cluster::ClusterClient>,
-    physical: &PhysicalPlan,
-) -> Result<(SchemaRef, RecordBatch)> {
-    let a = cluster
-        .analyze(
-            physical,
-            state.memory.clone(),
-            Arc::clone(&state.registry),
-            state.operators(),
-            state.exec_config(),
-        )
-        .await?;
+/// What a cluster run did (`EXPLAIN ANALYZE` on a cluster): each stage with
+/// its task attempts and output bytes, and its plan with the counters
+/// summed over the stage's successful attempts.
+pub fn render_cluster_analysis(a: &QueryAnalysis) -> Result<String> {
+    // The analysis carries no ids of the cluster and the query: the keys
+    // show where they go.
+    let cluster = ClusterId::new("<cluster>")?;
+    let query = QueryId::new("<query>")?;
     let mut text = String::new();
     for (stage, profile) in a.stages.iter().zip(&a.profile) {
         if stage.id == 0 {
@@ -162,18 +101,11 @@ pub(crate) async fn explain_analyze_cluster(
             text.push_str(&indent(&render_plan(&stage.plan, &a.root_metrics)));
             continue;
         }
-        let output = match &stage.output {
-            Some(p) => PhysicalPlan::Exchange {
-                input: Box::new(stage.plan.clone()),
-                partitioning: p.clone(),
-            }
-            .describe(),
-            None => String::new(),
-        };
         let bytes: u64 = profile.outputs.iter().map(|o| o.bytes).sum();
         text.push_str(&format!(
-            "Stage {} -> {output}: {} tasks, {} attempts ({} failed, {} requeued), output {}\n",
+            "Stage {} -> {}: {} tasks, {} attempts ({} failed, {} requeued), output {}\n",
             stage.id,
+            stage.output_name(),
             profile.tasks,
             profile.attempts,
             profile.failed_attempts,
@@ -187,21 +119,16 @@ pub(crate) async fn explain_analyze_cluster(
             bytes,
         } in &profile.outputs
         {
+            let output = AttemptRef::new(query.clone(), StageId(stage.id), *task, *attempt);
             text.push_str(&format!(
-                "  task {task}: attempt {attempt} on {worker}, {} to ffq/<cluster>/data/<query>/{}/{attempt}/{task}/*\n",
+                "  task {task}: attempt {attempt} on {worker}, {} to {}\n",
                 format_bytes(*bytes),
-                stage.id
+                output.data_space(&cluster)
             ));
         }
         text.push_str(&indent(&render_plan(&stage.plan, &profile.metrics)));
     }
-    Ok(analyze_batch(vec![
-        ("Plan with Metrics".to_string(), text),
-        (
-            "Output".to_string(),
-            format!("{} rows in {}", a.rows, format_duration(a.elapsed)),
-        ),
-    ]))
+    Ok(text)
 }
 
 fn indent(text: &str) -> String {

@@ -1,12 +1,15 @@
 //! The tables an engine knows: their schemas, where their rows come from,
-//! and the statistics the planner uses.
+//! and the statistics the planner uses; and how the SQL planner sees them
+//! ([`FfqTableSource`], [`FfqViewSource`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
-use datafusion_expr::LogicalPlan;
+use datafusion_common::Result as DFResult;
+use datafusion_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableSource, TableType};
 use ffq_dataflow::plan::TpchTable;
 
 use crate::error::{Error, Result};
@@ -71,6 +74,50 @@ pub struct ViewEntry {
     pub schema: SchemaRef,
     /// The `CREATE VIEW` text, when created by SQL.
     pub definition: Option<String>,
+}
+
+/// A table as the SQL planner sees it. Parquet tables accept pushed-down
+/// filters as *inexact* (used to skip row groups; rows are still filtered).
+pub struct FfqTableSource {
+    pub entry: Arc<TableEntry>,
+}
+
+impl TableSource for FfqTableSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.entry.schema)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        let kind = match self.entry.kind {
+            TableKind::Parquet { .. } => TableProviderFilterPushDown::Inexact,
+            _ => TableProviderFilterPushDown::Unsupported,
+        };
+        Ok(vec![kind; filters.len()])
+    }
+}
+
+/// A view as the SQL planner sees it: its plan is inlined where the view
+/// is used (`LogicalPlanBuilder::scan` replaces the scan of a source that
+/// has a logical plan by that plan under the view's name).
+pub struct FfqViewSource {
+    pub view: Arc<ViewEntry>,
+}
+
+impl TableSource for FfqViewSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.view.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        Some(Cow::Borrowed(&self.view.plan))
+    }
 }
 
 /// A named object of the catalog.
@@ -182,7 +229,7 @@ impl Catalog {
                 let entry = scan
                     .source
                     .as_ref()
-                    .downcast_ref::<crate::planner::context::FfqTableSource>()
+                    .downcast_ref::<FfqTableSource>()
                     .map(|s| Arc::clone(&s.entry));
                 if let Some(entry) = entry {
                     let current = self.get(&entry.name);

@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use datafusion_expr::LogicalPlan;
 use ffq_dataflow::plan::PhysicalPlan;
-use ffq_dataflow::runner::{self, QueryStream};
+use ffq_dataflow::runner::QueryStream;
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use futures::TryStreamExt;
 
-use crate::engine::EngineState;
-use crate::error::Result;
-use crate::stages::display_stages;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::session::SessionState;
+use crate::stages;
 
 enum Body {
     /// A query to run.
@@ -30,18 +31,18 @@ enum Body {
 
 /// A planned statement.
 pub struct DataFrame {
-    state: Arc<EngineState>,
+    session: Arc<SessionState>,
     body: Body,
 }
 
 impl DataFrame {
     pub(crate) fn query(
-        state: Arc<EngineState>,
+        session: Arc<SessionState>,
         logical: LogicalPlan,
         physical: PhysicalPlan,
     ) -> Self {
         DataFrame {
-            state,
+            session,
             body: Body::Query {
                 logical: Box::new(logical),
                 physical: Box::new(physical),
@@ -50,12 +51,12 @@ impl DataFrame {
     }
 
     pub(crate) fn rows(
-        state: Arc<EngineState>,
+        session: Arc<SessionState>,
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Self {
         DataFrame {
-            state,
+            session,
             body: Body::Rows { schema, batches },
         }
     }
@@ -89,16 +90,10 @@ impl DataFrame {
     /// query.
     pub fn execute_stream(&self) -> Result<SendableRecordBatchStream> {
         match &self.body {
-            Body::Query { physical, .. } => match &self.state.cluster {
-                Some(cluster) => Ok(cluster.execute(
-                    physical,
-                    self.state.memory.clone(),
-                    Arc::clone(&self.state.registry),
-                    self.state.operators(),
-                    self.state.exec_config(),
-                )?),
-                None => Ok(Box::pin(self.execute_query()?)),
-            },
+            Body::Query { physical, .. } => self
+                .session
+                .backend
+                .execute(physical, &self.session.resources()),
             Body::Rows { schema, batches } => {
                 let batches = batches.clone();
                 Ok(boxed(
@@ -111,50 +106,25 @@ impl DataFrame {
 
     /// Like [`DataFrame::execute_stream`], with a handle on the query's
     /// progress (rows scanned, stages done).
-    pub fn execute_with_progress(
-        &self,
-    ) -> Result<(SendableRecordBatchStream, crate::progress::Progress)> {
-        use crate::progress::Progress;
-        match (&self.body, &self.state.cluster) {
-            (Body::Query { physical, .. }, Some(cluster)) => {
-                let (stream, progress) = cluster.execute_with_progress(
-                    physical,
-                    self.state.memory.clone(),
-                    Arc::clone(&self.state.registry),
-                    self.state.operators(),
-                    self.state.exec_config(),
-                )?;
-                Ok((stream, Progress::cluster(progress)))
-            }
-            (Body::Query { physical, .. }, None) => {
-                let stream = self.execute_query()?;
-                let progress = Progress::embedded(stream.metrics(), physical);
-                Ok((Box::pin(stream), progress))
-            }
-            (Body::Rows { .. }, _) => Ok((self.execute_stream()?, Progress::done())),
+    pub fn execute_with_progress(&self) -> Result<(SendableRecordBatchStream, Progress)> {
+        match &self.body {
+            Body::Query { physical, .. } => self
+                .session
+                .backend
+                .execute_with_progress(physical, &self.session.resources()),
+            Body::Rows { .. } => Ok((self.execute_stream()?, Progress::done())),
         }
     }
 
     /// Like [`DataFrame::execute_stream`], with access to the query's task
     /// set (to observe cancellation). Embedded engines only.
     pub fn execute_query(&self) -> Result<QueryStream> {
-        if self.state.cluster.is_some() {
-            return Err(crate::Error::NotSupported(
-                "execute_query on a cluster engine (use execute_stream)".into(),
-            ));
-        }
         match &self.body {
-            Body::Query { physical, .. } => Ok(runner::CompiledPlan::try_new(
-                physical,
-                self.state.exec_config(),
-                Arc::clone(&self.state.registry),
-                self.state.memory.clone(),
-                self.state.exchange.clone(),
-                None,
-                self.state.operators(),
-            )?
-            .into_stream()?),
-            Body::Rows { .. } => Err(crate::Error::InvalidArgument(
+            Body::Query { physical, .. } => self
+                .session
+                .backend
+                .execute_query(physical, &self.session.resources()),
+            Body::Rows { .. } => Err(Error::InvalidArgument(
                 "this statement has no query to run".into(),
             )),
         }
@@ -166,13 +136,13 @@ impl DataFrame {
     /// plan stays the input's; the physical plan ends with the operator.
     pub fn with_operator(&self, name: &str, config: &str) -> Result<DataFrame> {
         let Body::Query { logical, physical } = &self.body else {
-            return Err(crate::Error::InvalidArgument(
+            return Err(Error::InvalidArgument(
                 "with_operator needs a query (this statement has no query plan)".into(),
             ));
         };
-        let operators = self.state.operators();
+        let operators = self.session.operators();
         let factory = operators.get(name).ok_or_else(|| {
-            crate::Error::InvalidArgument(format!(
+            Error::InvalidArgument(format!(
                 "operator {name} is not registered (registered: [{}])",
                 operators.names().join(", ")
             ))
@@ -194,7 +164,7 @@ impl DataFrame {
             };
         }
         Ok(DataFrame::query(
-            Arc::clone(&self.state),
+            Arc::clone(&self.session),
             (**logical).clone(),
             plan,
         ))
@@ -206,39 +176,29 @@ impl DataFrame {
         Ok(stream.try_collect().await?)
     }
 
-    /// The plans of the query as text: logical, physical, and stages.
+    /// The plans of the query as text: logical, physical, and the stages
+    /// this engine runs.
     pub fn explain(&self) -> String {
-        match &self.body {
-            Body::Query { logical, physical } => explain_text(logical, physical),
-            Body::Rows { .. } => "(a statement without a query plan)\n".to_string(),
+        match self.plan_texts() {
+            Some([logical, physical, stages]) => format!(
+                "== Logical plan ==\n{}\n\n== Physical plan ==\n{}\n== Stages ==\n{}",
+                logical.1, physical.1, stages.1
+            ),
+            None => "(a statement without a query plan)\n".to_string(),
         }
     }
-}
 
-pub(crate) fn explain_text(logical: &LogicalPlan, physical: &PhysicalPlan) -> String {
-    format!(
-        "== Logical plan ==\n{}\n\n== Physical plan ==\n{}\n== Stages ==\n{}",
-        logical.display_indent(),
-        physical.display_indent(),
-        display_stages(physical)
-    )
-}
-
-/// EXPLAIN output as rows: (plan_type, plan).
-pub(crate) fn explain_batch(
-    logical: &LogicalPlan,
-    physical: &PhysicalPlan,
-) -> Result<(SchemaRef, RecordBatch)> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("plan_type", DataType::Utf8, false),
-        Field::new("plan", DataType::Utf8, false),
-    ]));
-    let kinds = StringArray::from(vec!["logical_plan", "physical_plan", "stages"]);
-    let plans = StringArray::from(vec![
-        logical.display_indent().to_string(),
-        physical.display_indent(),
-        display_stages(physical),
-    ]);
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(kinds), Arc::new(plans)])?;
-    Ok((schema, batch))
+    /// The plans of the query as `(plan_type, plan)` pairs, the rows of
+    /// EXPLAIN: `logical_plan`, `physical_plan` and `stages`.
+    pub(crate) fn plan_texts(&self) -> Option<[(&'static str, String); 3]> {
+        let Body::Query { logical, physical } = &self.body else {
+            return None;
+        };
+        let stage_plan = self.session.backend.stage_plan(physical);
+        Some([
+            ("logical_plan", logical.display_indent().to_string()),
+            ("physical_plan", physical.display_indent()),
+            ("stages", stages::display(&stage_plan)),
+        ])
+    }
 }

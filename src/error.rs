@@ -40,6 +40,12 @@ impl From<ffq_cluster::ClusterError> for Error {
     }
 }
 
+impl From<ffq_transport::zenoh_exchange::TransportError> for Error {
+    fn from(e: ffq_transport::zenoh_exchange::TransportError) -> Self {
+        Error::Cluster(e.to_string())
+    }
+}
+
 impl From<DataflowError> for Error {
     fn from(e: DataflowError) -> Self {
         match e {

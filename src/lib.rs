@@ -12,15 +12,31 @@
 //! let batches = df.collect().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The path of a statement: [`Engine::sql`] (`engine.rs`) parses and plans
+//! it against the session (`session.rs`: catalog, functions, settings,
+//! execution backend) with `planner/`; statements that are not queries go
+//! to `statements/`, EXPLAIN to `explain.rs`; queries become a
+//! [`DataFrame`], which runs on the session's execution backend
+//! (`execution/`: embedded or cluster, chosen when the engine is built).
+//!
+//! Cargo features: `cli` (default) builds the `ffq` binary; `slt`
+//! (default) provides `ffq::slt`, the sqllogictest runner. Without them the
+//! library needs neither `clap`, `rustyline` nor `sqllogictest`.
 
 pub mod analyze;
 pub mod catalog;
+mod config;
 pub mod dataframe;
 pub mod engine;
 pub mod error;
+mod execution;
+mod explain;
 pub mod format;
 pub mod planner;
 pub mod progress;
+mod session;
+#[cfg(feature = "slt")]
 pub mod slt;
 pub mod stages;
 mod statements;

@@ -1,12 +1,15 @@
-//! The stage DAG: a physical plan cut at its exchanges.
+//! The stage DAG as EXPLAIN shows it: a view over the stages that
+//! [`ffq_dataflow::stage`] cuts, the one cutter the runtime uses too (an
+//! engine's execution backend says which stages it runs: the plan cut as
+//! is embedded, the distributed plan on a cluster).
 //!
 //! Stage 0 is the root (the query's output); every exchange starts a new
-//! stage below it. Embedded mode runs all stages at once, connected by
-//! channels; the distributed runtime schedules them stage by stage.
+//! stage below it.
 
 use std::fmt;
 
 use ffq_dataflow::plan::PhysicalPlan;
+use ffq_dataflow::stage::{split_stages, StagePlan};
 
 /// One stage: the operators between two exchanges.
 #[derive(Debug, Clone)]
@@ -22,46 +25,35 @@ pub struct Stage {
     pub output: String,
 }
 
-/// Cuts `plan` into stages.
+impl Stage {
+    /// The view of one cut stage.
+    pub fn of(stage: &StagePlan) -> Stage {
+        let mut operators = Vec::new();
+        list_operators(&stage.plan, 0, &mut operators);
+        Stage {
+            id: stage.id as usize,
+            tasks: stage.tasks(),
+            operators,
+            inputs: stage.inputs.iter().map(|&i| i as usize).collect(),
+            output: stage.output_name(),
+        }
+    }
+}
+
+/// The stages of `plan` cut as is (as an embedded engine runs it).
 pub fn stages(plan: &PhysicalPlan) -> Vec<Stage> {
-    let mut out = Vec::new();
-    collect(plan, "result".to_string(), &mut out);
-    out
+    split_stages(plan).iter().map(Stage::of).collect()
 }
 
-fn collect(plan: &PhysicalPlan, output: String, out: &mut Vec<Stage>) -> usize {
-    let id = out.len();
-    out.push(Stage {
-        id,
-        tasks: plan.output_partitions(),
-        operators: vec![],
-        inputs: vec![],
-        output,
-    });
-    let mut operators = Vec::new();
-    let mut inputs = Vec::new();
-    walk(plan, 0, &mut operators, &mut inputs, out);
-    out[id].operators = operators;
-    out[id].inputs = inputs;
-    id
-}
-
-fn walk(
-    plan: &PhysicalPlan,
-    depth: usize,
-    operators: &mut Vec<String>,
-    inputs: &mut Vec<usize>,
-    out: &mut Vec<Stage>,
-) {
-    if let PhysicalPlan::Exchange { input, .. } = plan {
-        let child = collect(input, plan.describe(), out);
-        operators.push(format!("{}<- stage {child}", "  ".repeat(depth)));
-        inputs.push(child);
+fn list_operators(plan: &PhysicalPlan, depth: usize, out: &mut Vec<String>) {
+    let indent = "  ".repeat(depth);
+    if let PhysicalPlan::StageInput { stage, .. } = plan {
+        out.push(format!("{indent}<- stage {stage}"));
         return;
     }
-    operators.push(format!("{}{}", "  ".repeat(depth), plan.describe()));
+    out.push(format!("{indent}{}", plan.describe()));
     for c in plan.children() {
-        walk(c, depth + 1, operators, inputs, out);
+        list_operators(c, depth + 1, out);
     }
 }
 
@@ -79,9 +71,14 @@ impl fmt::Display for Stage {
     }
 }
 
-/// All stages as text.
+/// Cut stages as text, one block per stage.
+pub fn display(stages: &[StagePlan]) -> String {
+    stages.iter().map(|s| Stage::of(s).to_string()).collect()
+}
+
+/// The stages of `plan` cut as is, as text.
 pub fn display_stages(plan: &PhysicalPlan) -> String {
-    stages(plan).iter().map(|s| s.to_string()).collect()
+    display(&split_stages(plan))
 }
 
 /// How a stage DAG is drawn.
@@ -105,11 +102,16 @@ impl std::str::FromStr for DagFormat {
     }
 }
 
-/// The stage DAG of `plan`: one node per stage (its operators), one edge
-/// per exchange from the producing stage to its consumer, labelled with
-/// the partitioning.
+/// The stage DAG of `plan` cut as is; see [`draw`].
 pub fn draw_stages(plan: &PhysicalPlan, format: DagFormat) -> String {
-    let all = stages(plan);
+    draw(&split_stages(plan), format)
+}
+
+/// The stage DAG: one node per stage (its operators), one edge per
+/// exchange from the producing stage to its consumer, labelled with the
+/// partitioning.
+pub fn draw(stages: &[StagePlan], format: DagFormat) -> String {
+    let all: Vec<Stage> = stages.iter().map(Stage::of).collect();
     let label = |s: &Stage| {
         let mut lines = vec![format!("Stage {} [tasks={}]", s.id, s.tasks)];
         lines.extend(s.operators.iter().map(|o| o.trim().to_string()));

@@ -15,7 +15,7 @@ use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::metrics::MetricsSnapshot;
 use ffq_dataflow::plan::PhysicalPlan;
 use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
-use ffq_dataflow::stage::{distribute, split_stages, StagePlan};
+use ffq_dataflow::stage::{distributed_stages, StagePlan};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::keys::client_key;
@@ -224,7 +224,7 @@ impl ClusterClient {
         tables: Arc<dyn MemoryTables>,
         config: &ExecConfig,
     ) -> Result<(SubmitQuery, QueryGuard)> {
-        let stages = split_stages(&distribute(plan.clone()));
+        let stages = distributed_stages(plan);
         let query = QueryId::generate();
         // Memory tables are snapshotted now: workers read what the table
         // held when the query started.

@@ -1,5 +1,6 @@
-//! Stages: a physical plan cut at its exchanges, for the distributed
-//! runtime.
+//! Stages: a physical plan cut at its exchanges. This is the one stage
+//! cutter: the distributed runtime schedules what it cuts, and EXPLAIN
+//! (`ffq::stages`) shows it, for embedded and cluster engines alike.
 //!
 //! Stage 0 is the root (it yields the query's output); every exchange
 //! starts a new stage below its consumer, numbered depth first. A stage's
@@ -7,6 +8,10 @@
 //! leaves, and a stage other than the root writes its output with the
 //! partitioning of the exchange it replaced: task `t` of a stage runs
 //! partition `t` of the stage plan.
+//!
+//! Embedded mode runs the uncut plan (all stages at once, joined by
+//! channels); [`split_stages`] of it is what it runs. A cluster runs
+//! [`distributed_stages`]: the plan rewritten by [`distribute`], then cut.
 
 use std::sync::Arc;
 
@@ -36,6 +41,22 @@ impl StagePlan {
     /// Partitions of the stage's output (what the consumer reads).
     pub fn output_partitions(&self) -> usize {
         self.output.as_ref().map_or(1, |p| p.partitions())
+    }
+
+    /// Where the stage's output goes, as EXPLAIN names it: `result` for the
+    /// root stage, else the exchange it feeds (`Exchange(gather -> 1)`).
+    pub fn output_name(&self) -> String {
+        match &self.output {
+            None => "result".to_string(),
+            Some(partitioning) => PhysicalPlan::Exchange {
+                input: Box::new(PhysicalPlan::Empty {
+                    schema: self.plan.schema(),
+                    produce_one_row: false,
+                }),
+                partitioning: partitioning.clone(),
+            }
+            .describe(),
+        }
     }
 
     /// Names of the custom operators the stage needs, sorted.
@@ -128,6 +149,12 @@ pub fn distribute(plan: PhysicalPlan) -> PhysicalPlan {
             partitioning: Partitioning::Gather,
         },
     }
+}
+
+/// The stages a cluster runs `plan` as: [`distribute`], then
+/// [`split_stages`].
+pub fn distributed_stages(plan: &PhysicalPlan) -> Vec<StagePlan> {
+    split_stages(&distribute(plan.clone()))
 }
 
 /// Cuts `plan` into stages; element `i` is stage `i`.
@@ -248,6 +275,12 @@ mod tests {
         ));
         assert_eq!(stages[1].output, Some(Partitioning::Gather));
         assert_eq!(stages[1].tasks(), 1);
+        assert_eq!(stages[0].output_name(), "result");
+        assert_eq!(stages[1].output_name(), "Exchange(gather -> 1)");
+        // What a cluster runs: the same stages.
+        let distributed = distributed_stages(&scan(1));
+        assert_eq!(distributed.len(), stages.len());
+        assert_eq!(distributed[1].output, stages[1].output);
     }
 
     #[test]

@@ -1,63 +1,17 @@
 //! The catalog and function library as datafusion-sql sees them.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::DataType;
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::{plan_err, Result as DFResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
-use datafusion_expr::{
-    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, ScalarUDF, TableProviderFilterPushDown,
-    TableSource, TableType, WindowUDF,
-};
+use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 use ffq_dataflow::functions::FunctionRegistry;
 
-use crate::catalog::{Catalog, TableEntry, TableKind, ViewEntry};
-
-/// A table as the SQL planner sees it. Parquet tables accept pushed-down
-/// filters as *inexact* (used to skip row groups; rows are still filtered).
-pub struct FfqTableSource {
-    pub entry: Arc<TableEntry>,
-}
-
-impl TableSource for FfqTableSource {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.entry.schema)
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        let kind = match self.entry.kind {
-            TableKind::Parquet { .. } => TableProviderFilterPushDown::Inexact,
-            _ => TableProviderFilterPushDown::Unsupported,
-        };
-        Ok(vec![kind; filters.len()])
-    }
-}
-
-/// A view as the SQL planner sees it: its plan is inlined where the view
-/// is used (`LogicalPlanBuilder::scan` replaces the scan of a source that
-/// has a logical plan by that plan under the view's name).
-pub struct FfqViewSource {
-    pub view: Arc<ViewEntry>,
-}
-
-impl TableSource for FfqViewSource {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.view.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
-        Some(Cow::Borrowed(&self.view.plan))
-    }
-}
+use crate::catalog::Catalog;
+// The table sources are the catalog's; re-exported where they were.
+pub use crate::catalog::{FfqTableSource, FfqViewSource};
 
 pub struct PlannerContext<'a> {
     pub catalog: &'a Catalog,

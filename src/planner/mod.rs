@@ -1,10 +1,15 @@
 //! From SQL text to FFQ's physical plan.
 //!
-//! `sql` parses and plans with datafusion-sql against the catalog, then runs
-//! DataFusion's analyzer and optimizer; `physical` lowers the optimized
-//! logical plan to FFQ's partitioned physical plan with exchanges.
+//! `sql` parses and plans with datafusion-sql against the catalog (as
+//! `context` presents it), then runs DataFusion's analyzer and optimizer;
+//! `subquery` runs uncorrelated scalar subqueries first (through the
+//! session, seen as a `SubqueryRunner`); `physical` lowers the optimized
+//! logical plan to FFQ's partitioned physical plan, with `window` and
+//! `set_ops` lowering their nodes and `exchange` making the exchanges.
+//! Nothing here runs a query by itself or knows the engine.
 
 pub mod context;
+pub mod exchange;
 pub mod expr;
 pub mod physical;
 pub mod set_ops;

@@ -29,8 +29,9 @@ use datafusion_expr::{
     Expr, JoinType as LJoinType, LogicalPlan, Operator, UserDefinedLogicalNodeCore,
 };
 use ffq_dataflow::expr::PhysExpr;
-use ffq_dataflow::plan::{Partitioning, PhysicalPlan, SetOpKind};
+use ffq_dataflow::plan::{PhysicalPlan, SetOpKind};
 
+use super::exchange::{gather, hash_exchange};
 use crate::error::{Error, Result};
 
 /// `INTERSECT ALL` / `EXCEPT ALL` of two inputs with the same number of
@@ -222,20 +223,10 @@ pub fn lower_multiset_op(
     }
     let n = target_partitions.max(1);
     let exchange = |plan: PhysicalPlan, keys: Vec<PhysExpr>| {
-        let partitioning = if n == 1 {
-            if plan.output_partitions() <= 1 {
-                return plan;
-            }
-            Partitioning::Gather
+        if n == 1 {
+            gather(plan)
         } else {
-            Partitioning::Hash {
-                keys,
-                partitions: n,
-            }
-        };
-        PhysicalPlan::Exchange {
-            input: Box::new(plan),
-            partitioning,
+            hash_exchange(plan, keys, n)
         }
     };
     let left = exchange(left, on.iter().map(|(l, _)| l.clone()).collect());

@@ -4,7 +4,7 @@
 
 use datafusion_expr::{JoinType, LogicalPlan};
 
-use super::context::FfqTableSource;
+use crate::catalog::FfqTableSource;
 
 /// A size we know nothing about.
 pub const UNKNOWN_ROWS: f64 = 1e12;

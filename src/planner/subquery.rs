@@ -9,20 +9,26 @@
 
 use std::collections::HashMap;
 
+use arrow::array::RecordBatch;
 use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion_common::ScalarValue;
 use datafusion_expr::{Expr, LogicalPlan, Subquery};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::dataframe::DataFrame;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+
+/// Runs the plan of a subquery: the session, seen from the planner.
+pub trait SubqueryRunner: Sync {
+    /// Lowers `plan` (optimized, its own subqueries already replaced) and
+    /// runs it to completion.
+    fn run<'a>(&'a self, plan: &'a LogicalPlan) -> BoxFuture<'a, Result<Vec<RecordBatch>>>;
+}
 
 /// Runs every uncorrelated scalar subquery of `plan` and substitutes its
 /// value.
 pub fn resolve_scalar_subqueries(
-    engine: &Engine,
+    runner: &dyn SubqueryRunner,
     plan: LogicalPlan,
 ) -> BoxFuture<'_, Result<LogicalPlan>> {
     async move {
@@ -35,7 +41,7 @@ pub fn resolve_scalar_subqueries(
             if values.contains_key(&sq) {
                 continue;
             }
-            let value = run_scalar(engine, &sq).await?;
+            let value = run_scalar(runner, &sq).await?;
             values.insert(sq, value);
         }
         let replaced = plan
@@ -77,7 +83,7 @@ fn collect(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
 
 /// Runs one scalar subquery: its single value, NULL for no row, an error
 /// for more than one row or column.
-async fn run_scalar(engine: &Engine, sq: &Subquery) -> Result<ScalarValue> {
+async fn run_scalar(runner: &dyn SubqueryRunner, sq: &Subquery) -> Result<ScalarValue> {
     let plan = sq.subquery.as_ref().clone();
     let schema = plan.schema();
     if schema.fields().len() != 1 {
@@ -88,10 +94,8 @@ async fn run_scalar(engine: &Engine, sq: &Subquery) -> Result<ScalarValue> {
     }
     let data_type = schema.field(0).data_type().clone();
     // The subquery may hold scalar subqueries of its own.
-    let plan = resolve_scalar_subqueries(engine, plan).await?;
-    let physical = engine.physical_planner().plan(&plan)?;
-    let df = DataFrame::query(std::sync::Arc::clone(&engine.state), plan, physical);
-    let batches = df.collect().await?;
+    let plan = resolve_scalar_subqueries(runner, plan).await?;
+    let batches = runner.run(&plan).await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     match rows {
         0 => Ok(ScalarValue::try_from(&data_type)?),

@@ -30,15 +30,20 @@ use ffq_dataflow::expr::PhysExpr;
 use ffq_dataflow::operators::window::{required_order, WindowExpr, WindowFrame, WindowFunc};
 use ffq_dataflow::plan::{Partitioning, PhysicalPlan};
 
+use ffq_dataflow::functions::FunctionRegistry;
+
+use super::exchange::{gather, hash_exchange};
 use super::expr::{lower_expr, lower_exprs, lower_sort};
-use super::physical::PhysicalPlanner;
 use crate::error::{Error, Result};
 
-/// Lowers the logical window node `w` over the already lowered `input`.
+/// Lowers the logical window node `w` over the already lowered `input`,
+/// exchanging into `target_partitions` partitions; `registry` types the
+/// window functions' outputs.
 pub fn lower_window(
-    planner: &PhysicalPlanner,
     w: &Window,
     input: PhysicalPlan,
+    registry: &FunctionRegistry,
+    target_partitions: usize,
 ) -> Result<PhysicalPlan> {
     let in_df = w.input.schema();
     let n_in = in_df.fields().len();
@@ -63,7 +68,7 @@ pub fn lower_window(
         }
     }
 
-    let n = planner.target_partitions.max(1);
+    let n = target_partitions.max(1);
     // The keys the current plan is hash-partitioned on.
     let mut hashed_on = hash_keys(&input);
     let mut plan = input;
@@ -73,22 +78,11 @@ pub fn lower_window(
         let group_exprs: Vec<WindowExpr> = group.iter().map(|&i| exprs[i].clone()).collect();
         let keys = &group_exprs[0].partition_by;
         if keys.is_empty() || n == 1 {
-            if plan.output_partitions() > 1 {
-                plan = PhysicalPlan::Exchange {
-                    input: Box::new(plan),
-                    partitioning: Partitioning::Gather,
-                };
-            }
+            plan = gather(plan);
             hashed_on = None;
         } else if !hashed_on.as_ref().is_some_and(|h| same_keys(h, keys)) {
             // Also from one partition: window partitions run in parallel.
-            plan = PhysicalPlan::Exchange {
-                input: Box::new(plan),
-                partitioning: Partitioning::Hash {
-                    keys: keys.clone(),
-                    partitions: n,
-                },
-            };
+            plan = hash_exchange(plan, keys.clone(), n);
             hashed_on = Some(keys.clone());
         }
         let order = required_order(&group_exprs).ok_or_else(|| {
@@ -109,7 +103,7 @@ pub fn lower_window(
             .collect();
         for (&i, e) in group.iter().zip(&group_exprs) {
             position[i] = fields.len();
-            fields.push(e.field(&input_schema, planner.registry)?);
+            fields.push(e.field(&input_schema, registry)?);
         }
         plan = PhysicalPlan::Window {
             input: Box::new(plan),
@@ -392,7 +386,8 @@ mod tests {
             schema: input.schema(),
             inputs: vec![input.clone(), input],
         };
-        let p = lower_window(&engine.physical_planner(), &mixed, input).expect("lowers");
+        let registry = FunctionRegistry::with_defaults();
+        let p = lower_window(&mixed, input, &registry, 2).expect("lowers");
         let text = p.display_indent();
         assert_eq!(count(&p, "Window:"), 2, "{text}");
         assert!(text.starts_with("Projection:"), "{text}");

@@ -283,6 +283,15 @@ impl AttemptRef {
             partition,
         }
     }
+
+    /// `ffq/<cluster>/data/<query>/<stage>/<attempt>/<task>/*`: every output
+    /// partition of this attempt.
+    pub fn data_space(&self, cluster: &ClusterId) -> String {
+        format!(
+            "{ROOT}/{cluster}/data/{}/{}/{}/{}/*",
+            self.query, self.stage, self.attempt, self.task
+        )
+    }
 }
 
 /// The ids of one output stream: one output partition of one task attempt.
@@ -484,6 +493,13 @@ mod tests {
             task: TaskId(7),
             partition: PartitionId(3),
         }
+    }
+
+    #[test]
+    fn attempt_data_space_covers_its_partitions() {
+        let attempt = stream().attempt_ref();
+        let cluster = ClusterId::new("c1").unwrap();
+        assert_eq!(attempt.data_space(&cluster), "ffq/c1/data/q-1/2/1/7/*");
     }
 
     #[test]

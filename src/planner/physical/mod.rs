@@ -7,34 +7,37 @@
 //!   a hash exchange on the group keys, or a gather without keys);
 //! - equi-joins build on the smaller side (swapping inputs when that is the
 //!   right one), broadcast a small build side (`collect_left`), and
-//!   otherwise hash-partition both sides on the keys;
+//!   otherwise hash-partition both sides on the keys (`join.rs`);
 //! - sort + limit becomes per-partition top-k followed by a merge.
 //!
 //! Every logical node it cannot lower fails with `not supported: ...`.
+//! Windows and set operations are lowered by their own modules
+//! (`planner::window`, `planner::set_ops`), which get what they need as
+//! arguments rather than the planner.
 
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion_common::{DFSchema, NullEquality};
+use datafusion_common::DFSchema;
 use datafusion_expr::logical_plan::{FetchType, SkipType};
-use datafusion_expr::{JoinType as LJoinType, LogicalPlan};
+use datafusion_expr::LogicalPlan;
 use ffq_dataflow::expr::{AggExpr, PhysExpr};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::aggregate::grouping_ids;
 use ffq_dataflow::operators::parquet_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_splits;
-use ffq_dataflow::plan::{AggregateMode, JoinType, Partitioning, PhysicalPlan, ScanSource};
+use ffq_dataflow::plan::{AggregateMode, Partitioning, PhysicalPlan, ScanSource};
 
-use super::context::FfqTableSource;
+mod join;
+
+pub use join::BROADCAST_MAX_ROWS;
+
+use super::exchange::gather;
 use super::expr::{group_keys, lower_aggregate, lower_expr, lower_exprs, lower_sort};
-use super::stats::estimate_rows;
 use super::window;
+use crate::catalog::FfqTableSource;
 use crate::catalog::TableKind;
 use crate::error::{Error, Result};
-
-/// Build sides up to this many (estimated) rows are broadcast to every
-/// probe partition instead of hash-partitioning both sides.
-pub const BROADCAST_MAX_ROWS: f64 = 200_000.0;
 
 pub struct PhysicalPlanner<'a> {
     pub registry: &'a FunctionRegistry,
@@ -171,7 +174,12 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Distinct(_) => Err(Error::NotSupported(
                 "DISTINCT that the optimizer did not rewrite".into(),
             )),
-            LogicalPlan::Window(w) => window::lower_window(self, w, self.lower(&w.input)?),
+            LogicalPlan::Window(w) => window::lower_window(
+                w,
+                self.lower(&w.input)?,
+                self.registry,
+                self.target_partitions,
+            ),
             LogicalPlan::Subquery(_) => Err(Error::NotSupported(
                 "subquery that could not be turned into a join".into(),
             )),
@@ -356,115 +364,6 @@ impl PhysicalPlanner<'_> {
         })
     }
 
-    fn lower_join(&self, j: &datafusion_expr::logical_plan::Join) -> Result<PhysicalPlan> {
-        let join_type = match j.join_type {
-            LJoinType::Inner => JoinType::Inner,
-            LJoinType::Left => JoinType::Left,
-            LJoinType::Right => JoinType::Right,
-            LJoinType::Full => JoinType::Full,
-            LJoinType::LeftSemi => JoinType::LeftSemi,
-            LJoinType::LeftAnti => JoinType::LeftAnti,
-            LJoinType::RightSemi => JoinType::RightSemi,
-            LJoinType::RightAnti => JoinType::RightAnti,
-            other => return Err(Error::NotSupported(format!("{other} join"))),
-        };
-        let left = self.lower(&j.left)?;
-        let right = self.lower(&j.right)?;
-        let on =
-            j.on.iter()
-                .map(|(l, r)| {
-                    Ok((
-                        lower_expr(l, j.left.schema())?,
-                        lower_expr(r, j.right.schema())?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-        let both = j.left.schema().as_ref().clone().join(j.right.schema())?;
-        let filter = j
-            .filter
-            .as_ref()
-            .map(|f| lower_expr(f, &both))
-            .transpose()?;
-        let side = JoinSide {
-            left,
-            right,
-            join_type,
-            on,
-            filter,
-            null_equals_null: j.null_equality == NullEquality::NullEqualsNull,
-            null_aware: j.null_aware,
-            names: j.schema.fields().iter().map(|f| f.name().clone()).collect(),
-            left_rows: estimate_rows(&j.left),
-            right_rows: estimate_rows(&j.right),
-            swapped_widths: None,
-        };
-        if side.on.is_empty() {
-            return Ok(self.nested_loop_join(side));
-        }
-        // Build on the smaller side: the SQL planner builds left-deep trees
-        // that often put the large intermediate on the left. Every join
-        // type has a mirror image, so any join can swap.
-        let side = if side.left_rows > side.right_rows * 1.5 && !side.null_aware {
-            side.swap()
-        } else {
-            side
-        };
-        Ok(self.hash_join(side))
-    }
-
-    fn nested_loop_join(&self, s: JoinSide) -> PhysicalPlan {
-        let schema = join_schema(&s);
-        let right = if s.join_type.emits_unmatched_left() {
-            gather(s.right)
-        } else {
-            s.right
-        };
-        let plan = PhysicalPlan::NestedLoopJoin {
-            left: Box::new(gather(s.left)),
-            right: Box::new(right),
-            join_type: s.join_type,
-            filter: s.filter,
-            schema,
-        };
-        restore_order(plan, s.swapped_widths)
-    }
-
-    fn hash_join(&self, s: JoinSide) -> PhysicalPlan {
-        let schema = join_schema(&s);
-        let n = self.target_partitions.max(1);
-        let broadcast = !s.join_type.emits_unmatched_left() && s.left_rows <= BROADCAST_MAX_ROWS;
-        let (left, right, collect_left) = if s.null_aware {
-            // NOT IN needs to see every right row at once (a NULL anywhere
-            // decides for all rows).
-            (gather(s.left), gather(s.right), false)
-        } else if broadcast || n == 1 {
-            let right = if n == 1 { gather(s.right) } else { s.right };
-            (gather(s.left), right, !s.join_type.emits_unmatched_left())
-        } else {
-            let lk = s.on.iter().map(|(l, _)| l.clone()).collect();
-            let rk = s.on.iter().map(|(_, r)| r.clone()).collect();
-            (
-                hash_exchange(s.left, lk, n),
-                hash_exchange(s.right, rk, n),
-                false,
-            )
-        };
-        // Joins that emit unmatched left rows with n == 1 run partitioned
-        // over one partition each.
-        let plan = PhysicalPlan::HashJoin {
-            left: Box::new(left),
-            right: Box::new(right),
-            join_type: s.join_type,
-            on: s.on,
-            filter: s.filter,
-            null_equals_null: s.null_equals_null,
-            null_aware: s.null_aware,
-            collect_left,
-            schema,
-        };
-        restore_order(plan, s.swapped_widths)
-    }
-
     /// Output fields of `exprs` over `input`, named like the logical schema.
     fn expr_fields(
         &self,
@@ -501,64 +400,6 @@ impl PhysicalPlanner<'_> {
     }
 }
 
-/// The pieces of a join while the planner decides how to run it.
-struct JoinSide {
-    left: PhysicalPlan,
-    right: PhysicalPlan,
-    join_type: JoinType,
-    on: Vec<(PhysExpr, PhysExpr)>,
-    filter: Option<PhysExpr>,
-    null_equals_null: bool,
-    null_aware: bool,
-    /// Output column names, in the logical (unswapped) order.
-    names: Vec<String>,
-    left_rows: f64,
-    right_rows: f64,
-    /// Set once the inputs were swapped: the widths of the original left
-    /// and right inputs, to restore the column order afterwards.
-    swapped_widths: Option<(usize, usize)>,
-}
-
-impl JoinSide {
-    /// Exchanges the inputs; `restore_order` puts the columns back.
-    fn swap(self) -> JoinSide {
-        let (nl, nr) = (
-            self.left.schema().fields().len(),
-            self.right.schema().fields().len(),
-        );
-        let filter = self
-            .filter
-            .map(|f| f.map_columns(&|i| if i < nl { i + nr } else { i - nl }));
-        let join_type = match self.join_type {
-            JoinType::Inner => JoinType::Inner,
-            JoinType::Left => JoinType::Right,
-            JoinType::Right => JoinType::Left,
-            JoinType::Full => JoinType::Full,
-            JoinType::LeftSemi => JoinType::RightSemi,
-            JoinType::RightSemi => JoinType::LeftSemi,
-            JoinType::LeftAnti => JoinType::RightAnti,
-            JoinType::RightAnti => JoinType::LeftAnti,
-        };
-        let both_sides = matches!(
-            self.join_type,
-            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-        );
-        JoinSide {
-            left: self.right,
-            right: self.left,
-            join_type,
-            on: self.on.into_iter().map(|(l, r)| (r, l)).collect(),
-            filter,
-            null_equals_null: self.null_equals_null,
-            null_aware: self.null_aware,
-            names: self.names,
-            left_rows: self.right_rows,
-            right_rows: self.left_rows,
-            swapped_widths: both_sides.then_some((nl, nr)),
-        }
-    }
-}
-
 /// The `__grouping_id` output field of an aggregate with grouping sets:
 /// the logical field, whose type must be the one the operator computes.
 fn grouping_id_field(grouping_sets: &[Vec<bool>], logical: &Field) -> Result<Field> {
@@ -576,79 +417,6 @@ fn grouping_id_field(grouping_sets: &[Vec<bool>], logical: &Field) -> Result<Fie
         )));
     }
     Ok(Field::new(logical.name(), id_type, false))
-}
-
-/// `plan` in one partition (an exchange that gathers, when needed).
-fn gather(plan: PhysicalPlan) -> PhysicalPlan {
-    if plan.output_partitions() <= 1 {
-        return plan;
-    }
-    PhysicalPlan::Exchange {
-        input: Box::new(plan),
-        partitioning: Partitioning::Gather,
-    }
-}
-
-fn hash_exchange(plan: PhysicalPlan, keys: Vec<PhysExpr>, partitions: usize) -> PhysicalPlan {
-    PhysicalPlan::Exchange {
-        input: Box::new(plan),
-        partitioning: Partitioning::Hash { keys, partitions },
-    }
-}
-
-/// The physical output schema of a join as planned (after a swap, the
-/// original right columns come first).
-fn join_schema(s: &JoinSide) -> SchemaRef {
-    let pad_left = matches!(s.join_type, JoinType::Right | JoinType::Full);
-    let pad_right = matches!(s.join_type, JoinType::Left | JoinType::Full);
-    let side = |plan: &PhysicalPlan, nullable: bool| -> Vec<Field> {
-        plan.schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                f.as_ref()
-                    .clone()
-                    .with_nullable(f.is_nullable() || nullable)
-            })
-            .collect()
-    };
-    let mut fields = match s.join_type {
-        JoinType::LeftSemi | JoinType::LeftAnti => side(&s.left, false),
-        JoinType::RightSemi | JoinType::RightAnti => side(&s.right, false),
-        _ => {
-            let mut f = side(&s.left, pad_left);
-            f.extend(side(&s.right, pad_right));
-            f
-        }
-    };
-    // Names follow the logical schema, in the physical column order.
-    let names: Vec<&String> = match s.swapped_widths {
-        Some((nl, _)) => s.names[nl..].iter().chain(&s.names[..nl]).collect(),
-        None => s.names.iter().collect(),
-    };
-    for (f, n) in fields.iter_mut().zip(names) {
-        *f = f.clone().with_name(n.clone());
-    }
-    Arc::new(Schema::new(fields))
-}
-
-/// After a swap, projects the join output back to the logical order.
-fn restore_order(plan: PhysicalPlan, swapped_widths: Option<(usize, usize)>) -> PhysicalPlan {
-    let Some((nl, nr)) = swapped_widths else {
-        return plan;
-    };
-    let schema = plan.schema();
-    let order: Vec<usize> = (nr..nr + nl).chain(0..nr).collect();
-    let exprs = order
-        .iter()
-        .map(|&i| PhysExpr::col(i, schema.field(i).name()))
-        .collect();
-    let fields: Vec<Field> = order.iter().map(|&i| schema.field(i).clone()).collect();
-    PhysicalPlan::Projection {
-        input: Box::new(plan),
-        exprs,
-        schema: Arc::new(Schema::new(fields)),
-    }
 }
 
 /// The union schema, nullable where any input is.

@@ -1,0 +1,240 @@
+//! A session: what planning and running a statement need, in one place.
+//!
+//! [`SessionState`] holds the catalog, the settings, the function library,
+//! the memory tables, the custom operators and the execution backend.
+//! [`Engine`](crate::Engine) is a handle on one; `DataFrame`, EXPLAIN and
+//! the statements work on it directly, so none of them depends on the
+//! engine.
+
+use std::sync::{Arc, RwLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion_expr::LogicalPlan;
+use ffq_dataflow::custom::{CustomOperator, OperatorRegistry};
+use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::tpch_scan::tpch_schema;
+use ffq_dataflow::operators::{csv_scan, parquet_scan};
+use ffq_dataflow::plan::TpchTable;
+use ffq_dataflow::runner::ExecConfig;
+use ffq_dataflow::tables::MemoryTableMap;
+use ffq_dataflow::PhysicalPlan;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+
+use crate::catalog::{list_files, Catalog, CsvOptions, TableEntry, TableKind};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::execution::{ExecutionBackend, QueryResources};
+use crate::planner::context::PlannerContext;
+use crate::planner::physical::PhysicalPlanner;
+use crate::planner::sql;
+use crate::planner::subquery::{resolve_scalar_subqueries, SubqueryRunner};
+
+/// The state behind an engine (see the module docs).
+pub(crate) struct SessionState {
+    pub config: EngineConfig,
+    pub catalog: Catalog,
+    pub functions: Arc<FunctionRegistry>,
+    pub memory: Arc<MemoryTableMap>,
+    /// Custom operator factories (`Engine::register_operator`).
+    operators: RwLock<Arc<OperatorRegistry>>,
+    /// Where queries run; chosen when the engine is built.
+    pub backend: Arc<dyn ExecutionBackend>,
+}
+
+impl SessionState {
+    pub fn new(config: EngineConfig, backend: Arc<dyn ExecutionBackend>) -> Self {
+        SessionState {
+            config: config.normalized(),
+            catalog: Catalog::default(),
+            functions: Arc::new(FunctionRegistry::with_defaults()),
+            memory: Arc::new(MemoryTableMap::default()),
+            operators: Default::default(),
+            backend,
+        }
+    }
+
+    /// The custom operators registered now.
+    pub fn operators(&self) -> Arc<OperatorRegistry> {
+        self.operators
+            .read()
+            .map(|o| Arc::clone(&o))
+            .unwrap_or_default()
+    }
+
+    pub fn register_operator(&self, name: &str, factory: Arc<dyn CustomOperator>) -> Result<()> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "operator name {name:?}: use letters, digits, '_' and '-'"
+            )));
+        }
+        let mut ops = self
+            .operators
+            .write()
+            .map_err(|_| Error::InvalidArgument("operator registry poisoned".into()))?;
+        let mut next = (**ops).clone();
+        next.register(name, factory);
+        *ops = Arc::new(next);
+        Ok(())
+    }
+
+    /// What a query starting now runs with.
+    pub fn resources(&self) -> QueryResources {
+        QueryResources {
+            memory: Arc::clone(&self.memory),
+            functions: Arc::clone(&self.functions),
+            operators: self.operators(),
+            config: ExecConfig {
+                batch_size: self.config.batch_size,
+                ..ExecConfig::default()
+            },
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Planning
+    // -----------------------------------------------------------------------
+
+    /// The catalog and functions as the SQL planner sees them.
+    pub fn planner_context(&self) -> PlannerContext<'_> {
+        PlannerContext::new(&self.catalog, &self.functions)
+    }
+
+    pub fn physical_planner(&self) -> PhysicalPlanner<'_> {
+        PhysicalPlanner {
+            registry: &self.functions,
+            target_partitions: self.config.target_partitions,
+        }
+    }
+
+    /// Optimizes a query plan, runs its uncorrelated scalar subqueries (each
+    /// must return at most one row) and lowers it to a physical plan.
+    pub async fn plan_query(&self, plan: LogicalPlan) -> Result<(LogicalPlan, PhysicalPlan)> {
+        let logical = sql::optimize(plan, &self.functions, true)?;
+        let logical = resolve_scalar_subqueries(self, logical).await?;
+        let physical = self.physical_planner().plan(&logical)?;
+        Ok((logical, physical))
+    }
+
+    /// Runs `physical` to completion on the backend.
+    pub async fn collect(&self, physical: &PhysicalPlan) -> Result<Vec<RecordBatch>> {
+        let stream = self.backend.execute(physical, &self.resources())?;
+        Ok(stream.try_collect().await?)
+    }
+
+    // -----------------------------------------------------------------------
+    // Tables
+    // -----------------------------------------------------------------------
+
+    /// Registers table `name` with `schema` and the given batches (possibly
+    /// none).
+    pub fn register_memory(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        for (i, b) in batches.iter().enumerate() {
+            if b.schema().fields() != schema.fields() {
+                return Err(Error::InvalidArgument(format!(
+                    "table {name}: batch {i} has schema {:?}, expected {:?}",
+                    b.schema(),
+                    schema
+                )));
+            }
+        }
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        self.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Memory,
+            row_count: Some(rows),
+        })?;
+        self.memory.insert(name, batches);
+        Ok(())
+    }
+
+    /// Registers a Parquet file, or a directory of `.parquet` files, as
+    /// table `name`.
+    pub fn register_parquet(&self, name: &str, path: &str) -> Result<()> {
+        let files = list_files(path, "parquet")?;
+        let schema = parquet_scan::parquet_file_schema(&files[0])?;
+        let mut rows = 0u64;
+        for f in &files {
+            let (file_schema, file_rows) = parquet_scan::parquet_file_info(f)?;
+            for field in schema.fields() {
+                if file_schema.field_with_name(field.name()).is_err() {
+                    return Err(Error::file(
+                        f.clone(),
+                        format!("column {} of table {name} is missing", field.name()),
+                    ));
+                }
+            }
+            rows += file_rows;
+        }
+        self.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Parquet { files },
+            row_count: Some(rows),
+        })
+    }
+
+    /// Registers a CSV file, or a directory of `.csv` files, as table `name`.
+    pub fn register_csv(&self, name: &str, path: &str, options: CsvOptions) -> Result<()> {
+        let files = list_files(path, "csv")?;
+        let schema = match &options.schema {
+            Some(s) => Arc::clone(s),
+            None => csv_scan::csv_infer_schema(&files[0], options.has_header, options.delimiter)?,
+        };
+        self.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Csv { files, options },
+            row_count: None,
+        })
+    }
+
+    /// Registers the eight TPC-H tables at `scale_factor`.
+    pub fn register_tpch(&self, scale_factor: f64) -> Result<()> {
+        if !(scale_factor > 0.0 && scale_factor.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "TPC-H scale factor must be positive, got {scale_factor}"
+            )));
+        }
+        for table in TpchTable::ALL {
+            self.catalog.register(TableEntry {
+                name: table.name().to_string(),
+                schema: tpch_schema(table),
+                kind: TableKind::Tpch {
+                    table,
+                    scale_factor,
+                },
+                row_count: Some(crate::tpch::row_count(table, scale_factor)),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes table or view `name`; returns whether it existed.
+    pub fn deregister(&self, name: &str) -> bool {
+        self.memory.remove(name);
+        let table = self.catalog.deregister(name).is_some();
+        table || self.catalog.deregister_view(name).is_some()
+    }
+}
+
+impl SubqueryRunner for SessionState {
+    fn run<'a>(&'a self, plan: &'a LogicalPlan) -> BoxFuture<'a, Result<Vec<RecordBatch>>> {
+        async move {
+            let physical = self.physical_planner().plan(plan)?;
+            self.collect(&physical).await
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,234 @@
+//! `CREATE TABLE [AS]`, `INSERT INTO` and `DROP TABLE`: memory tables
+//! filled by running a query.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::util::display::FormatOptions;
+use datafusion_expr::logical_plan::{CreateMemoryTable, DmlStatement, DropTable};
+use datafusion_expr::LogicalPlan;
+use ffq_dataflow::tables::MemoryTables;
+use ffq_dataflow::DataflowError;
+
+use super::objects::{
+    catalog_lock, check_create, check_unique_columns, forget_table_data, object_name, resolve,
+};
+use super::output::{no_rows, not_supported, rows};
+use crate::catalog::{CatalogObject, FfqTableSource, TableEntry, TableKind};
+use crate::dataframe::DataFrame;
+use crate::error::{Error, Result};
+use crate::session::SessionState;
+
+/// Plans, optimizes and runs `plan`; returns its schema (from the logical
+/// plan) and output batches.
+async fn run_query(
+    session: &Arc<SessionState>,
+    plan: LogicalPlan,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let (logical, physical) = session.plan_query(plan).await?;
+    let schema = Arc::new(Schema::new(logical.schema().fields().clone()));
+    let batches = session.collect(&physical).await?;
+    Ok((schema, batches))
+}
+
+/// `batch` with the column types and names of `schema`: columns are cast
+/// where types differ; NULLs in non-nullable columns are an error.
+fn conform(table: &str, batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(Error::Plan(format!(
+            "table '{table}' has {} columns, but {} values were given per row",
+            schema.fields().len(),
+            batch.num_columns()
+        )));
+    }
+    let options = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (column, field) in batch.columns().iter().zip(schema.fields()) {
+        let column = if column.data_type() == field.data_type() {
+            Arc::clone(column)
+        } else {
+            cast_with_options(column, field.data_type(), &options).map_err(|e| {
+                Error::Plan(format!(
+                    "column '{}' of table '{table}' has type {}; cannot store a value of type {}: {e}",
+                    field.name(),
+                    field.data_type(),
+                    column.data_type()
+                ))
+            })?
+        };
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(Error::Execution(DataflowError::Execution(format!(
+                "column '{}' of table '{table}' is NOT NULL, but a NULL value was given",
+                field.name()
+            ))));
+        }
+        columns.push(column);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
+}
+
+/// Conforms `batches` to `schema`, drops empty ones and merges them into
+/// batches of up to `batch_size` rows when they are smaller.
+// TODO(issue 10): use the shared batch builder of ffq-dataflow once it
+// lands instead of this coalescing loop.
+fn prepare_batches(
+    session: &Arc<SessionState>,
+    table: &str,
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    let batch_size = session.config.batch_size;
+    let mut out: Vec<RecordBatch> = Vec::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    for b in batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let b = conform(table, b, schema)?;
+        if pending_rows + b.num_rows() > batch_size && !pending.is_empty() {
+            out.push(concat_batches(schema, &pending)?);
+            pending.clear();
+            pending_rows = 0;
+        }
+        pending_rows += b.num_rows();
+        pending.push(b);
+    }
+    if !pending.is_empty() {
+        out.push(concat_batches(schema, &pending)?);
+    }
+    Ok(out)
+}
+
+pub(super) async fn create_table(
+    session: &Arc<SessionState>,
+    c: CreateMemoryTable,
+) -> Result<DataFrame> {
+    let name = object_name(&c.name)?;
+    if !c.constraints.is_empty() {
+        return not_supported("PRIMARY KEY and UNIQUE constraints");
+    }
+    if !c.column_defaults.is_empty() {
+        return not_supported("column DEFAULT values");
+    }
+    if !check_create(session, &name, false, c.if_not_exists, c.or_replace)? {
+        return Ok(no_rows(session));
+    }
+    let input = Arc::unwrap_or_clone(c.input);
+    let (schema, batches) = run_query(session, input).await?;
+    check_unique_columns(&format!("CREATE TABLE {name}"), &schema)?;
+    let batches = prepare_batches(session, &name, &batches, &schema)?;
+    let _guard = catalog_lock();
+    // Checked again: another statement may have created it meanwhile.
+    if !check_create(session, &name, false, c.if_not_exists, c.or_replace)? {
+        return Ok(no_rows(session));
+    }
+    forget_table_data(session, &name);
+    session.register_memory(&name, schema, batches)?;
+    Ok(no_rows(session))
+}
+
+pub(super) async fn insert(
+    session: &Arc<SessionState>,
+    dml: DmlStatement,
+    overwrite: bool,
+) -> Result<DataFrame> {
+    let name = object_name(&dml.table_name)?;
+    let entry = match dml.target.as_ref().downcast_ref::<FfqTableSource>() {
+        Some(source) => Arc::clone(&source.entry),
+        None => {
+            return Err(Error::NotSupported(format!(
+                "INSERT into view '{name}'; insert into a table"
+            )))
+        }
+    };
+    if !matches!(entry.kind, TableKind::Memory) {
+        return Err(Error::NotSupported(format!(
+            "INSERT into {} table '{}'; only tables made by CREATE TABLE (memory tables) accept INSERT",
+            kind_of(&entry.kind),
+            entry.name
+        )));
+    }
+    let output_schema = Arc::new(Schema::new(dml.output_schema.fields().clone()));
+    let input = Arc::unwrap_or_clone(dml.input);
+    let (_, batches) = run_query(session, input).await?;
+    let new = prepare_batches(session, &entry.name, &batches, &entry.schema)?;
+    let count: u64 = new.iter().map(|b| b.num_rows() as u64).sum();
+
+    {
+        let _guard = catalog_lock();
+        // The table may have changed while the query ran.
+        let current = session.catalog.get(&entry.name).filter(|t| {
+            matches!(t.kind, TableKind::Memory) && t.schema.fields() == entry.schema.fields()
+        });
+        let Some(current) = current else {
+            return Err(Error::Plan(format!(
+                "table '{}' was dropped or changed while the INSERT ran",
+                entry.name
+            )));
+        };
+        let mut all: Vec<RecordBatch> = if overwrite {
+            vec![]
+        } else {
+            session
+                .memory
+                .batches(&current.name)
+                .map(|b| b.as_ref().clone())
+                .unwrap_or_default()
+        };
+        all.extend(new);
+        let rows = all.iter().map(|b| b.num_rows() as u64).sum();
+        session.memory.insert(current.name.clone(), all);
+        session.catalog.register(TableEntry {
+            name: current.name.clone(),
+            schema: Arc::clone(&current.schema),
+            kind: TableKind::Memory,
+            row_count: Some(rows),
+        })?;
+    }
+
+    let counts: ArrayRef = Arc::new(UInt64Array::from(vec![count]));
+    let column = match output_schema.fields().first().map(|f| f.data_type()) {
+        Some(t) if t != &DataType::UInt64 => {
+            cast_with_options(&counts, t, &CastOptions::default())?
+        }
+        _ => counts,
+    };
+    rows(session, output_schema, vec![column])
+}
+
+fn kind_of(kind: &TableKind) -> &'static str {
+    match kind {
+        TableKind::Memory => "memory",
+        TableKind::Parquet { .. } => "Parquet",
+        TableKind::Csv { .. } => "CSV",
+        TableKind::Tpch { .. } => "TPC-H",
+    }
+}
+
+pub(super) fn drop_table(session: &Arc<SessionState>, d: DropTable) -> Result<DataFrame> {
+    let name = object_name(&d.name)?;
+    let _guard = catalog_lock();
+    match resolve(session, &name) {
+        Some((existing, CatalogObject::Table(_))) => {
+            session.catalog.deregister(&existing);
+            forget_table_data(session, &existing);
+            Ok(no_rows(session))
+        }
+        Some((existing, CatalogObject::View(_))) => Err(Error::Plan(format!(
+            "'{existing}' is a view, not a table; use DROP VIEW {existing}"
+        ))),
+        None if d.if_exists => Ok(no_rows(session)),
+        None => Err(Error::Plan(format!("table '{name}' not found"))),
+    }
+}
