@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataflowError, Result};
 use crate::functions::FunctionRegistry;
+use crate::tree::Tree;
 
 /// A scalar expression over the columns of one input, by position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -378,11 +379,15 @@ impl PhysExpr {
         });
         e
     }
+}
 
-    fn children(&self) -> Vec<&PhysExpr> {
-        match self {
+/// The sub-expressions of an expression, as shared (`iter`, `as_ref`) or
+/// mutable (`iter_mut`, `as_mut`) references: the one listing of them.
+macro_rules! expr_children {
+    ($expr:expr, $iter:ident, $as_ref:ident) => {
+        match $expr {
             PhysExpr::Column { .. } | PhysExpr::Literal(_) => vec![],
-            PhysExpr::Binary { left, right, .. } => vec![left, right],
+            PhysExpr::Binary { left, right, .. } => vec![left.$as_ref(), right.$as_ref()],
             PhysExpr::Not(e)
             | PhysExpr::Negative(e)
             | PhysExpr::IsNull(e)
@@ -394,87 +399,41 @@ impl PhysExpr {
             | PhysExpr::IsUnknown(e)
             | PhysExpr::IsNotUnknown(e)
             | PhysExpr::Cast { expr: e, .. }
-            | PhysExpr::TryCast { expr: e, .. } => vec![e],
+            | PhysExpr::TryCast { expr: e, .. } => vec![e.$as_ref()],
             PhysExpr::Between {
                 expr, low, high, ..
-            } => vec![expr, low, high],
-            PhysExpr::Like { expr, pattern, .. } => vec![expr, pattern],
+            } => vec![expr.$as_ref(), low.$as_ref(), high.$as_ref()],
+            PhysExpr::Like { expr, pattern, .. } => vec![expr.$as_ref(), pattern.$as_ref()],
             PhysExpr::Case {
                 expr,
                 when_then,
                 else_expr,
             } => {
-                let mut v: Vec<&PhysExpr> = expr.iter().map(|e| e.as_ref()).collect();
-                for (w, t) in when_then {
+                let mut v: Vec<_> = expr.$iter().map(|e| e.$as_ref()).collect();
+                for (w, t) in when_then.$iter() {
                     v.push(w);
                     v.push(t);
                 }
-                v.extend(else_expr.iter().map(|e| e.as_ref()));
+                v.extend(else_expr.$iter().map(|e| e.$as_ref()));
                 v
             }
             PhysExpr::InList { expr, list, .. } => {
-                let mut v = vec![expr.as_ref()];
-                v.extend(list.iter());
+                let mut v = vec![expr.$as_ref()];
+                v.extend(list.$iter());
                 v
             }
-            PhysExpr::ScalarFunction { args, .. } => args.iter().collect(),
+            PhysExpr::ScalarFunction { args, .. } => args.$iter().collect(),
         }
+    };
+}
+
+impl Tree for PhysExpr {
+    fn children(&self) -> Vec<&Self> {
+        expr_children!(self, iter, as_ref)
     }
 
-    fn children_mut(&mut self) -> Vec<&mut PhysExpr> {
-        match self {
-            PhysExpr::Column { .. } | PhysExpr::Literal(_) => vec![],
-            PhysExpr::Binary { left, right, .. } => vec![left, right],
-            PhysExpr::Not(e)
-            | PhysExpr::Negative(e)
-            | PhysExpr::IsNull(e)
-            | PhysExpr::IsNotNull(e)
-            | PhysExpr::IsTrue(e)
-            | PhysExpr::IsFalse(e)
-            | PhysExpr::IsNotTrue(e)
-            | PhysExpr::IsNotFalse(e)
-            | PhysExpr::IsUnknown(e)
-            | PhysExpr::IsNotUnknown(e)
-            | PhysExpr::Cast { expr: e, .. }
-            | PhysExpr::TryCast { expr: e, .. } => vec![e],
-            PhysExpr::Between {
-                expr, low, high, ..
-            } => vec![expr, low, high],
-            PhysExpr::Like { expr, pattern, .. } => vec![expr, pattern],
-            PhysExpr::Case {
-                expr,
-                when_then,
-                else_expr,
-            } => {
-                let mut v: Vec<&mut PhysExpr> = expr.iter_mut().map(|e| e.as_mut()).collect();
-                for (w, t) in when_then {
-                    v.push(w);
-                    v.push(t);
-                }
-                v.extend(else_expr.iter_mut().map(|e| e.as_mut()));
-                v
-            }
-            PhysExpr::InList { expr, list, .. } => {
-                let mut v = vec![expr.as_mut()];
-                v.extend(list.iter_mut());
-                v
-            }
-            PhysExpr::ScalarFunction { args, .. } => args.iter_mut().collect(),
-        }
-    }
-
-    pub fn visit(&self, f: &mut impl FnMut(&PhysExpr)) {
-        f(self);
-        for c in self.children() {
-            c.visit(f);
-        }
-    }
-
-    fn visit_mut(&mut self, f: &mut impl FnMut(&mut PhysExpr)) {
-        f(self);
-        for c in self.children_mut() {
-            c.visit_mut(f);
-        }
+    fn children_mut(&mut self) -> Vec<&mut Self> {
+        expr_children!(self, iter_mut, as_mut)
     }
 }
 

@@ -14,15 +14,15 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
 use super::parquet_scan::{check_projection, conform_columns, file_error, open_error};
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
-use crate::runner::TaskContext;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 /// Records read to infer a CSV schema.
 const INFER_RECORDS: usize = 1000;
 
 pub struct CsvScan {
+    properties: OperatorProperties,
     partitions: Vec<Vec<String>>,
     has_header: bool,
     delimiter: u8,
@@ -43,6 +43,11 @@ impl CsvScan {
     ) -> Result<Self> {
         let projection = check_projection(&table_schema, projection, &schema, "CsvScan")?;
         Ok(CsvScan {
+            properties: OperatorProperties::new(
+                "CsvScan",
+                Arc::clone(&schema),
+                partitions.len().max(1),
+            ),
             partitions,
             has_header,
             delimiter,
@@ -156,16 +161,8 @@ fn scan_files(
 }
 
 impl Operator for CsvScan {
-    fn name(&self) -> &'static str {
-        "CsvScan"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitions.len().max(1)
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -173,7 +170,6 @@ impl Operator for CsvScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let files = self.partitions.get(partition).cloned().unwrap_or_default();
         let spec = CsvSpec {
             has_header: self.has_header,
@@ -369,7 +365,7 @@ mod tests {
         assert!(err.to_string().contains("i.csv.nope"), "{err}");
     }
 
-    use crate::test_util::TestExchange as NoExchange;
+    use crate::exchange::ChannelExchange;
 
     #[tokio::test]
     async fn operator_through_runner() {
@@ -395,7 +391,7 @@ mod tests {
             },
             Arc::new(crate::functions::FunctionRegistry::with_defaults()),
             Arc::new(crate::tables::MemoryTableMap::default()),
-            Arc::new(NoExchange),
+            Arc::new(ChannelExchange::new(1)),
         )
         .unwrap();
         let mut names = vec![];

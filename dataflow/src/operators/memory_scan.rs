@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
-use crate::runner::TaskContext;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct MemoryScan {
+    properties: OperatorProperties,
     table: String,
     partitions: usize,
     projection: Option<Vec<usize>>,
@@ -24,6 +24,11 @@ impl MemoryScan {
         schema: SchemaRef,
     ) -> Self {
         MemoryScan {
+            properties: OperatorProperties::new(
+                "MemoryScan",
+                Arc::clone(&schema),
+                partitions.max(1),
+            ),
             table,
             partitions: partitions.max(1),
             projection,
@@ -33,16 +38,8 @@ impl MemoryScan {
 }
 
 impl Operator for MemoryScan {
-    fn name(&self) -> &'static str {
-        "MemoryScan"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitions
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -50,7 +47,6 @@ impl Operator for MemoryScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let batches = ctx.tables.batches(&self.table).ok_or_else(|| {
             DataflowError::Plan(format!("memory table {} is not registered", self.table))
         })?;

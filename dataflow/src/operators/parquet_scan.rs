@@ -18,15 +18,15 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::ParquetMetaDataReader;
 
 use super::pruning::{FileStats, PruningPredicate};
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
 use crate::plan::ParquetSplit;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct ParquetScan {
+    properties: OperatorProperties,
     partitions: Vec<Vec<ParquetSplit>>,
     table_schema: SchemaRef,
     projection: Vec<usize>,
@@ -47,6 +47,11 @@ impl ParquetScan {
         let projection = check_projection(&table_schema, projection, &schema, "ParquetScan")?;
         let pruning = Arc::new(PruningPredicate::new(&pruning, &table_schema));
         Ok(ParquetScan {
+            properties: OperatorProperties::new(
+                "ParquetScan",
+                Arc::clone(&schema),
+                partitions.len().max(1),
+            ),
             partitions,
             table_schema,
             projection,
@@ -319,16 +324,8 @@ async fn open_split(
 }
 
 impl Operator for ParquetScan {
-    fn name(&self) -> &'static str {
-        "ParquetScan"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitions.len().max(1)
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -336,7 +333,6 @@ impl Operator for ParquetScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let splits = self.partitions.get(partition).cloned().unwrap_or_default();
         let spec = ScanSpec {
             table_schema: Arc::clone(&self.table_schema),

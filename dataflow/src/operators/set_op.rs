@@ -14,28 +14,27 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use arrow::compute::{filter_record_batch, BatchCoalescer};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
-use super::aggregate::{GroupValues, RowGroups};
-use super::{check_partition, Operator};
+use super::aggregate::group_values::{GroupValues, RowGroups};
 use crate::error::{DataflowError, Result};
+use crate::execution::{BatchBuilder, Operator, OperatorProperties, TaskContext};
 use crate::expr::{evaluate_all, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::SetOpKind;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct SetOperation {
+    properties: OperatorProperties,
     left: Arc<dyn Operator>,
     right: Arc<dyn Operator>,
     op: SetOpKind,
     left_keys: Vec<Arc<dyn PhysicalExpr>>,
     right_keys: Vec<Arc<dyn PhysicalExpr>>,
     key_types: Vec<DataType>,
-    schema: SchemaRef,
 }
 
 impl SetOperation {
@@ -87,28 +86,24 @@ impl SetOperation {
             )));
         }
         Ok(SetOperation {
+            properties: OperatorProperties::new(
+                "SetOperation",
+                Arc::clone(&schema),
+                left.output_partitions(),
+            ),
             left,
             right,
             op,
             left_keys,
             right_keys,
             key_types,
-            schema,
         })
     }
 }
 
 impl Operator for SetOperation {
-    fn name(&self) -> &'static str {
-        "SetOperation"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.left.output_partitions()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -116,7 +111,6 @@ impl Operator for SetOperation {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut right = self.right.execute(partition, ctx)?;
         let mut left = self.left.execute(partition, ctx)?;
         let (left_keys, right_keys) = (self.left_keys.clone(), self.right_keys.clone());
@@ -132,7 +126,7 @@ impl Operator for SetOperation {
                     counts.add(&evaluate_all(&right_keys, &batch)?)?;
                 }
             }
-            let mut out = BatchCoalescer::new(Arc::clone(&schema), batch_size);
+            let mut out = BatchBuilder::new(Arc::clone(&schema), batch_size);
             // The left input is drained even when nothing can match: an
             // exchange stops feeding every partition once one consumer is gone.
             while let Some(batch) = left.next().await {
@@ -144,14 +138,12 @@ impl Operator for SetOperation {
                 let kept = filter_record_batch(&batch, &keep)?;
                 if kept.num_rows() > 0 {
                     let kept = RecordBatch::try_new(Arc::clone(&schema), kept.columns().to_vec())?;
-                    out.push_batch(kept)?;
-                }
-                while let Some(b) = out.next_completed_batch() {
-                    yield b;
+                    for b in out.push(kept)? {
+                        yield b;
+                    }
                 }
             }
-            out.finish_buffered_batch()?;
-            while let Some(b) = out.next_completed_batch() {
+            for b in out.finish()? {
                 yield b;
             }
         };
@@ -322,7 +314,7 @@ mod tests {
         assert!(ok.is_ok());
     }
 
-    use crate::test_util::TestExchange as NoExchange;
+    use crate::exchange::ChannelExchange;
 
     #[tokio::test]
     async fn operator_through_runner() {
@@ -380,7 +372,7 @@ mod tests {
                 config,
                 Arc::new(FunctionRegistry::with_defaults()),
                 tables(),
-                Arc::new(NoExchange),
+                Arc::new(ChannelExchange::new(1)),
             )
             .unwrap();
             let mut got = vec![];

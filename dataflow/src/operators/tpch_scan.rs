@@ -18,18 +18,17 @@ use tpchgen_arrow::{
     SupplierArrow,
 };
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::plan::TpchTable;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct TpchScan {
+    properties: OperatorProperties,
     table: TpchTable,
     scale_factor: f64,
     partitions: usize,
     projection: Option<Vec<usize>>,
-    schema: SchemaRef,
 }
 
 /// The full Arrow schema of a TPC-H table as generated.
@@ -103,26 +102,18 @@ impl TpchScan {
             )));
         }
         Ok(TpchScan {
+            properties: OperatorProperties::new("TpchScan", Arc::clone(&schema), partitions.max(1)),
             table,
             scale_factor,
             partitions: partitions.max(1),
             projection,
-            schema,
         })
     }
 }
 
 impl Operator for TpchScan {
-    fn name(&self) -> &'static str {
-        "TpchScan"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitions
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -130,7 +121,6 @@ impl Operator for TpchScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         if !tpch_splits(self.table) && partition > 0 {
             return Ok(crate::stream::empty(self.schema()));
         }

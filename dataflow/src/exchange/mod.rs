@@ -1,8 +1,10 @@
 //! The seam between partitions: how an exchange moves batches from the
 //! producer tasks of one stage to the consumer partitions of the next.
 //!
-//! The runner only sees [`ExchangeTransport`]; the `ffq-transport` crate
-//! provides the in-process channel implementation (and the networked one).
+//! The runner only sees [`ExchangeTransport`]. The in-process
+//! implementation, [`ChannelExchange`], lives here (it needs only tokio, and
+//! the crate's tests run on it); the `ffq-transport` crate re-exports it
+//! and provides the networked one.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -10,6 +12,10 @@ use futures::future::BoxFuture;
 
 use crate::error::Result;
 use crate::stream::SendableRecordBatchStream;
+
+mod channel;
+
+pub use channel::ChannelExchange;
 
 /// One producer's handle on an exchange: it sends batches (or an error) to
 /// any consumer partition.

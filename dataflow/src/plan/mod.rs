@@ -5,13 +5,18 @@
 //! carries its output schema, and the number of output partitions follows
 //! from the node kinds (see [`PhysicalPlan::output_partitions`]).
 
-use std::fmt;
-
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
 use crate::expr::{AggExpr, PhysExpr, SortExpr};
-use crate::operators::window::WindowExpr;
+use crate::tree::Tree;
+
+mod describe;
+mod node_id;
+pub mod window;
+
+pub use node_id::{NodeId, NumberedNode};
+pub use window::WindowExpr;
 
 /// Where a scan reads its rows from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,7 +281,7 @@ pub enum PhysicalPlan {
     /// Window functions over each partition. Each window partition lies in
     /// one input partition (hash exchange on the PARTITION BY keys, or a
     /// gather), and the input partitions are sorted by
-    /// [`crate::operators::window::required_order`] of `exprs` (which must
+    /// [`window::required_order`] of `exprs` (which must
     /// share PARTITION BY). Output: the input columns, then one column per
     /// expression.
     Window {
@@ -364,34 +369,23 @@ impl PhysicalPlan {
         }
     }
 
+    /// The inputs of this node (also through [`Tree`]; kept inherent so
+    /// callers need not import the trait).
     pub fn children(&self) -> Vec<&PhysicalPlan> {
-        match self {
-            PhysicalPlan::Scan { .. }
-            | PhysicalPlan::Values { .. }
-            | PhysicalPlan::Empty { .. }
-            | PhysicalPlan::StageInput { .. } => {
-                vec![]
-            }
-            PhysicalPlan::Filter { input, .. }
-            | PhysicalPlan::Projection { input, .. }
-            | PhysicalPlan::Aggregate { input, .. }
-            | PhysicalPlan::Sort { input, .. }
-            | PhysicalPlan::SortPreservingMerge { input, .. }
-            | PhysicalPlan::Limit { input, .. }
-            | PhysicalPlan::Window { input, .. }
-            | PhysicalPlan::Exchange { input, .. } => vec![input],
-            PhysicalPlan::HashJoin { left, right, .. }
-            | PhysicalPlan::NestedLoopJoin { left, right, .. }
-            | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
-            PhysicalPlan::Union { inputs, .. } | PhysicalPlan::Custom { inputs, .. } => {
-                inputs.iter().collect()
-            }
-        }
+        Tree::children(self)
     }
 
     /// The inputs of this node, mutable (to rewrite a plan in place).
     pub fn children_mut(&mut self) -> Vec<&mut PhysicalPlan> {
-        match self {
+        Tree::children_mut(self)
+    }
+}
+
+/// The inputs of a plan node, as shared (`iter`, `as_ref`) or mutable
+/// (`iter_mut`, `as_mut`) references: the one listing of a node's children.
+macro_rules! plan_children {
+    ($plan:expr, $iter:ident, $as_ref:ident) => {
+        match $plan {
             PhysicalPlan::Scan { .. }
             | PhysicalPlan::Values { .. }
             | PhysicalPlan::Empty { .. }
@@ -403,189 +397,25 @@ impl PhysicalPlan {
             | PhysicalPlan::SortPreservingMerge { input, .. }
             | PhysicalPlan::Limit { input, .. }
             | PhysicalPlan::Window { input, .. }
-            | PhysicalPlan::Exchange { input, .. } => vec![input],
+            | PhysicalPlan::Exchange { input, .. } => vec![input.$as_ref()],
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }
-            | PhysicalPlan::SetOperation { left, right, .. } => vec![left, right],
+            | PhysicalPlan::SetOperation { left, right, .. } => {
+                vec![left.$as_ref(), right.$as_ref()]
+            }
             PhysicalPlan::Union { inputs, .. } | PhysicalPlan::Custom { inputs, .. } => {
-                inputs.iter_mut().collect()
+                inputs.$iter().collect()
             }
         }
+    };
+}
+
+impl Tree for PhysicalPlan {
+    fn children(&self) -> Vec<&Self> {
+        plan_children!(self, iter, as_ref)
     }
 
-    /// A one-line description of this node (without its children).
-    pub fn describe(&self) -> String {
-        fn list<T: fmt::Display>(items: &[T]) -> String {
-            items
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-        match self {
-            PhysicalPlan::Scan {
-                source,
-                projection,
-                pruning,
-                schema,
-                ..
-            } => {
-                let what = match source {
-                    ScanSource::Memory { table, .. } => format!("MemoryScan: {table}"),
-                    ScanSource::Parquet { partitions } => format!(
-                        "ParquetScan: {} files",
-                        partitions
-                            .iter()
-                            .flatten()
-                            .map(|s| &s.path)
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .len()
-                    ),
-                    ScanSource::Csv { partitions, .. } => {
-                        format!("CsvScan: {} files", partitions.iter().flatten().count())
-                    }
-                    ScanSource::Tpch {
-                        table,
-                        scale_factor,
-                        ..
-                    } => format!("TpchScan: {} sf={scale_factor}", table.name()),
-                };
-                let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                let mut s = format!("{what}, columns=[{}]", cols.join(", "));
-                if projection.is_none() {
-                    s.push_str(" (all)");
-                }
-                if !pruning.is_empty() {
-                    s.push_str(&format!(", pruning=[{}]", list(pruning)));
-                }
-                s
-            }
-            PhysicalPlan::Values { rows, .. } => format!("Values: {} rows", rows.len()),
-            PhysicalPlan::Empty {
-                produce_one_row, ..
-            } => format!("Empty: one_row={produce_one_row}"),
-            PhysicalPlan::Filter { predicate, .. } => format!("Filter: {predicate}"),
-            PhysicalPlan::Projection { exprs, schema, .. } => {
-                let items: Vec<String> = exprs
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(e, f)| format!("{e} AS {}", f.name()))
-                    .collect();
-                format!("Projection: {}", items.join(", "))
-            }
-            PhysicalPlan::Aggregate {
-                mode,
-                group_by,
-                grouping_sets,
-                aggregates,
-                ..
-            } => {
-                let sets = if grouping_sets.is_empty() {
-                    String::new()
-                } else {
-                    let sets: Vec<String> = grouping_sets
-                        .iter()
-                        .map(|set| {
-                            let keys: Vec<String> = group_by
-                                .iter()
-                                .zip(set)
-                                .filter(|(_, &null)| !null)
-                                .map(|(k, _)| k.to_string())
-                                .collect();
-                            format!("({})", keys.join(", "))
-                        })
-                        .collect();
-                    format!(", grouping_sets=[{}]", sets.join(", "))
-                };
-                format!(
-                    "Aggregate({mode:?}): group_by=[{}]{sets}, aggregates=[{}]",
-                    list(group_by),
-                    list(aggregates)
-                )
-            }
-            PhysicalPlan::HashJoin {
-                join_type,
-                on,
-                filter,
-                collect_left,
-                ..
-            } => {
-                let keys: Vec<String> = on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
-                let mut s = format!(
-                    "HashJoin({join_type:?}{}): on=[{}]",
-                    if *collect_left { ", collect_left" } else { "" },
-                    keys.join(", ")
-                );
-                if let Some(f) = filter {
-                    s.push_str(&format!(", filter={f}"));
-                }
-                s
-            }
-            PhysicalPlan::NestedLoopJoin {
-                join_type, filter, ..
-            } => match filter {
-                Some(f) => format!("NestedLoopJoin({join_type:?}): filter={f}"),
-                None => format!("NestedLoopJoin({join_type:?})"),
-            },
-            PhysicalPlan::Sort { order, fetch, .. } => match fetch {
-                Some(k) => format!("TopK(k={k}): [{}]", list(order)),
-                None => format!("Sort: [{}]", list(order)),
-            },
-            PhysicalPlan::SortPreservingMerge { order, fetch, .. } => match fetch {
-                Some(k) => format!("SortPreservingMerge(fetch={k}): [{}]", list(order)),
-                None => format!("SortPreservingMerge: [{}]", list(order)),
-            },
-            PhysicalPlan::Limit { skip, fetch, .. } => match fetch {
-                Some(f) => format!("Limit: skip={skip}, fetch={f}"),
-                None => format!("Limit: skip={skip}"),
-            },
-            PhysicalPlan::Union { inputs, .. } => format!("Union: {} inputs", inputs.len()),
-            PhysicalPlan::SetOperation { op, on, .. } => {
-                let keys: Vec<String> = on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
-                format!("SetOperation({op:?}): on=[{}]", keys.join(", "))
-            }
-            PhysicalPlan::Window { exprs, .. } => format!("Window: [{}]", list(exprs)),
-            PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
-                Partitioning::Hash { keys, partitions } => {
-                    format!("Exchange(hash [{}] -> {partitions})", list(keys))
-                }
-                Partitioning::RoundRobin { partitions } => {
-                    format!("Exchange(round robin -> {partitions})")
-                }
-                Partitioning::Gather => "Exchange(gather -> 1)".to_string(),
-                Partitioning::Preserve { partitions } => {
-                    format!("Exchange(preserve -> {partitions})")
-                }
-            },
-            PhysicalPlan::Custom { name, config, .. } => format!("Custom({name}): {config}"),
-            PhysicalPlan::StageInput {
-                stage, preserve, ..
-            } => {
-                if *preserve {
-                    format!("StageInput: stage {stage} (task p -> partition p)")
-                } else {
-                    format!("StageInput: stage {stage}")
-                }
-            }
-        }
-    }
-
-    /// An indented tree, one node a line, with output partitions.
-    pub fn display_indent(&self) -> String {
-        let mut out = String::new();
-        self.fmt_indent(0, &mut out);
-        out
-    }
-
-    fn fmt_indent(&self, depth: usize, out: &mut String) {
-        out.push_str(&format!(
-            "{}{} [partitions={}]\n",
-            "  ".repeat(depth),
-            self.describe(),
-            self.output_partitions()
-        ));
-        for c in self.children() {
-            c.fmt_indent(depth + 1, out);
-        }
+    fn children_mut(&mut self) -> Vec<&mut Self> {
+        plan_children!(self, iter_mut, as_mut)
     }
 }
