@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::error::{DataflowError, Result};
 use crate::execution::{Instrumented, Operator, TaskContext};
 use crate::operators::{
-    aggregate, csv_scan, exchange, filter, join, limit, memory_scan, parquet_scan, projection,
-    set_op, sort, stage_input, tpch_scan, union, values, window,
+    aggregate, exchange, filter, join, limit, projection, scan, set_op, sort, stage_input, union,
+    values, window,
 };
 use crate::plan::{NodeId, NumberedNode, PhysicalPlan, ScanSource};
 
@@ -73,7 +73,7 @@ fn compile_node(
             pruning,
             schema,
         } => match source {
-            ScanSource::Memory { table, partitions } => Arc::new(memory_scan::MemoryScan::new(
+            ScanSource::Memory { table, partitions } => Arc::new(scan::memory::MemoryScan::new(
                 table.clone(),
                 *partitions,
                 projection.clone(),
@@ -83,14 +83,14 @@ fn compile_node(
                 table,
                 scale_factor,
                 partitions,
-            } => Arc::new(tpch_scan::TpchScan::try_new(
+            } => Arc::new(scan::tpch::TpchScan::try_new(
                 *table,
                 *scale_factor,
                 *partitions,
                 projection.clone(),
                 Arc::clone(schema),
             )?),
-            ScanSource::Parquet { partitions } => Arc::new(parquet_scan::ParquetScan::try_new(
+            ScanSource::Parquet { partitions } => Arc::new(scan::parquet::ParquetScan::try_new(
                 partitions.clone(),
                 Arc::clone(table_schema),
                 projection.clone(),
@@ -102,7 +102,7 @@ fn compile_node(
                 partitions,
                 has_header,
                 delimiter,
-            } => Arc::new(csv_scan::CsvScan::try_new(
+            } => Arc::new(scan::csv::CsvScan::try_new(
                 partitions.clone(),
                 *has_header,
                 *delimiter,

@@ -4,19 +4,15 @@
 //! decided in [`crate::compile`] alone.
 
 pub mod aggregate;
-pub mod csv_scan;
 pub mod exchange;
 pub mod filter;
 pub mod join;
 pub mod limit;
-pub mod memory_scan;
-pub mod parquet_scan;
 pub mod projection;
-pub mod pruning;
+pub mod scan;
 pub mod set_op;
 pub mod sort;
 pub mod stage_input;
-pub mod tpch_scan;
 pub mod union;
 pub mod values;
 pub mod window;
@@ -25,5 +21,8 @@ pub mod window;
 pub use crate::execution::Operator;
 pub use join::hash_join;
 pub use join::nested_loop as nested_loop_join;
+pub use scan::{
+    csv as csv_scan, memory as memory_scan, parquet as parquet_scan, pruning, tpch as tpch_scan,
+};
 pub use sort::preserving_merge as sort_merge;
 pub use sort::topk;
