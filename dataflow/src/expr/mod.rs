@@ -11,22 +11,27 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use datafusion_common::{Column, DFSchema, ScalarValue};
 use datafusion_expr::execution_props::ExecutionProps;
-use datafusion_expr::expr::{self as lexpr, AggregateFunction, AggregateFunctionParams};
+use datafusion_expr::expr::{self as lexpr};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, Operator};
-use datafusion_physical_expr::aggregate::{LoweredAggregate, LoweredAggregateBuilder};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr, PhysicalSortExpr};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataflowError, Result};
 use crate::functions::FunctionRegistry;
 use crate::tree::Tree;
+
+mod aggregate;
+mod scalar;
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::AggExpr;
+pub use scalar::Scalar;
 
 /// A scalar expression over the columns of one input, by position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,87 +93,6 @@ pub enum PhysExpr {
         name: String,
         args: Vec<PhysExpr>,
     },
-}
-
-/// A literal value. Serialized as a one-row Arrow IPC stream so that every
-/// Arrow type round-trips exactly (decimals keep precision and scale,
-/// timestamps their unit and zone).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scalar(pub ScalarValue);
-
-impl Serialize for Scalar {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let bytes = scalar_to_ipc(&self.0).map_err(serde::ser::Error::custom)?;
-        s.serialize_bytes(&bytes)
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let bytes: serde_bytes_compat::ByteBuf = Deserialize::deserialize(d)?;
-        scalar_from_ipc(&bytes.0)
-            .map(Scalar)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Accepts both a CBOR byte string and a sequence of numbers, so that the
-/// encoding does not depend on the serde format's preference.
-mod serde_bytes_compat {
-    pub struct ByteBuf(pub Vec<u8>);
-    impl<'de> serde::Deserialize<'de> for ByteBuf {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = ByteBuf;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                    Ok(ByteBuf(v.to_vec()))
-                }
-                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                    Ok(ByteBuf(v))
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> Result<ByteBuf, A::Error> {
-                    let mut out = Vec::new();
-                    while let Some(b) = seq.next_element::<u8>()? {
-                        out.push(b);
-                    }
-                    Ok(ByteBuf(out))
-                }
-            }
-            d.deserialize_bytes(V)
-        }
-    }
-}
-
-fn scalar_to_ipc(v: &ScalarValue) -> Result<Vec<u8>> {
-    let array = v.to_array()?;
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "v",
-        array.data_type().clone(),
-        true,
-    )]));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![array])?;
-    let mut out = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut out, &schema)?;
-        w.write(&batch)?;
-        w.finish()?;
-    }
-    Ok(out)
-}
-
-fn scalar_from_ipc(bytes: &[u8]) -> Result<ScalarValue> {
-    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
-    let batch = reader
-        .next()
-        .ok_or_else(|| DataflowError::Internal("empty literal encoding".into()))??;
-    Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
 }
 
 macro_rules! binary_ops {
@@ -545,83 +469,6 @@ impl fmt::Display for SortExpr {
     }
 }
 
-/// An aggregate call: `name(DISTINCT? args) FILTER (WHERE filter)`, output
-/// column `alias`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AggExpr {
-    /// The aggregate function's name in the [`FunctionRegistry`].
-    pub func: String,
-    pub args: Vec<PhysExpr>,
-    pub distinct: bool,
-    pub filter: Option<PhysExpr>,
-    pub order_by: Vec<SortExpr>,
-    /// The output column name.
-    pub alias: String,
-}
-
-impl AggExpr {
-    /// Builds DataFusion's aggregate expression (accumulator factory, state
-    /// fields, output field) and the optional filter, over the aggregate's
-    /// original input schema.
-    pub fn compile(&self, input: &Schema, registry: &FunctionRegistry) -> Result<LoweredAggregate> {
-        let df_schema = positional_df_schema(input)?;
-        let func = registry.aggregate(&self.func)?;
-        let args = self
-            .args
-            .iter()
-            .map(|e| e.to_logical(registry))
-            .collect::<Result<Vec<_>>>()?;
-        let filter = self
-            .filter
-            .as_ref()
-            .map(|f| f.to_logical(registry).map(Box::new))
-            .transpose()?;
-        let order_by = self
-            .order_by
-            .iter()
-            .map(|s| {
-                Ok(datafusion_expr::SortExpr::new(
-                    s.expr.to_logical(registry)?,
-                    s.asc,
-                    s.nulls_first,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let expr = Expr::AggregateFunction(AggregateFunction {
-            func,
-            params: AggregateFunctionParams {
-                args,
-                distinct: self.distinct,
-                filter,
-                order_by,
-                null_treatment: None,
-            },
-        });
-        let schema = df_schema.as_arrow().clone();
-        Ok(LoweredAggregateBuilder::new(
-            &expr,
-            &df_schema,
-            &schema,
-            &ExecutionProps::new(),
-            &PhysicalPlanningContext::default(),
-        )
-        .with_name(self.alias.clone())
-        .build()?)
-    }
-}
-
-impl fmt::Display for AggExpr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let args: Vec<String> = self.args.iter().map(|e| e.to_string()).collect();
-        let distinct = if self.distinct { "DISTINCT " } else { "" };
-        write!(f, "{}({distinct}{})", self.func, args.join(", "))?;
-        if let Some(filter) = &self.filter {
-            write!(f, " FILTER (WHERE {filter})")?;
-        }
-        Ok(())
-    }
-}
-
 /// Evaluates compiled expressions on a batch into arrays.
 pub fn evaluate_all(
     exprs: &[Arc<dyn PhysicalExpr>],
@@ -647,26 +494,4 @@ pub fn output_fields(
             Ok(Field::new(n, f.data_type().clone(), f.is_nullable()))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scalar_roundtrips_through_cbor() {
-        for v in [
-            ScalarValue::Int64(Some(42)),
-            ScalarValue::Decimal128(Some(12345), 15, 2),
-            ScalarValue::Utf8(Some("abc".into())),
-            ScalarValue::Date32(Some(9000)),
-            ScalarValue::Int32(None),
-        ] {
-            let e = PhysExpr::lit(v.clone());
-            let mut buf = Vec::new();
-            ciborium::into_writer(&e, &mut buf).unwrap();
-            let back: PhysExpr = ciborium::from_reader(buf.as_slice()).unwrap();
-            assert_eq!(back, e);
-        }
-    }
 }
