@@ -72,45 +72,52 @@ fn compile_node(
             projection,
             pruning,
             schema,
-        } => match source {
-            ScanSource::Memory { table, partitions } => Arc::new(scan::memory::MemoryScan::new(
-                table.clone(),
-                *partitions,
-                projection.clone(),
-                Arc::clone(schema),
-            )),
-            ScanSource::Tpch {
-                table,
-                scale_factor,
-                partitions,
-            } => Arc::new(scan::tpch::TpchScan::try_new(
-                *table,
-                *scale_factor,
-                *partitions,
-                projection.clone(),
-                Arc::clone(schema),
-            )?),
-            ScanSource::Parquet { partitions } => Arc::new(scan::parquet::ParquetScan::try_new(
-                partitions.clone(),
-                Arc::clone(table_schema),
-                projection.clone(),
-                pruning.clone(),
-                Arc::clone(schema),
-                registry,
-            )?),
-            ScanSource::Csv {
-                partitions,
-                has_header,
-                delimiter,
-            } => Arc::new(scan::csv::CsvScan::try_new(
-                partitions.clone(),
-                *has_header,
-                *delimiter,
-                Arc::clone(table_schema),
-                projection.clone(),
-                Arc::clone(schema),
-            )?),
-        },
+        } => {
+            let columns = || scan::files::ScanColumns {
+                table_schema: Arc::clone(table_schema),
+                projection: projection.clone(),
+                schema: Arc::clone(schema),
+            };
+            match source {
+                ScanSource::Memory { table, partitions } => {
+                    Arc::new(scan::memory::MemoryScan::new(
+                        table.clone(),
+                        *partitions,
+                        projection.clone(),
+                        Arc::clone(schema),
+                    ))
+                }
+                ScanSource::Tpch {
+                    table,
+                    scale_factor,
+                    partitions,
+                } => Arc::new(scan::tpch::TpchScan::try_new(
+                    *table,
+                    *scale_factor,
+                    *partitions,
+                    projection.clone(),
+                    Arc::clone(schema),
+                )?),
+                ScanSource::Parquet { partitions } => Arc::new(
+                    scan::parquet::ParquetScan::try_new(partitions.clone(), columns(), pruning)?,
+                ),
+                ScanSource::Csv {
+                    partitions,
+                    has_header,
+                    delimiter,
+                } => {
+                    let format = scan::csv::CsvFormat {
+                        has_header: *has_header,
+                        delimiter: *delimiter,
+                    };
+                    Arc::new(scan::csv::CsvScan::try_new(
+                        partitions.clone(),
+                        format,
+                        columns(),
+                    )?)
+                }
+            }
+        }
         PhysicalPlan::Values { schema, rows } => {
             Arc::new(values::Values::try_new(Arc::clone(schema), rows, registry)?)
         }
@@ -132,16 +139,21 @@ fn compile_node(
             aggregate_input_schema,
             schema,
             ..
-        } => Arc::new(aggregate::HashAggregate::try_new(
-            inputs.one()?,
-            *mode,
-            group_by,
-            grouping_sets,
-            aggregates,
-            Arc::clone(aggregate_input_schema),
-            Arc::clone(schema),
-            registry,
-        )?),
+        } => {
+            let config = aggregate::AggregateConfig {
+                mode: *mode,
+                group_by,
+                grouping_sets,
+                aggregates,
+                aggregate_input_schema: Arc::clone(aggregate_input_schema),
+                schema: Arc::clone(schema),
+            };
+            Arc::new(aggregate::HashAggregate::try_new(
+                inputs.one()?,
+                config,
+                registry,
+            )?)
+        }
         PhysicalPlan::HashJoin {
             join_type,
             on,
@@ -153,17 +165,17 @@ fn compile_node(
             ..
         } => {
             let (left, right) = inputs.two()?;
-            Arc::new(join::hash_join::HashJoin::try_new(
-                left,
-                right,
-                *join_type,
+            let config = join::hash_join::HashJoinConfig {
+                join_type: *join_type,
                 on,
-                filter.as_ref(),
-                *null_equals_null,
-                *null_aware,
-                *collect_left,
-                Arc::clone(schema),
-                registry,
+                filter: filter.as_ref(),
+                null_equals_null: *null_equals_null,
+                null_aware: *null_aware,
+                collect_left: *collect_left,
+                schema: Arc::clone(schema),
+            };
+            Arc::new(join::hash_join::HashJoin::try_new(
+                left, right, config, registry,
             )?)
         }
         PhysicalPlan::NestedLoopJoin {
@@ -173,13 +185,13 @@ fn compile_node(
             ..
         } => {
             let (left, right) = inputs.two()?;
+            let config = join::nested_loop::NestedLoopJoinConfig {
+                join_type: *join_type,
+                filter: filter.as_ref(),
+                schema: Arc::clone(schema),
+            };
             Arc::new(join::nested_loop::NestedLoopJoin::try_new(
-                left,
-                right,
-                *join_type,
-                filter.as_ref(),
-                Arc::clone(schema),
-                registry,
+                left, right, config, registry,
             )?)
         }
         PhysicalPlan::Sort { order, fetch, .. } => {
@@ -211,13 +223,13 @@ fn compile_node(
         )?),
         PhysicalPlan::SetOperation { op, on, schema, .. } => {
             let (left, right) = inputs.two()?;
-            Arc::new(set_op::SetOperation::try_new(
-                left,
-                right,
-                *op,
+            let config = set_op::SetOpConfig {
+                op: *op,
                 on,
-                Arc::clone(schema),
-                registry,
+                schema: Arc::clone(schema),
+            };
+            Arc::new(set_op::SetOperation::try_new(
+                left, right, config, registry,
             )?)
         }
         PhysicalPlan::Custom {

@@ -27,6 +27,14 @@ use crate::functions::FunctionRegistry;
 use crate::plan::SetOpKind;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
+/// The settings of a set operation node (see
+/// [`crate::plan::PhysicalPlan::SetOperation`]).
+pub struct SetOpConfig<'a> {
+    pub op: SetOpKind,
+    pub on: &'a [(PhysExpr, PhysExpr)],
+    pub schema: SchemaRef,
+}
+
 pub struct SetOperation {
     properties: OperatorProperties,
     left: Arc<dyn Operator>,
@@ -41,11 +49,10 @@ impl SetOperation {
     pub fn try_new(
         left: Arc<dyn Operator>,
         right: Arc<dyn Operator>,
-        op: SetOpKind,
-        on: &[(PhysExpr, PhysExpr)],
-        schema: SchemaRef,
+        config: SetOpConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        let SetOpConfig { op, on, schema } = config;
         let (ls, rs) = (left.schema(), right.schema());
         if left.output_partitions() != right.output_partitions() {
             return Err(DataflowError::Internal(format!(

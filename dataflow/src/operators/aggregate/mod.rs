@@ -37,14 +37,11 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use crate::error::Result;
 use crate::execution::{Operator, OperatorProperties, TaskContext};
-use crate::expr::{AggExpr, PhysExpr};
 use crate::functions::FunctionRegistry;
-use crate::plan::AggregateMode;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 mod aggregator;
@@ -57,6 +54,7 @@ mod tests;
 use aggregator::Aggregator;
 pub use grouping_sets::grouping_ids;
 use spec::AggSpec;
+pub use spec::AggregateConfig;
 
 pub struct HashAggregate {
     properties: OperatorProperties,
@@ -65,27 +63,12 @@ pub struct HashAggregate {
 }
 
 impl HashAggregate {
-    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         input: Arc<dyn Operator>,
-        mode: AggregateMode,
-        group_by: &[PhysExpr],
-        grouping_sets: &[Vec<bool>],
-        aggregates: &[AggExpr],
-        aggregate_input_schema: SchemaRef,
-        schema: SchemaRef,
+        config: AggregateConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
-        let spec = AggSpec::try_new(
-            &input.schema(),
-            mode,
-            group_by,
-            grouping_sets,
-            aggregates,
-            &aggregate_input_schema,
-            schema,
-            registry,
-        )?;
+        let spec = AggSpec::try_new(&input.schema(), config, registry)?;
         Ok(HashAggregate {
             properties: OperatorProperties::new(
                 "HashAggregate",

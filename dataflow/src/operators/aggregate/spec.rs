@@ -16,6 +16,17 @@ use crate::expr::{AggExpr, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::AggregateMode;
 
+/// The settings of an aggregate node (see
+/// [`crate::plan::PhysicalPlan::Aggregate`], whose fields they mirror).
+pub struct AggregateConfig<'a> {
+    pub mode: AggregateMode,
+    pub group_by: &'a [PhysExpr],
+    pub grouping_sets: &'a [Vec<bool>],
+    pub aggregates: &'a [AggExpr],
+    pub aggregate_input_schema: SchemaRef,
+    pub schema: SchemaRef,
+}
+
 /// One aggregate of the operator, compiled for the operator's mode.
 pub(super) struct AggItem {
     pub(super) func: Arc<AggregateFunctionExpr>,
@@ -46,17 +57,20 @@ pub(crate) struct AggSpec {
 }
 
 impl AggSpec {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn try_new(
         input_schema: &Schema,
-        mode: AggregateMode,
-        group_by: &[PhysExpr],
-        grouping_sets: &[Vec<bool>],
-        aggregates: &[AggExpr],
-        aggregate_input_schema: &Schema,
-        schema: SchemaRef,
+        config: AggregateConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        let AggregateConfig {
+            mode,
+            group_by,
+            grouping_sets,
+            aggregates,
+            aggregate_input_schema,
+            schema,
+        } = config;
+        let aggregate_input_schema = aggregate_input_schema.as_ref();
         let lowered = aggregates
             .iter()
             .map(|a| a.compile(aggregate_input_schema, registry))

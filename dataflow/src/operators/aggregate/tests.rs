@@ -1,12 +1,13 @@
 use arrow::array::{
     Array, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion_common::ScalarValue;
 
 use super::*;
 use crate::error::DataflowError;
-use crate::expr::BinaryOp;
+use crate::expr::{AggExpr, BinaryOp, PhysExpr};
+use crate::plan::AggregateMode;
 
 fn registry() -> FunctionRegistry {
     FunctionRegistry::with_defaults()
@@ -132,12 +133,14 @@ fn spec(
     Arc::new(
         AggSpec::try_new(
             operator_input,
-            mode,
-            group_by,
-            &[],
-            aggs,
-            &input,
-            schema,
+            AggregateConfig {
+                mode: mode,
+                group_by: group_by,
+                grouping_sets: &[],
+                aggregates: aggs,
+                aggregate_input_schema: Arc::clone(&input),
+                schema: schema,
+            },
             &registry(),
         )
         .unwrap(),
@@ -478,12 +481,14 @@ fn sets_spec(
     Arc::new(
         AggSpec::try_new(
             operator_input,
-            mode,
-            group_by,
-            sets,
-            aggs,
-            &input_schema(),
-            sets_schema(mode, group_by, sets, aggs),
+            AggregateConfig {
+                mode: mode,
+                group_by: group_by,
+                grouping_sets: sets,
+                aggregates: aggs,
+                aggregate_input_schema: input_schema(),
+                schema: sets_schema(mode, group_by, sets, aggs),
+            },
             &registry(),
         )
         .unwrap(),
@@ -674,12 +679,14 @@ fn schema_column_count_mismatch_is_internal_error() {
     let wrong = out_schema(AggregateMode::Final, &[col(0, "k1")], &aggs, &input);
     let err = AggSpec::try_new(
         &input,
-        AggregateMode::Partial,
-        &[col(0, "k1")],
-        &[],
-        &aggs,
-        &input,
-        wrong,
+        AggregateConfig {
+            mode: AggregateMode::Partial,
+            group_by: &[col(0, "k1")],
+            grouping_sets: &[],
+            aggregates: &aggs,
+            aggregate_input_schema: Arc::clone(&input),
+            schema: wrong,
+        },
         &registry(),
     )
     .err()

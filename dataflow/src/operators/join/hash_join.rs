@@ -32,6 +32,18 @@ use crate::stream::{boxed, SendableRecordBatchStream};
 #[cfg(test)]
 mod tests;
 
+/// The settings of a hash join node (see
+/// [`crate::plan::PhysicalPlan::HashJoin`], whose fields they mirror).
+pub struct HashJoinConfig<'a> {
+    pub join_type: JoinType,
+    pub on: &'a [(PhysExpr, PhysExpr)],
+    pub filter: Option<&'a PhysExpr>,
+    pub null_equals_null: bool,
+    pub null_aware: bool,
+    pub collect_left: bool,
+    pub schema: SchemaRef,
+}
+
 pub struct HashJoin {
     properties: OperatorProperties,
     left: Arc<dyn Operator>,
@@ -47,19 +59,21 @@ pub struct HashJoin {
 }
 
 impl HashJoin {
-    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         left: Arc<dyn Operator>,
         right: Arc<dyn Operator>,
-        join_type: JoinType,
-        on: &[(PhysExpr, PhysExpr)],
-        filter: Option<&PhysExpr>,
-        null_equals_null: bool,
-        null_aware: bool,
-        collect_left: bool,
-        schema: SchemaRef,
+        config: HashJoinConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        let HashJoinConfig {
+            join_type,
+            on,
+            filter,
+            null_equals_null,
+            null_aware,
+            collect_left,
+            schema,
+        } = config;
         let (left_schema, right_schema) = (left.schema(), right.schema());
         if null_aware
             && (join_type != JoinType::LeftAnti

@@ -24,6 +24,14 @@ use crate::stream::{boxed, SendableRecordBatchStream};
 #[cfg(test)]
 mod tests;
 
+/// The settings of a nested loop join node (see
+/// [`crate::plan::PhysicalPlan::NestedLoopJoin`]).
+pub struct NestedLoopJoinConfig<'a> {
+    pub join_type: JoinType,
+    pub filter: Option<&'a PhysExpr>,
+    pub schema: SchemaRef,
+}
+
 pub struct NestedLoopJoin {
     properties: OperatorProperties,
     left: Arc<dyn Operator>,
@@ -33,15 +41,17 @@ pub struct NestedLoopJoin {
 }
 
 impl NestedLoopJoin {
-    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         left: Arc<dyn Operator>,
         right: Arc<dyn Operator>,
-        join_type: JoinType,
-        filter: Option<&PhysExpr>,
-        schema: SchemaRef,
+        config: NestedLoopJoinConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        let NestedLoopJoinConfig {
+            join_type,
+            filter,
+            schema,
+        } = config;
         if join_type.emits_unmatched_left() && right.output_partitions() != 1 {
             return Err(DataflowError::Internal(format!(
                 "nested loop join {join_type:?} needs a single right partition, got {}",

@@ -13,7 +13,7 @@ use arrow::csv::{Reader, ReaderBuilder};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
-use super::files::{check_projection, conform_columns, file_error, open_error};
+use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
 use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
@@ -23,6 +23,13 @@ mod tests;
 
 /// Records read to infer a CSV schema.
 const INFER_RECORDS: usize = 1000;
+
+/// How the CSV files of a scan are written.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvFormat {
+    pub has_header: bool,
+    pub delimiter: u8,
+}
 
 pub struct CsvScan {
     properties: OperatorProperties,
@@ -35,15 +42,21 @@ pub struct CsvScan {
 }
 
 impl CsvScan {
-    #[allow(clippy::too_many_arguments)]
+    /// Partition `p` reads the files `partitions[p]`.
     pub fn try_new(
         partitions: Vec<Vec<String>>,
-        has_header: bool,
-        delimiter: u8,
-        table_schema: SchemaRef,
-        projection: Option<Vec<usize>>,
-        schema: SchemaRef,
+        format: CsvFormat,
+        columns: ScanColumns,
     ) -> Result<Self> {
+        let CsvFormat {
+            has_header,
+            delimiter,
+        } = format;
+        let ScanColumns {
+            table_schema,
+            projection,
+            schema,
+        } = columns;
         let projection = check_projection(&table_schema, projection, &schema, "CsvScan")?;
         Ok(CsvScan {
             properties: OperatorProperties::new(

@@ -10,6 +10,16 @@ use arrow::error::ArrowError;
 
 use crate::error::{DataflowError, Result};
 
+/// The columns a table scan reads (see [`crate::plan::PhysicalPlan::Scan`]).
+pub struct ScanColumns {
+    /// The full schema of the table.
+    pub table_schema: SchemaRef,
+    /// Indices of the table columns to read; `None` reads all.
+    pub projection: Option<Vec<usize>>,
+    /// The output schema (the projected table schema).
+    pub schema: SchemaRef,
+}
+
 /// Resolves a scan's projection (`None` = all columns) and checks it
 /// against the table and output schemas.
 pub(crate) fn check_projection(

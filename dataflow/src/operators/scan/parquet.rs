@@ -15,12 +15,11 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::ParquetMetaDataReader;
 
-use super::files::{check_projection, conform_columns, file_error, open_error};
+use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
 use super::pruning::{FileStats, PruningPredicate};
 use crate::error::Result;
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
-use crate::functions::FunctionRegistry;
 use crate::plan::ParquetSplit;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
@@ -37,17 +36,20 @@ pub struct ParquetScan {
 }
 
 impl ParquetScan {
-    #[allow(clippy::too_many_arguments)]
+    /// Partition `p` reads the splits `partitions[p]`; `pruning` are
+    /// conjuncts over the table schema used to skip row groups.
     pub fn try_new(
         partitions: Vec<Vec<ParquetSplit>>,
-        table_schema: SchemaRef,
-        projection: Option<Vec<usize>>,
-        pruning: Vec<PhysExpr>,
-        schema: SchemaRef,
-        _registry: &FunctionRegistry,
+        columns: ScanColumns,
+        pruning: &[PhysExpr],
     ) -> Result<Self> {
+        let ScanColumns {
+            table_schema,
+            projection,
+            schema,
+        } = columns;
         let projection = check_projection(&table_schema, projection, &schema, "ParquetScan")?;
-        let pruning = Arc::new(PruningPredicate::new(&pruning, &table_schema));
+        let pruning = Arc::new(PruningPredicate::new(pruning, &table_schema));
         Ok(ParquetScan {
             properties: OperatorProperties::new(
                 "ParquetScan",

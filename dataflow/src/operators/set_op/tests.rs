@@ -78,9 +78,11 @@ fn key_types_must_match() {
     let err = SetOperation::try_new(
         Arc::new(Empty::new(Arc::clone(&l), false)),
         Arc::new(Empty::new(r, false)),
-        SetOpKind::IntersectAll,
-        &on,
-        Arc::clone(&l),
+        SetOpConfig {
+            op: SetOpKind::IntersectAll,
+            on: &on,
+            schema: Arc::clone(&l),
+        },
         &reg,
     )
     .err()
@@ -93,15 +95,17 @@ fn key_types_must_match() {
             Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, true)])),
             false,
         )),
-        SetOpKind::ExceptAll,
-        &[(
-            PhysExpr::Cast {
-                expr: Box::new(PhysExpr::col(0, "a")),
-                data_type: DataType::Int64,
-            },
-            PhysExpr::col(0, "b"),
-        )],
-        l,
+        SetOpConfig {
+            op: SetOpKind::ExceptAll,
+            on: &[(
+                PhysExpr::Cast {
+                    expr: Box::new(PhysExpr::col(0, "a")),
+                    data_type: DataType::Int64,
+                },
+                PhysExpr::col(0, "b"),
+            )],
+            schema: l,
+        },
         &reg,
     );
     assert!(ok.is_ok());

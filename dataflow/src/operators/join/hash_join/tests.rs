@@ -218,18 +218,16 @@ fn collect_left_rejects_left_emitting_joins() {
         JoinType::LeftSemi,
         JoinType::LeftAnti,
     ] {
-        let r = HashJoin::try_new(
-            left.clone(),
-            right.clone(),
-            jt,
-            &on,
-            None,
-            false,
-            false,
-            true,
-            join_schema(&ls, &rs, jt),
-            &reg,
-        );
+        let config = HashJoinConfig {
+            join_type: jt,
+            on: &on,
+            filter: None,
+            null_equals_null: false,
+            null_aware: false,
+            collect_left: true,
+            schema: join_schema(&ls, &rs, jt),
+        };
+        let r = HashJoin::try_new(left.clone(), right.clone(), config, &reg);
         assert!(matches!(r, Err(DataflowError::Internal(_))), "{jt:?}");
     }
     // Mismatched key types are a clear error.
@@ -243,18 +241,16 @@ fn collect_left_rejects_left_emitting_joins() {
         None,
         rs2.clone(),
     ));
-    let r = HashJoin::try_new(
-        left,
-        right2,
-        JoinType::Inner,
-        &on,
-        None,
-        false,
-        false,
-        false,
-        join_schema(&ls, &rs2, JoinType::Inner),
-        &reg,
-    );
+    let config = HashJoinConfig {
+        join_type: JoinType::Inner,
+        on: &on,
+        filter: None,
+        null_equals_null: false,
+        null_aware: false,
+        collect_left: false,
+        schema: join_schema(&ls, &rs2, JoinType::Inner),
+    };
+    let r = HashJoin::try_new(left, right2, config, &reg);
     match r {
         Err(DataflowError::Plan(m)) => assert!(m.contains("key types differ"), "{m}"),
         Err(e) => panic!("unexpected error {e}"),

@@ -203,14 +203,12 @@ fn left_emitting_needs_one_right_partition() {
         None,
         rs.clone(),
     ));
-    let r = NestedLoopJoin::try_new(
-        left,
-        right,
-        JoinType::Left,
-        None,
-        join_schema(&ls, &rs, JoinType::Left),
-        &FunctionRegistry::with_defaults(),
-    );
+    let config = NestedLoopJoinConfig {
+        join_type: JoinType::Left,
+        filter: None,
+        schema: join_schema(&ls, &rs, JoinType::Left),
+    };
+    let r = NestedLoopJoin::try_new(left, right, config, &FunctionRegistry::with_defaults());
     assert!(matches!(r, Err(DataflowError::Internal(_))));
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::error::DataflowError;
 use crate::expr::BinaryOp;
+use crate::functions::FunctionRegistry;
 use arrow::array::{
     Array, AsArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
 };
