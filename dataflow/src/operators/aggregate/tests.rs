@@ -134,12 +134,12 @@ fn spec(
         AggSpec::try_new(
             operator_input,
             AggregateConfig {
-                mode: mode,
-                group_by: group_by,
+                mode,
+                group_by,
                 grouping_sets: &[],
                 aggregates: aggs,
                 aggregate_input_schema: Arc::clone(&input),
-                schema: schema,
+                schema,
             },
             &registry(),
         )
@@ -482,8 +482,8 @@ fn sets_spec(
         AggSpec::try_new(
             operator_input,
             AggregateConfig {
-                mode: mode,
-                group_by: group_by,
+                mode,
+                group_by,
                 grouping_sets: sets,
                 aggregates: aggs,
                 aggregate_input_schema: input_schema(),
