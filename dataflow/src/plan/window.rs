@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::{PhysExpr, Scalar, SortExpr};
 
 /// The function a window expression calls, by name in the
-/// [`FunctionRegistry`].
+/// [`FunctionRegistry`](crate::functions::FunctionRegistry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WindowFunc {
     /// A window function (`row_number`, `rank`, `lag`, `first_value`, ...).

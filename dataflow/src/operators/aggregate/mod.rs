@@ -34,6 +34,11 @@
 //! [`HashTable`] keyed by the hash of the row bytes.
 //!
 //! [`Accumulator`]: datafusion_expr::Accumulator
+//! [`GroupsAccumulator`]: datafusion_expr::GroupsAccumulator
+//! [`GroupsAccumulatorAdapter`]: datafusion_physical_expr::GroupsAccumulatorAdapter
+//! [`AggregateMode`]: crate::plan::AggregateMode
+//! [`Rows`]: arrow::row::Rows
+//! [`HashTable`]: hashbrown::HashTable
 
 use std::sync::Arc;
 

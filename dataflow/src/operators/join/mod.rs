@@ -14,7 +14,7 @@
 //! - [`build`]: collecting the left side once and sharing it;
 //! - [`keys`], [`table`]: the hash join's key encoding and hash table;
 //! - [`filter`]: the optional condition over candidate pairs;
-//! - [`spec`]: join-type logic and output assembly ([`gather`] picks rows);
+//! - [`spec`]: join-type logic and output assembly (`gather` picks rows);
 //! - [`hash_join`], [`nested_loop`]: the operators.
 
 pub mod build;
