@@ -698,26 +698,13 @@ fn schema_column_count_mismatch_is_internal_error() {
 
 // ---- operator through the runner -------------------------------------
 
-use crate::exchange::ChannelExchange;
-
 #[tokio::test]
 async fn operator_partial_then_final_through_runner() {
-    use crate::plan::{PhysicalPlan, ScanSource};
-    let tables = crate::tables::MemoryTableMap::default();
-    tables.insert("t", vec![batch1(), batch2()]);
+    use crate::plan::PhysicalPlan;
     let input = input_schema();
     let g = vec![col(0, "k1")];
     let aggs = standard_aggs();
-    let scan = PhysicalPlan::Scan {
-        source: ScanSource::Memory {
-            table: "t".into(),
-            partitions: 1,
-        },
-        table_schema: Arc::clone(&input),
-        projection: None,
-        pruning: vec![],
-        schema: Arc::clone(&input),
-    };
+    let scan = crate::test_util::scan(&input, 1);
     let partial_schema = out_schema(AggregateMode::Partial, &g, &aggs, &input);
     let partial = PhysicalPlan::Aggregate {
         input: Box::new(scan),
@@ -737,23 +724,11 @@ async fn operator_partial_then_final_through_runner() {
         aggregate_input_schema: Arc::clone(&input),
         schema: out_schema(AggregateMode::Final, &g, &aggs, &input),
     };
-    let config = crate::runner::ExecConfig {
-        batch_size: 2,
-        ..Default::default()
-    };
-    let mut stream = crate::runner::execute(
-        &final_plan,
-        config,
-        Arc::new(registry()),
-        Arc::new(tables),
-        Arc::new(ChannelExchange::new(1)),
-    )
-    .unwrap();
-    let mut batches = vec![];
-    while let Some(b) = stream.next().await {
-        let b = b.unwrap();
+    let batches = crate::test_util::run_plan(final_plan, vec![batch1(), batch2()], 2)
+        .await
+        .unwrap();
+    for b in &batches {
         assert!(b.num_rows() <= 2);
-        batches.push(b);
     }
     assert_eq!(
         rows_of(&batches),

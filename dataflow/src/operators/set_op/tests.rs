@@ -111,44 +111,35 @@ fn key_types_must_match() {
     assert!(ok.is_ok());
 }
 
-use crate::exchange::ChannelExchange;
+use crate::test_util::{memory_scan, run};
 
 #[tokio::test]
 async fn operator_through_runner() {
-    use crate::plan::{PhysicalPlan, ScanSource};
+    use crate::plan::PhysicalPlan;
     let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
     let batch = |v: Vec<Option<i64>>| {
         RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(v))]).unwrap()
     };
     // Left: 1 x4, 2 x2, NULL x3, 3 x1; right: 1 x2, NULL x1, 2 x3, 4 x1.
     let tables = || {
-        let tables = crate::tables::MemoryTableMap::default();
-        tables.insert(
-            "l",
-            vec![
-                batch(vec![Some(1), Some(1), None, Some(2)]),
-                batch(vec![Some(1), None, Some(3), None, Some(2), Some(1)]),
-            ],
-        );
-        tables.insert(
-            "r",
-            vec![
-                batch(vec![Some(2), Some(1), None]),
-                batch(vec![Some(4), Some(2), Some(1), Some(2)]),
-            ],
-        );
-        Arc::new(tables)
+        vec![
+            (
+                "l",
+                vec![
+                    batch(vec![Some(1), Some(1), None, Some(2)]),
+                    batch(vec![Some(1), None, Some(3), None, Some(2), Some(1)]),
+                ],
+            ),
+            (
+                "r",
+                vec![
+                    batch(vec![Some(2), Some(1), None]),
+                    batch(vec![Some(4), Some(2), Some(1), Some(2)]),
+                ],
+            ),
+        ]
     };
-    let scan = |t: &str| PhysicalPlan::Scan {
-        source: ScanSource::Memory {
-            table: t.into(),
-            partitions: 1,
-        },
-        table_schema: Arc::clone(&schema),
-        projection: None,
-        pruning: vec![],
-        schema: Arc::clone(&schema),
-    };
+    let scan = |t: &str| memory_scan(t, &schema, 1);
     for (op, expected) in [
         (SetOpKind::IntersectAll, vec!["1", "1", "2", "2", "NULL"]),
         (SetOpKind::ExceptAll, vec!["1", "1", "3", "NULL", "NULL"]),
@@ -160,21 +151,9 @@ async fn operator_through_runner() {
             on: vec![(PhysExpr::col(0, "v"), PhysExpr::col(0, "v"))],
             schema: Arc::clone(&schema),
         };
-        let config = crate::runner::ExecConfig {
-            batch_size: 2,
-            ..Default::default()
-        };
-        let mut stream = crate::runner::execute(
-            &plan,
-            config,
-            Arc::new(FunctionRegistry::with_defaults()),
-            tables(),
-            Arc::new(ChannelExchange::new(1)),
-        )
-        .unwrap();
+        let batches = run(&plan, tables(), 2).await.unwrap();
         let mut got = vec![];
-        while let Some(b) = stream.next().await {
-            let b = b.unwrap();
+        for b in batches {
             assert!(b.num_rows() <= 2);
             let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
             for i in 0..b.num_rows() {

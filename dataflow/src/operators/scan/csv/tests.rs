@@ -178,7 +178,7 @@ fn infers_schema() {
     assert!(err.to_string().contains("i.csv.nope"), "{err}");
 }
 
-use crate::exchange::ChannelExchange;
+use crate::test_util::run;
 
 #[tokio::test]
 async fn operator_through_runner() {
@@ -196,20 +196,9 @@ async fn operator_through_runner() {
         pruning: vec![],
         schema: Arc::new(t.project(&[1]).unwrap()),
     };
-    let mut stream = crate::runner::execute(
-        &plan,
-        crate::runner::ExecConfig {
-            batch_size: 2,
-            ..Default::default()
-        },
-        Arc::new(crate::functions::FunctionRegistry::with_defaults()),
-        Arc::new(crate::tables::MemoryTableMap::default()),
-        Arc::new(ChannelExchange::new(1)),
-    )
-    .unwrap();
+    let batches = run(&plan, vec![], 2).await.unwrap();
     let mut names = vec![];
-    while let Some(b) = stream.next().await {
-        let b = b.unwrap();
+    for b in batches {
         assert!(b.num_rows() <= 2);
         names.extend(
             b.column(0)

@@ -594,21 +594,7 @@ async fn operator_through_runner() {
         pruning: vec![id_op(BinaryOp::Lt, 25)],
         schema: Arc::new(table.project(&[0]).unwrap()),
     };
-    let mut stream = crate::runner::execute(
-        &plan,
-        crate::runner::ExecConfig {
-            batch_size: 4,
-            ..Default::default()
-        },
-        Arc::new(FunctionRegistry::with_defaults()),
-        Arc::new(crate::tables::MemoryTableMap::default()),
-        Arc::new(crate::exchange::ChannelExchange::new(1)),
-    )
-    .unwrap();
-    let mut batches = vec![];
-    while let Some(b) = stream.next().await {
-        batches.push(b.unwrap());
-    }
+    let batches = crate::test_util::run(&plan, vec![], 4).await.unwrap();
     assert!(batches.iter().all(|b| b.num_rows() <= 4));
     let expect: Vec<i64> = (0..10).chain(20..30).collect();
     assert_eq!(ids(&batches, 0), expect);
