@@ -16,6 +16,7 @@ use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::execution::context::QueryServices;
+use crate::execution::Operator;
 use crate::functions::FunctionRegistry;
 use crate::metrics::MetricsSet;
 use crate::plan::PhysicalPlan;
@@ -23,7 +24,7 @@ use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 use crate::tables::MemoryTables;
 
 /// Kept at their old paths for callers outside the crate.
-pub use crate::execution::{catch_panic, ExecConfig, Operator, QueryTasks, TaskContext};
+pub use crate::execution::{catch_panic, ExecConfig, QueryTasks, TaskContext};
 
 /// A compiled plan with the context its partitions run in. It owns the
 /// tasks its exchanges spawn: dropping it aborts them.
