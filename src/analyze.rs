@@ -7,60 +7,43 @@ use std::time::Duration;
 
 use ffq_cluster::QueryAnalysis;
 use ffq_dataflow::metrics::MetricsSnapshot;
-use ffq_dataflow::plan::PhysicalPlan;
+use ffq_dataflow::plan::{NodeId, PhysicalPlan};
 use ffq_transport::zenoh_exchange::{AttemptRef, ClusterId, QueryId, StageId};
 
 use crate::error::Result;
 
 /// `plan` as an indented tree, each node with its metrics; `metrics` is
-/// indexed by pre-order node id (the order `operators::compile` uses).
+/// indexed by plan node id ([`PhysicalPlan::numbered`], the ids `compile`
+/// gives).
 pub fn render_plan(plan: &PhysicalPlan, metrics: &[MetricsSnapshot]) -> String {
+    let of = |id: NodeId| metrics.get(id.0).copied().unwrap_or_default();
     let mut out = String::new();
-    let mut next = 0;
-    render_node(plan, 0, metrics, &mut next, &mut out);
+    for n in plan.numbered() {
+        let m = of(n.id);
+        // Poll time is inclusive of inputs polled inline; inputs behind an
+        // exchange run in their own tasks, so their time is not part of the
+        // exchange's polls.
+        let own_ns = if matches!(n.node, PhysicalPlan::Exchange { .. }) {
+            m.poll_ns
+        } else {
+            let children_ns: u64 = n.children.iter().map(|&c| of(c).poll_ns).sum();
+            m.poll_ns.saturating_sub(children_ns)
+        };
+        out.push_str(&format!(
+            "{}{} [partitions={}] rows={} batches={} time={}",
+            "  ".repeat(n.depth),
+            n.node.describe(),
+            n.node.output_partitions(),
+            m.output_rows,
+            m.output_batches,
+            format_duration(Duration::from_nanos(own_ns)),
+        ));
+        if m.peak_memory > 0 {
+            out.push_str(&format!(" peak_mem={}", format_bytes(m.peak_memory)));
+        }
+        out.push('\n');
+    }
     out
-}
-
-/// Renders `plan` (node id `*next`) and returns its inclusive poll time.
-fn render_node(
-    plan: &PhysicalPlan,
-    depth: usize,
-    metrics: &[MetricsSnapshot],
-    next: &mut usize,
-    out: &mut String,
-) -> u64 {
-    let id = *next;
-    *next += 1;
-    let m = metrics.get(id).copied().unwrap_or_default();
-    let line_at = out.len();
-    let mut children_ns = 0;
-    let mut children_text = String::new();
-    for c in plan.children() {
-        children_ns += render_node(c, depth + 1, metrics, next, &mut children_text);
-    }
-    // Inputs behind an exchange run in their own tasks: their time is not
-    // part of the exchange's polls.
-    let own_ns = if matches!(plan, PhysicalPlan::Exchange { .. }) {
-        m.poll_ns
-    } else {
-        m.poll_ns.saturating_sub(children_ns)
-    };
-    let mut line = format!(
-        "{}{} [partitions={}] rows={} batches={} time={}",
-        "  ".repeat(depth),
-        plan.describe(),
-        plan.output_partitions(),
-        m.output_rows,
-        m.output_batches,
-        format_duration(Duration::from_nanos(own_ns)),
-    );
-    if m.peak_memory > 0 {
-        line.push_str(&format!(" peak_mem={}", format_bytes(m.peak_memory)));
-    }
-    line.push('\n');
-    out.insert_str(line_at, &line);
-    out.push_str(&children_text);
-    m.poll_ns
 }
 
 pub fn format_duration(d: Duration) -> String {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use crate::error::{DataflowError, Result};
-use crate::operators::Operator;
+use crate::execution::Operator;
 
 /// The factory of a user-defined operator.
 pub trait CustomOperator: Send + Sync {

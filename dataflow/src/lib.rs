@@ -5,9 +5,11 @@
 //! partitions go through the [`exchange::ExchangeTransport`] trait, which the
 //! `ffq-transport` crate implements.
 
+pub mod compile;
 pub mod custom;
 pub mod error;
 pub mod exchange;
+pub mod execution;
 pub mod expr;
 pub mod functions;
 pub mod metrics;
@@ -19,6 +21,7 @@ pub mod stream;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub mod tree;
 pub mod vector;
 
 pub use error::{DataflowError, Result};

@@ -1,28 +1,20 @@
 //! Run-time metrics of operators, for `EXPLAIN ANALYZE` and progress.
 //!
-//! `operators::compile` gives every plan node an id (its position in a
-//! pre-order walk of the plan, root = 0) and wraps the compiled operator in
-//! [`Instrumented`], which counts the batches and rows it yields and the
-//! time spent inside its `poll_next` (inclusive of inputs polled inline).
-//! Stateful operators report the memory their state holds through
-//! [`TaskContext::report_memory`]; the peak per node is kept.
+//! Counters are kept per plan node, by the node's [`NodeId`]
+//! ([`PhysicalPlan::numbered`] is the one numbering). `crate::compile`
+//! wraps every compiled operator in [`crate::execution::Instrumented`],
+//! which counts the batches and rows it yields and the time spent inside
+//! its `poll_next` (inclusive of inputs polled inline). Stateful operators
+//! report the memory their state holds through
+//! [`crate::execution::TaskContext::report_memory`]; the peak per node is
+//! kept.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::operators::Operator;
-use crate::plan::PhysicalPlan;
-use crate::runner::TaskContext;
-use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
+use crate::plan::{NodeId, PhysicalPlan};
 
 /// Counters of one plan node, summed over its partitions.
 #[derive(Debug, Default)]
@@ -75,12 +67,13 @@ pub struct MetricsSet {
 }
 
 impl MetricsSet {
-    /// A new node's counters; ids are handed out in call order.
-    pub(crate) fn register(&self) -> (usize, Arc<OperatorMetrics>) {
+    /// The counters of node `id` (see [`PhysicalPlan::numbered`]).
+    pub(crate) fn register(&self, id: NodeId) -> Arc<OperatorMetrics> {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        let m = Arc::new(OperatorMetrics::default());
-        nodes.push(Arc::clone(&m));
-        (nodes.len() - 1, m)
+        if nodes.len() <= id.0 {
+            nodes.resize_with(id.0 + 1, Default::default);
+        }
+        Arc::clone(&nodes[id.0])
     }
 
     /// Counters by node id.
@@ -111,114 +104,25 @@ impl MetricsSet {
     }
 }
 
-/// Pre-order ids of the scan nodes of `plan` (the ids `compile` gives).
+/// Ids of the scan nodes of `plan`.
 pub fn scan_nodes(plan: &PhysicalPlan) -> Vec<usize> {
-    let mut out = Vec::new();
-    walk(plan, &mut 0, &mut |id, p| {
-        if matches!(p, PhysicalPlan::Scan { .. }) {
-            out.push(id)
-        }
-    });
-    out
+    plan.numbered()
+        .into_iter()
+        .filter(|n| matches!(n.node, PhysicalPlan::Scan { .. }))
+        .map(|n| n.id.0)
+        .collect()
 }
 
 /// The top node of every stage of `plan` (the root, and each exchange's
 /// input) with its partitions: a stage is done when its top node ended
 /// every partition.
 pub fn stage_tops(plan: &PhysicalPlan) -> Vec<(usize, usize)> {
+    let nodes = plan.numbered();
     let mut out = vec![(0, plan.output_partitions())];
-    walk(plan, &mut 0, &mut |id, p| {
-        if let PhysicalPlan::Exchange { input, .. } = p {
-            out.push((id + 1, input.output_partitions()))
+    for n in &nodes {
+        if let (PhysicalPlan::Exchange { input, .. }, [top]) = (n.node, n.children.as_slice()) {
+            out.push((top.0, input.output_partitions()));
         }
-    });
+    }
     out
-}
-
-fn walk(plan: &PhysicalPlan, next: &mut usize, f: &mut impl FnMut(usize, &PhysicalPlan)) {
-    let id = *next;
-    *next += 1;
-    f(id, plan);
-    for c in plan.children() {
-        walk(c, next, f);
-    }
-}
-
-/// An operator whose streams are counted.
-pub struct Instrumented {
-    inner: Arc<dyn Operator>,
-    metrics: Arc<OperatorMetrics>,
-}
-
-impl Instrumented {
-    pub fn wrap(inner: Arc<dyn Operator>, metrics: Arc<OperatorMetrics>) -> Arc<dyn Operator> {
-        Arc::new(Instrumented { inner, metrics })
-    }
-}
-
-impl Operator for Instrumented {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.inner.output_partitions()
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        ctx: &Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        let ctx = ctx.for_operator();
-        let inner = self.inner.execute(partition, &ctx)?;
-        Ok(Box::pin(CountedStream {
-            inner,
-            metrics: Arc::clone(&self.metrics),
-            memory: ctx.memory_slot(),
-        }))
-    }
-}
-
-struct CountedStream {
-    inner: SendableRecordBatchStream,
-    metrics: Arc<OperatorMetrics>,
-    memory: Arc<AtomicU64>,
-}
-
-impl Stream for CountedStream {
-    type Item = Result<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let start = Instant::now();
-        let poll = self.inner.as_mut().poll_next(cx);
-        let m = &self.metrics;
-        m.poll_ns
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        match &poll {
-            Poll::Ready(Some(Ok(b))) => {
-                m.output_batches.fetch_add(1, Ordering::Relaxed);
-                m.output_rows
-                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-            }
-            Poll::Ready(None) => {
-                m.finished_partitions.fetch_add(1, Ordering::Relaxed);
-                // This partition's peak joins the node's total once.
-                let peak = self.memory.swap(0, Ordering::Relaxed);
-                m.peak_memory.fetch_add(peak, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        poll
-    }
-}
-
-impl RecordBatchStream for CountedStream {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
 }

@@ -1,59 +1,169 @@
-//! Test helpers shared by the operator tests.
+//! Test helpers shared by the operator tests: running a plan over memory
+//! tables, and building the plan nodes and batches the tests share.
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use futures::future::BoxFuture;
-use tokio::sync::mpsc;
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::StreamExt;
 
-use crate::error::{DataflowError, Result};
-use crate::exchange::{ExchangeTransport, PartitionWriter};
-use crate::stream::{boxed, SendableRecordBatchStream};
+use crate::error::Result;
+use crate::exchange::ChannelExchange;
+use crate::expr::PhysExpr;
+use crate::functions::FunctionRegistry;
+use crate::plan::{JoinType, Partitioning, PhysicalPlan, ScanSource};
+use crate::runner::{execute, ExecConfig};
+use crate::tables::MemoryTableMap;
 
-/// A minimal in-process exchange over bounded channels of capacity 1 (the
+/// Runs `plan` over memory `tables` with batches of `batch_size` rows and
+/// returns the output batches. Exchanges use channels of capacity 1 (the
 /// smallest bound, so that tests exercise backpressure).
-pub struct TestExchange;
+pub async fn run(
+    plan: &PhysicalPlan,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>> {
+    let map = MemoryTableMap::default();
+    for (n, b) in tables {
+        map.insert(n, b);
+    }
+    let config = ExecConfig {
+        batch_size,
+        ..ExecConfig::default()
+    };
+    let mut stream = execute(
+        plan,
+        config,
+        Arc::new(FunctionRegistry::with_defaults()),
+        Arc::new(map),
+        Arc::new(ChannelExchange::new(1)),
+    )?;
+    let mut out = Vec::new();
+    while let Some(b) = stream.next().await {
+        out.push(b?);
+    }
+    Ok(out)
+}
 
-struct Writer(Vec<mpsc::Sender<Result<RecordBatch>>>);
+/// Runs `plan` over the memory table "t" made of `batches`.
+pub async fn run_plan(
+    plan: PhysicalPlan,
+    batches: Vec<RecordBatch>,
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>> {
+    run(&plan, vec![("t", batches)], batch_size).await
+}
 
-impl PartitionWriter for Writer {
-    fn send(&mut self, partition: usize, item: Result<RecordBatch>) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let tx = self
-                .0
-                .get(partition)
-                .ok_or_else(|| DataflowError::Internal("no partition".into()))?;
-            tx.send(item).await.map_err(|_| DataflowError::Cancelled)
-        })
+/// A scan of memory table `name` with `partitions` partitions.
+pub fn memory_scan(name: &str, schema: &SchemaRef, partitions: usize) -> PhysicalPlan {
+    PhysicalPlan::Scan {
+        source: ScanSource::Memory {
+            table: name.to_string(),
+            partitions,
+        },
+        table_schema: Arc::clone(schema),
+        projection: None,
+        pruning: vec![],
+        schema: Arc::clone(schema),
     }
 }
 
-impl ExchangeTransport for TestExchange {
-    fn open(
-        &self,
-        producers: usize,
-        consumers: usize,
-        schema: SchemaRef,
-    ) -> Result<(
-        Vec<Box<dyn PartitionWriter>>,
-        Vec<SendableRecordBatchStream>,
-    )> {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..consumers).map(|_| mpsc::channel(1)).unzip();
-        let writers = (0..producers)
-            .map(|_| Box::new(Writer(txs.clone())) as Box<dyn PartitionWriter>)
-            .collect();
-        let readers = rxs
-            .into_iter()
-            .map(|mut rx| {
-                let s = async_stream::stream! {
-                    while let Some(item) = rx.recv().await {
-                        yield item;
-                    }
-                };
-                boxed(Arc::clone(&schema), s)
-            })
-            .collect();
-        Ok((writers, readers))
+/// A hash exchange on column `key` into `partitions` partitions.
+pub fn hash_exchange(input: PhysicalPlan, key: usize, partitions: usize) -> PhysicalPlan {
+    PhysicalPlan::Exchange {
+        input: Box::new(input),
+        partitioning: Partitioning::Hash {
+            keys: vec![PhysExpr::col(key, "k")],
+            partitions,
+        },
     }
+}
+
+pub fn gather(input: PhysicalPlan) -> PhysicalPlan {
+    PhysicalPlan::Exchange {
+        input: Box::new(input),
+        partitioning: Partitioning::Gather,
+    }
+}
+
+/// A table of nullable (Int32 key, Utf8 value) rows, `(k, v)`.
+pub fn kv_schema(k: &str, v: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(k, DataType::Int32, true),
+        Field::new(v, DataType::Utf8, true),
+    ]))
+}
+
+pub fn kv_batch(schema: &SchemaRef, rows: &[(Option<i32>, &str)]) -> RecordBatch {
+    let k: ArrayRef = Arc::new(Int32Array::from(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+    ));
+    let v: ArrayRef = Arc::new(StringArray::from(
+        rows.iter().map(|r| Some(r.1)).collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_new(Arc::clone(schema), vec![k, v]).unwrap()
+}
+
+/// Output schema of a join of `left` and `right` of `join_type`
+/// (outer-joined sides nullable).
+pub fn join_schema(left: &SchemaRef, right: &SchemaRef, join_type: JoinType) -> SchemaRef {
+    use JoinType::*;
+    let nullable = |fs: &arrow::datatypes::Fields| -> Vec<Field> {
+        fs.iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect()
+    };
+    let fields = match join_type {
+        Inner | Left | Right | Full => {
+            let mut f = nullable(left.fields());
+            f.extend(nullable(right.fields()));
+            f
+        }
+        LeftSemi | LeftAnti => nullable(left.fields()),
+        RightSemi | RightAnti => nullable(right.fields()),
+    };
+    Arc::new(Schema::new(fields))
+}
+
+/// The rows of `batches` as `a|b|c` strings (NULL for nulls), sorted.
+pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Sanity check of batch sizes: none empty, none over `max` rows.
+pub fn assert_batch_sizes(batches: &[RecordBatch], max: usize) {
+    for b in batches {
+        assert!(b.num_rows() > 0, "empty batch");
+        assert!(
+            b.num_rows() <= max,
+            "batch of {} rows > {max}",
+            b.num_rows()
+        );
+    }
+}
+
+/// A scan of the memory table "t" that [`run_plan`] registers.
+pub fn scan(schema: &SchemaRef, partitions: usize) -> PhysicalPlan {
+    memory_scan("t", schema, partitions)
 }

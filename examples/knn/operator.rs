@@ -15,7 +15,7 @@ use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use ffq::dataflow::custom::CustomOperator;
 use ffq::dataflow::error::{DataflowError, Result};
-use ffq::dataflow::operators::Operator;
+use ffq::dataflow::execution::{Operator, OperatorProperties};
 use ffq::dataflow::runner::TaskContext;
 use ffq::dataflow::stream::{boxed, SendableRecordBatchStream};
 use futures::StreamExt;
@@ -118,6 +118,7 @@ impl CustomOperator for KnnFactory {
             .ok_or_else(|| DataflowError::Plan("knn needs one input".into()))?;
         let column = input.schema().index_of(&config.column)?;
         Ok(Arc::new(Knn {
+            properties: OperatorProperties::new("Knn", Arc::clone(&schema), 1),
             input,
             column,
             config,
@@ -127,6 +128,7 @@ impl CustomOperator for KnnFactory {
 }
 
 struct Knn {
+    properties: OperatorProperties,
     input: Arc<dyn Operator>,
     column: usize,
     config: KnnConfig,
@@ -134,16 +136,8 @@ struct Knn {
 }
 
 impl Operator for Knn {
-    fn name(&self) -> &'static str {
-        "Knn"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        1
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(

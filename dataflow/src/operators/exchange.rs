@@ -21,13 +21,13 @@ use datafusion_common::hash_utils::{create_hashes, RandomState};
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
 use crate::exchange::PartitionWriter;
+use crate::execution::catch_panic;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::evaluate_all;
 use crate::functions::FunctionRegistry;
 use crate::plan::Partitioning;
-use crate::runner::{catch_panic, TaskContext};
 use crate::stream::SendableRecordBatchStream;
 
 /// The seed of the partitioning hash. Fixed, so that every process (and
@@ -94,6 +94,7 @@ impl Partitioner {
 }
 
 pub struct Exchange {
+    properties: OperatorProperties,
     input: Arc<dyn Operator>,
     partitioner: Arc<Partitioner>,
     outputs: Mutex<Option<Vec<Option<SendableRecordBatchStream>>>>,
@@ -116,6 +117,7 @@ impl Exchange {
             )));
         }
         Ok(Exchange {
+            properties: OperatorProperties::new("Exchange", input.schema(), partitioner.partitions),
             input,
             partitioner: Arc::new(partitioner),
             outputs: Mutex::new(None),
@@ -273,16 +275,8 @@ pub fn hash_partition(
 }
 
 impl Operator for Exchange {
-    fn name(&self) -> &'static str {
-        "Exchange"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.input.schema()
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitioner.partitions
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -290,7 +284,6 @@ impl Operator for Exchange {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut outputs = self
             .outputs
             .lock()

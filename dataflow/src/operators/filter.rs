@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::DataType;
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct Filter {
+    properties: OperatorProperties,
     input: Arc<dyn Operator>,
     predicate: Arc<dyn PhysicalExpr>,
 }
@@ -34,7 +34,11 @@ impl Filter {
                 "filter predicate must be boolean, got {dt}"
             )));
         }
-        Ok(Filter { input, predicate })
+        Ok(Filter {
+            properties: OperatorProperties::new("Filter", schema, input.output_partitions()),
+            input,
+            predicate,
+        })
     }
 }
 
@@ -55,16 +59,8 @@ pub fn filter_batch(predicate: &dyn PhysicalExpr, batch: &RecordBatch) -> Result
 }
 
 impl Operator for Filter {
-    fn name(&self) -> &'static str {
-        "Filter"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.input.schema()
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.input.output_partitions()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -72,7 +68,6 @@ impl Operator for Filter {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut input = self.input.execute(partition, ctx)?;
         let predicate = Arc::clone(&self.predicate);
         let stream = async_stream::try_stream! {

@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
-use super::{check_partition, Operator};
 use crate::error::Result;
-use crate::runner::TaskContext;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct Limit {
+    properties: OperatorProperties,
     input: Arc<dyn Operator>,
     skip: usize,
     fetch: Option<usize>,
@@ -19,21 +18,18 @@ pub struct Limit {
 
 impl Limit {
     pub fn new(input: Arc<dyn Operator>, skip: usize, fetch: Option<usize>) -> Self {
-        Limit { input, skip, fetch }
+        Limit {
+            properties: OperatorProperties::new("Limit", input.schema(), input.output_partitions()),
+            input,
+            skip,
+            fetch,
+        }
     }
 }
 
 impl Operator for Limit {
-    fn name(&self) -> &'static str {
-        "Limit"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.input.schema()
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.input.output_partitions()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -41,7 +37,6 @@ impl Operator for Limit {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let (mut to_skip, mut remaining) = (self.skip, self.fetch.unwrap_or(usize::MAX));
         if remaining == 0 {
             return Ok(crate::stream::empty(self.schema()));

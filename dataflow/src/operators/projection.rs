@@ -7,17 +7,16 @@ use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::{evaluate_all, PhysExpr};
 use crate::functions::FunctionRegistry;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct Projection {
+    properties: OperatorProperties,
     input: Arc<dyn Operator>,
     exprs: Arc<Vec<Arc<dyn PhysicalExpr>>>,
-    schema: SchemaRef,
 }
 
 impl Projection {
@@ -40,9 +39,13 @@ impl Projection {
             )));
         }
         Ok(Projection {
+            properties: OperatorProperties::new(
+                "Projection",
+                Arc::clone(&schema),
+                input.output_partitions(),
+            ),
             input,
             exprs: Arc::new(exprs),
-            schema,
         })
     }
 }
@@ -65,16 +68,8 @@ pub fn project_batch(
 }
 
 impl Operator for Projection {
-    fn name(&self) -> &'static str {
-        "Projection"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.input.output_partitions()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -82,7 +77,6 @@ impl Operator for Projection {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut input = self.input.execute(partition, ctx)?;
         let exprs = Arc::clone(&self.exprs);
         let schema = self.schema();

@@ -14,39 +14,45 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use arrow::compute::{filter_record_batch, BatchCoalescer};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
-use super::aggregate::{GroupValues, RowGroups};
-use super::{check_partition, Operator};
+use super::aggregate::group_values::{GroupValues, RowGroups};
 use crate::error::{DataflowError, Result};
+use crate::execution::{BatchBuilder, Operator, OperatorProperties, TaskContext};
 use crate::expr::{evaluate_all, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::SetOpKind;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
+/// The settings of a set operation node (see
+/// [`crate::plan::PhysicalPlan::SetOperation`]).
+pub struct SetOpConfig<'a> {
+    pub op: SetOpKind,
+    pub on: &'a [(PhysExpr, PhysExpr)],
+    pub schema: SchemaRef,
+}
+
 pub struct SetOperation {
+    properties: OperatorProperties,
     left: Arc<dyn Operator>,
     right: Arc<dyn Operator>,
     op: SetOpKind,
     left_keys: Vec<Arc<dyn PhysicalExpr>>,
     right_keys: Vec<Arc<dyn PhysicalExpr>>,
     key_types: Vec<DataType>,
-    schema: SchemaRef,
 }
 
 impl SetOperation {
     pub fn try_new(
         left: Arc<dyn Operator>,
         right: Arc<dyn Operator>,
-        op: SetOpKind,
-        on: &[(PhysExpr, PhysExpr)],
-        schema: SchemaRef,
+        config: SetOpConfig<'_>,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        let SetOpConfig { op, on, schema } = config;
         let (ls, rs) = (left.schema(), right.schema());
         if left.output_partitions() != right.output_partitions() {
             return Err(DataflowError::Internal(format!(
@@ -87,28 +93,24 @@ impl SetOperation {
             )));
         }
         Ok(SetOperation {
+            properties: OperatorProperties::new(
+                "SetOperation",
+                Arc::clone(&schema),
+                left.output_partitions(),
+            ),
             left,
             right,
             op,
             left_keys,
             right_keys,
             key_types,
-            schema,
         })
     }
 }
 
 impl Operator for SetOperation {
-    fn name(&self) -> &'static str {
-        "SetOperation"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.left.output_partitions()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -116,7 +118,6 @@ impl Operator for SetOperation {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut right = self.right.execute(partition, ctx)?;
         let mut left = self.left.execute(partition, ctx)?;
         let (left_keys, right_keys) = (self.left_keys.clone(), self.right_keys.clone());
@@ -132,7 +133,7 @@ impl Operator for SetOperation {
                     counts.add(&evaluate_all(&right_keys, &batch)?)?;
                 }
             }
-            let mut out = BatchCoalescer::new(Arc::clone(&schema), batch_size);
+            let mut out = BatchBuilder::new(Arc::clone(&schema), batch_size);
             // The left input is drained even when nothing can match: an
             // exchange stops feeding every partition once one consumer is gone.
             while let Some(batch) = left.next().await {
@@ -144,14 +145,12 @@ impl Operator for SetOperation {
                 let kept = filter_record_batch(&batch, &keep)?;
                 if kept.num_rows() > 0 {
                     let kept = RecordBatch::try_new(Arc::clone(&schema), kept.columns().to_vec())?;
-                    out.push_batch(kept)?;
-                }
-                while let Some(b) = out.next_completed_batch() {
-                    yield b;
+                    for b in out.push(kept)? {
+                        yield b;
+                    }
                 }
             }
-            out.finish_buffered_batch()?;
-            while let Some(b) = out.next_completed_batch() {
+            for b in out.finish()? {
                 yield b;
             }
         };
@@ -212,192 +211,4 @@ impl RowCounts {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::{Array, Int32Array, Int64Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
-
-    fn keys(a: Vec<Option<i32>>, b: Vec<Option<&str>>) -> Vec<ArrayRef> {
-        vec![
-            Arc::new(Int32Array::from(a)),
-            Arc::new(StringArray::from(b)),
-        ]
-    }
-
-    fn counts_of(right: &[Vec<ArrayRef>]) -> RowCounts {
-        let mut c = RowCounts::try_new(&[DataType::Int32, DataType::Utf8]).unwrap();
-        for k in right {
-            c.add(k).unwrap();
-        }
-        c
-    }
-
-    fn mask(b: &BooleanArray) -> Vec<bool> {
-        (0..b.len()).map(|i| b.value(i)).collect()
-    }
-
-    #[test]
-    fn multiset_counts_with_nulls_equal() {
-        // Right: (1,x) x2, (NULL,y) x1, (2,NULL) x1, across two batches.
-        let right = [
-            keys(vec![Some(1), None], vec![Some("x"), Some("y")]),
-            keys(vec![Some(1), Some(2)], vec![Some("x"), None]),
-        ];
-        // Left: (1,x) x3, (NULL,y) x2, (2,NULL) x1, (3,z) x1.
-        let left = [
-            keys(
-                vec![Some(1), None, Some(1), Some(3)],
-                vec![Some("x"), Some("y"), Some("x"), Some("z")],
-            ),
-            keys(
-                vec![Some(1), None, Some(2)],
-                vec![Some("x"), Some("y"), None],
-            ),
-        ];
-        let mut c = counts_of(&right);
-        let a = c.take(&left[0], SetOpKind::IntersectAll).unwrap();
-        let b = c.take(&left[1], SetOpKind::IntersectAll).unwrap();
-        // min(3,2) of (1,x), min(2,1) of (NULL,y), (2,NULL) once, no (3,z).
-        assert_eq!(mask(&a), vec![true, true, true, false]);
-        assert_eq!(mask(&b), vec![false, false, true]);
-
-        let mut c = counts_of(&right);
-        let a = c.take(&left[0], SetOpKind::ExceptAll).unwrap();
-        let b = c.take(&left[1], SetOpKind::ExceptAll).unwrap();
-        // 3-2 of (1,x), 2-1 of (NULL,y), 1-1 of (2,NULL), (3,z).
-        assert_eq!(mask(&a), vec![false, false, false, true]);
-        assert_eq!(mask(&b), vec![true, true, false]);
-    }
-
-    #[test]
-    fn empty_right_side() {
-        let left = keys(vec![Some(1), None], vec![None, None]);
-        let mut c = counts_of(&[]);
-        assert_eq!(
-            mask(&c.take(&left, SetOpKind::IntersectAll).unwrap()),
-            vec![false, false]
-        );
-        assert_eq!(
-            mask(&c.take(&left, SetOpKind::ExceptAll).unwrap()),
-            vec![true, true]
-        );
-    }
-
-    #[test]
-    fn key_types_must_match() {
-        use crate::operators::values::Empty;
-        let l = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
-        let r = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
-        let reg = FunctionRegistry::with_defaults();
-        let on = vec![(PhysExpr::col(0, "a"), PhysExpr::col(0, "a"))];
-        let err = SetOperation::try_new(
-            Arc::new(Empty::new(Arc::clone(&l), false)),
-            Arc::new(Empty::new(r, false)),
-            SetOpKind::IntersectAll,
-            &on,
-            Arc::clone(&l),
-            &reg,
-        )
-        .err()
-        .unwrap();
-        assert!(matches!(err, DataflowError::Internal(_)), "{err}");
-        // Int64 keys of different widths are fine after a cast.
-        let ok = SetOperation::try_new(
-            Arc::new(Empty::new(Arc::clone(&l), false)),
-            Arc::new(Empty::new(
-                Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, true)])),
-                false,
-            )),
-            SetOpKind::ExceptAll,
-            &[(
-                PhysExpr::Cast {
-                    expr: Box::new(PhysExpr::col(0, "a")),
-                    data_type: DataType::Int64,
-                },
-                PhysExpr::col(0, "b"),
-            )],
-            l,
-            &reg,
-        );
-        assert!(ok.is_ok());
-    }
-
-    use crate::test_util::TestExchange as NoExchange;
-
-    #[tokio::test]
-    async fn operator_through_runner() {
-        use crate::plan::{PhysicalPlan, ScanSource};
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
-        let batch = |v: Vec<Option<i64>>| {
-            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(v))]).unwrap()
-        };
-        // Left: 1 x4, 2 x2, NULL x3, 3 x1; right: 1 x2, NULL x1, 2 x3, 4 x1.
-        let tables = || {
-            let tables = crate::tables::MemoryTableMap::default();
-            tables.insert(
-                "l",
-                vec![
-                    batch(vec![Some(1), Some(1), None, Some(2)]),
-                    batch(vec![Some(1), None, Some(3), None, Some(2), Some(1)]),
-                ],
-            );
-            tables.insert(
-                "r",
-                vec![
-                    batch(vec![Some(2), Some(1), None]),
-                    batch(vec![Some(4), Some(2), Some(1), Some(2)]),
-                ],
-            );
-            Arc::new(tables)
-        };
-        let scan = |t: &str| PhysicalPlan::Scan {
-            source: ScanSource::Memory {
-                table: t.into(),
-                partitions: 1,
-            },
-            table_schema: Arc::clone(&schema),
-            projection: None,
-            pruning: vec![],
-            schema: Arc::clone(&schema),
-        };
-        for (op, expected) in [
-            (SetOpKind::IntersectAll, vec!["1", "1", "2", "2", "NULL"]),
-            (SetOpKind::ExceptAll, vec!["1", "1", "3", "NULL", "NULL"]),
-        ] {
-            let plan = PhysicalPlan::SetOperation {
-                left: Box::new(scan("l")),
-                right: Box::new(scan("r")),
-                op,
-                on: vec![(PhysExpr::col(0, "v"), PhysExpr::col(0, "v"))],
-                schema: Arc::clone(&schema),
-            };
-            let config = crate::runner::ExecConfig {
-                batch_size: 2,
-                ..Default::default()
-            };
-            let mut stream = crate::runner::execute(
-                &plan,
-                config,
-                Arc::new(FunctionRegistry::with_defaults()),
-                tables(),
-                Arc::new(NoExchange),
-            )
-            .unwrap();
-            let mut got = vec![];
-            while let Some(b) = stream.next().await {
-                let b = b.unwrap();
-                assert!(b.num_rows() <= 2);
-                let col = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                for i in 0..b.num_rows() {
-                    got.push(if col.is_null(i) {
-                        "NULL".to_string()
-                    } else {
-                        col.value(i).to_string()
-                    });
-                }
-            }
-            got.sort();
-            assert_eq!(got, expected, "{op:?}");
-        }
-    }
-}
+mod tests;

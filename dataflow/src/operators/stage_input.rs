@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
-use crate::runner::TaskContext;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::SendableRecordBatchStream;
 
 pub struct StageInput {
+    properties: OperatorProperties,
     stage: u32,
-    partitions: usize,
     preserve: bool,
     schema: SchemaRef,
 }
@@ -20,8 +19,12 @@ pub struct StageInput {
 impl StageInput {
     pub fn new(stage: u32, partitions: usize, preserve: bool, schema: SchemaRef) -> Self {
         StageInput {
+            properties: OperatorProperties::new(
+                "StageInput",
+                Arc::clone(&schema),
+                partitions.max(1),
+            ),
             stage,
-            partitions: partitions.max(1),
             preserve,
             schema,
         }
@@ -29,16 +32,8 @@ impl StageInput {
 }
 
 impl Operator for StageInput {
-    fn name(&self) -> &'static str {
-        "StageInput"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.partitions
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -46,7 +41,6 @@ impl Operator for StageInput {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let inputs = ctx.inputs.as_ref().ok_or_else(|| {
             DataflowError::Internal(format!(
                 "stage {} is an input of this plan, but it runs without stage inputs",

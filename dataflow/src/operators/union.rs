@@ -6,14 +6,13 @@ use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
-use super::{check_partition, Operator};
 use crate::error::{DataflowError, Result};
-use crate::runner::TaskContext;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct Union {
+    properties: OperatorProperties,
     inputs: Vec<Arc<dyn Operator>>,
-    schema: SchemaRef,
 }
 
 impl Union {
@@ -38,21 +37,17 @@ impl Union {
                 }
             }
         }
-        Ok(Union { inputs, schema })
+        let partitions = inputs.iter().map(|i| i.output_partitions()).sum();
+        Ok(Union {
+            properties: OperatorProperties::new("Union", Arc::clone(&schema), partitions),
+            inputs,
+        })
     }
 }
 
 impl Operator for Union {
-    fn name(&self) -> &'static str {
-        "Union"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        self.inputs.iter().map(|i| i.output_partitions()).sum()
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
@@ -60,7 +55,6 @@ impl Operator for Union {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let mut p = partition;
         for input in &self.inputs {
             let n = input.output_partitions();

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{Schema, SchemaRef};
 
-use super::{check_partition, Operator};
 use crate::error::Result;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
-use crate::runner::TaskContext;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 pub struct Values {
-    schema: SchemaRef,
+    properties: OperatorProperties,
     batch: RecordBatch,
 }
 
@@ -52,29 +51,23 @@ impl Values {
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows.len())),
         )?;
-        Ok(Values { schema, batch })
+        Ok(Values {
+            properties: OperatorProperties::new("Values", Arc::clone(&schema), 1),
+            batch,
+        })
     }
 }
 
 impl Operator for Values {
-    fn name(&self) -> &'static str {
-        "Values"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        1
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
         &self,
-        partition: usize,
+        _partition: usize,
         _ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         let batch = self.batch.clone();
         Ok(boxed(self.schema(), futures::stream::iter([Ok(batch)])))
     }
@@ -82,6 +75,7 @@ impl Operator for Values {
 
 /// No rows, or exactly one row with no columns (`SELECT 1` reads it).
 pub struct Empty {
+    properties: OperatorProperties,
     schema: SchemaRef,
     produce_one_row: bool,
 }
@@ -89,6 +83,7 @@ pub struct Empty {
 impl Empty {
     pub fn new(schema: SchemaRef, produce_one_row: bool) -> Self {
         Empty {
+            properties: OperatorProperties::new("Empty", Arc::clone(&schema), 1),
             schema,
             produce_one_row,
         }
@@ -96,24 +91,15 @@ impl Empty {
 }
 
 impl Operator for Empty {
-    fn name(&self) -> &'static str {
-        "Empty"
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn output_partitions(&self) -> usize {
-        1
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
     }
 
     fn execute(
         &self,
-        partition: usize,
+        _partition: usize,
         _ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        check_partition(self, partition)?;
         if !self.produce_one_row {
             return Ok(crate::stream::empty(self.schema()));
         }

@@ -1,0 +1,25 @@
+//! The execution core: what every operator depends on, and nothing that
+//! depends on an operator.
+//!
+//! - [`Operator`] and its [`OperatorProperties`] (the compiled node's
+//!   contract);
+//! - [`TaskContext`] and [`ExecConfig`] (what a running partition may use);
+//! - [`QueryTasks`] (the query's task set) and [`catch_panic`];
+//! - [`Instrumented`], the wrapper `compile` puts around every operator: it
+//!   checks partition indices and counts rows, batches and time;
+//! - [`BatchBuilder`], the one place that coalesces small batches.
+//!
+//! Which operator a plan node becomes is decided in [`crate::compile`];
+//! running a compiled plan is [`crate::runner`].
+
+mod batch_builder;
+pub(crate) mod context;
+mod instrumented;
+mod operator;
+mod tasks;
+
+pub use batch_builder::BatchBuilder;
+pub use context::{ExecConfig, TaskContext};
+pub use instrumented::Instrumented;
+pub use operator::{Operator, OperatorProperties};
+pub use tasks::{catch_panic, QueryTasks};

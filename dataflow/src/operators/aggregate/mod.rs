@@ -1,0 +1,115 @@
+//! HashAggregate: grouped (and ungrouped) aggregation with DataFusion's
+//! accumulators.
+//!
+//! Rows are mapped to dense group indices (`0..n`), and every aggregate keeps
+//! the state of all groups in one [`GroupsAccumulator`] (DataFusion's
+//! specialised one when the function has it, else a
+//! [`GroupsAccumulatorAdapter`] over per-group [`Accumulator`]s).
+//!
+//! Modes (see [`AggregateMode`]):
+//! - `Partial` reads original rows and emits `group keys ++ states`, where
+//!   the states of each aggregate are the columns of its `state_fields()`;
+//! - `Final` reads that layout (first `G` columns keys, then the states of
+//!   every aggregate in order), merges and emits `group keys ++ values`;
+//! - `Single` reads original rows and emits `group keys ++ values`.
+//!
+//! Without group keys there is exactly one group, which exists also when the
+//! input is empty (`count` gives 0, `sum` NULL).
+//!
+//! GROUPING SETS / ROLLUP / CUBE (as DataFusion runs them): `Partial` and
+//! `Single` feed every input row once per grouping set, with the keys the set
+//! leaves out replaced by NULL and one more key column, `__grouping_id`, that
+//! tells the sets apart (so that a NULL key value differs from "not grouped").
+//! The id of a set has one bit per key, the first key being the most
+//! significant, set when the key is left out; a set that appears several
+//! times gets its occurrence number (0, 1, ...) in the bits above those.
+//! Its type is the smallest of UInt8/16/32/64 that holds all bits. `Final`
+//! groups on the keys and the id like on any other keys. On an input
+//! without rows, only the sets that group on no key (`()`, the total of a
+//! ROLLUP or CUBE) have a group, as in DataFusion.
+//!
+//! Group keys: a single integer-like key is interned with a hash map on the
+//! native value; any other key list is encoded with arrow-row and the encoded
+//! rows are kept contiguously in a [`Rows`] buffer, found through a
+//! [`HashTable`] keyed by the hash of the row bytes.
+//!
+//! [`Accumulator`]: datafusion_expr::Accumulator
+//! [`GroupsAccumulator`]: datafusion_expr::GroupsAccumulator
+//! [`GroupsAccumulatorAdapter`]: datafusion_physical_expr::GroupsAccumulatorAdapter
+//! [`AggregateMode`]: crate::plan::AggregateMode
+//! [`Rows`]: arrow::row::Rows
+//! [`HashTable`]: hashbrown::HashTable
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use crate::error::Result;
+use crate::execution::{Operator, OperatorProperties, TaskContext};
+use crate::functions::FunctionRegistry;
+use crate::stream::{boxed, SendableRecordBatchStream};
+
+mod aggregator;
+pub mod group_values;
+pub mod grouping_sets;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+use aggregator::Aggregator;
+pub use grouping_sets::grouping_ids;
+use spec::AggSpec;
+pub use spec::AggregateConfig;
+
+pub struct HashAggregate {
+    properties: OperatorProperties,
+    input: Arc<dyn Operator>,
+    spec: Arc<AggSpec>,
+}
+
+impl HashAggregate {
+    pub fn try_new(
+        input: Arc<dyn Operator>,
+        config: AggregateConfig<'_>,
+        registry: &FunctionRegistry,
+    ) -> Result<Self> {
+        let spec = AggSpec::try_new(&input.schema(), config, registry)?;
+        Ok(HashAggregate {
+            properties: OperatorProperties::new(
+                "HashAggregate",
+                Arc::clone(&spec.schema),
+                input.output_partitions(),
+            ),
+            input,
+            spec: Arc::new(spec),
+        })
+    }
+}
+
+impl Operator for HashAggregate {
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: &Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut input = self.input.execute(partition, ctx)?;
+        let spec = Arc::clone(&self.spec);
+        let batch_size = ctx.config.batch_size.max(1);
+        let ctx = Arc::clone(ctx);
+        let stream = async_stream::try_stream! {
+            let mut agg = Aggregator::try_new(spec)?;
+            while let Some(batch) = input.next().await {
+                agg.push(&batch?)?;
+                ctx.report_memory(agg.size());
+            }
+            for out in agg.finish(batch_size)? {
+                yield out;
+            }
+        };
+        Ok(boxed(self.schema(), stream))
+    }
+}

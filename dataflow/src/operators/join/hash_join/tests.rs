@@ -1,0 +1,560 @@
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::*;
+use crate::expr::BinaryOp;
+use crate::plan::{JoinType, PhysicalPlan};
+use crate::test_util::*;
+
+fn left_rows() -> Vec<(Option<i32>, &'static str)> {
+    vec![
+        (Some(1), "l1"),
+        (Some(2), "l2a"),
+        (Some(2), "l2b"),
+        (None, "lnull"),
+        (Some(4), "l4"),
+    ]
+}
+
+fn right_rows() -> Vec<(Option<i32>, &'static str)> {
+    vec![
+        (Some(2), "r2"),
+        (Some(3), "r3"),
+        (None, "rnull"),
+        (Some(1), "r1a"),
+        (Some(1), "r1b"),
+    ]
+}
+
+struct Case {
+    join_type: JoinType,
+    filter: Option<PhysExpr>,
+    null_equals_null: bool,
+    collect_left: bool,
+    /// Partitions of each side (hash exchanged on the key when > 1).
+    partitions: usize,
+    batch_size: usize,
+}
+
+impl Case {
+    fn new(join_type: JoinType) -> Self {
+        Case {
+            join_type,
+            filter: None,
+            null_equals_null: false,
+            collect_left: false,
+            partitions: 1,
+            batch_size: 2,
+        }
+    }
+}
+
+async fn run_case(
+    case: &Case,
+    left: Vec<(Option<i32>, &str)>,
+    right: Vec<(Option<i32>, &str)>,
+) -> Vec<String> {
+    let ls = kv_schema("lk", "lv");
+    let rs = kv_schema("rk", "rv");
+    // Split each side into batches of two rows.
+    let lb: Vec<RecordBatch> = left.chunks(2).map(|c| kv_batch(&ls, c)).collect();
+    let rb: Vec<RecordBatch> = right.chunks(2).map(|c| kv_batch(&rs, c)).collect();
+    let p = case.partitions;
+    let (lp, rp) = if case.collect_left {
+        (
+            gather(memory_scan("l", &ls, 2)),
+            if p > 1 {
+                hash_exchange(memory_scan("r", &rs, 2), 0, p)
+            } else {
+                memory_scan("r", &rs, 1)
+            },
+        )
+    } else if p > 1 {
+        (
+            hash_exchange(memory_scan("l", &ls, 2), 0, p),
+            hash_exchange(memory_scan("r", &rs, 3), 0, p),
+        )
+    } else {
+        (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
+    };
+    let join = PhysicalPlan::HashJoin {
+        left: Box::new(lp),
+        right: Box::new(rp),
+        join_type: case.join_type,
+        on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+        filter: case.filter.clone(),
+        null_equals_null: case.null_equals_null,
+        null_aware: false,
+        collect_left: case.collect_left,
+        schema: join_schema(&ls, &rs, case.join_type),
+    };
+    let plan = if join.output_partitions() > 1 {
+        gather(join)
+    } else {
+        join
+    };
+    let out = run(&plan, vec![("l", lb), ("r", rb)], case.batch_size)
+        .await
+        .unwrap();
+    assert_batch_sizes(&out, case.batch_size);
+    rows(&out)
+}
+
+fn expected(join_type: JoinType) -> Vec<String> {
+    use JoinType::*;
+    let v: &[&str] = match join_type {
+        Inner => &["1|l1|1|r1a", "1|l1|1|r1b", "2|l2a|2|r2", "2|l2b|2|r2"],
+        Left => &[
+            "1|l1|1|r1a",
+            "1|l1|1|r1b",
+            "2|l2a|2|r2",
+            "2|l2b|2|r2",
+            "NULL|lnull|NULL|NULL",
+            "4|l4|NULL|NULL",
+        ],
+        Right => &[
+            "1|l1|1|r1a",
+            "1|l1|1|r1b",
+            "2|l2a|2|r2",
+            "2|l2b|2|r2",
+            "NULL|NULL|3|r3",
+            "NULL|NULL|NULL|rnull",
+        ],
+        Full => &[
+            "1|l1|1|r1a",
+            "1|l1|1|r1b",
+            "2|l2a|2|r2",
+            "2|l2b|2|r2",
+            "NULL|lnull|NULL|NULL",
+            "4|l4|NULL|NULL",
+            "NULL|NULL|3|r3",
+            "NULL|NULL|NULL|rnull",
+        ],
+        LeftSemi => &["1|l1", "2|l2a", "2|l2b"],
+        LeftAnti => &["NULL|lnull", "4|l4"],
+        RightSemi => &["2|r2", "1|r1a", "1|r1b"],
+        RightAnti => &["3|r3", "NULL|rnull"],
+    };
+    sorted(v)
+}
+
+const ALL: [JoinType; 8] = [
+    JoinType::Inner,
+    JoinType::Left,
+    JoinType::Right,
+    JoinType::Full,
+    JoinType::LeftSemi,
+    JoinType::LeftAnti,
+    JoinType::RightSemi,
+    JoinType::RightAnti,
+];
+
+#[tokio::test]
+async fn all_join_types_single_partition() {
+    for jt in ALL {
+        let got = run_case(&Case::new(jt), left_rows(), right_rows()).await;
+        assert_eq!(got, expected(jt), "{jt:?}");
+    }
+}
+
+#[tokio::test]
+async fn all_join_types_partitioned() {
+    for jt in ALL {
+        for batch_size in [1, 3, 100] {
+            let case = Case {
+                partitions: 3,
+                batch_size,
+                ..Case::new(jt)
+            };
+            let got = run_case(&case, left_rows(), right_rows()).await;
+            assert_eq!(got, expected(jt), "{jt:?} batch_size={batch_size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn collect_left_shared_build() {
+    for jt in [
+        JoinType::Inner,
+        JoinType::Right,
+        JoinType::RightSemi,
+        JoinType::RightAnti,
+    ] {
+        for partitions in [1, 3] {
+            let case = Case {
+                collect_left: true,
+                partitions,
+                ..Case::new(jt)
+            };
+            let got = run_case(&case, left_rows(), right_rows()).await;
+            assert_eq!(got, expected(jt), "{jt:?} partitions={partitions}");
+        }
+    }
+}
+
+#[test]
+fn collect_left_rejects_left_emitting_joins() {
+    let ls = kv_schema("lk", "lv");
+    let rs = kv_schema("rk", "rv");
+    let left: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
+        "l".into(),
+        1,
+        None,
+        ls.clone(),
+    ));
+    let right: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
+        "r".into(),
+        1,
+        None,
+        rs.clone(),
+    ));
+    let on = [(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))];
+    let reg = FunctionRegistry::with_defaults();
+    for jt in [
+        JoinType::Left,
+        JoinType::Full,
+        JoinType::LeftSemi,
+        JoinType::LeftAnti,
+    ] {
+        let config = HashJoinConfig {
+            join_type: jt,
+            on: &on,
+            filter: None,
+            null_equals_null: false,
+            null_aware: false,
+            collect_left: true,
+            schema: join_schema(&ls, &rs, jt),
+        };
+        let r = HashJoin::try_new(left.clone(), right.clone(), config, &reg);
+        assert!(matches!(r, Err(DataflowError::Internal(_))), "{jt:?}");
+    }
+    // Mismatched key types are a clear error.
+    let rs2 = Arc::new(Schema::new(vec![
+        Field::new("rk", DataType::Int64, true),
+        Field::new("rv", DataType::Utf8, true),
+    ]));
+    let right2: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
+        "r".into(),
+        1,
+        None,
+        rs2.clone(),
+    ));
+    let config = HashJoinConfig {
+        join_type: JoinType::Inner,
+        on: &on,
+        filter: None,
+        null_equals_null: false,
+        null_aware: false,
+        collect_left: false,
+        schema: join_schema(&ls, &rs2, JoinType::Inner),
+    };
+    let r = HashJoin::try_new(left, right2, config, &reg);
+    match r {
+        Err(DataflowError::Plan(m)) => assert!(m.contains("key types differ"), "{m}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
+#[tokio::test]
+async fn null_equals_null() {
+    let mut case = Case::new(JoinType::Inner);
+    case.null_equals_null = true;
+    let got = run_case(&case, left_rows(), right_rows()).await;
+    let mut exp = expected(JoinType::Inner);
+    exp.push("NULL|lnull|NULL|rnull".into());
+    exp.sort();
+    assert_eq!(got, exp);
+
+    let mut case = Case::new(JoinType::LeftAnti);
+    case.null_equals_null = true;
+    case.partitions = 2;
+    assert_eq!(
+        run_case(&case, left_rows(), right_rows()).await,
+        sorted(&["4|l4"])
+    );
+
+    let mut case = Case::new(JoinType::Full);
+    case.null_equals_null = true;
+    let got = run_case(&case, left_rows(), right_rows()).await;
+    assert_eq!(
+        got,
+        sorted(&[
+            "1|l1|1|r1a",
+            "1|l1|1|r1b",
+            "2|l2a|2|r2",
+            "2|l2b|2|r2",
+            "NULL|lnull|NULL|rnull",
+            "4|l4|NULL|NULL",
+            "NULL|NULL|3|r3",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn empty_sides() {
+    use JoinType::*;
+    for jt in ALL {
+        // Empty build side.
+        let got = run_case(&Case::new(jt), vec![], right_rows()).await;
+        let exp: Vec<String> = match jt {
+            Right | Full => sorted(&[
+                "NULL|NULL|2|r2",
+                "NULL|NULL|3|r3",
+                "NULL|NULL|NULL|rnull",
+                "NULL|NULL|1|r1a",
+                "NULL|NULL|1|r1b",
+            ]),
+            RightAnti => sorted(&["2|r2", "3|r3", "NULL|rnull", "1|r1a", "1|r1b"]),
+            _ => vec![],
+        };
+        assert_eq!(got, exp, "empty build {jt:?}");
+        // Empty probe side.
+        let got = run_case(&Case::new(jt), left_rows(), vec![]).await;
+        let exp: Vec<String> = match jt {
+            Left | Full => sorted(&[
+                "1|l1|NULL|NULL",
+                "2|l2a|NULL|NULL",
+                "2|l2b|NULL|NULL",
+                "NULL|lnull|NULL|NULL",
+                "4|l4|NULL|NULL",
+            ]),
+            LeftAnti => sorted(&["1|l1", "2|l2a", "2|l2b", "NULL|lnull", "4|l4"]),
+            _ => vec![],
+        };
+        assert_eq!(got, exp, "empty probe {jt:?}");
+    }
+}
+
+/// `lv < rv` over left ++ right columns (column 1 and column 3).
+fn lv_lt_rv() -> PhysExpr {
+    PhysExpr::Binary {
+        left: Box::new(PhysExpr::col(1, "lv")),
+        op: BinaryOp::Lt,
+        right: Box::new(PhysExpr::col(3, "rv")),
+    }
+}
+
+#[tokio::test]
+async fn non_equi_filter() {
+    use JoinType::*;
+    let left = vec![(Some(1), "b"), (Some(1), "d"), (Some(2), "a"), (None, "a")];
+    let right = vec![
+        (Some(1), "c"),
+        (Some(1), "a"),
+        (Some(2), "a"),
+        (Some(3), "z"),
+    ];
+    for jt in ALL {
+        for partitions in [1, 2] {
+            let case = Case {
+                filter: Some(lv_lt_rv()),
+                partitions,
+                batch_size: 1,
+                ..Case::new(jt)
+            };
+            let got = run_case(&case, left.clone(), right.clone()).await;
+            // Matching pairs: (1,b)-(1,c) only.
+            let exp: &[&str] = match jt {
+                Inner => &["1|b|1|c"],
+                Left => &[
+                    "1|b|1|c",
+                    "1|d|NULL|NULL",
+                    "2|a|NULL|NULL",
+                    "NULL|a|NULL|NULL",
+                ],
+                Right => &["1|b|1|c", "NULL|NULL|1|a", "NULL|NULL|2|a", "NULL|NULL|3|z"],
+                Full => &[
+                    "1|b|1|c",
+                    "1|d|NULL|NULL",
+                    "2|a|NULL|NULL",
+                    "NULL|a|NULL|NULL",
+                    "NULL|NULL|1|a",
+                    "NULL|NULL|2|a",
+                    "NULL|NULL|3|z",
+                ],
+                LeftSemi => &["1|b"],
+                LeftAnti => &["1|d", "2|a", "NULL|a"],
+                RightSemi => &["1|c"],
+                RightAnti => &["1|a", "2|a", "3|z"],
+            };
+            assert_eq!(got, sorted(exp), "{jt:?} partitions={partitions}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn duplicate_keys_explode_in_batch_sized_chunks() {
+    // 30 x 40 rows with the same key: 1200 output rows in chunks.
+    let left: Vec<(Option<i32>, &str)> = (0..30).map(|_| (Some(7), "l")).collect();
+    let right: Vec<(Option<i32>, &str)> = (0..40).map(|_| (Some(7), "r")).collect();
+    let mut case = Case::new(JoinType::Inner);
+    case.batch_size = 64;
+    let got = run_case(&case, left.clone(), right.clone()).await;
+    assert_eq!(got.len(), 1200);
+    assert!(got.iter().all(|r| r == "7|l|7|r"));
+    case.join_type = JoinType::LeftSemi;
+    assert_eq!(run_case(&case, left.clone(), right.clone()).await.len(), 30);
+    case.join_type = JoinType::RightSemi;
+    assert_eq!(run_case(&case, left, right).await.len(), 40);
+}
+
+fn i64_str_batch(
+    schema: &SchemaRef,
+    a: Vec<Option<i64>>,
+    b: Vec<Option<i64>>,
+    v: Vec<&str>,
+) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::clone(schema),
+        vec![
+            Arc::new(Int64Array::from(a)),
+            Arc::new(Int64Array::from(b)),
+            Arc::new(StringArray::from(v)),
+        ],
+    )
+    .unwrap()
+}
+
+/// Two Int64 keys (packed u128), and string keys (row format).
+#[tokio::test]
+async fn multi_column_and_string_keys() {
+    let schema = |p: &str| -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(format!("{p}a"), DataType::Int64, true),
+            Field::new(format!("{p}b"), DataType::Int64, true),
+            Field::new(format!("{p}v"), DataType::Utf8, true),
+        ]))
+    };
+    let (ls, rs) = (schema("l"), schema("r"));
+    let lb = i64_str_batch(
+        &ls,
+        vec![Some(1), Some(1), Some(2), None, Some(-1)],
+        vec![Some(1), Some(2), Some(1), Some(1), Some(i64::MAX)],
+        vec!["x", "y", "z", "w", "m"],
+    );
+    let rb = i64_str_batch(
+        &rs,
+        vec![Some(1), Some(2), Some(2), None, Some(-1)],
+        vec![Some(2), Some(1), Some(2), Some(1), Some(i64::MAX)],
+        vec!["y", "q", "z", "w", "m"],
+    );
+    let run_keys = |on: Vec<(PhysExpr, PhysExpr)>, nen: bool| {
+        let (ls, rs, lb, rb) = (ls.clone(), rs.clone(), lb.clone(), rb.clone());
+        async move {
+            let plan = PhysicalPlan::HashJoin {
+                left: Box::new(memory_scan("l", &ls, 1)),
+                right: Box::new(memory_scan("r", &rs, 1)),
+                join_type: JoinType::Inner,
+                on,
+                filter: None,
+                null_equals_null: nen,
+                null_aware: false,
+                collect_left: false,
+                schema: join_schema(&ls, &rs, JoinType::Inner),
+            };
+            rows(
+                &run(&plan, vec![("l", vec![lb]), ("r", vec![rb])], 8)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let ab = vec![
+        (PhysExpr::col(0, "la"), PhysExpr::col(0, "ra")),
+        (PhysExpr::col(1, "lb"), PhysExpr::col(1, "rb")),
+    ];
+    assert_eq!(
+        run_keys(ab.clone(), false).await,
+        sorted(&[
+            "1|2|y|1|2|y",
+            "2|1|z|2|1|q",
+            "-1|9223372036854775807|m|-1|9223372036854775807|m"
+        ])
+    );
+    // Same with NULL = NULL (row format).
+    assert_eq!(
+        run_keys(ab, true).await,
+        sorted(&[
+            "1|2|y|1|2|y",
+            "2|1|z|2|1|q",
+            "NULL|1|w|NULL|1|w",
+            "-1|9223372036854775807|m|-1|9223372036854775807|m"
+        ])
+    );
+    // String key.
+    let v = vec![(PhysExpr::col(2, "lv"), PhysExpr::col(2, "rv"))];
+    assert_eq!(
+        run_keys(v, false).await,
+        sorted(&[
+            "1|2|y|1|2|y",
+            "2|1|z|2|2|z",
+            "NULL|1|w|NULL|1|w",
+            "-1|9223372036854775807|m|-1|9223372036854775807|m"
+        ])
+    );
+}
+
+/// Kernel-level check of the chunked probe: resuming inside a chain.
+#[tokio::test]
+async fn probe_resumes_inside_chains() {
+    let ls = kv_schema("lk", "lv");
+    let rs = kv_schema("rk", "rv");
+    let lb = kv_batch(
+        &ls,
+        &[
+            (Some(5), "a"),
+            (Some(6), "b"),
+            (Some(5), "c"),
+            (Some(5), "d"),
+        ],
+    );
+    let rb = kv_batch(
+        &rs,
+        &[(Some(5), "x"), (Some(6), "y"), (None, "z"), (Some(5), "w")],
+    );
+    let reg = FunctionRegistry::with_defaults();
+    let keys = JoinKeys::try_new(
+        &[(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+        &ls,
+        &rs,
+        false,
+        &reg,
+    )
+    .unwrap();
+    let input = crate::stream::boxed(ls.clone(), futures::stream::iter(vec![Ok(lb)]));
+    let table = JoinTable::build(input, &keys, &ls).await.unwrap();
+    let mut prober = Prober::new(&keys);
+    prober.prepare(&keys, &rb).unwrap();
+    for limit in 1..=8 {
+        let mut cursor = Cursor::start();
+        let mut pairs = Vec::new();
+        loop {
+            let (mut b, mut p) = (Vec::new(), Vec::new());
+            let done = prober
+                .probe(
+                    &table,
+                    ProbeMode::AllPairs,
+                    &mut cursor,
+                    limit,
+                    &mut b,
+                    &mut p,
+                    &mut [],
+                )
+                .unwrap();
+            assert!(b.len() <= limit);
+            pairs.extend(b.into_iter().zip(p));
+            if done {
+                break;
+            }
+        }
+        // Chains are in build order.
+        assert_eq!(
+            pairs,
+            vec![(0, 0), (2, 0), (3, 0), (1, 1), (0, 3), (2, 3), (3, 3)],
+            "limit={limit}"
+        );
+    }
+}

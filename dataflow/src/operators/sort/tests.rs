@@ -1,0 +1,312 @@
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arrow::array::{Array, Decimal128Array, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::pretty::pretty_format_batches;
+
+use super::*;
+use crate::expr::{PhysExpr, SortExpr};
+use crate::functions::FunctionRegistry;
+use crate::plan::PhysicalPlan;
+pub(crate) use crate::test_util::{run_plan, scan};
+
+pub(crate) fn key(index: usize, asc: bool, nulls_first: bool) -> SortExpr {
+    SortExpr {
+        expr: PhysExpr::col(index, format!("c{index}")),
+        asc,
+        nulls_first,
+    }
+}
+
+pub(crate) fn fmt(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+/// A batch of (a int32, s utf8, d decimal(10,2)).
+pub(crate) fn batch(
+    a: Vec<Option<i32>>,
+    s: Vec<Option<&str>>,
+    d: Vec<Option<i128>>,
+) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int32, true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("d", DataType::Decimal128(10, 2), true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int32Array::from(a)),
+            Arc::new(StringArray::from(s)),
+            Arc::new(
+                Decimal128Array::from(d)
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+/// Rows of the test batches as (a, s, d) tuples.
+pub(crate) fn tuples(batches: &[RecordBatch]) -> Vec<(Option<i32>, Option<String>, Option<i128>)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let a = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+        let s = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let d = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            out.push((
+                a.is_valid(i).then(|| a.value(i)),
+                s.is_valid(i).then(|| s.value(i).to_string()),
+                d.is_valid(i).then(|| d.value(i)),
+            ));
+        }
+    }
+    out
+}
+
+type Tuple = (Option<i32>, Option<String>, Option<i128>);
+
+/// Reference comparison of one key of the tuples.
+pub(crate) fn cmp_key(x: &Tuple, y: &Tuple, k: &SortExpr) -> Ordering {
+    fn opt<T: Ord>(a: &Option<T>, b: &Option<T>, asc: bool, nulls_first: bool) -> Ordering {
+        match (a, b) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => {
+                if nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (Some(_), None) => {
+                if nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (Some(a), Some(b)) => {
+                if asc {
+                    a.cmp(b)
+                } else {
+                    b.cmp(a)
+                }
+            }
+        }
+    }
+    let PhysExpr::Column { index, .. } = &k.expr else {
+        panic!()
+    };
+    match index {
+        0 => opt(&x.0, &y.0, k.asc, k.nulls_first),
+        1 => opt(&x.1, &y.1, k.asc, k.nulls_first),
+        _ => opt(&x.2, &y.2, k.asc, k.nulls_first),
+    }
+}
+
+pub(crate) fn cmp_keys(x: &Tuple, y: &Tuple, keys: &[SortExpr]) -> Ordering {
+    keys.iter()
+        .map(|k| cmp_key(x, y, k))
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Pseudo-random test data with NULLs and many ties.
+pub(crate) fn random_batches(n_batches: usize, rows: usize, seed: u64) -> Vec<RecordBatch> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let words = ["", "a", "ab", "b", "ba", "zzz", "Z", "é"];
+    (0..n_batches)
+        .map(|_| {
+            let mut a = vec![];
+            let mut s = vec![];
+            let mut d = vec![];
+            for _ in 0..rows {
+                let r = next();
+                a.push((r % 7 != 0).then_some((r >> 8) as i32 % 5 - 2));
+                s.push((r % 5 != 1).then(|| words[(r >> 20) as usize % words.len()]));
+                d.push((r % 6 != 2).then_some(((r >> 30) % 2001) as i128 - 1000));
+            }
+            batch(a, s, d)
+        })
+        .collect()
+}
+
+fn schema3() -> SchemaRef {
+    batch(vec![], vec![], vec![]).schema()
+}
+
+#[test]
+fn sort_multi_key_mixed_directions_and_nulls() {
+    let b = batch(
+        vec![Some(1), None, Some(1), Some(2), None, Some(1)],
+        vec![Some("b"), Some("a"), None, Some("a"), None, Some("b")],
+        vec![Some(150), Some(-5), Some(0), None, Some(7), Some(-150)],
+    );
+    let schema = b.schema();
+    let registry = FunctionRegistry::with_defaults();
+    // a ASC NULLS FIRST, s DESC NULLS LAST, d DESC NULLS FIRST
+    let order = vec![
+        key(0, true, true),
+        key(1, false, false),
+        key(2, false, true),
+    ];
+    let keys = SortKeys::try_new(&order, &schema, &registry).unwrap();
+    let expected = "\
++---+---+-------+
+| a | s | d     |
++---+---+-------+
+|   | a | -0.05 |
+|   |   | 0.07  |
+| 1 | b | 1.50  |
+| 1 | b | -1.50 |
+| 1 |   | 0.00  |
+| 2 | a |       |
++---+---+-------+";
+    let sorted = keys.sort_batch(&b, None).unwrap();
+    assert_eq!(fmt(&[sorted]), expected);
+    let run = keys.sorted_run(&b).unwrap();
+    assert_eq!(fmt(std::slice::from_ref(&run.batch)), expected);
+    // The encoded keys are in order.
+    for i in 1..run.rows.num_rows() {
+        assert!(run.rows.row(i - 1) <= run.rows.row(i));
+    }
+    // Single key (typed sort path), decimal DESC NULLS LAST.
+    let keys = SortKeys::try_new(&[key(2, false, false)], &schema, &registry).unwrap();
+    let run = keys.sorted_run(&b).unwrap();
+    let d: Vec<_> = tuples(&[run.batch]).into_iter().map(|t| t.2).collect();
+    assert_eq!(
+        d,
+        vec![Some(150), Some(7), Some(0), Some(-5), Some(-150), None]
+    );
+}
+
+#[test]
+fn merge_runs_matches_reference() {
+    let registry = FunctionRegistry::with_defaults();
+    let schema = schema3();
+    let orders = [
+        vec![key(0, true, true), key(1, false, false)],
+        vec![
+            key(1, true, false),
+            key(2, false, true),
+            key(0, false, false),
+        ],
+        vec![key(2, true, true)],
+    ];
+    for order in &orders {
+        let keys = SortKeys::try_new(order, &schema, &registry).unwrap();
+        let input = random_batches(5, 37, 11);
+        let runs: Vec<_> = input.iter().map(|b| keys.sorted_run(b).unwrap()).collect();
+        let out = merge_runs(Arc::clone(&schema), runs, 16, None).unwrap();
+        assert!(out.iter().all(|b| b.num_rows() <= 16));
+        let got = tuples(&out);
+        let mut want = tuples(&input);
+        want.sort_by(|x, y| cmp_keys(x, y, order));
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(cmp_keys(g, w, order), Ordering::Equal, "{g:?} vs {w:?}");
+        }
+        // Same multiset of rows.
+        let mut g = got.clone();
+        g.sort();
+        let mut w = want.clone();
+        w.sort();
+        assert_eq!(g, w);
+    }
+}
+
+#[test]
+fn merge_with_empty_runs_and_fetch() {
+    let registry = FunctionRegistry::with_defaults();
+    let schema = schema3();
+    let order = vec![key(0, false, false)];
+    let keys = SortKeys::try_new(&order, &schema, &registry).unwrap();
+    let runs = vec![
+        keys.sorted_run(&batch(vec![], vec![], vec![])).unwrap(),
+        keys.sorted_run(&batch(
+            vec![Some(1), Some(3)],
+            vec![None, None],
+            vec![None, None],
+        ))
+        .unwrap(),
+        keys.sorted_run(&batch(
+            vec![Some(2), None],
+            vec![None, None],
+            vec![None, None],
+        ))
+        .unwrap(),
+    ];
+    let out = merge_runs(Arc::clone(&schema), runs, 2, Some(3)).unwrap();
+    let a: Vec<_> = tuples(&out).into_iter().map(|t| t.0).collect();
+    assert_eq!(a, vec![Some(3), Some(2), Some(1)]);
+    assert!(merge_runs(schema, vec![], 2, None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sort_operator_end_to_end() {
+    let input = random_batches(7, 50, 3);
+    let schema = input[0].schema();
+    let order = vec![key(1, false, true), key(0, true, false), key(2, true, true)];
+    for batch_size in [1, 16, 1000] {
+        let plan = PhysicalPlan::Sort {
+            input: Box::new(scan(&schema, 1)),
+            order: order.clone(),
+            fetch: None,
+        };
+        let out = run_plan(plan, input.clone(), batch_size).await.unwrap();
+        assert!(out.iter().all(|b| b.num_rows() <= batch_size));
+        let got = tuples(&out);
+        assert_eq!(got.len(), 350);
+        for w in got.windows(2) {
+            assert_ne!(cmp_keys(&w[0], &w[1], &order), Ordering::Greater);
+        }
+    }
+    // Empty input.
+    let plan = PhysicalPlan::Sort {
+        input: Box::new(scan(&schema, 1)),
+        order: order.clone(),
+        fetch: None,
+    };
+    assert!(run_plan(plan, vec![], 16).await.unwrap().is_empty());
+    // No keys: rows pass (in any order).
+    let plan = PhysicalPlan::Sort {
+        input: Box::new(scan(&schema, 1)),
+        order: vec![],
+        fetch: None,
+    };
+    let out = run_plan(plan, input.clone(), 64).await.unwrap();
+    assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 350);
+}
+
+#[tokio::test]
+async fn sort_strings_nulls_first_across_batches() {
+    let b = batch(
+        vec![Some(1), Some(2), Some(3), Some(4)],
+        vec![Some("pear"), None, Some("apple"), Some("fig")],
+        vec![None; 4],
+    );
+    let schema = b.schema();
+    let plan = PhysicalPlan::Sort {
+        input: Box::new(scan(&schema, 1)),
+        order: vec![key(1, true, true)],
+        fetch: None,
+    };
+    let out = run_plan(plan, vec![b.slice(0, 2), b.slice(2, 2)], 3)
+        .await
+        .unwrap();
+    let a: Vec<_> = tuples(&out).into_iter().map(|t| t.0).collect();
+    assert_eq!(a, vec![Some(2), Some(3), Some(4), Some(1)]);
+}

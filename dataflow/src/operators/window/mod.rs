@@ -1,0 +1,133 @@
+//! Window: evaluates window functions (`rank() OVER (...)`, `sum(x) OVER
+//! (...)`) with DataFusion's window function library.
+//!
+//! Contract of the input (the planner arranges it): every window partition
+//! (rows with equal PARTITION BY values) lies entirely in one input
+//! partition (hash-partitioned on the PARTITION BY keys, or gathered), and
+//! each input partition is sorted by [`required_order`] (the PARTITION BY
+//! keys, then the ORDER BY keys). All expressions of one node share their
+//! PARTITION BY keys, and their ORDER BY lists are prefixes of one another.
+//!
+//! The operator streams: it buffers the rows of the current window
+//! partition only, and evaluates and emits each window partition as soon as
+//! the first row of the next one arrives (or the input ends). Without
+//! PARTITION BY the whole input partition is one window partition.
+//!
+//! Output: the input columns followed by one column per window expression.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion_physical_expr::window::WindowExpr as DfWindowExpr;
+use datafusion_physical_expr::PhysicalExpr;
+use futures::StreamExt;
+
+use crate::error::{DataflowError, Result};
+use crate::execution::{Operator, OperatorProperties, TaskContext};
+use crate::functions::FunctionRegistry;
+use crate::stream::{boxed, SendableRecordBatchStream};
+
+mod expr;
+mod kernel;
+#[cfg(test)]
+mod tests;
+
+/// The plan's window types, kept at their old path for callers outside the
+/// crate.
+pub use crate::plan::window::{
+    required_order, FrameBound, FrameUnits, WindowExpr, WindowFrame, WindowFunc,
+};
+pub use kernel::WindowKernel;
+
+pub struct Window {
+    properties: OperatorProperties,
+    input: Arc<dyn Operator>,
+    exprs: Arc<Vec<Arc<dyn DfWindowExpr>>>,
+    keys: Arc<Vec<Arc<dyn PhysicalExpr>>>,
+}
+
+impl Window {
+    pub fn try_new(
+        input: Arc<dyn Operator>,
+        exprs: &[WindowExpr],
+        schema: SchemaRef,
+        registry: &FunctionRegistry,
+    ) -> Result<Self> {
+        let input_schema = input.schema();
+        if required_order(exprs).is_none() {
+            return Err(DataflowError::Internal(
+                "the expressions of a window node must share PARTITION BY and ORDER BY".into(),
+            ));
+        }
+        let compiled = exprs
+            .iter()
+            .map(|e| e.compile(&input_schema, registry))
+            .collect::<Result<Vec<_>>>()?;
+        let n_in = input_schema.fields().len();
+        if schema.fields().len() != n_in + exprs.len() {
+            return Err(DataflowError::Internal(format!(
+                "window node has {} columns for {n_in} input columns and {} expressions",
+                schema.fields().len(),
+                exprs.len()
+            )));
+        }
+        for (i, e) in compiled.iter().enumerate() {
+            let want = schema.field(n_in + i).data_type();
+            let got = e.field()?;
+            if got.data_type() != want {
+                return Err(DataflowError::Internal(format!(
+                    "window column {} is {} but the function returns {}",
+                    schema.field(n_in + i).name(),
+                    want,
+                    got.data_type()
+                )));
+            }
+        }
+        let keys = match exprs.first() {
+            Some(e) => e
+                .partition_by
+                .iter()
+                .map(|k| k.compile(&input_schema, registry))
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![],
+        };
+        Ok(Window {
+            properties: OperatorProperties::new("Window", schema, input.output_partitions()),
+            input,
+            exprs: Arc::new(compiled),
+            keys: Arc::new(keys),
+        })
+    }
+}
+
+impl Operator for Window {
+    fn properties(&self) -> &OperatorProperties {
+        &self.properties
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: &Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut input = self.input.execute(partition, ctx)?;
+        let mut kernel = WindowKernel::new(
+            Arc::clone(&self.exprs),
+            Arc::clone(&self.keys),
+            self.input.schema(),
+            self.schema(),
+            ctx.config.batch_size,
+        );
+        let stream = async_stream::try_stream! {
+            while let Some(batch) = input.next().await {
+                for out in kernel.push(batch?)? {
+                    yield out;
+                }
+            }
+            for out in kernel.finish()? {
+                yield out;
+            }
+        };
+        Ok(boxed(self.schema(), stream))
+    }
+}
