@@ -14,22 +14,15 @@ use ffq::tpch::{write_tpch, TpchFileFormat};
 use ffq::{Engine, LocalCluster};
 use futures::StreamExt;
 
-use crate::common::{check_parity, connect_engine, tpch_engine, tpch_query};
+use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
-
-/// An engine connected to `cluster` with the TPC-H tables.
-async fn cluster_engine(cluster: &LocalCluster, partitions: usize) -> Engine {
-    let engine = connect_engine(cluster.client_config(), partitions, 8192).await;
-    engine.register_tpch(SF).unwrap();
-    engine
-}
 
 /// Every TPC-H query, on a cluster of `workers` workers; returns the
 /// failures.
 async fn tpch_parity(workers: usize, embedded: &Engine) -> Vec<String> {
     let cluster = LocalCluster::start(workers).await.unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let mut failures = Vec::new();
     let start = Instant::now();
     for q in 1..=22 {
@@ -92,7 +85,7 @@ async fn garbage_collection_after_success_failure_and_dropped_stream() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     assert_eq!(cluster.worker_states().len(), 2);
 
     // Success.
@@ -154,7 +147,7 @@ async fn a_task_failing_twice_then_succeeding_gives_the_embedded_result() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let embedded = tpch_engine(SF, 4);
     check_parity("q5, failing twice", &tpch_query(5), &embedded, &engine)
         .await
@@ -173,7 +166,7 @@ async fn a_task_that_always_fails_fails_the_query_within_the_attempt_budget() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let start = Instant::now();
     let err = engine
         .sql(&tpch_query(1))
@@ -225,7 +218,7 @@ fn people(ids: std::ops::Range<i64>) -> RecordBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_tables_are_shipped_to_the_workers() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = cluster_engine(&cluster, 3).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 3).await;
     let embedded = tpch_engine(SF, 3);
     let batches = vec![people(0..500), people(500..1200), people(1200..1201)];
     engine.register_batches("people", batches.clone()).unwrap();
@@ -249,7 +242,7 @@ async fn parquet_and_csv_tables_are_read_by_the_workers() {
     write_tpch(SF, &pq, TpchFileFormat::Parquet, 3).unwrap();
     write_tpch(SF, &csv, TpchFileFormat::Csv, 2).unwrap();
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let embedded = tpch_engine(SF, 4);
     for e in [&engine, &embedded] {
         e.register_parquet("pq_lineitem", pq.join("lineitem").to_str().unwrap())

@@ -6,23 +6,15 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ffq::cluster::process::{free_port, ProcessCluster};
+use ffq::cluster::process::free_port;
 use ffq::cluster::protocol::ClusterStatus;
 use ffq::Engine;
 
 use crate::common::ffq_binary::{ffq, ffq_process_cluster};
 use crate::common::{
-    check_parity, compare_rows, connect_engine, normalize, output_order, tpch_engine, tpch_query,
-    OutputOrder,
+    check_parity, compare_rows, normalize, output_order, tpch_cluster_engine, tpch_engine,
+    tpch_query, OutputOrder,
 };
-
-/// An engine connected to `cluster` with the TPC-H tables at `sf`.
-async fn connect_tpch(cluster: &ProcessCluster, partitions: usize, sf: f64) -> Engine {
-    let config = cluster.client_config().unwrap();
-    let engine = connect_engine(config, partitions, 8192).await;
-    engine.register_tpch(sf).unwrap();
-    engine
-}
 
 /// The pid of a worker running a task attempt right now (as the worker
 /// itself reports it), waiting up to 30 s for one.
@@ -81,7 +73,7 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_processes_give_the_embedded_results_for_tpch() {
     let cluster = ffq_process_cluster(2, 2, 10_000).await;
-    let engine = connect_tpch(&cluster, 4, 0.01).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), 0.01, 4).await;
     let embedded = tpch_engine(0.01, 4);
     let mut failures = Vec::new();
     for q in 1..=22 {
@@ -129,7 +121,7 @@ async fn compare_with_embedded(
 async fn a_worker_killed_while_its_stage_runs_is_replaced() {
     const SF: f64 = 0.1;
     let cluster = ffq_process_cluster(3, 1, 10_000).await;
-    let engine = connect_tpch(&cluster, 6, SF).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), SF, 6).await;
     let sql = tpch_query(1);
     let query = start_query(&engine, sql.clone());
     let victim = busy_worker(&engine).await;
@@ -150,7 +142,7 @@ async fn a_worker_killed_while_its_stage_runs_is_replaced() {
 async fn coordinator_requeues_tasks_from_stale_worker() {
     const SF: f64 = 0.1;
     let cluster = ffq_process_cluster(3, 1, 1_000).await;
-    let engine = connect_tpch(&cluster, 6, SF).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), SF, 6).await;
     let sql = tpch_query(1);
     let query = start_query(&engine, sql.clone());
     let paused = busy_worker(&engine).await;

@@ -4,7 +4,7 @@
 use arrow::array::{Array, StringArray};
 use ffq::{Engine, LocalCluster};
 
-use crate::common::{connect_engine, tpch_engine};
+use crate::common::{tpch_cluster_engine, tpch_engine};
 
 const SQL: &str = "EXPLAIN ANALYZE SELECT l_returnflag, count(*) AS n FROM lineitem \
                    WHERE l_quantity < 10 GROUP BY l_returnflag ORDER BY l_returnflag";
@@ -65,8 +65,7 @@ async fn explain_analyze_embedded_shows_rows_batches_time_and_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn explain_analyze_on_a_cluster_shows_stages_attempts_and_bytes() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = connect_engine(cluster.client_config(), 3, 8192).await;
-    engine.register_tpch(0.01).unwrap();
+    let engine = tpch_cluster_engine(cluster.client_config(), 0.01, 3).await;
     let rows = explain(&engine).await;
     let plan = &rows[0].1;
     assert!(plan.contains("Stage 0 (client)"), "{plan}");

@@ -87,3 +87,17 @@ pub async fn connect_engine(
     .await
     .unwrap_or_else(|e| panic!("connecting to the cluster: {e}"))
 }
+
+/// An FFQ engine connected to the cluster of `config`, with the TPC-H
+/// tables at `sf` (batches of 8192 rows).
+pub async fn tpch_cluster_engine(
+    config: ClusterConfig,
+    sf: f64,
+    target_partitions: usize,
+) -> Engine {
+    let engine = connect_engine(config, target_partitions, 8192).await;
+    engine
+        .register_tpch(sf)
+        .unwrap_or_else(|e| panic!("register_tpch({sf}): {e}"));
+    engine
+}

@@ -25,7 +25,8 @@ pub use differential::{
     run_ffq, run_oracle, OracleResult,
 };
 pub use engines::{
-    connect_engine, ffq_engine, oracle_ctx, oracle_session, register_both, tpch_engine,
+    connect_engine, ffq_engine, oracle_ctx, oracle_session, register_both, tpch_cluster_engine,
+    tpch_engine,
 };
 pub use fixture::{split, Fixture, Runs};
 pub use order::{output_order, OutputOrder};
