@@ -16,32 +16,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::{env_or, measure, query_text, TABLES};
-use ffq::{ClusterConfig, Engine, EngineConfig};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_ffq"))
-            .args(args)
-            .args(["--cluster", "bench"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffq"),
-    )
-}
+use ffq::cluster::process::ProcessCluster;
+use ffq::{Engine, EngineConfig};
 
 fn main() {
     let common::BenchSettings {
@@ -53,26 +30,6 @@ fn main() {
     } = common::BenchSettings::from_env();
     let workers: usize = env_or("FFQ_BENCH_WORKERS", 2);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let endpoint = format!("tcp/127.0.0.1:{port}");
-    let _coordinator = spawn(&["coordinator", "--listen", &endpoint]);
-    let _workers: Vec<Proc> = (0..workers)
-        .map(|_| {
-            spawn(&[
-                "worker",
-                "--connect",
-                &endpoint,
-                "--listen",
-                "tcp/127.0.0.1:0",
-                "--slots",
-                "1",
-            ])
-        })
-        .collect();
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(partitions.max(2))
         .enable_all()
@@ -83,30 +40,18 @@ fn main() {
             target_partitions: partitions,
             batch_size: 8192,
         };
-        let embedded = Engine::with_config(config.clone());
-        let cluster = Engine::connect_with_config(
-            ClusterConfig::new(endpoint.clone())
-                .with_cluster("bench")
-                .expect("cluster name"),
-            config,
-        )
-        .await
-        .expect("connect to the coordinator");
-        let client = cluster.cluster().expect("a cluster engine");
-        let start = Instant::now();
-        while client
-            .status()
+        let processes = ProcessCluster::builder(env!("CARGO_BIN_EXE_ffq"))
+            .workers(workers)
+            .slots(1)
+            .cluster("bench")
+            .start()
             .await
-            .map(|s| s.workers.iter().filter(|w| w.alive).count())
-            .unwrap_or(0)
-            < workers
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "workers did not join"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            .expect("start the coordinator and worker processes");
+        let embedded = Engine::with_config(config.clone());
+        let cluster =
+            Engine::connect_with_config(processes.client_config().expect("cluster config"), config)
+                .await
+                .expect("connect to the coordinator");
         for t in TABLES {
             let path = dir.join(t);
             let path = path.to_string_lossy();

@@ -15,6 +15,7 @@ pub mod coordinator;
 pub mod error;
 pub mod inputs;
 pub mod local;
+pub mod process;
 pub mod protocol;
 pub mod scheduler;
 pub mod status;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ffq_transport::zenoh_exchange::WorkerId;
+use ffq_transport::zenoh_exchange::{loopback_endpoint, WorkerId};
 
 use crate::config::ClusterConfig;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -52,8 +52,7 @@ impl LocalClusterBuilder {
     }
 
     pub async fn start(self) -> Result<LocalCluster> {
-        let port = free_port()?;
-        let endpoint = format!("tcp/127.0.0.1:{port}");
+        let endpoint = loopback_endpoint()?;
         let mut base = ClusterConfig::new(endpoint.clone()).with_cluster(&self.cluster)?;
         base.lease = self.lease;
         let coordinator = Coordinator::start(CoordinatorConfig {
@@ -193,12 +192,4 @@ impl LocalCluster {
         }
         self.coordinator.shutdown().await;
     }
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| ClusterError::Config(format!("no free loopback port: {e}")))?;
-    Ok(l.local_addr()
-        .map_err(|e| ClusterError::Config(e.to_string()))?
-        .port())
 }

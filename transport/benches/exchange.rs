@@ -20,8 +20,8 @@ use ffq_dataflow::operators::tpch_scan::{tpch_generator, tpch_schema};
 use ffq_dataflow::plan::TpchTable;
 use ffq_transport::zenoh_exchange::frame::{Frame, FrameEncoder, StreamVerifier};
 use ffq_transport::zenoh_exchange::{
-    fetch_partition, peer_config, AttemptId, AttemptRef, ClusterId, DataKey, OutputStore,
-    PartitionId, QueryId, ServeOptions, StageId, TaskId, ZenohPartitionWriter,
+    fetch_partition, loopback_endpoint, peer_config, AttemptId, AttemptRef, ClusterId, DataKey,
+    OutputStore, PartitionId, QueryId, ServeOptions, StageId, TaskId, ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
@@ -54,11 +54,6 @@ fn attempt(task: u32) -> AttemptRef {
         TaskId(task),
         AttemptId(0),
     )
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 struct Row {
@@ -189,7 +184,7 @@ struct Sessions {
 }
 
 async fn sessions() -> Sessions {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = loopback_endpoint().unwrap();
     let producer = zenoh::open(peer_config(Some(&endpoint), &[]).unwrap())
         .await
         .unwrap();
@@ -396,7 +391,7 @@ fn main() {
 }
 
 async fn two_processes(sf: f64, runs: usize, nrows: usize) -> Result<(f64, Option<u64>), String> {
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let endpoint = loopback_endpoint().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .env(ROLE_ENV, "producer")

@@ -14,18 +14,13 @@ use ffq_dataflow::plan::{Partitioning, PhysicalPlan, ScanSource, TpchTable};
 use ffq_dataflow::runner::{execute, ExecConfig};
 use ffq_dataflow::tables::MemoryTableMap;
 use ffq_transport::zenoh_exchange::{
-    fetch_partition, fetch_partition_with, peer_config, AttemptId, AttemptRef, ClusterId, DataKey,
-    FetchOptions, OutputServer, OutputStore, PartitionId, QueryId, ServeOptions, StageId,
-    StoreStats, TaskId, ZenohExchange, ZenohPartitionWriter,
+    fetch_partition, fetch_partition_with, free_port, loopback_endpoint, peer_config, AttemptId,
+    AttemptRef, ClusterId, DataKey, FetchOptions, OutputServer, OutputStore, PartitionId, QueryId,
+    ServeOptions, StageId, StoreStats, TaskId, ZenohExchange, ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
 use zenoh::Session;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 struct Pair {
     cluster: ClusterId,
@@ -38,8 +33,8 @@ struct Pair {
 /// A producer session (listening, serving `store`) and a consumer session
 /// connected to it.
 async fn pair(store: OutputStore, options: ServeOptions) -> Pair {
-    let cluster = ClusterId::new(format!("test{}", free_port())).unwrap();
-    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let cluster = ClusterId::new(format!("test{}", free_port().unwrap())).unwrap();
+    let endpoint = loopback_endpoint().unwrap();
     let producer = zenoh::open(peer_config(Some(&endpoint), &[]).unwrap())
         .await
         .unwrap();

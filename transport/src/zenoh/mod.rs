@@ -13,6 +13,8 @@
 //! - [`exchange`]: [`ZenohExchange`], a dataflow `ExchangeTransport` over
 //!   two sessions (tests, benchmarks).
 //! - [`config`]: session configuration helpers.
+//! - [`loopback`]: a free loopback port and endpoint (local clusters,
+//!   tests, benchmarks).
 //!
 //! The exchange is pull based: a consumer asks (zenoh `get`) and the
 //! producer answers from its buffers, so nothing is ever published before
@@ -33,6 +35,7 @@ pub mod exchange;
 pub mod fetch;
 pub mod frame;
 pub mod keys;
+pub mod loopback;
 pub mod serve;
 pub mod store;
 pub mod writer;
@@ -48,6 +51,7 @@ pub use keys::{
     AttemptId, AttemptRef, ClientId, ClusterId, DataKey, PartitionId, QueryId, StageId, StreamId,
     TaskId, WorkerId,
 };
+pub use loopback::{free_port, loopback_endpoint};
 pub use serve::{OutputServer, ServeOptions};
 pub use store::{OutputStore, OutputStreamWriter, StoreConfig, StoreStats};
 pub use writer::ZenohPartitionWriter;

@@ -3,8 +3,6 @@
 //! joins, NULL ordering; each with 1 partition and with 3 partitions and
 //! tiny batches.
 
-mod common;
-
 use std::sync::Arc;
 
 use arrow::array::{
@@ -12,12 +10,10 @@ use arrow::array::{
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::prelude::SessionContext;
-use ffq::Engine;
 
-use common::{
-    assert_all_same, assert_no_failures, check_all, check_same, ffq_engine, normalize,
-    oracle_session, register_both,
+use crate::common::{
+    assert_all_same, check_same, normalize, register_both, render_row, render_rows, split, Fixture,
+    Row,
 };
 
 /// Days since 1970-01-01 of a (proleptic Gregorian) date.
@@ -29,19 +25,6 @@ fn days(y: i32, m: u32, d: u32) -> i32 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146097 + doe as i32 - 719468
-}
-
-/// Splits `batch` into batches of `n` rows (so that several partitions
-/// get data).
-fn split(batch: &RecordBatch, n: usize) -> Vec<RecordBatch> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = n.min(batch.num_rows() - offset);
-        out.push(batch.slice(offset, len));
-        offset += len;
-    }
-    out
 }
 
 fn t1() -> RecordBatch {
@@ -217,55 +200,39 @@ fn empty_schema() -> SchemaRef {
     ]))
 }
 
-/// An FFQ engine and a DataFusion session with the same tables.
-fn setup(target_partitions: usize, batch_size: usize) -> (Engine, SessionContext) {
-    let engine = ffq_engine(target_partitions, batch_size);
-    let ctx = oracle_session();
-    let chunk = if target_partitions > 1 { 2 } else { 100 };
-    for (name, batch) in [
-        ("t1", t1()),
-        ("t2", t2()),
-        ("t3", t3()),
-        ("d1", dup("a", 30)),
-        ("d2", dup("b", 20)),
-    ] {
-        register_both(&engine, &ctx, name, batch.schema(), split(&batch, chunk));
-    }
-    register_both(&engine, &ctx, "e", empty_schema(), vec![]);
-    (engine, ctx)
-}
-
-/// The configurations every query runs with: (partitions, batch size).
-const CONFIGS: [(usize, usize); 2] = [(1, 8192), (3, 2)];
-
-async fn check(queries: &[&str]) {
-    let mut failures = Vec::new();
-    for (p, batch_size) in CONFIGS {
-        let (engine, ctx) = setup(p, batch_size);
-        failures.extend(check_all(queries, &engine, &ctx).await);
-    }
-    assert_no_failures(&failures, queries.len() * CONFIGS.len());
+/// The tables of every query here, in FFQ and in DataFusion: in batches of
+/// two rows when partitioned.
+fn fixture() -> Fixture {
+    Fixture::new()
+        .table("t1", t1())
+        .table("t2", t2())
+        .table("t3", t3())
+        .table("d1", dup("a", 30))
+        .table("d2", dup("b", 20))
+        .empty_table("e", empty_schema())
+        .split_when_partitioned(2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_join_keys() {
-    check(&[
-        "SELECT a.id, b.w, b.y FROM t1 a JOIN t2 b ON a.k = b.k",
-        "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.k = b.k",
-        "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.k = b.k",
-        "SELECT a.id, a.k, b.k, b.w FROM t1 a FULL JOIN t2 b ON a.k = b.k",
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k IS NOT DISTINCT FROM b.k",
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.k AND a.s = b.w",
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.y",
-        "SELECT count(*) FROM t1 a JOIN t2 b ON a.k = b.k",
-        "SELECT count(*), count(b.k) FROM t1 a FULL OUTER JOIN t2 b ON a.k = b.k",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT a.id, b.w, b.y FROM t1 a JOIN t2 b ON a.k = b.k",
+            "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.k = b.k",
+            "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.k = b.k",
+            "SELECT a.id, a.k, b.k, b.w FROM t1 a FULL JOIN t2 b ON a.k = b.k",
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k IS NOT DISTINCT FROM b.k",
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.k AND a.s = b.w",
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.y",
+            "SELECT count(*) FROM t1 a JOIN t2 b ON a.k = b.k",
+            "SELECT count(*), count(b.k) FROM t1 a FULL OUTER JOIN t2 b ON a.k = b.k",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn semi_and_anti_joins() {
-    check(&[
+    fixture().check(&[
         "SELECT id FROM t1 WHERE k IN (SELECT k FROM t2)",
         "SELECT id FROM t1 WHERE k NOT IN (SELECT k FROM t2)",
         "SELECT id FROM t1 WHERE k NOT IN (SELECT k FROM t3)",
@@ -284,7 +251,7 @@ async fn semi_and_anti_joins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nulls_in_aggregates_and_group_keys() {
-    check(&[
+    fixture().check(&[
         "SELECT count(*), count(k), count(v), sum(v), min(v), max(v), avg(v) FROM t1",
         "SELECT min(s), max(s), min(d), max(d), sum(m), avg(m), min(f), max(f), sum(f) FROM t1",
         "SELECT k, count(*), count(v), sum(v), avg(v), min(s) FROM t1 GROUP BY k",
@@ -303,92 +270,96 @@ async fn nulls_in_aggregates_and_group_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_tables() {
-    check(&[
-        "SELECT * FROM e",
-        "SELECT count(*), sum(v), min(v), max(s), avg(v), count(DISTINCT k) FROM e",
-        "SELECT k, count(*) FROM e GROUP BY k",
-        "SELECT count(*) FROM t1 WHERE 1 = 0",
-        "SELECT sum(v) FROM t1 WHERE id > 100",
-        "SELECT t1.id, e.v FROM t1 JOIN e ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM t1 LEFT JOIN e ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM e LEFT JOIN t1 ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM t1 RIGHT JOIN e ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM e RIGHT JOIN t1 ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM t1 FULL JOIN e ON t1.k = e.k",
-        "SELECT t1.id, e.v FROM e FULL JOIN t1 ON t1.k = e.k",
-        "SELECT id FROM t1 WHERE k IN (SELECT k FROM e)",
-        "SELECT id FROM t1 WHERE k NOT IN (SELECT k FROM e)",
-        "SELECT id FROM t1 WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.k = t1.k)",
-        "SELECT t1.id, e.k FROM t1 CROSS JOIN e",
-        "SELECT * FROM e ORDER BY k LIMIT 5",
-        "SELECT k FROM e UNION ALL SELECT k FROM t3",
-        "SELECT k FROM e UNION SELECT k FROM e",
-        "SELECT t1.id FROM t1 JOIN e ON t1.id < e.k",
-        "SELECT t1.id, e.k FROM t1 LEFT JOIN e ON t1.id < e.k",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT * FROM e",
+            "SELECT count(*), sum(v), min(v), max(s), avg(v), count(DISTINCT k) FROM e",
+            "SELECT k, count(*) FROM e GROUP BY k",
+            "SELECT count(*) FROM t1 WHERE 1 = 0",
+            "SELECT sum(v) FROM t1 WHERE id > 100",
+            "SELECT t1.id, e.v FROM t1 JOIN e ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM t1 LEFT JOIN e ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM e LEFT JOIN t1 ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM t1 RIGHT JOIN e ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM e RIGHT JOIN t1 ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM t1 FULL JOIN e ON t1.k = e.k",
+            "SELECT t1.id, e.v FROM e FULL JOIN t1 ON t1.k = e.k",
+            "SELECT id FROM t1 WHERE k IN (SELECT k FROM e)",
+            "SELECT id FROM t1 WHERE k NOT IN (SELECT k FROM e)",
+            "SELECT id FROM t1 WHERE NOT EXISTS (SELECT 1 FROM e WHERE e.k = t1.k)",
+            "SELECT t1.id, e.k FROM t1 CROSS JOIN e",
+            "SELECT * FROM e ORDER BY k LIMIT 5",
+            "SELECT k FROM e UNION ALL SELECT k FROM t3",
+            "SELECT k FROM e UNION SELECT k FROM e",
+            "SELECT t1.id FROM t1 JOIN e ON t1.id < e.k",
+            "SELECT t1.id, e.k FROM t1 LEFT JOIN e ON t1.id < e.k",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_join_keys() {
-    check(&[
-        "SELECT a.k, a.a, b.b FROM d1 a JOIN d2 b ON a.k = b.k",
-        "SELECT a.a, b.b FROM d1 a LEFT JOIN d2 b ON a.k = b.k AND b.b < 10",
-        "SELECT a.a, b.b FROM d1 a RIGHT JOIN d2 b ON a.k = b.k AND a.a > 20",
-        "SELECT a.a, b.b FROM d1 a FULL JOIN d2 b ON a.k = b.k AND a.a < b.b",
-        "SELECT a FROM d1 WHERE k IN (SELECT k FROM d2)",
-        "SELECT a FROM d1 WHERE k NOT IN (SELECT k FROM d2 WHERE k IS NOT NULL)",
-        "SELECT a.a, b.b, c.y FROM d1 a JOIN d2 b ON a.k = b.k JOIN t2 c ON b.k = c.k",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT a.k, a.a, b.b FROM d1 a JOIN d2 b ON a.k = b.k",
+            "SELECT a.a, b.b FROM d1 a LEFT JOIN d2 b ON a.k = b.k AND b.b < 10",
+            "SELECT a.a, b.b FROM d1 a RIGHT JOIN d2 b ON a.k = b.k AND a.a > 20",
+            "SELECT a.a, b.b FROM d1 a FULL JOIN d2 b ON a.k = b.k AND a.a < b.b",
+            "SELECT a FROM d1 WHERE k IN (SELECT k FROM d2)",
+            "SELECT a FROM d1 WHERE k NOT IN (SELECT k FROM d2 WHERE k IS NOT NULL)",
+            "SELECT a.a, b.b, c.y FROM d1 a JOIN d2 b ON a.k = b.k JOIN t2 c ON b.k = c.k",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_by_limit_ties_and_offset() {
-    check(&[
-        // Ties at the LIMIT boundary: only the key values of the last tie
-        // group are compared.
-        "SELECT k, id FROM t1 ORDER BY k LIMIT 3",
-        "SELECT k, id FROM t1 ORDER BY k DESC NULLS LAST LIMIT 4",
-        "SELECT v, s FROM t1 ORDER BY v DESC LIMIT 2",
-        "SELECT a.k, a.a FROM d1 a ORDER BY a.k LIMIT 9",
-        // Unique keys: exact.
-        "SELECT k, id FROM t1 ORDER BY k, id LIMIT 5",
-        "SELECT id FROM t1 ORDER BY id LIMIT 3 OFFSET 2",
-        "SELECT id FROM t1 ORDER BY id DESC OFFSET 5",
-        "SELECT id FROM t1 ORDER BY id LIMIT 0",
-        "SELECT id FROM t1 ORDER BY id OFFSET 100",
-        "SELECT id, v FROM t1 ORDER BY v NULLS FIRST, id LIMIT 4 OFFSET 1",
-        // LIMIT without ORDER BY: only the count is deterministic.
-        "SELECT count(*) FROM (SELECT id FROM t1 LIMIT 3)",
-        "SELECT count(*) FROM (SELECT id FROM t1 LIMIT 3 OFFSET 8)",
-        "SELECT count(*) FROM (SELECT a.a FROM d1 a JOIN d2 b ON a.k = b.k LIMIT 7)",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            // Ties at the LIMIT boundary: only the key values of the last tie
+            // group are compared.
+            "SELECT k, id FROM t1 ORDER BY k LIMIT 3",
+            "SELECT k, id FROM t1 ORDER BY k DESC NULLS LAST LIMIT 4",
+            "SELECT v, s FROM t1 ORDER BY v DESC LIMIT 2",
+            "SELECT a.k, a.a FROM d1 a ORDER BY a.k LIMIT 9",
+            // Unique keys: exact.
+            "SELECT k, id FROM t1 ORDER BY k, id LIMIT 5",
+            "SELECT id FROM t1 ORDER BY id LIMIT 3 OFFSET 2",
+            "SELECT id FROM t1 ORDER BY id DESC OFFSET 5",
+            "SELECT id FROM t1 ORDER BY id LIMIT 0",
+            "SELECT id FROM t1 ORDER BY id OFFSET 100",
+            "SELECT id, v FROM t1 ORDER BY v NULLS FIRST, id LIMIT 4 OFFSET 1",
+            // LIMIT without ORDER BY: only the count is deterministic.
+            "SELECT count(*) FROM (SELECT id FROM t1 LIMIT 3)",
+            "SELECT count(*) FROM (SELECT id FROM t1 LIMIT 3 OFFSET 8)",
+            "SELECT count(*) FROM (SELECT a.a FROM d1 a JOIN d2 b ON a.k = b.k LIMIT 7)",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_by_nulls_first_last() {
-    check(&[
-        "SELECT id, k FROM t1 ORDER BY k, id",
-        "SELECT id, k FROM t1 ORDER BY k NULLS FIRST, id",
-        "SELECT id, k FROM t1 ORDER BY k DESC, id",
-        "SELECT id, k FROM t1 ORDER BY k DESC NULLS LAST, id DESC",
-        "SELECT id, s FROM t1 ORDER BY s, id",
-        "SELECT id, s FROM t1 ORDER BY s DESC NULLS LAST, id",
-        "SELECT id, d FROM t1 ORDER BY d NULLS FIRST, id",
-        "SELECT id, m FROM t1 ORDER BY m DESC, id",
-        "SELECT id, f FROM t1 ORDER BY f, id",
-        "SELECT id FROM t1 ORDER BY v, id",
-        "SELECT id, v FROM t1 ORDER BY v * -1, id",
-        "SELECT k, count(*) AS c FROM t1 GROUP BY k ORDER BY c DESC, k NULLS FIRST",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT id, k FROM t1 ORDER BY k, id",
+            "SELECT id, k FROM t1 ORDER BY k NULLS FIRST, id",
+            "SELECT id, k FROM t1 ORDER BY k DESC, id",
+            "SELECT id, k FROM t1 ORDER BY k DESC NULLS LAST, id DESC",
+            "SELECT id, s FROM t1 ORDER BY s, id",
+            "SELECT id, s FROM t1 ORDER BY s DESC NULLS LAST, id",
+            "SELECT id, d FROM t1 ORDER BY d NULLS FIRST, id",
+            "SELECT id, m FROM t1 ORDER BY m DESC, id",
+            "SELECT id, f FROM t1 ORDER BY f, id",
+            "SELECT id FROM t1 ORDER BY v, id",
+            "SELECT id, v FROM t1 ORDER BY v * -1, id",
+            "SELECT k, count(*) AS c FROM t1 GROUP BY k ORDER BY c DESC, k NULLS FIRST",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distinct_having_union() {
-    check(&[
+    fixture().check(&[
         "SELECT DISTINCT k FROM t1",
         "SELECT DISTINCT k, s FROM t1",
         "SELECT DISTINCT a.k FROM d1 a JOIN d2 b ON a.k = b.k",
@@ -409,7 +380,7 @@ async fn distinct_having_union() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_in_between_like() {
-    check(&[
+    fixture().check(&[
         "SELECT id, CASE WHEN v > 10 THEN 'big' WHEN v IS NULL THEN 'none' ELSE 'small' END FROM t1",
         "SELECT id, CASE k WHEN 1 THEN 'one' WHEN 2 THEN 'two' END AS name FROM t1",
         "SELECT id FROM t1 WHERE k IN (1, 3)",
@@ -432,21 +403,22 @@ async fn case_in_between_like() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn string_functions() {
-    check(&[
-        "SELECT id, upper(s), lower(s), length(s), char_length(s) FROM t1",
-        "SELECT id, substr(s, 2, 3), substring(s from 1 for 2), s || '!' FROM t1",
-        "SELECT id, concat(s, '-', k), trim(s), ltrim(s), rtrim(s) FROM t1",
-        "SELECT id, replace(s, 'a', 'A'), starts_with(s, 'a'), strpos(s, 'an') FROM t1",
-        "SELECT id, lpad(s, 8, '*'), reverse(s), left(s, 2), right(s, 2) FROM t1",
-        "SELECT s, count(*) FROM t1 GROUP BY s",
-        "SELECT id, CAST(k AS VARCHAR), CAST(v AS VARCHAR) || 'x' FROM t1",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT id, upper(s), lower(s), length(s), char_length(s) FROM t1",
+            "SELECT id, substr(s, 2, 3), substring(s from 1 for 2), s || '!' FROM t1",
+            "SELECT id, concat(s, '-', k), trim(s), ltrim(s), rtrim(s) FROM t1",
+            "SELECT id, replace(s, 'a', 'A'), starts_with(s, 'a'), strpos(s, 'an') FROM t1",
+            "SELECT id, lpad(s, 8, '*'), reverse(s), left(s, 2), right(s, 2) FROM t1",
+            "SELECT s, count(*) FROM t1 GROUP BY s",
+            "SELECT id, CAST(k AS VARCHAR), CAST(v AS VARCHAR) || 'x' FROM t1",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn date_functions() {
-    check(&[
+    fixture().check(&[
         "SELECT id, extract(year FROM d), extract(month FROM d), extract(day FROM d) FROM t1",
         "SELECT id, date_part('year', d), date_part('dow', d) FROM t1",
         "SELECT id, d + interval '1' day, d - interval '1' month, d + interval '1' year FROM t1",
@@ -461,7 +433,7 @@ async fn date_functions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimal_arithmetic() {
-    check(&[
+    fixture().check(&[
         "SELECT id, m * 2, m + m, m - 1, m * m FROM t1",
         "SELECT id, m / 3, m * (1 - 0.05), m * (1 + 0.1) * 2 FROM t1",
         "SELECT sum(m), avg(m), min(m), max(m), sum(m * 2) FROM t1",
@@ -476,22 +448,23 @@ async fn decimal_arithmetic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_equi_and_cross_joins() {
-    check(&[
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.k AND a.id < b.y",
-        "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.k = b.k AND a.v > b.y",
-        "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.k = b.k AND a.id < b.y",
-        "SELECT a.id, b.w FROM t1 a FULL JOIN t2 b ON a.k = b.k AND a.id < b.y",
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.id < b.y",
-        "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.id < b.y",
-        "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.id > b.y",
-        "SELECT a.id, b.w FROM t1 a FULL JOIN t2 b ON a.id > b.y + 5",
-        "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k <> b.k",
-        "SELECT a.id, b.w FROM t1 a CROSS JOIN t2 b",
-        "SELECT a.id, b.k FROM t1 a, t3 b WHERE a.id > b.k",
-        "SELECT count(*) FROM t1 a, t2 b, t3 c",
-        "SELECT a.id FROM t1 a WHERE EXISTS (SELECT 1 FROM t2 b WHERE a.id < b.y)",
-    ])
-    .await;
+    fixture()
+        .check(&[
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k = b.k AND a.id < b.y",
+            "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.k = b.k AND a.v > b.y",
+            "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.k = b.k AND a.id < b.y",
+            "SELECT a.id, b.w FROM t1 a FULL JOIN t2 b ON a.k = b.k AND a.id < b.y",
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.id < b.y",
+            "SELECT a.id, b.w FROM t1 a LEFT JOIN t2 b ON a.id < b.y",
+            "SELECT a.id, b.w FROM t1 a RIGHT JOIN t2 b ON a.id > b.y",
+            "SELECT a.id, b.w FROM t1 a FULL JOIN t2 b ON a.id > b.y + 5",
+            "SELECT a.id, b.w FROM t1 a JOIN t2 b ON a.k <> b.k",
+            "SELECT a.id, b.w FROM t1 a CROSS JOIN t2 b",
+            "SELECT a.id, b.k FROM t1 a, t3 b WHERE a.id > b.k",
+            "SELECT count(*) FROM t1 a, t2 b, t3 c",
+            "SELECT a.id FROM t1 a WHERE EXISTS (SELECT 1 FROM t2 b WHERE a.id < b.y)",
+        ])
+        .await;
 }
 
 /// Several partitions with larger tables: a join and an aggregate over
@@ -509,9 +482,9 @@ async fn multiple_partitions() {
         "SELECT DISTINCT k FROM big",
         "SELECT x.a, y.b FROM big x LEFT JOIN d2 y ON x.k = y.k AND y.b > 15 WHERE x.a < 100",
     ];
-    let mut baseline: Option<Vec<Vec<common::Row>>> = None;
+    let mut baseline: Option<Vec<Vec<Row>>> = None;
     for (p, batch_size) in [(1, 8192), (3, 64), (8, 100)] {
-        let (engine, ctx) = setup(p, batch_size);
+        let (engine, ctx) = fixture().setup(p, batch_size);
         register_both(&engine, &ctx, "big", big.schema(), split(&big, 50));
         assert_all_same(&queries, &engine, &ctx).await;
         let mut results = Vec::new();
@@ -519,7 +492,7 @@ async fn multiple_partitions() {
             let batches = engine.sql(q).await.unwrap().collect().await.unwrap();
             let mut rows = normalize(&batches).unwrap();
             if !q.contains("ORDER BY") {
-                rows.sort_by_key(common::render_row);
+                rows.sort_by_key(render_row);
             }
             results.push(rows);
         }
@@ -528,8 +501,8 @@ async fn multiple_partitions() {
             Some(base) => {
                 for ((q, b), r) in queries.iter().zip(base).zip(&results) {
                     pretty_assertions::assert_eq!(
-                        common::render_rows(b),
-                        common::render_rows(r),
+                        render_rows(b),
+                        render_rows(r),
                         "{q}: 1 partition (left) vs {p} partitions (right)"
                     );
                 }
@@ -542,7 +515,7 @@ async fn multiple_partitions() {
 /// of the normalization).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_sanity() {
-    let (engine, ctx) = setup(1, 8192);
+    let (engine, ctx) = fixture().setup(1, 8192);
     check_same("SELECT id, k, v, s, d, m, f FROM t1", &engine, &ctx)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

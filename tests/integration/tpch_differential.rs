@@ -1,9 +1,8 @@
 //! TPC-H queries at SF 0.01: FFQ against DataFusion over the same generated
 //! data, and FFQ with 1, 2, 3 and 8 partitions against itself.
 
-mod common;
-
-use common::{check_against, compare_rows, oracle_ctx, run_oracle, tpch_engine, tpch_query};
+use crate::common;
+use crate::common::{check_against, compare_rows, oracle_ctx, run_oracle, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
 

@@ -1,11 +1,11 @@
 //! Runs the sqllogictest files of tests/sql (or of `FFQ_SLT_DIR`) against
 //! FFQ through `ffq::slt`, and (ignored) against DataFusion as an oracle.
 //!
-//! - `cargo test --test sqllogictest`: every tests/sql/*.slt on FFQ; fails
-//!   listing the failing files. Skipped files (records FFQ does not support)
+//! - `cargo test --test integration sqllogictest::`: every tests/sql/*.slt
+//!   on FFQ; fails listing the failing files. Skipped files (records FFQ does not support)
 //!   are printed with their reason. `FFQ_SLT_DIR=DIR` runs another directory
 //!   (or file) instead; `FFQ_SLT_STRICT=1` counts skips as failures.
-//! - `cargo test --test sqllogictest -- --ignored datafusion_oracle
+//! - `cargo test --test integration sqllogictest::datafusion_oracle -- --ignored
 //!   --nocapture`: runs the same files on DataFusion (the expected outputs
 //!   were produced with it); records marked `skipif datafusion` are those
 //!   where DataFusion's answer is not the SQL standard's. With

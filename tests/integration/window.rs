@@ -3,22 +3,14 @@
 //! order keys, with and without PARTITION BY; with 1 partition and with 3
 //! partitions and tiny batches; plus TPC-H queries.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{assert_no_failures, check_against, run_ffq, run_oracle, Fixture, Runs};
 use arrow::array::{
     ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::SessionContext;
-use ffq::Engine;
-
-use common::{
-    assert_no_failures, check_all, ffq_engine, oracle_ctx, oracle_session, register_both,
-    tpch_engine,
-};
 
 /// 30 rows: `id` unique; `k` (partition key) and `g` with NULLs; `v` with
 /// NULLs and ties; floats, decimals and dates.
@@ -109,60 +101,43 @@ fn w() -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
-fn split(batch: &RecordBatch, n: usize) -> Vec<RecordBatch> {
-    (0..batch.num_rows())
-        .step_by(n)
-        .map(|o| batch.slice(o, n.min(batch.num_rows() - o)))
-        .collect()
-}
-
-fn setup(target_partitions: usize, batch_size: usize) -> (Engine, SessionContext) {
-    let engine = ffq_engine(target_partitions, batch_size);
-    let ctx = oracle_session();
-    let batch = w();
-    let chunk = if target_partitions > 1 { 3 } else { 100 };
-    register_both(&engine, &ctx, "w", batch.schema(), split(&batch, chunk));
-    register_both(&engine, &ctx, "e", batch.schema(), vec![]);
-    (engine, ctx)
-}
-
-/// (partitions, batch size) of every run.
-const CONFIGS: [(usize, usize); 2] = [(1, 8192), (3, 2)];
-
-async fn check(queries: &[&str]) {
-    let mut failures = Vec::new();
-    for (p, batch_size) in CONFIGS {
-        let (engine, ctx) = setup(p, batch_size);
-        failures.extend(check_all(queries, &engine, &ctx).await);
-    }
-    assert_no_failures(&failures, queries.len() * CONFIGS.len());
+/// `w` and an empty table `e` of the same schema, in FFQ and in
+/// DataFusion: in batches of three rows when partitioned.
+fn fixture() -> Fixture {
+    let w = w();
+    let schema = w.schema();
+    Fixture::new()
+        .table("w", w)
+        .empty_table("e", schema)
+        .split_when_partitioned(3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranking_functions() {
-    check(&[
-        "SELECT id, k, v, row_number() OVER (PARTITION BY k ORDER BY v, id) AS rn FROM w",
-        "SELECT id, k, v, \
+    fixture()
+        .check(&[
+            "SELECT id, k, v, row_number() OVER (PARTITION BY k ORDER BY v, id) AS rn FROM w",
+            "SELECT id, k, v, \
             rank() OVER (PARTITION BY k ORDER BY v) AS r, \
             dense_rank() OVER (PARTITION BY k ORDER BY v) AS dr, \
             percent_rank() OVER (PARTITION BY k ORDER BY v) AS pr, \
             cume_dist() OVER (PARTITION BY k ORDER BY v) AS cd \
          FROM w",
-        "SELECT id, rank() OVER (PARTITION BY k ORDER BY v DESC NULLS FIRST) AS r, \
+            "SELECT id, rank() OVER (PARTITION BY k ORDER BY v DESC NULLS FIRST) AS r, \
             dense_rank() OVER (PARTITION BY g ORDER BY v DESC NULLS LAST) AS dr \
          FROM w",
-        "SELECT id, ntile(3) OVER (PARTITION BY k ORDER BY id) AS t3, \
+            "SELECT id, ntile(3) OVER (PARTITION BY k ORDER BY id) AS t3, \
             ntile(5) OVER (ORDER BY v, id) AS t5 FROM w",
-        // Unaliased: the output names are DataFusion's.
-        "SELECT id, rank() OVER (PARTITION BY k, g ORDER BY v) FROM w",
-        "SELECT id, row_number() OVER (PARTITION BY k % 2 ORDER BY f DESC, id) AS rn FROM w",
-    ])
-    .await;
+            // Unaliased: the output names are DataFusion's.
+            "SELECT id, rank() OVER (PARTITION BY k, g ORDER BY v) FROM w",
+            "SELECT id, row_number() OVER (PARTITION BY k % 2 ORDER BY f DESC, id) AS rn FROM w",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_and_value_functions() {
-    check(&[
+    fixture().check(&[
         "SELECT id, \
             lag(v) OVER (PARTITION BY k ORDER BY id) AS l1, \
             lag(v, 2, -1) OVER (PARTITION BY k ORDER BY id) AS l2, \
@@ -188,7 +163,7 @@ async fn offset_and_value_functions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_over_rows_frames() {
-    check(&[
+    fixture().check(&[
         "SELECT id, \
             sum(v) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s, \
             avg(f) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS a, \
@@ -210,52 +185,54 @@ async fn aggregates_over_rows_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_over_range_and_groups_frames() {
-    check(&[
-        // Default frame with ORDER BY: RANGE UNBOUNDED PRECEDING to the
-        // current row and its peers (ties in v).
-        "SELECT id, k, v, sum(v) OVER (PARTITION BY k ORDER BY v) AS s, \
+    fixture()
+        .check(&[
+            // Default frame with ORDER BY: RANGE UNBOUNDED PRECEDING to the
+            // current row and its peers (ties in v).
+            "SELECT id, k, v, sum(v) OVER (PARTITION BY k ORDER BY v) AS s, \
             count(*) OVER (PARTITION BY k ORDER BY v \
                 RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c, \
             max(id) OVER (PARTITION BY k ORDER BY v) AS m \
          FROM w",
-        "SELECT id, sum(v) OVER (ORDER BY v RANGE BETWEEN 2 PRECEDING AND 1 FOLLOWING) AS s, \
+            "SELECT id, sum(v) OVER (ORDER BY v RANGE BETWEEN 2 PRECEDING AND 1 FOLLOWING) AS s, \
             count(*) OVER (PARTITION BY g ORDER BY f \
                 RANGE BETWEEN 1.5 PRECEDING AND CURRENT ROW) AS c \
          FROM w",
-        "SELECT id, avg(f) OVER (PARTITION BY k ORDER BY v DESC \
+            "SELECT id, avg(f) OVER (PARTITION BY k ORDER BY v DESC \
                 RANGE BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS a \
          FROM w",
-        "SELECT id, count(*) OVER (ORDER BY dt \
+            "SELECT id, count(*) OVER (ORDER BY dt \
                 RANGE BETWEEN INTERVAL '3' DAY PRECEDING AND CURRENT ROW) AS c \
          FROM w",
-        "SELECT id, sum(v) OVER (PARTITION BY k ORDER BY v \
+            "SELECT id, sum(v) OVER (PARTITION BY k ORDER BY v \
                 GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s \
          FROM w",
-        "SELECT id, sum(v) OVER (PARTITION BY k ORDER BY v \
+            "SELECT id, sum(v) OVER (PARTITION BY k ORDER BY v \
                 RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS s \
          FROM w",
-    ])
-    .await;
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_partition_by_and_whole_partition() {
-    check(&[
-        "SELECT id, sum(v) OVER () AS total, count(*) OVER () AS n, \
+    fixture()
+        .check(&[
+            "SELECT id, sum(v) OVER () AS total, count(*) OVER () AS n, \
             row_number() OVER (ORDER BY id) AS rn, \
             avg(v) OVER (ORDER BY id ROWS BETWEEN 3 PRECEDING AND 3 FOLLOWING) AS a \
          FROM w",
-        "SELECT id, 100.0 * v / sum(v) OVER (PARTITION BY k) AS pct, \
+            "SELECT id, 100.0 * v / sum(v) OVER (PARTITION BY k) AS pct, \
             min(f) OVER (PARTITION BY g) AS mf FROM w",
-        "SELECT k, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM e",
-        "SELECT sum(v) OVER () AS s FROM e",
-    ])
-    .await;
+            "SELECT k, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM e",
+            "SELECT sum(v) OVER () AS s FROM e",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_in_larger_queries() {
-    check(&[
+    fixture().check(&[
         // Several windows with different PARTITION BY (stacked nodes).
         "SELECT id, rank() OVER (PARTITION BY k ORDER BY v) AS rk, \
             sum(v) OVER (PARTITION BY g ORDER BY id) AS sg, \
@@ -282,14 +259,15 @@ async fn windows_in_larger_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_ignore_nulls_and_distinct() {
-    check(&[
-        "SELECT id, sum(v) FILTER (WHERE v > 1) OVER (PARTITION BY k ORDER BY id) AS s FROM w",
-        "SELECT id, lag(v) IGNORE NULLS OVER (ORDER BY id) AS l, \
+    fixture()
+        .check(&[
+            "SELECT id, sum(v) FILTER (WHERE v > 1) OVER (PARTITION BY k ORDER BY id) AS s FROM w",
+            "SELECT id, lag(v) IGNORE NULLS OVER (ORDER BY id) AS l, \
             first_value(v) IGNORE NULLS OVER (PARTITION BY g ORDER BY id DESC) AS fv \
          FROM w",
-        "SELECT id, count(DISTINCT v) OVER (PARTITION BY k) AS c FROM w",
-    ])
-    .await;
+            "SELECT id, count(DISTINCT v) OVER (PARTITION BY k) AS c FROM w",
+        ])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,13 +295,7 @@ async fn tpch_windows() {
             percent_rank() OVER (PARTITION BY o_orderpriority ORDER BY o_totalprice) AS pr \
          FROM orders",
     ];
-    let ctx = oracle_ctx(sf);
-    let mut failures = Vec::new();
-    for p in [1, 3] {
-        let engine = tpch_engine(sf, p);
-        failures.extend(check_all(&queries, &engine, &ctx).await);
-    }
-    assert_no_failures(&failures, queries.len() * 2);
+    Runs::tpch(sf, &[1, 3]).assert_same(&queries).await;
 }
 
 /// Queries DataFusion rejects fail in FFQ too (with an error, not a
@@ -341,19 +313,20 @@ async fn invalid_windows_fail_like_datafusion() {
         "SELECT sum(v) OVER (ORDER BY id GROUPS BETWEEN 2 PRECEDING AND 1 PRECEDING) FROM w",
         "SELECT ntile(-2) OVER (ORDER BY id) FROM w",
     ];
+    let runs = fixture().runs();
     let mut failures = Vec::new();
-    for (p, batch_size) in CONFIGS {
-        let (engine, ctx) = setup(p, batch_size);
+    for (engine, ctx) in runs.iter() {
+        let p = engine.config().target_partitions;
         for sql in queries {
-            match common::run_oracle(sql, &ctx).await {
+            match run_oracle(sql, ctx).await {
                 Ok(oracle) => {
                     let label = format!("{sql} (partitions {p})");
-                    if let Err(e) = common::check_against(&label, sql, &engine, &oracle).await {
+                    if let Err(e) = check_against(&label, sql, engine, &oracle).await {
                         failures.push(e);
                     }
                 }
                 Err(oracle_err) => {
-                    if let Ok((_, batches)) = common::run_ffq(sql, &engine).await {
+                    if let Ok((_, batches)) = run_ffq(sql, engine).await {
                         failures.push(format!(
                             "{sql}: DataFusion fails ({oracle_err}) but FFQ returned {} rows",
                             batches.iter().map(|b| b.num_rows()).sum::<usize>()
@@ -363,5 +336,5 @@ async fn invalid_windows_fail_like_datafusion() {
             }
         }
     }
-    assert_no_failures(&failures, queries.len() * CONFIGS.len());
+    assert_no_failures(&failures, queries.len() * runs.len());
 }

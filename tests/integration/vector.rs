@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, FixedSizeListArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, LocalCluster};
+
+use crate::common::{connect_engine, ffq_engine};
 
 const ROWS: i64 = 1000;
 const DIM: i32 = 3;
@@ -60,10 +62,7 @@ fn batches() -> Vec<RecordBatch> {
 }
 
 fn engine(partitions: usize) -> Engine {
-    let engine = Engine::with_config(EngineConfig {
-        target_partitions: partitions,
-        batch_size: 8192,
-    });
+    let engine = ffq_engine(partitions, 8192);
     engine.register_batches("t", batches()).unwrap();
     engine
 }
@@ -254,15 +253,7 @@ async fn bad_input_fails_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nearest_neighbours_on_a_cluster() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = Engine::connect_with_config(
-        cluster.client_config(),
-        EngineConfig {
-            target_partitions: 3,
-            batch_size: 8192,
-        },
-    )
-    .await
-    .unwrap();
+    let engine = connect_engine(cluster.client_config(), 3, 8192).await;
     engine.register_batches("t", batches()).unwrap();
     let embedded = engine_ids(&nearest_sql()).await;
     assert_eq!(ids(&engine, &nearest_sql()).await, embedded);

@@ -1,14 +1,12 @@
-//! Self-tests of the comparison helpers in tests/common: they must accept
+//! Self-tests of the comparison helpers in `common`: they must accept
 //! equivalent results and reject different ones.
-
-mod common;
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Decimal128Array, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use common::{compare_rows, compare_schemas, normalize, Cell, OutputOrder, Row};
+use crate::common::{compare_rows, compare_schemas, normalize, Cell, OutputOrder, Row};
 
 fn batch(ks: Vec<Option<i32>>, fs: Vec<Option<f64>>, ms: Vec<Option<i128>>) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![

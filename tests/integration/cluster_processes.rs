@@ -3,130 +3,18 @@
 //! SIGKILL while its stage runs; a worker paused with SIGSTOP past its
 //! lease and resumed after its tasks were requeued).
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ffq::cluster::process::free_port;
 use ffq::cluster::protocol::ClusterStatus;
-use ffq::{ClusterConfig, Engine, EngineConfig};
+use ffq::Engine;
 
-use common::{check_parity, compare_rows, normalize, output_order, tpch_query, OutputOrder};
-
-const FFQ: &str = env!("CARGO_BIN_EXE_ffq");
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct ProcessCluster {
-    name: String,
-    endpoint: String,
-    _coordinator: Proc,
-    workers: Vec<Proc>,
-}
-
-impl ProcessCluster {
-    /// A coordinator and `workers` worker processes with `slots` slots each
-    /// and a zenoh lease of `lease_ms`.
-    fn start(workers: usize, slots: u32, lease_ms: u64) -> ProcessCluster {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "pt{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
-        let lease = lease_ms.to_string();
-        // FFQ_TEST_LOGS=DIR keeps each process's log in DIR.
-        let logs = std::env::var_os("FFQ_TEST_LOGS");
-        let count = AtomicU32::new(0);
-        let spawn = |args: &[&str]| {
-            let stderr = match &logs {
-                Some(dir) => {
-                    let i = count.fetch_add(1, Ordering::Relaxed);
-                    let path =
-                        std::path::Path::new(dir).join(format!("{name}-{i}-{}.log", args[0]));
-                    Stdio::from(std::fs::File::create(path).expect("log file"))
-                }
-                None => Stdio::null(),
-            };
-            Proc(
-                Command::new(FFQ)
-                    .args(args)
-                    .args(["--cluster", &name, "--lease-ms", &lease])
-                    .env("RUST_LOG", "info,ffq_cluster=debug,zenoh=warn")
-                    .stdout(Stdio::null())
-                    .stderr(stderr)
-                    .spawn()
-                    .expect("spawn ffq"),
-            )
-        };
-        let coordinator = spawn(&["coordinator", "--listen", &endpoint]);
-        let slots = slots.to_string();
-        let workers = (0..workers)
-            .map(|_| {
-                spawn(&[
-                    "worker",
-                    "--connect",
-                    &endpoint,
-                    "--listen",
-                    "tcp/127.0.0.1:0",
-                    "--slots",
-                    &slots,
-                ])
-            })
-            .collect();
-        ProcessCluster {
-            name,
-            endpoint,
-            _coordinator: coordinator,
-            workers,
-        }
-    }
-
-    /// An engine connected to the cluster, once every worker joined.
-    async fn engine(&self, partitions: usize, sf: f64) -> Engine {
-        let config = ClusterConfig::new(self.endpoint.clone())
-            .with_cluster(&self.name)
-            .unwrap();
-        let engine = Engine::connect_with_config(
-            config,
-            EngineConfig {
-                target_partitions: partitions,
-                batch_size: 8192,
-            },
-        )
-        .await
-        .expect("connect to the coordinator process");
-        engine.register_tpch(sf).unwrap();
-        let n = self.workers.len();
-        wait_for(&engine, Duration::from_secs(20), |s| {
-            s.workers.iter().filter(|w| w.alive).count() == n
-        })
-        .await
-        .expect("every worker joins");
-        engine
-    }
-}
+use crate::common::ffq_binary::{ffq, ffq_process_cluster};
+use crate::common::{
+    check_parity, compare_rows, normalize, output_order, tpch_cluster_engine, tpch_engine,
+    tpch_query, OutputOrder,
+};
 
 /// The pid of a worker running a task attempt right now (as the worker
 /// itself reports it), waiting up to 30 s for one.
@@ -182,20 +70,11 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
-fn embedded(partitions: usize, sf: f64) -> Engine {
-    let e = Engine::with_config(EngineConfig {
-        target_partitions: partitions,
-        batch_size: 8192,
-    });
-    e.register_tpch(sf).unwrap();
-    e
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_processes_give_the_embedded_results_for_tpch() {
-    let cluster = ProcessCluster::start(2, 2, 10_000);
-    let engine = cluster.engine(4, 0.01).await;
-    let embedded = embedded(4, 0.01);
+    let cluster = ffq_process_cluster(2, 2, 10_000).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), 0.01, 4).await;
+    let embedded = tpch_engine(0.01, 4);
     let mut failures = Vec::new();
     for q in 1..=22 {
         if let Err(e) = check_parity(&format!("q{q}"), &tpch_query(q), &embedded, &engine).await {
@@ -223,7 +102,7 @@ async fn compare_with_embedded(
     partitions: usize,
     sf: f64,
 ) {
-    let e = embedded(partitions, sf).sql(sql).await.unwrap();
+    let e = tpch_engine(sf, partitions).sql(sql).await.unwrap();
     let order = e
         .logical_plan()
         .map(output_order)
@@ -241,8 +120,8 @@ async fn compare_with_embedded(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_while_its_stage_runs_is_replaced() {
     const SF: f64 = 0.1;
-    let cluster = ProcessCluster::start(3, 1, 10_000);
-    let engine = cluster.engine(6, SF).await;
+    let cluster = ffq_process_cluster(3, 1, 10_000).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), SF, 6).await;
     let sql = tpch_query(1);
     let query = start_query(&engine, sql.clone());
     let victim = busy_worker(&engine).await;
@@ -262,8 +141,8 @@ async fn a_worker_killed_while_its_stage_runs_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn coordinator_requeues_tasks_from_stale_worker() {
     const SF: f64 = 0.1;
-    let cluster = ProcessCluster::start(3, 1, 1_000);
-    let engine = cluster.engine(6, SF).await;
+    let cluster = ffq_process_cluster(3, 1, 1_000).await;
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), SF, 6).await;
     let sql = tpch_query(1);
     let query = start_query(&engine, sql.clone());
     let paused = busy_worker(&engine).await;
@@ -301,7 +180,7 @@ async fn coordinator_requeues_tasks_from_stale_worker() {
 }
 
 fn ffq_cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(FFQ).args(args).output().expect("run ffq");
+    let out = ffq(args, None);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -311,10 +190,7 @@ fn ffq_cli(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() {
-    let cluster = ProcessCluster::start(2, 2, 10_000);
-    // Wait for the workers through a library client.
-    let engine = cluster.engine(2, 0.01).await;
-    drop(engine);
+    let cluster = ffq_process_cluster(2, 2, 10_000).await;
     let sql = "SELECT n_name, count(*) AS suppliers FROM supplier JOIN nation ON s_nationkey = n_nationkey \
                GROUP BY n_name ORDER BY suppliers DESC, n_name LIMIT 5";
     let (ok, embedded, err) = ffq_cli(&["sql", "--tpch", "0.01", "--format", "csv", sql]);
@@ -322,9 +198,9 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
     let (ok, distributed, err) = ffq_cli(&[
         "sql",
         "--connect",
-        &cluster.endpoint,
+        cluster.endpoint(),
         "--cluster",
-        &cluster.name,
+        cluster.name(),
         "--tpch",
         "0.01",
         "--format",
@@ -338,23 +214,23 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
     let (ok, status, err) = ffq_cli(&[
         "status",
         "--connect",
-        &cluster.endpoint,
+        cluster.endpoint(),
         "--cluster",
-        &cluster.name,
+        cluster.name(),
     ]);
     assert!(ok, "{err}");
     assert!(status.contains("workers: 2 alive"), "{status}");
     assert!(status.contains("submitted=1"), "{status}");
 
     // Nobody listening: a clear error naming the endpoint, exit status 1.
-    let nobody = format!("tcp/127.0.0.1:{}", free_port());
+    let nobody = format!("tcp/127.0.0.1:{}", free_port().unwrap());
     let start = Instant::now();
     let (ok, _, err) = ffq_cli(&[
         "sql",
         "--connect",
         &nobody,
         "--cluster",
-        &cluster.name,
+        cluster.name(),
         "SELECT 1",
     ]);
     assert!(!ok);

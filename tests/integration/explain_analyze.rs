@@ -2,7 +2,9 @@
 //! operator line carries what it did.
 
 use arrow::array::{Array, StringArray};
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, LocalCluster};
+
+use crate::common::{tpch_cluster_engine, tpch_engine};
 
 const SQL: &str = "EXPLAIN ANALYZE SELECT l_returnflag, count(*) AS n FROM lineitem \
                    WHERE l_quantity < 10 GROUP BY l_returnflag ORDER BY l_returnflag";
@@ -34,17 +36,9 @@ fn value_of(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key}= in {line}"))
 }
 
-fn engine_config() -> EngineConfig {
-    EngineConfig {
-        target_partitions: 3,
-        batch_size: 8192,
-    }
-}
-
 #[tokio::test]
 async fn explain_analyze_embedded_shows_rows_batches_time_and_memory() {
-    let engine = Engine::with_config(engine_config());
-    engine.register_tpch(0.01).unwrap();
+    let engine = tpch_engine(0.01, 3);
     let rows = explain(&engine).await;
     assert_eq!(rows[0].0, "Plan with Metrics");
     let plan = &rows[0].1;
@@ -71,10 +65,7 @@ async fn explain_analyze_embedded_shows_rows_batches_time_and_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn explain_analyze_on_a_cluster_shows_stages_attempts_and_bytes() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = Engine::connect_with_config(cluster.client_config(), engine_config())
-        .await
-        .unwrap();
-    engine.register_tpch(0.01).unwrap();
+    let engine = tpch_cluster_engine(cluster.client_config(), 0.01, 3).await;
     let rows = explain(&engine).await;
     let plan = &rows[0].1;
     assert!(plan.contains("Stage 0 (client)"), "{plan}");
@@ -109,8 +100,7 @@ async fn stages_drawing(engine: &Engine, sql: &str) -> String {
 
 #[tokio::test]
 async fn explain_format_dot_and_mermaid_draw_the_stage_dag() {
-    let engine = Engine::with_config(engine_config());
-    engine.register_tpch(0.01).unwrap();
+    let engine = tpch_engine(0.01, 3);
     let q = "SELECT n_name, count(*) FROM nation JOIN supplier ON n_nationkey = s_nationkey GROUP BY n_name";
     let dot = stages_drawing(&engine, &format!("EXPLAIN (FORMAT dot) {q}")).await;
     assert!(dot.starts_with("digraph stages {"), "{dot}");

@@ -1,7 +1,7 @@
 //! Custom operators: the k-NN operator of `examples/knn`, embedded and on
 //! clusters whose workers may or may not be able to run it.
 
-#[path = "../examples/knn/operator.rs"]
+#[path = "../../examples/knn/operator.rs"]
 mod knn;
 
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! Progress of running queries: rows scanned and stages done, embedded
 //! and on a cluster.
 
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, LocalCluster};
 use futures::StreamExt;
+
+use crate::common::{connect_engine, ffq_engine};
 
 const SQL: &str = "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag";
 
@@ -28,16 +30,9 @@ async fn run_with_progress(
     (before, progress.snapshot())
 }
 
-fn config() -> EngineConfig {
-    EngineConfig {
-        target_partitions: 2,
-        batch_size: 4096,
-    }
-}
-
 #[tokio::test]
 async fn embedded_progress_counts_scanned_rows_and_finished_stages() {
-    let engine = Engine::with_config(config());
+    let engine = ffq_engine(2, 4096);
     engine.register_tpch(0.01).unwrap();
     let (before, after) = run_with_progress(&engine).await;
     assert_eq!(before.rows_scanned, 0);
@@ -49,9 +44,7 @@ async fn embedded_progress_counts_scanned_rows_and_finished_stages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_progress_follows_finished_tasks() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = Engine::connect_with_config(cluster.client_config(), config())
-        .await
-        .unwrap();
+    let engine = connect_engine(cluster.client_config(), 2, 4096).await;
     engine.register_tpch(0.01).unwrap();
     let (before, after) = run_with_progress(&engine).await;
     assert_eq!(before.rows_scanned, 0);

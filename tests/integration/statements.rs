@@ -3,8 +3,6 @@
 //! derived tables; TPC-H q15 (a view); the CLI opening files by SQL.
 //! Results are compared with DataFusion running the same statements.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 
@@ -13,9 +11,10 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 use ffq::Engine;
 
-use common::{
-    assert_same, check_against, ffq_engine, normalize, oracle_ctx, oracle_session, run_oracle,
-    tpch_engine, tpch_query,
+use crate::common::ffq_binary::FFQ;
+use crate::common::{
+    assert_same, check_against, ffq_engine, normalize, oracle_ctx, oracle_session, render_rows,
+    run_oracle, tpch_engine, tpch_query, Fixture,
 };
 
 /// Runs `sql` (one statement) in FFQ and returns its batches.
@@ -85,17 +84,16 @@ fn total_rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
 
-/// Two small memory tables in FFQ and DataFusion.
+/// Table `base` (one batch) in FFQ and DataFusion, at 3 partitions with
+/// batches of 2 rows.
 fn engines() -> (Engine, SessionContext) {
-    let engine = ffq_engine(3, 2);
-    let ctx = oracle_session();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int32, false),
         Field::new("k", DataType::Int64, true),
         Field::new("s", DataType::Utf8, true),
     ]));
     let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+        schema,
         vec![
             Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5])),
             Arc::new(Int64Array::from(vec![
@@ -115,8 +113,7 @@ fn engines() -> (Engine, SessionContext) {
         ],
     )
     .unwrap();
-    common::register_both(&engine, &ctx, "base", schema, vec![batch]);
-    (engine, ctx)
+    Fixture::new().table("base", batch).setup(3, 2)
 }
 
 // ---------------------------------------------------------------------------
@@ -208,8 +205,8 @@ async fn create_table_and_insert() {
     let theirs = df_run(&ctx, sql).await;
     assert_eq!(ours[0].schema().fields(), theirs[0].schema().fields());
     assert_eq!(
-        common::render_rows(&normalize(&ours).unwrap()),
-        common::render_rows(&normalize(&theirs).unwrap())
+        render_rows(&normalize(&ours).unwrap()),
+        render_rows(&normalize(&theirs).unwrap())
     );
     let count = ours[0]
         .column(0)
@@ -670,7 +667,7 @@ fn cli_opens_files_by_sql() {
          SELECT k10, v FROM u ORDER BY k10;",
         csv.display()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_ffq"))
+    let out = Command::new(FFQ)
         .args(["sql", "--format", "csv", &script])
         .output()
         .expect("run ffq");

@@ -1,25 +1,8 @@
 //! Tests of the `ffq` binary.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-fn ffq(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ffq"));
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start ffq");
-    if let Some(text) = stdin {
-        let mut input = child.stdin.take().expect("stdin");
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    child.wait_with_output().expect("run ffq")
-}
+use crate::common::ffq_binary::{ffq, FFQ};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -376,7 +359,7 @@ fn repl_meta_command_errors() {
 
 #[test]
 fn progress_line_is_drawn_on_stderr_and_erased_before_results() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+    let out = Command::new(FFQ)
         .args([
             "sql",
             "--tpch",
@@ -395,7 +378,7 @@ fn progress_line_is_drawn_on_stderr_and_erased_before_results() {
     assert!(err.contains("rows scanned · stages "), "{err:?}");
     assert!(err.ends_with("\r\x1b[K"), "erased at the end: {err:?}");
     // Off when stderr is not a terminal (the default here).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+    let out = Command::new(FFQ)
         .args(["sql", "--tpch", "0.01", "SELECT count(*) FROM nation"])
         .env("FFQ_PROGRESS_AFTER_MS", "0")
         .env_remove("FFQ_PROGRESS")
@@ -407,7 +390,7 @@ fn progress_line_is_drawn_on_stderr_and_erased_before_results() {
 #[test]
 fn explain_format_draws_the_stage_dag() {
     let run = |format: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ffq"))
+        let out = Command::new(FFQ)
             .args([
                 "sql",
                 "--tpch",

@@ -2,8 +2,6 @@
 //! Clusters here are [`LocalCluster`]s: a coordinator and workers in this
 //! process, each with its own zenoh session over loopback TCP.
 
-mod common;
-
 use std::time::Instant;
 
 use std::sync::Arc;
@@ -13,41 +11,18 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use ffq::cluster::{FaultHook, SchedulerConfig};
 use ffq::tpch::{write_tpch, TpchFileFormat};
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, LocalCluster};
 use futures::StreamExt;
 
-use common::{check_parity, tpch_query};
+use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
-
-async fn cluster_engine(cluster: &LocalCluster, partitions: usize) -> Engine {
-    let engine = Engine::connect_with_config(
-        cluster.client_config(),
-        EngineConfig {
-            target_partitions: partitions,
-            batch_size: 8192,
-        },
-    )
-    .await
-    .expect("connect");
-    engine.register_tpch(SF).unwrap();
-    engine
-}
-
-fn embedded_engine(partitions: usize) -> Engine {
-    let engine = Engine::with_config(EngineConfig {
-        target_partitions: partitions,
-        batch_size: 8192,
-    });
-    engine.register_tpch(SF).unwrap();
-    engine
-}
 
 /// Every TPC-H query, on a cluster of `workers` workers; returns the
 /// failures.
 async fn tpch_parity(workers: usize, embedded: &Engine) -> Vec<String> {
     let cluster = LocalCluster::start(workers).await.unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let mut failures = Vec::new();
     let start = Instant::now();
     for q in 1..=22 {
@@ -63,7 +38,7 @@ async fn tpch_parity(workers: usize, embedded: &Engine) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tpch_parity_on_one_two_and_three_workers() {
-    let embedded = embedded_engine(4);
+    let embedded = tpch_engine(SF, 4);
     let mut failures = Vec::new();
     for workers in [1, 2, 3] {
         failures.extend(tpch_parity(workers, &embedded).await);
@@ -110,7 +85,7 @@ async fn garbage_collection_after_success_failure_and_dropped_stream() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     assert_eq!(cluster.worker_states().len(), 2);
 
     // Success.
@@ -172,8 +147,8 @@ async fn a_task_failing_twice_then_succeeding_gives_the_embedded_result() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
-    let embedded = embedded_engine(4);
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
+    let embedded = tpch_engine(SF, 4);
     check_parity("q5, failing twice", &tpch_query(5), &embedded, &engine)
         .await
         .unwrap();
@@ -191,7 +166,7 @@ async fn a_task_that_always_fails_fails_the_query_within_the_attempt_budget() {
         .start()
         .await
         .unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let start = Instant::now();
     let err = engine
         .sql(&tpch_query(1))
@@ -243,8 +218,8 @@ fn people(ids: std::ops::Range<i64>) -> RecordBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_tables_are_shipped_to_the_workers() {
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = cluster_engine(&cluster, 3).await;
-    let embedded = embedded_engine(3);
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 3).await;
+    let embedded = tpch_engine(SF, 3);
     let batches = vec![people(0..500), people(500..1200), people(1200..1201)];
     engine.register_batches("people", batches.clone()).unwrap();
     embedded.register_batches("people", batches).unwrap();
@@ -267,8 +242,8 @@ async fn parquet_and_csv_tables_are_read_by_the_workers() {
     write_tpch(SF, &pq, TpchFileFormat::Parquet, 3).unwrap();
     write_tpch(SF, &csv, TpchFileFormat::Csv, 2).unwrap();
     let cluster = LocalCluster::start(2).await.unwrap();
-    let engine = cluster_engine(&cluster, 4).await;
-    let embedded = embedded_engine(4);
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
+    let embedded = tpch_engine(SF, 4);
     for e in [&engine, &embedded] {
         e.register_parquet("pq_lineitem", pq.join("lineitem").to_str().unwrap())
             .unwrap();

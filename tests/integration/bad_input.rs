@@ -1,8 +1,7 @@
 //! Bad input gives a clear error (checked on its Display text), never a
 //! panic.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};

@@ -5,8 +5,7 @@
 //! the end: generating all 6M lineitem rows takes far longer in a debug
 //! build than the bounds asserted here (see `calibrate_full_scan`).
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
 
-use common::ffq_engine;
+use crate::common::ffq_engine;
 
 /// Waits until the runtime has at most `baseline` alive tasks; returns the
 /// count seen last.
@@ -211,7 +210,7 @@ async fn dropping_a_blocked_pipeline_cancels_its_tasks() {
 
 /// Not a test of FFQ: how long a full scan of SF 1 lineitem takes in this
 /// build (the bounds above assume much more than 5 s).
-/// Run with `cargo test --test streaming -- --ignored calibrate --nocapture`.
+/// Run with `cargo test --test integration streaming::calibrate -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn calibrate_full_scan() {

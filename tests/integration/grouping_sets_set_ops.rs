@@ -9,19 +9,12 @@
 //! `row_number()` makes rows unique, and the DISTINCT set operation on
 //! (row, copy number) keeps `min(m, n)` / `max(m - n, 0)` copies.
 
-mod common;
-
 use std::sync::Arc;
 
 use arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::SessionContext;
-use ffq::Engine;
 
-use common::{
-    assert_no_failures, check_against, check_all, ffq_engine, normalize, oracle_ctx,
-    oracle_session, register_oracle_table, run_ffq, run_oracle, tpch_engine,
-};
+use crate::common::{normalize, run_ffq, tpch_engine, Fixture, Runs};
 
 const SF: f64 = 0.01;
 
@@ -144,29 +137,13 @@ fn u() -> RecordBatch {
     .unwrap()
 }
 
-fn split(batch: &RecordBatch, n: usize) -> Vec<RecordBatch> {
-    (0..batch.num_rows())
-        .step_by(n)
-        .map(|o| batch.slice(o, n.min(batch.num_rows() - o)))
-        .collect()
-}
-
-/// The configurations of the memory-table tests: (partitions, batch size).
-const CONFIGS: [(usize, usize); 2] = [(1, 8192), (3, 2)];
-
-/// An FFQ engine with t and u (in small batches when partitioned), and
-/// the DataFusion oracle with the same tables.
-fn setup(target_partitions: usize, batch_size: usize) -> (Engine, SessionContext) {
-    let engine = ffq_engine(target_partitions, batch_size);
-    let ctx = oracle_session();
-    let chunk = if target_partitions > 1 { 3 } else { 100 };
-    for (name, batch) in [("t", t()), ("u", u())] {
-        engine
-            .register_memory(name, batch.schema(), split(&batch, chunk))
-            .unwrap();
-        register_oracle_table(&ctx, name, batch.schema(), vec![batch]);
-    }
-    (engine, ctx)
+/// t and u in FFQ and in DataFusion: in batches of three rows when
+/// partitioned.
+fn fixture() -> Fixture {
+    Fixture::new()
+        .table("t", t())
+        .table("u", u())
+        .split_when_partitioned(3)
 }
 
 // ---------------------------------------------------------------------------
@@ -204,12 +181,7 @@ const GROUPING_MEMORY: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouping_sets_memory_tables() {
-    let mut failures = Vec::new();
-    for (p, batch_size) in CONFIGS {
-        let (engine, ctx) = setup(p, batch_size);
-        failures.extend(check_all(GROUPING_MEMORY, &engine, &ctx).await);
-    }
-    assert_no_failures(&failures, GROUPING_MEMORY.len() * CONFIGS.len());
+    fixture().check(GROUPING_MEMORY).await;
 }
 
 const GROUPING_TPCH: &[&str] = &[
@@ -238,13 +210,7 @@ const GROUPING_TPCH: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouping_sets_tpch() {
-    let ctx = oracle_ctx(SF);
-    let mut failures = Vec::new();
-    for p in [1, 4] {
-        let engine = tpch_engine(SF, p);
-        failures.extend(check_all(GROUPING_TPCH, &engine, &ctx).await);
-    }
-    assert_no_failures(&failures, GROUPING_TPCH.len() * 2);
+    Runs::tpch(SF, &[1, 4]).assert_same(GROUPING_TPCH).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -377,51 +343,16 @@ fn set_op_cases(memory: bool) -> Vec<(String, String)> {
     cases
 }
 
-async fn check_cases(
-    cases: &[(String, String)],
-    engine: &Engine,
-    ctx: &SessionContext,
-    failures: &mut Vec<String>,
-) {
-    for (sql, oracle_sql) in cases {
-        let label = format!(
-            "query (target_partitions {}):\n{sql}\noracle:\n{oracle_sql}\n",
-            engine.config().target_partitions
-        );
-        let oracle = match run_oracle(oracle_sql, ctx).await {
-            Ok(o) => o,
-            Err(e) => {
-                failures.push(format!("{label}{e}"));
-                continue;
-            }
-        };
-        if let Err(e) = check_against(&label, sql, engine, &oracle).await {
-            failures.push(e);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_ops_all_memory_tables() {
-    let cases = set_op_cases(true);
-    let mut failures = Vec::new();
-    for (p, batch_size) in CONFIGS {
-        let (engine, ctx) = setup(p, batch_size);
-        check_cases(&cases, &engine, &ctx, &mut failures).await;
-    }
-    assert_no_failures(&failures, cases.len() * CONFIGS.len());
+    fixture().runs().assert_same_as(&set_op_cases(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_ops_all_tpch() {
-    let cases = set_op_cases(false);
-    let ctx = oracle_ctx(SF);
-    let mut failures = Vec::new();
-    for p in [1, 4] {
-        let engine = tpch_engine(SF, p);
-        check_cases(&cases, &engine, &ctx, &mut failures).await;
-    }
-    assert_no_failures(&failures, cases.len() * 2);
+    Runs::tpch(SF, &[1, 4])
+        .assert_same_as(&set_op_cases(false))
+        .await;
 }
 
 /// The example of the issue: 5 and 20 rows (DataFusion gives 25 and 0).

@@ -7,14 +7,12 @@
 //! support CREATE VIEW, q15 is reported as a known gap (on stderr) instead
 //! of a failure; any other q15 error fails the test.
 
-mod common;
-
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 use ffq::Engine;
 
-use common::{check_against, oracle_ctx, run_oracle, tpch_engine, tpch_query, OracleResult};
+use crate::common::{check_against, oracle_ctx, run_oracle, tpch_engine, tpch_query, OracleResult};
 
 const PARTITIONS: [usize; 2] = [1, 4];
 

@@ -1,0 +1,27 @@
+//! FFQ's integration tests, as one test binary: each module is one area
+//! (`cargo test --test integration window::` runs the window tests), and
+//! [`common`] holds what they share (the DataFusion oracle, the
+//! differential fixture, result comparison, clusters).
+//!
+//! One binary instead of one per file: the test helpers and DataFusion
+//! (the oracle) are compiled and linked once.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod cluster;
+mod cluster_processes;
+mod custom_operators;
+mod edge_cases;
+mod explain_analyze;
+mod grouping_sets_set_ops;
+mod harness;
+mod progress;
+mod sqllogictest;
+mod statements;
+mod streaming;
+mod tpch_all;
+mod tpch_differential;
+mod vector;
+mod window;
