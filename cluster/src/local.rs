@@ -69,7 +69,7 @@ impl LocalClusterBuilder {
         let mut cluster = LocalCluster {
             endpoint,
             base,
-            coordinator,
+            coordinator: Some(coordinator),
             workers: Vec::new(),
             slots: self.slots,
             fault: self.fault.clone(),
@@ -85,7 +85,8 @@ impl LocalClusterBuilder {
 pub struct LocalCluster {
     endpoint: String,
     base: ClusterConfig,
-    coordinator: Coordinator,
+    /// `None` once stopped by [`LocalCluster::stop_coordinator`].
+    coordinator: Option<Coordinator>,
     workers: Vec<Option<Worker>>,
     slots: u32,
     fault: Option<FaultHook>,
@@ -165,15 +166,27 @@ impl LocalCluster {
         self.workers.iter().flatten().map(|w| w.state()).collect()
     }
 
+    /// The coordinator's status (empty once it was stopped).
     pub fn status(&self) -> ClusterStatus {
-        self.coordinator.status()
+        self.coordinator
+            .as_ref()
+            .map(Coordinator::status)
+            .unwrap_or_default()
+    }
+
+    /// Stops the coordinator (its session closes and its liveliness token
+    /// goes, as when its process dies); the workers keep running.
+    pub async fn stop_coordinator(&mut self) {
+        if let Some(c) = self.coordinator.take() {
+            c.shutdown().await;
+        }
     }
 
     /// Waits (up to 10 s) until the coordinator's status satisfies `f`.
     pub async fn wait_for(&self, f: impl Fn(&ClusterStatus) -> bool) -> Result<()> {
         let start = Instant::now();
         loop {
-            let status = self.coordinator.status();
+            let status = self.status();
             if f(&status) {
                 return Ok(());
             }
@@ -190,6 +203,6 @@ impl LocalCluster {
         for w in self.workers.drain(..).flatten() {
             w.shutdown().await;
         }
-        self.coordinator.shutdown().await;
+        self.stop_coordinator().await;
     }
 }

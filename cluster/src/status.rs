@@ -25,8 +25,9 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
         if let Some(s) = state {
             let _ = write!(
                 line,
-                " buffered={} streams={} tasks_run={}",
+                " buffered={} spilled={} streams={} tasks_run={}",
                 human_bytes(s.buffered_bytes),
+                human_bytes(s.spilled_bytes),
                 s.streams.len(),
                 s.tasks_run
             );
