@@ -26,10 +26,10 @@ fn info(id: &str, slots: u32) -> WorkerInfo {
     }
 }
 
-/// Stage 0 <- stage 1 (2 tasks) <- stage 2 (3 scan tasks).
-fn query(id: &str) -> SubmitQuery {
+/// A TPC-H nation scan in 3 partitions.
+fn nation_scan() -> PhysicalPlan {
     let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-    let scan = PhysicalPlan::Scan {
+    PhysicalPlan::Scan {
         source: ScanSource::Tpch {
             table: TpchTable::Nation,
             scale_factor: 0.01,
@@ -39,12 +39,21 @@ fn query(id: &str) -> SubmitQuery {
         projection: None,
         pruning: vec![],
         schema,
-    };
+    }
+}
+
+/// `input` repartitioned round-robin into 2 partitions.
+fn round_robin(input: PhysicalPlan) -> PhysicalPlan {
+    PhysicalPlan::Exchange {
+        input: Box::new(input),
+        partitioning: Partitioning::RoundRobin { partitions: 2 },
+    }
+}
+
+/// `input` gathered to the client, as query `id`.
+fn submit(id: &str, input: PhysicalPlan) -> SubmitQuery {
     let plan = PhysicalPlan::Exchange {
-        input: Box::new(PhysicalPlan::Exchange {
-            input: Box::new(scan),
-            partitioning: Partitioning::RoundRobin { partitions: 2 },
-        }),
+        input: Box::new(input),
         partitioning: Partitioning::Gather,
     };
     SubmitQuery {
@@ -53,6 +62,11 @@ fn query(id: &str) -> SubmitQuery {
         stages: split_stages(&plan),
         batch_size: 1024,
     }
+}
+
+/// Stage 0 <- stage 1 (2 tasks) <- stage 2 (3 scan tasks).
+fn query(id: &str) -> SubmitQuery {
+    submit(id, round_robin(nation_scan()))
 }
 
 fn assigned(actions: &[Action]) -> Vec<(WorkerId, AttemptRef)> {
@@ -260,29 +274,7 @@ fn a_worker_failing_repeatedly_is_excluded_while_others_can_run() {
 /// Stage 0 <- stage 1 (2 tasks) <- stage 2 (2 tasks) <- stage 3 (3 scan
 /// tasks): stage 3's outputs can be released once stage 2 is done.
 fn deep_query(id: &str) -> SubmitQuery {
-    let mut submit = query(id);
-    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-    let scan = PhysicalPlan::Scan {
-        source: ScanSource::Tpch {
-            table: TpchTable::Nation,
-            scale_factor: 0.01,
-            partitions: 3,
-        },
-        table_schema: Arc::clone(&schema),
-        projection: None,
-        pruning: vec![],
-        schema,
-    };
-    let round_robin = |input| PhysicalPlan::Exchange {
-        input: Box::new(input),
-        partitioning: Partitioning::RoundRobin { partitions: 2 },
-    };
-    let plan = PhysicalPlan::Exchange {
-        input: Box::new(round_robin(round_robin(scan))),
-        partitioning: Partitioning::Gather,
-    };
-    submit.stages = split_stages(&plan);
-    submit
+    submit(id, round_robin(round_robin(nation_scan())))
 }
 
 fn releases(actions: &[Action]) -> Vec<(WorkerId, Release)> {

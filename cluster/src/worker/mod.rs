@@ -7,16 +7,15 @@
 //! (the requests of [`WorkerRequest`]: `info`, `assign`, `release`,
 //! `state`).
 //!
-//! It watches the coordinator's liveliness token: when the coordinator goes
-//! away, nothing can release what its queries left here, so the worker
-//! drops everything at once. A query once released cannot come back: its
+//! It watches the coordinator's liveliness token: when the coordinator is
+//! gone for [`COORDINATOR_GRACE`], nothing can release what its queries
+//! left here, so the worker drops everything. A query once released cannot come back: its
 //! late assignments are ignored and its late writes refused.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::ipc::reader::StreamReader;
 use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::functions::FunctionRegistry;
@@ -25,8 +24,8 @@ use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::keys::{coordinator_token_key, worker_key};
 use ffq_transport::zenoh_exchange::{
-    AttemptRef, ClientId, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig,
-    WorkerId, ZenohPartitionWriter,
+    AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig, WorkerId,
+    ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -35,11 +34,18 @@ use zenoh::query::Query;
 use zenoh::sample::SampleKind;
 use zenoh::Session;
 
+/// How long the coordinator's liveliness token may be gone before the
+/// worker drops everything: a coordinator (or this worker) paused or cut
+/// off briefly comes back and reconciles by itself.
+const COORDINATOR_GRACE: Duration = Duration::from_secs(3);
+
+mod tables;
+
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
 use crate::protocol::{
-    ask_coordinator, client_table_key, encode, worker_ctl_key, Release, Released, TableRequest,
-    TaskAssignment, TaskOutcome, TaskReport, WorkerInfo, WorkerRequest, WorkerState,
+    ask_coordinator, worker_ctl_key, Release, Released, TaskAssignment, TaskOutcome, TaskReport,
+    WorkerInfo, WorkerRequest, WorkerState,
 };
 
 /// A test hook: called before an attempt runs; `Some(message)` makes the
@@ -164,14 +170,21 @@ impl Worker {
                 .map_err(ClusterError::zenoh)?;
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
+                // Bumped at every change of the token: a drop scheduled at
+                // a Delete happens only if nothing changed since.
+                let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
                 while let Ok(sample) = tokens.recv_async().await {
-                    if sample.kind() == SampleKind::Delete {
-                        // Nobody can release what the coordinator's queries
-                        // left here any more: drop all of it now.
-                        let released = shared.release(&Release::AllExcept(vec![]));
-                        tracing::warn!(worker = %shared.id, ?released,
-                            "coordinator gone; dropped every task, output and table");
+                    let seen = generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    if sample.kind() != SampleKind::Delete {
+                        continue;
                     }
+                    let (shared, generation) = (Arc::clone(&shared), Arc::clone(&generation));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(COORDINATOR_GRACE).await;
+                        if generation.load(std::sync::atomic::Ordering::SeqCst) == seen {
+                            shared.drop_everything();
+                        }
+                    });
                 }
             })
         };
@@ -235,10 +248,7 @@ async fn handle_control(shared: &Arc<Shared>, query: Query) {
     match request {
         WorkerRequest::Info(_, reply) => reply.send(Ok(shared.info())).await,
         WorkerRequest::State(_, reply) => reply.send(Ok(shared.state())).await,
-        WorkerRequest::Assign(assignment, reply) => {
-            shared.start_task(assignment);
-            reply.send(Ok(())).await
-        }
+        WorkerRequest::Assign(assignment, reply) => reply.send(shared.start_task(assignment)).await,
         WorkerRequest::Release(release, reply) => reply.send(Ok(shared.release(&release))).await,
     }
 }
@@ -283,20 +293,25 @@ impl Shared {
         }
     }
 
-    /// Starts an assigned attempt; it reports its outcome by itself.
-    fn start_task(self: &Arc<Self>, assignment: TaskAssignment) {
+    /// Starts an assigned attempt; it reports its outcome by itself. An
+    /// attempt of a query released here is refused: the query ended while
+    /// its assignment was on the way (a coordinator that still runs it
+    /// then retries the task elsewhere).
+    fn start_task(self: &Arc<Self>, assignment: TaskAssignment) -> Result<()> {
         let attempt = assignment.attempt_ref();
         if self.store.is_released(&attempt.query) {
-            // The query ended while its assignment was on the way.
-            tracing::debug!(worker = %self.id, ?attempt, "assignment of a released query ignored");
-            return;
+            tracing::debug!(worker = %self.id, ?attempt, "assignment of a released query refused");
+            return Err(ClusterError::Query(format!(
+                "query {} was released on worker {}",
+                attempt.query, self.id
+            )));
         }
-        let mut running = match self.running.lock() {
-            Ok(r) => r,
-            Err(_) => return,
-        };
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| ClusterError::Protocol("running task table poisoned".into()))?;
         if running.contains_key(&attempt) {
-            return;
+            return Ok(());
         }
         tracing::debug!(worker = %self.id, ?attempt, "task started");
         let shared = Arc::clone(self);
@@ -317,6 +332,7 @@ impl Shared {
             shared.report(key, outcome).await;
         });
         running.insert(attempt, handle.abort_handle());
+        Ok(())
     }
 
     async fn run_task(&self, a: &TaskAssignment) -> ffq_dataflow::Result<TaskOutcome> {
@@ -422,9 +438,10 @@ impl Shared {
             if map.batches(&name).is_some() {
                 continue;
             }
-            let batches = fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
-                .await
-                .map_err(DataflowError::from)?;
+            let batches =
+                tables::fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
+                    .await
+                    .map_err(DataflowError::from)?;
             map.insert(name, batches);
         }
         Ok(map)
@@ -533,6 +550,26 @@ impl Shared {
 }
 
 impl Shared {
+    /// Nobody can release what the coordinator's queries left here any
+    /// more: every task stops and every output and table goes. Nothing is
+    /// marked released (a coordinator that comes back after all may
+    /// assign the same queries again; it tells the worker what to drop).
+    fn drop_everything(&self) {
+        let mut tasks = 0;
+        if let Ok(mut running) = self.running.lock() {
+            for (_, h) in running.drain() {
+                h.abort();
+                tasks += 1;
+            }
+        }
+        let streams = self.store.release_all();
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.clear();
+        }
+        tracing::warn!(worker = %self.id, tasks, streams,
+            "coordinator gone; dropped every task, output and table");
+    }
+
     /// The queries `release` ends on this worker: everything of them goes.
     fn ended_queries(&self, release: &Release) -> Vec<QueryId> {
         match release {
@@ -559,51 +596,4 @@ impl Drop for AttemptOutput {
             w.abort("the task attempt was cancelled");
         }
     }
-}
-
-/// Fetches memory table `name` of `query` from its client.
-async fn fetch_table(
-    session: &Session,
-    cluster: &ClusterId,
-    client: &ClientId,
-    query: &QueryId,
-    name: &str,
-) -> Result<Vec<arrow::array::RecordBatch>> {
-    let key = client_table_key(cluster, client);
-    let request = TableRequest {
-        query: query.clone(),
-        name: name.to_string(),
-    };
-    let replies = session
-        .get(&key)
-        .payload(encode(&request)?)
-        .congestion_control(zenoh::qos::CongestionControl::Block)
-        .timeout(Duration::from_secs(60))
-        .await
-        .map_err(ClusterError::zenoh)?;
-    let reply = replies
-        .recv_async()
-        .await
-        .map_err(|_| ClusterError::Unreachable {
-            key: key.clone(),
-            reason: format!("the client did not answer for memory table {name}"),
-        })?;
-    let sample = reply.result().map_err(|e| {
-        ClusterError::Remote(format!(
-            "memory table {name}: {}",
-            e.payload()
-                .try_to_string()
-                .map(|s| s.into_owned())
-                .unwrap_or_default()
-        ))
-    })?;
-    let bytes = sample.payload().to_bytes();
-    if bytes.is_empty() {
-        return Ok(vec![]);
-    }
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes.as_ref()), None)
-        .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))
 }
