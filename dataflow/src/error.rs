@@ -2,7 +2,7 @@
 //! not supported yet) are kept apart from internal errors (bugs).
 
 use arrow::error::ArrowError;
-use datafusion_common::DataFusionError;
+use datafusion_common::{human_readable_size, DataFusionError};
 
 /// Result alias of the dataflow crate.
 pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
@@ -29,6 +29,20 @@ pub enum DataflowError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// A memory reservation was refused: `operator` (its memory consumer
+    /// name) needs `needs` bytes in all, more than the pool's `limit`
+    /// leaves; `holders` says who holds what.
+    #[error(
+        "resources exhausted: {operator} needs {}, memory limit {} ({holders})",
+        human_readable_size(*.needs),
+        .limit.map_or_else(|| "none".to_string(), human_readable_size)
+    )]
+    ResourcesExhausted {
+        operator: String,
+        needs: usize,
+        limit: Option<usize>,
+        holders: String,
+    },
     /// The query was cancelled (its output stream was dropped).
     #[error("query cancelled")]
     Cancelled,

@@ -21,12 +21,23 @@ use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 /// An operator whose partitions are checked and whose streams are counted.
 pub struct Instrumented {
     inner: Arc<dyn Operator>,
+    /// The plan node's id (see `PhysicalPlan::numbered`), for names of
+    /// memory reservations.
+    node: usize,
     metrics: Arc<OperatorMetrics>,
 }
 
 impl Instrumented {
-    pub fn wrap(inner: Arc<dyn Operator>, metrics: Arc<OperatorMetrics>) -> Arc<dyn Operator> {
-        Arc::new(Instrumented { inner, metrics })
+    pub fn wrap(
+        inner: Arc<dyn Operator>,
+        node: usize,
+        metrics: Arc<OperatorMetrics>,
+    ) -> Arc<dyn Operator> {
+        Arc::new(Instrumented {
+            inner,
+            node,
+            metrics,
+        })
     }
 }
 
@@ -47,7 +58,7 @@ impl Operator for Instrumented {
                 self.name(),
             )));
         }
-        let ctx = ctx.for_operator();
+        let ctx = ctx.for_operator(self.name(), self.node, partition);
         let inner = self.inner.execute(partition, &ctx)?;
         Ok(Box::pin(CountedStream {
             inner,

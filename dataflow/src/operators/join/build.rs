@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use super::gather::rebind;
 use crate::error::{DataflowError, Result};
-use crate::execution::{Operator, TaskContext};
+use crate::execution::{Operator, OperatorMemory, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 type SharedResult<T> = std::result::Result<Arc<T>, Arc<DataflowError>>;
@@ -95,6 +95,17 @@ pub fn unshare_error(e: &DataflowError) -> DataflowError {
         },
         DataflowError::Execution(m) => DataflowError::Execution(m.clone()),
         DataflowError::Cancelled => DataflowError::Cancelled,
+        DataflowError::ResourcesExhausted {
+            operator,
+            needs,
+            limit,
+            holders,
+        } => DataflowError::ResourcesExhausted {
+            operator: operator.clone(),
+            needs: *needs,
+            limit: *limit,
+            holders: holders.clone(),
+        },
         DataflowError::Internal(m) => DataflowError::Internal(m.clone()),
         other => DataflowError::Execution(other.to_string()),
     }
@@ -116,19 +127,34 @@ pub fn merged_input(
     Ok(boxed(input.schema(), futures::stream::select_all(streams)))
 }
 
-/// Collects a stream into one batch of `schema`.
+/// A collected build side with the reservation of what it holds, given
+/// back to the pool when the last partition lets go of it.
+pub struct HeldBatch {
+    pub batch: RecordBatch,
+    _memory: OperatorMemory,
+}
+
+/// Collects a stream into one batch of `schema`, reserving what it holds
+/// from `memory` batch by batch.
 pub async fn collect_batch(
     mut input: SendableRecordBatchStream,
     schema: &SchemaRef,
-) -> Result<RecordBatch> {
+    memory: OperatorMemory,
+) -> Result<HeldBatch> {
     let mut batches = Vec::new();
     while let Some(b) = input.next().await {
         let b = b?;
         if b.num_rows() > 0 {
+            memory.try_grow(b.get_array_memory_size())?;
             batches.push(b);
         }
     }
-    concat(schema, batches)
+    let batch = concat(schema, batches)?;
+    memory.try_resize(batch.get_array_memory_size())?;
+    Ok(HeldBatch {
+        batch,
+        _memory: memory,
+    })
 }
 
 /// Concatenates batches into one batch of `schema`.
