@@ -2,7 +2,9 @@
 //! not supported yet) are kept apart from internal errors (bugs).
 
 use arrow::error::ArrowError;
-use datafusion_common::{human_readable_size, DataFusionError};
+use datafusion_common::DataFusionError;
+
+use crate::execution::format_bytes;
 
 /// Result alias of the dataflow crate.
 pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
@@ -34,8 +36,8 @@ pub enum DataflowError {
     /// leaves; `holders` says who holds what.
     #[error(
         "resources exhausted: {operator} needs {}, memory limit {} ({holders})",
-        human_readable_size(*.needs),
-        .limit.map_or_else(|| "none".to_string(), human_readable_size)
+        format_bytes(*.needs),
+        .limit.map_or_else(|| "none".to_string(), format_bytes)
     )]
     ResourcesExhausted {
         operator: String,
@@ -64,6 +66,35 @@ fn strip_df_prefix(e: &DataFusionError) -> String {
 }
 
 impl DataflowError {
+    /// A copy for another consumer of the same failure (a shared build, an
+    /// exchange's other outputs): the category and fields are kept where
+    /// they can be; wrapped library errors become their message.
+    pub fn duplicate(&self) -> DataflowError {
+        match self {
+            DataflowError::NotSupported(m) => DataflowError::NotSupported(m.clone()),
+            DataflowError::Plan(m) => DataflowError::Plan(m.clone()),
+            DataflowError::File { path, message } => DataflowError::File {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            DataflowError::Execution(m) => DataflowError::Execution(m.clone()),
+            DataflowError::ResourcesExhausted {
+                operator,
+                needs,
+                limit,
+                holders,
+            } => DataflowError::ResourcesExhausted {
+                operator: operator.clone(),
+                needs: *needs,
+                limit: *limit,
+                holders: holders.clone(),
+            },
+            DataflowError::Cancelled => DataflowError::Cancelled,
+            DataflowError::Internal(m) => DataflowError::Internal(m.clone()),
+            other => DataflowError::Execution(other.to_string()),
+        }
+    }
+
     pub fn file(path: impl Into<String>, message: impl std::fmt::Display) -> Self {
         DataflowError::File {
             path: path.into(),

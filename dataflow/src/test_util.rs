@@ -80,7 +80,7 @@ pub fn assert_exhausted<T: std::fmt::Debug>(result: Result<T>, operator: &str, l
             assert!(
                 msg.contains(&format!(
                     "memory limit {}",
-                    datafusion_common::human_readable_size(limit)
+                    crate::execution::format_bytes(limit)
                 )),
                 "{msg}"
             );

@@ -19,7 +19,6 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use datafusion_common::human_readable_size;
 use datafusion_common::DataFusionError;
 use datafusion_execution::memory_pool::{
     GreedyMemoryPool, MemoryConsumer, MemoryConsumerMetrics, MemoryLimit, MemoryPool,
@@ -106,7 +105,7 @@ impl OperatorMemory {
             Some(h) if h.is_empty() => "nothing else held".to_string(),
             Some(h) => h
                 .iter()
-                .map(|c| format!("{} holds {}", c.name, human_readable_size(c.reserved)))
+                .map(|c| format!("{} holds {}", c.name, format_bytes(c.reserved)))
                 .collect::<Vec<_>>()
                 .join(", "),
             // A pool that does not track its consumers: its own words.
@@ -119,6 +118,22 @@ impl OperatorMemory {
             holders,
         }
     }
+}
+
+/// `bytes` for people: exact below 1 KiB, else in binary units with one
+/// decimal (`1.5 MiB`), the units `--memory-limit` accepts.
+pub fn format_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// The consumers holding the most, largest first, if `pool` tracks them.
@@ -134,4 +149,60 @@ fn top_holders(pool: &Arc<dyn MemoryPool>) -> Option<Vec<MemoryConsumerMetrics>>
     all.sort_by_key(|c| std::cmp::Reverse(c.reserved));
     all.truncate(TOP_HOLDERS);
     Some(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(pool: &Arc<dyn MemoryPool>, name: &str) -> OperatorMemory {
+        OperatorMemory::new(pool, name.to_string(), Arc::new(AtomicU64::new(0)))
+    }
+
+    #[test]
+    fn bytes_for_people() {
+        assert_eq!(format_bytes(0), "0 bytes");
+        assert_eq!(format_bytes(1023), "1023 bytes");
+        assert_eq!(format_bytes(1024), "1.0 KiB");
+        assert_eq!(format_bytes(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn refusal_names_operator_limit_and_holders() {
+        let pool = memory_pool(Some(4096));
+        let a = memory(&pool, "HashJoin (node 2, partition 0) build");
+        a.try_resize(3000).unwrap_or_else(|e| panic!("{e}"));
+        let b = memory(&pool, "Sort (node 1, partition 0)");
+        b.try_resize(1000).unwrap_or_else(|e| panic!("{e}"));
+        let err = b.try_resize(2000).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "resources exhausted: Sort (node 1, partition 0) needs 2.0 KiB, \
+                 memory limit 4.0 KiB (HashJoin (node 2, partition 0) build holds \
+                 2.9 KiB, Sort (node 1, partition 0) holds 1000 bytes)"
+            )
+        );
+        // A refused reservation is unchanged; a freed one gives bytes back.
+        assert_eq!(b.size(), 1000);
+        drop(a);
+        b.try_resize(3000).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pool.reserved(), 3000);
+        b.free();
+        assert_eq!(pool.reserved(), 0);
+        assert_eq!(memory_limit(pool.as_ref()), Some(4096));
+    }
+
+    #[test]
+    fn peak_is_recorded_and_unbounded_never_refuses() {
+        let pool = memory_pool(None);
+        let peak = Arc::new(AtomicU64::new(0));
+        let m = OperatorMemory::new(&pool, "x".into(), Arc::clone(&peak));
+        m.try_resize(1 << 40).unwrap_or_else(|e| panic!("{e}"));
+        m.try_resize(10).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(peak.load(Ordering::Relaxed), 1 << 40);
+        assert_eq!(memory_limit(pool.as_ref()), None);
+        drop(m);
+        assert_eq!(pool.reserved(), 0);
+    }
 }

@@ -25,6 +25,6 @@ pub use batch_builder::BatchBuilder;
 pub use context::{ExecConfig, TaskContext};
 pub use datafusion_execution::memory_pool::MemoryPool;
 pub use instrumented::Instrumented;
-pub use memory::{memory_limit, memory_pool, OperatorMemory};
+pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
 pub use tasks::{catch_panic, QueryTasks};

@@ -86,29 +86,7 @@ pub async fn await_build<T: Send + Sync + 'static>(build: SharedBuild<T>) -> Res
 
 /// A copy of a shared error for one of its consumers (keeps the category).
 pub fn unshare_error(e: &DataflowError) -> DataflowError {
-    match e {
-        DataflowError::NotSupported(m) => DataflowError::NotSupported(m.clone()),
-        DataflowError::Plan(m) => DataflowError::Plan(m.clone()),
-        DataflowError::File { path, message } => DataflowError::File {
-            path: path.clone(),
-            message: message.clone(),
-        },
-        DataflowError::Execution(m) => DataflowError::Execution(m.clone()),
-        DataflowError::Cancelled => DataflowError::Cancelled,
-        DataflowError::ResourcesExhausted {
-            operator,
-            needs,
-            limit,
-            holders,
-        } => DataflowError::ResourcesExhausted {
-            operator: operator.clone(),
-            needs: *needs,
-            limit: *limit,
-            holders: holders.clone(),
-        },
-        DataflowError::Internal(m) => DataflowError::Internal(m.clone()),
-        other => DataflowError::Execution(other.to_string()),
-    }
+    e.duplicate()
 }
 
 /// All partitions of `input` as one stream (read concurrently, so that
