@@ -19,6 +19,7 @@ use std::time::Duration;
 use arrow::ipc::reader::StreamReader;
 use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::execution::{memory_pool, MemoryPool};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::exchange::Partitioner;
 use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
@@ -62,6 +63,11 @@ pub struct WorkerConfig {
     /// Operator names to advertise instead of the registry's (tests of a
     /// worker advertising what it cannot build, as in a registration race).
     pub advertise: Option<Vec<String>>,
+    /// Bytes that operator state of all tasks running on this worker may
+    /// hold at once (one pool per worker); a task needing more fails with
+    /// a `resources exhausted` error. `None`: no limit. The output store
+    /// has its own budget (`store`).
+    pub memory_limit: Option<usize>,
 }
 
 impl WorkerConfig {
@@ -79,6 +85,7 @@ impl WorkerConfig {
             fault: None,
             operators: OperatorRegistry::default(),
             advertise: None,
+            memory_limit: None,
         }
     }
 }
@@ -100,6 +107,8 @@ struct Shared {
     registry: Arc<FunctionRegistry>,
     fault: Option<FaultHook>,
     operators: Arc<OperatorRegistry>,
+    /// The worker's memory pool, shared by its tasks.
+    memory_pool: Arc<dyn MemoryPool>,
     advertised: Vec<String>,
     running: Mutex<HashMap<AttemptRef, AbortHandle>>,
     tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
@@ -135,6 +144,7 @@ impl Worker {
             registry: Arc::new(FunctionRegistry::with_defaults()),
             fault: config.fault.clone(),
             operators: Arc::new(config.operators.clone()),
+            memory_pool: memory_pool(config.memory_limit),
             advertised: config
                 .advertise
                 .clone()
@@ -353,6 +363,7 @@ impl Shared {
             &a.stage.plan,
             ExecConfig {
                 batch_size: a.batch_size,
+                memory_pool: Arc::clone(&self.memory_pool),
                 ..ExecConfig::default()
             },
             Arc::clone(&self.registry),

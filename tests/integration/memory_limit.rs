@@ -3,11 +3,14 @@
 //! `resources exhausted` error naming the operator and the limit; under a
 //! generous limit they return the same rows as without one.
 
-use ffq::{Engine, EngineConfig};
+use std::time::Duration;
+
+use ffq::cluster::SchedulerConfig;
+use ffq::{Engine, EngineConfig, LocalCluster};
 
 use crate::common::differential::check_all;
 use crate::common::ffq_binary::ffq;
-use crate::common::{assert_no_failures, oracle_ctx, tpch_query};
+use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_query};
 
 const SF: f64 = 0.01;
 
@@ -70,6 +73,41 @@ async fn tpch_under_a_generous_limit_returns_the_same_rows() {
         failures.extend(check_all(&queries, &engine, &ctx).await);
     }
     assert_no_failures(&failures, 2 * queries.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_run_tasks_under_their_limit() {
+    let mut cluster = LocalCluster::builder()
+        .workers(0)
+        .scheduler(SchedulerConfig {
+            backoff_base: Duration::from_millis(10),
+            ..SchedulerConfig::default()
+        })
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    for _ in 0..2 {
+        cluster
+            .add_worker_with(|w| w.memory_limit = Some(4096))
+            .await
+            .unwrap_or_else(|e| panic!("worker: {e}"));
+    }
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 2).await;
+    // q3: joins and aggregates run on the workers.
+    let result = match engine.sql(&tpch_query(3)).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    let msg = match result {
+        Ok(_) => panic!("q3 fit in 4 KiB per worker"),
+        Err(e) => e.to_string(),
+    };
+    assert!(msg.contains("resources exhausted: "), "{msg}");
+    assert!(msg.contains("memory limit 4.0 KiB"), "{msg}");
+    assert!(
+        STATEFUL.iter().any(|op| msg.contains(op)),
+        "no operator named: {msg}"
+    );
 }
 
 #[test]
