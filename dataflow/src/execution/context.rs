@@ -13,6 +13,7 @@ use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
 use crate::metrics::MetricsSet;
+use crate::plan::NodeId;
 use crate::tables::MemoryTables;
 
 /// Execution settings.
@@ -98,7 +99,7 @@ impl TaskContext {
     pub(crate) fn for_operator(
         &self,
         name: &str,
-        node: usize,
+        node: NodeId,
         partition: usize,
     ) -> Arc<TaskContext> {
         Arc::new(TaskContext {
@@ -111,7 +112,7 @@ impl TaskContext {
             metrics: Arc::clone(&self.metrics),
             memory: Arc::new(AtomicU64::new(0)),
             operator: OperatorSlot {
-                name: format!("{name} (node {node}, partition {partition})"),
+                name: format!("{name} (node {}, partition {partition})", node.0),
             },
             tasks: self.tasks.clone(),
         })

@@ -16,6 +16,7 @@ use futures::Stream;
 use super::{Operator, OperatorProperties, TaskContext};
 use crate::error::{DataflowError, Result};
 use crate::metrics::OperatorMetrics;
+use crate::plan::NodeId;
 use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 
 /// An operator whose partitions are checked and whose streams are counted.
@@ -23,14 +24,14 @@ pub struct Instrumented {
     inner: Arc<dyn Operator>,
     /// The plan node's id (see `PhysicalPlan::numbered`), for names of
     /// memory reservations.
-    node: usize,
+    node: NodeId,
     metrics: Arc<OperatorMetrics>,
 }
 
 impl Instrumented {
     pub fn wrap(
         inner: Arc<dyn Operator>,
-        node: usize,
+        node: NodeId,
         metrics: Arc<OperatorMetrics>,
     ) -> Arc<dyn Operator> {
         Arc::new(Instrumented {
