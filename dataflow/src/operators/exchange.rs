@@ -140,10 +140,11 @@ impl Exchange {
                     if !matches!(e, DataflowError::Cancelled) {
                         // Every consumer must learn that its input is
                         // incomplete; one error each is enough.
-                        for o in 1..outputs {
-                            let _ = writer.send(o, Err(e.duplicate())).await;
-                        }
+                        let copy = e.duplicate();
                         let _ = writer.send(0, Err(e)).await;
+                        for o in 1..outputs {
+                            let _ = writer.send(o, Err(copy.duplicate())).await;
+                        }
                     }
                 }
             })?;
