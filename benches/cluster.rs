@@ -39,6 +39,7 @@ fn main() {
         let config = EngineConfig {
             target_partitions: partitions,
             batch_size: 8192,
+            memory_limit: None,
         };
         let processes = ProcessCluster::builder(env!("CARGO_BIN_EXE_ffq"))
             .workers(workers)

@@ -40,6 +40,7 @@ fn main() {
         let engine = Engine::with_config(EngineConfig {
             target_partitions: partitions,
             batch_size: 8192,
+            memory_limit: None,
         });
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_target_partitions(partitions),

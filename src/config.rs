@@ -8,6 +8,11 @@ pub struct EngineConfig {
     pub target_partitions: usize,
     /// Target rows per batch; default 8192.
     pub batch_size: usize,
+    /// Bytes that operator state (hash tables, sort and join buffers) of
+    /// all queries of the engine may hold at once; a query whose next
+    /// reservation does not fit fails with a `resources exhausted` error
+    /// (nothing spills yet). Default `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -17,6 +22,7 @@ impl Default for EngineConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             batch_size: 8192,
+            memory_limit: None,
         }
     }
 }
@@ -27,6 +33,7 @@ impl EngineConfig {
         EngineConfig {
             target_partitions: self.target_partitions.max(1),
             batch_size: self.batch_size.max(1),
+            memory_limit: self.memory_limit,
         }
     }
 }

@@ -12,6 +12,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion_expr::LogicalPlan;
 use ffq_dataflow::custom::{CustomOperator, OperatorRegistry};
+use ffq_dataflow::execution::{memory_pool, MemoryPool};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::tpch_scan::tpch_schema;
 use ffq_dataflow::operators::{csv_scan, parquet_scan};
@@ -41,11 +42,15 @@ pub(crate) struct SessionState {
     operators: RwLock<Arc<OperatorRegistry>>,
     /// Where queries run; chosen when the engine is built.
     pub backend: Arc<dyn ExecutionBackend>,
+    /// The engine's memory pool (`EngineConfig::memory_limit`), shared by
+    /// all its queries run in this process.
+    memory_pool: Arc<dyn MemoryPool>,
 }
 
 impl SessionState {
     pub fn new(config: EngineConfig, backend: Arc<dyn ExecutionBackend>) -> Self {
         SessionState {
+            memory_pool: memory_pool(config.memory_limit),
             config: config.normalized(),
             catalog: Catalog::default(),
             functions: Arc::new(FunctionRegistry::with_defaults()),
@@ -91,6 +96,7 @@ impl SessionState {
             operators: self.operators(),
             config: ExecConfig {
                 batch_size: self.config.batch_size,
+                memory_pool: Arc::clone(&self.memory_pool),
                 ..ExecConfig::default()
             },
         }

@@ -34,7 +34,7 @@ fn compile_at(
         .map(|&c| compile_at(nodes, c, ctx))
         .collect::<Result<Vec<_>>>()?;
     let op = compile_node(node.node, Inputs(inputs), ctx)?;
-    Ok(Instrumented::wrap(op, ctx.metrics.register(id)))
+    Ok(Instrumented::wrap(op, id, ctx.metrics.register(id)))
 }
 
 /// The compiled inputs of a node, taken in order.

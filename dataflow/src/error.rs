@@ -4,6 +4,8 @@
 use arrow::error::ArrowError;
 use datafusion_common::DataFusionError;
 
+use crate::execution::format_bytes;
+
 /// Result alias of the dataflow crate.
 pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
 
@@ -29,6 +31,20 @@ pub enum DataflowError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// A memory reservation was refused: `operator` (its memory consumer
+    /// name) needs `needs` bytes in all, more than the pool's `limit`
+    /// leaves; `holders` says who holds what.
+    #[error(
+        "resources exhausted: {operator} needs {}, memory limit {} ({holders})",
+        format_bytes(*.needs),
+        .limit.map_or_else(|| "none".to_string(), format_bytes)
+    )]
+    ResourcesExhausted {
+        operator: String,
+        needs: usize,
+        limit: Option<usize>,
+        holders: String,
+    },
     /// The query was cancelled (its output stream was dropped).
     #[error("query cancelled")]
     Cancelled,
@@ -50,6 +66,35 @@ fn strip_df_prefix(e: &DataFusionError) -> String {
 }
 
 impl DataflowError {
+    /// A copy for another consumer of the same failure (a shared build, an
+    /// exchange's other outputs): the category and fields are kept where
+    /// they can be; wrapped library errors become their message.
+    pub fn duplicate(&self) -> DataflowError {
+        match self {
+            DataflowError::NotSupported(m) => DataflowError::NotSupported(m.clone()),
+            DataflowError::Plan(m) => DataflowError::Plan(m.clone()),
+            DataflowError::File { path, message } => DataflowError::File {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            DataflowError::Execution(m) => DataflowError::Execution(m.clone()),
+            DataflowError::ResourcesExhausted {
+                operator,
+                needs,
+                limit,
+                holders,
+            } => DataflowError::ResourcesExhausted {
+                operator: operator.clone(),
+                needs: *needs,
+                limit: *limit,
+                holders: holders.clone(),
+            },
+            DataflowError::Cancelled => DataflowError::Cancelled,
+            DataflowError::Internal(m) => DataflowError::Internal(m.clone()),
+            other => DataflowError::Execution(other.to_string()),
+        }
+    }
+
     pub fn file(path: impl Into<String>, message: impl std::fmt::Display) -> Self {
         DataflowError::File {
             path: path.into(),

@@ -6,7 +6,7 @@
 //! which counts the batches and rows it yields and the time spent inside
 //! its `poll_next` (inclusive of inputs polled inline). Stateful operators
 //! report the memory their state holds through
-//! [`crate::execution::TaskContext::report_memory`]; the peak per node is
+//! [`crate::execution::OperatorMemory`] (`TaskContext::reserve`); the peak per node is
 //! kept.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -24,12 +24,23 @@ pub async fn run(
     tables: Vec<(&str, Vec<RecordBatch>)>,
     batch_size: usize,
 ) -> Result<Vec<RecordBatch>> {
+    run_with_memory(plan, tables, batch_size, None).await
+}
+
+/// [`run`] with a memory pool of `limit` bytes (`None`: unbounded).
+pub async fn run_with_memory(
+    plan: &PhysicalPlan,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    batch_size: usize,
+    limit: Option<usize>,
+) -> Result<Vec<RecordBatch>> {
     let map = MemoryTableMap::default();
     for (n, b) in tables {
         map.insert(n, b);
     }
     let config = ExecConfig {
         batch_size,
+        memory_pool: crate::execution::memory_pool(limit),
         ..ExecConfig::default()
     };
     let mut stream = execute(
@@ -44,6 +55,38 @@ pub async fn run(
         out.push(b?);
     }
     Ok(out)
+}
+
+/// Checks that `result` failed with a resources-exhausted error naming
+/// `operator` and a limit of `limit` bytes (the message too).
+pub fn assert_exhausted<T: std::fmt::Debug>(result: Result<T>, operator: &str, limit: usize) {
+    match result {
+        Err(e @ crate::DataflowError::ResourcesExhausted { .. }) => {
+            let msg = e.to_string();
+            let crate::DataflowError::ResourcesExhausted {
+                operator: op,
+                limit: l,
+                needs,
+                ..
+            } = &e
+            else {
+                unreachable!("matched above")
+            };
+            assert!(op.starts_with(operator), "{msg}");
+            assert_eq!(*l, Some(limit), "{msg}");
+            assert!(*needs > 0, "{msg}");
+            assert!(msg.starts_with("resources exhausted: "), "{msg}");
+            assert!(msg.contains(operator), "{msg}");
+            assert!(
+                msg.contains(&format!(
+                    "memory limit {}",
+                    crate::execution::format_bytes(limit)
+                )),
+                "{msg}"
+            );
+        }
+        other => panic!("expected resources exhausted for {operator}, got {other:?}"),
+    }
 }
 
 /// Runs `plan` over the memory table "t" made of `batches`.

@@ -77,6 +77,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     slots: Option<u32>,
 
+    /// Memory that operator state of this worker's running tasks may hold
+    /// (e.g. 512MiB, 2GiB, 1G, or bytes); a task needing more fails with a
+    /// `resources exhausted` error [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
+    memory_limit: Option<usize>,
+
     /// The worker's id [default: generated].
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -147,6 +153,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
         if let Some(slots) = args.slots {
             worker.slots = slots;
         }
+        worker.memory_limit = args.memory_limit;
         let (id, slots) = (worker.id.clone(), worker.slots);
         let worker = Worker::start(worker).await.map_err(cluster_error)?;
         eprintln!(

@@ -3,6 +3,7 @@
 mod cluster;
 mod progress_bar;
 mod repl;
+mod size;
 mod slt;
 mod sql;
 mod tpch_gen;

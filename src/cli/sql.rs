@@ -57,6 +57,12 @@ pub struct EngineArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
     batch_size: Option<u64>,
 
+    /// Memory that operator state of the queries run in this process may
+    /// hold (e.g. 512MiB, 2GiB, 1G, or bytes); a query needing more fails
+    /// with a `resources exhausted` error [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
+    memory_limit: Option<usize>,
+
     /// Run on the cluster whose coordinator listens on ENDPOINT (e.g.
     /// `tcp/127.0.0.1:7447`) instead of in this process.
     #[arg(long, value_name = "ENDPOINT")]
@@ -133,6 +139,7 @@ pub fn build_engine(args: &EngineArgs) -> Result<(tokio::runtime::Runtime, Engin
     if let Some(n) = args.batch_size {
         config.batch_size = n as usize;
     }
+    config.memory_limit = args.memory_limit;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -246,6 +246,7 @@ mod tests {
         let engine = Engine::with_config(EngineConfig {
             target_partitions: partitions,
             batch_size: 8192,
+            memory_limit: None,
         });
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int32, false),

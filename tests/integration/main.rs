@@ -18,6 +18,7 @@ mod edge_cases;
 mod explain_analyze;
 mod grouping_sets_set_ops;
 mod harness;
+mod memory_limit;
 mod progress;
 mod sqllogictest;
 mod statements;

@@ -65,6 +65,7 @@ async fn sqllogictest() {
         engine: EngineConfig {
             target_partitions: 3,
             batch_size: 8192,
+            memory_limit: None,
         },
     };
     let report = run_slt_path(&dir, &options)

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::execution::{memory_pool, MemoryPool};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::exchange::Partitioner;
 use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
@@ -68,6 +69,11 @@ pub struct WorkerConfig {
     /// Operator names to advertise instead of the registry's (tests of a
     /// worker advertising what it cannot build, as in a registration race).
     pub advertise: Option<Vec<String>>,
+    /// Bytes that operator state of all tasks running on this worker may
+    /// hold at once (one pool per worker); a task needing more fails with
+    /// a `resources exhausted` error. `None`: no limit. The output store
+    /// has its own budget (`store`).
+    pub memory_limit: Option<usize>,
 }
 
 impl WorkerConfig {
@@ -85,6 +91,7 @@ impl WorkerConfig {
             fault: None,
             operators: OperatorRegistry::default(),
             advertise: None,
+            memory_limit: None,
         }
     }
 }
@@ -106,6 +113,8 @@ struct Shared {
     registry: Arc<FunctionRegistry>,
     fault: Option<FaultHook>,
     operators: Arc<OperatorRegistry>,
+    /// The worker's memory pool, shared by its tasks.
+    memory_pool: Arc<dyn MemoryPool>,
     advertised: Vec<String>,
     running: Mutex<HashMap<AttemptRef, AbortHandle>>,
     tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
@@ -141,6 +150,7 @@ impl Worker {
             registry: Arc::new(FunctionRegistry::with_defaults()),
             fault: config.fault.clone(),
             operators: Arc::new(config.operators.clone()),
+            memory_pool: memory_pool(config.memory_limit),
             advertised: config
                 .advertise
                 .clone()
@@ -369,6 +379,7 @@ impl Shared {
             &a.stage.plan,
             ExecConfig {
                 batch_size: a.batch_size,
+                memory_pool: Arc::clone(&self.memory_pool),
                 ..ExecConfig::default()
             },
             Arc::clone(&self.registry),

@@ -1,15 +1,19 @@
 //! What a running operator partition may use: settings, functions, tables,
 //! the exchange transport, the query's metrics and its task set.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
+use datafusion_execution::memory_pool::MemoryPool;
+
+use super::memory::{memory_pool, OperatorMemory};
 use super::QueryTasks;
 use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
 use crate::metrics::MetricsSet;
+use crate::plan::NodeId;
 use crate::tables::MemoryTables;
 
 /// Execution settings.
@@ -19,15 +23,28 @@ pub struct ExecConfig {
     pub batch_size: usize,
     /// Batches buffered per exchange channel before producers wait.
     pub channel_capacity: usize,
+    /// Where operators reserve the memory their state holds. One pool per
+    /// engine or worker ([`super::memory_pool`]), shared by its queries.
+    pub memory_pool: Arc<dyn MemoryPool>,
 }
 
 impl Default for ExecConfig {
+    /// Unbounded memory: a fresh pool without a limit.
     fn default() -> Self {
         ExecConfig {
             batch_size: 8192,
             channel_capacity: 4,
+            memory_pool: memory_pool(None),
         }
     }
+}
+
+/// Which operator partition a [`TaskContext`] was handed to: names its
+/// memory reservations.
+#[derive(Debug, Clone, Default)]
+struct OperatorSlot {
+    /// `"<operator> (node <id>, partition <p>)"`; empty for the root context.
+    name: String,
 }
 
 /// What operators need at run time.
@@ -44,8 +61,9 @@ pub struct TaskContext {
     /// Counters of every plan node.
     pub metrics: Arc<MetricsSet>,
     /// The peak state memory of the operator partition this context was
-    /// handed to (see [`TaskContext::report_memory`]).
+    /// handed to (see [`TaskContext::reserve`]).
     memory: Arc<AtomicU64>,
+    operator: OperatorSlot,
     tasks: Weak<QueryTasks>,
 }
 
@@ -71,13 +89,19 @@ impl TaskContext {
             operators: services.operators,
             metrics: Arc::new(MetricsSet::default()),
             memory: Arc::new(AtomicU64::new(0)),
+            operator: OperatorSlot::default(),
             tasks: Arc::downgrade(tasks),
         }
     }
 
-    /// The context handed to one operator's `execute`: same query, with its
-    /// own memory peak slot.
-    pub(crate) fn for_operator(&self) -> Arc<TaskContext> {
+    /// The context handed to partition `partition` of operator `name`
+    /// (plan node `node`): same query, with its own memory peak slot.
+    pub(crate) fn for_operator(
+        &self,
+        name: &str,
+        node: NodeId,
+        partition: usize,
+    ) -> Arc<TaskContext> {
         Arc::new(TaskContext {
             config: self.config.clone(),
             registry: Arc::clone(&self.registry),
@@ -87,6 +111,9 @@ impl TaskContext {
             operators: Arc::clone(&self.operators),
             metrics: Arc::clone(&self.metrics),
             memory: Arc::new(AtomicU64::new(0)),
+            operator: OperatorSlot {
+                name: format!("{name} (node {}, partition {partition})", node.0),
+            },
             tasks: self.tasks.clone(),
         })
     }
@@ -95,11 +122,19 @@ impl TaskContext {
         Arc::clone(&self.memory)
     }
 
-    /// Reports the bytes the calling operator partition's state holds now
-    /// (buffered batches, hash tables); the peak is what `EXPLAIN ANALYZE`
-    /// shows. Call it when the state grows.
-    pub fn report_memory(&self, bytes: usize) {
-        self.memory.fetch_max(bytes as u64, Ordering::Relaxed);
+    /// A reservation for state the calling operator partition holds
+    /// (buffered batches, hash tables); `what` names the state when an
+    /// operator holds several. Resize it as the state grows
+    /// ([`OperatorMemory::try_resize`]): that reserves from the pool and
+    /// records the peak `EXPLAIN ANALYZE` shows.
+    pub fn reserve(&self, what: Option<&str>) -> OperatorMemory {
+        let name = match (what, self.operator.name.is_empty()) {
+            (Some(w), false) => format!("{} {w}", self.operator.name),
+            (Some(w), true) => w.to_string(),
+            (None, false) => self.operator.name.clone(),
+            (None, true) => "operator".to_string(),
+        };
+        OperatorMemory::new(&self.config.memory_pool, name, Arc::clone(&self.memory))
     }
 
     /// Spawns a task of the query. Wrap `fut` in [`super::catch_panic`]

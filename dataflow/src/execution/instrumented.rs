@@ -16,17 +16,29 @@ use futures::Stream;
 use super::{Operator, OperatorProperties, TaskContext};
 use crate::error::{DataflowError, Result};
 use crate::metrics::OperatorMetrics;
+use crate::plan::NodeId;
 use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 
 /// An operator whose partitions are checked and whose streams are counted.
 pub struct Instrumented {
     inner: Arc<dyn Operator>,
+    /// The plan node's id (see `PhysicalPlan::numbered`), for names of
+    /// memory reservations.
+    node: NodeId,
     metrics: Arc<OperatorMetrics>,
 }
 
 impl Instrumented {
-    pub fn wrap(inner: Arc<dyn Operator>, metrics: Arc<OperatorMetrics>) -> Arc<dyn Operator> {
-        Arc::new(Instrumented { inner, metrics })
+    pub fn wrap(
+        inner: Arc<dyn Operator>,
+        node: NodeId,
+        metrics: Arc<OperatorMetrics>,
+    ) -> Arc<dyn Operator> {
+        Arc::new(Instrumented {
+            inner,
+            node,
+            metrics,
+        })
     }
 }
 
@@ -47,7 +59,7 @@ impl Operator for Instrumented {
                 self.name(),
             )));
         }
-        let ctx = ctx.for_operator();
+        let ctx = ctx.for_operator(self.name(), self.node, partition);
         let inner = self.inner.execute(partition, &ctx)?;
         Ok(Box::pin(CountedStream {
             inner,

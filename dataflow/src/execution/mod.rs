@@ -4,6 +4,8 @@
 //! - [`Operator`] and its [`OperatorProperties`] (the compiled node's
 //!   contract);
 //! - [`TaskContext`] and [`ExecConfig`] (what a running partition may use);
+//! - the memory pool and [`OperatorMemory`], what stateful operators
+//!   reserve from it (`memory.rs`);
 //! - [`QueryTasks`] (the query's task set) and [`catch_panic`];
 //! - [`Instrumented`], the wrapper `compile` puts around every operator: it
 //!   checks partition indices and counts rows, batches and time;
@@ -15,11 +17,14 @@
 mod batch_builder;
 pub(crate) mod context;
 mod instrumented;
+mod memory;
 mod operator;
 mod tasks;
 
 pub use batch_builder::BatchBuilder;
 pub use context::{ExecConfig, TaskContext};
+pub use datafusion_execution::memory_pool::MemoryPool;
 pub use instrumented::Instrumented;
+pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
 pub use tasks::{catch_panic, QueryTasks};

@@ -140,12 +140,10 @@ impl Exchange {
                     if !matches!(e, DataflowError::Cancelled) {
                         // Every consumer must learn that its input is
                         // incomplete; one error each is enough.
-                        let msg = e.to_string();
+                        let copy = e.duplicate();
                         let _ = writer.send(0, Err(e)).await;
                         for o in 1..outputs {
-                            let _ = writer
-                                .send(o, Err(DataflowError::Execution(msg.clone())))
-                                .await;
+                            let _ = writer.send(o, Err(copy.duplicate())).await;
                         }
                     }
                 }

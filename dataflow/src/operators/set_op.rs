@@ -125,12 +125,15 @@ impl Operator for SetOperation {
         let op = self.op;
         let schema = self.schema();
         let batch_size = ctx.config.batch_size.max(1);
+        // The distinct rows of the right input with their counts.
+        let memory = ctx.reserve(None);
         let stream = async_stream::try_stream! {
             let mut counts = RowCounts::try_new(&key_types)?;
             while let Some(batch) = right.next().await {
                 let batch = batch?;
                 if batch.num_rows() > 0 {
                     counts.add(&evaluate_all(&right_keys, &batch)?)?;
+                    memory.try_resize(counts.size())?;
                 }
             }
             let mut out = BatchBuilder::new(Arc::clone(&schema), batch_size);
@@ -168,6 +171,11 @@ struct RowCounts {
 }
 
 impl RowCounts {
+    /// Bytes held: the distinct rows and their counts.
+    fn size(&self) -> usize {
+        self.rows.size() + self.counts.capacity() * std::mem::size_of::<u64>()
+    }
+
     fn try_new(key_types: &[DataType]) -> Result<Self> {
         Ok(RowCounts {
             rows: RowGroups::try_new(key_types)?,

@@ -45,6 +45,7 @@ pub fn ffq_engine(target_partitions: usize, batch_size: usize) -> Engine {
     Engine::with_config(EngineConfig {
         target_partitions,
         batch_size,
+        memory_limit: None,
     })
 }
 
@@ -82,6 +83,7 @@ pub async fn connect_engine(
         EngineConfig {
             target_partitions,
             batch_size,
+            memory_limit: None,
         },
     )
     .await

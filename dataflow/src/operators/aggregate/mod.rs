@@ -99,12 +99,13 @@ impl Operator for HashAggregate {
         let mut input = self.input.execute(partition, ctx)?;
         let spec = Arc::clone(&self.spec);
         let batch_size = ctx.config.batch_size.max(1);
-        let ctx = Arc::clone(ctx);
+        // Group values and accumulators, until the stream ends.
+        let memory = ctx.reserve(None);
         let stream = async_stream::try_stream! {
             let mut agg = Aggregator::try_new(spec)?;
             while let Some(batch) = input.next().await {
                 agg.push(&batch?)?;
-                ctx.report_memory(agg.size());
+                memory.try_resize(agg.size())?;
             }
             for out in agg.finish(batch_size)? {
                 yield out;

@@ -735,3 +735,34 @@ async fn operator_partial_then_final_through_runner() {
         run_single(&g, &aggs, &[batch1(), batch2()])
     );
 }
+
+// ---- memory limit ------------------------------------------------------
+
+#[tokio::test]
+async fn aggregate_under_memory_limit() {
+    use crate::plan::PhysicalPlan;
+    use crate::test_util::{assert_exhausted, run_with_memory, scan};
+    let input = input_schema();
+    let g = vec![col(0, "k1")];
+    let aggs = standard_aggs();
+    let plan = PhysicalPlan::Aggregate {
+        input: Box::new(scan(&input, 1)),
+        mode: AggregateMode::Single,
+        group_by: g.clone(),
+        grouping_sets: vec![],
+        aggregates: aggs.clone(),
+        aggregate_input_schema: Arc::clone(&input),
+        schema: out_schema(AggregateMode::Single, &g, &aggs, &input),
+    };
+    let tables = || vec![("t", vec![batch1(), batch2()])];
+    // The group values and accumulators do not fit in 64 bytes.
+    let refused = run_with_memory(&plan, tables(), 2, Some(64)).await;
+    assert_exhausted(refused, "HashAggregate (node 0, partition 0)", 64);
+    let roomy = run_with_memory(&plan, tables(), 2, Some(64 << 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&roomy),
+        run_single(&g, &aggs, &[batch1(), batch2()])
+    );
+}

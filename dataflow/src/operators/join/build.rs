@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use super::gather::rebind;
 use crate::error::{DataflowError, Result};
-use crate::execution::{Operator, TaskContext};
+use crate::execution::{Operator, OperatorMemory, TaskContext};
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 type SharedResult<T> = std::result::Result<Arc<T>, Arc<DataflowError>>;
@@ -86,18 +86,7 @@ pub async fn await_build<T: Send + Sync + 'static>(build: SharedBuild<T>) -> Res
 
 /// A copy of a shared error for one of its consumers (keeps the category).
 pub fn unshare_error(e: &DataflowError) -> DataflowError {
-    match e {
-        DataflowError::NotSupported(m) => DataflowError::NotSupported(m.clone()),
-        DataflowError::Plan(m) => DataflowError::Plan(m.clone()),
-        DataflowError::File { path, message } => DataflowError::File {
-            path: path.clone(),
-            message: message.clone(),
-        },
-        DataflowError::Execution(m) => DataflowError::Execution(m.clone()),
-        DataflowError::Cancelled => DataflowError::Cancelled,
-        DataflowError::Internal(m) => DataflowError::Internal(m.clone()),
-        other => DataflowError::Execution(other.to_string()),
-    }
+    e.duplicate()
 }
 
 /// All partitions of `input` as one stream (read concurrently, so that
@@ -116,19 +105,34 @@ pub fn merged_input(
     Ok(boxed(input.schema(), futures::stream::select_all(streams)))
 }
 
-/// Collects a stream into one batch of `schema`.
+/// A collected build side with the reservation of what it holds, given
+/// back to the pool when the last partition lets go of it.
+pub struct HeldBatch {
+    pub batch: RecordBatch,
+    _memory: OperatorMemory,
+}
+
+/// Collects a stream into one batch of `schema`, reserving what it holds
+/// from `memory` batch by batch.
 pub async fn collect_batch(
     mut input: SendableRecordBatchStream,
     schema: &SchemaRef,
-) -> Result<RecordBatch> {
+    memory: OperatorMemory,
+) -> Result<HeldBatch> {
     let mut batches = Vec::new();
     while let Some(b) = input.next().await {
         let b = b?;
         if b.num_rows() > 0 {
+            memory.try_grow(b.get_array_memory_size())?;
             batches.push(b);
         }
     }
-    concat(schema, batches)
+    let batch = concat(schema, batches)?;
+    memory.try_resize(batch.get_array_memory_size())?;
+    Ok(HeldBatch {
+        batch,
+        _memory: memory,
+    })
 }
 
 /// Concatenates batches into one batch of `schema`.

@@ -23,7 +23,7 @@ use super::keys::JoinKeys;
 use super::spec::JoinSpec;
 use super::table::{Cursor, JoinTable, ProbeMode, Prober};
 use crate::error::{DataflowError, Result};
-use crate::execution::{BatchBuilder, Operator, OperatorProperties, TaskContext};
+use crate::execution::{BatchBuilder, Operator, OperatorMemory, OperatorProperties, TaskContext};
 use crate::expr::{evaluate_all, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::JoinType;
@@ -134,7 +134,7 @@ impl HashJoin {
 
 /// Where a partition gets its table from.
 enum BuildSource {
-    Own(SendableRecordBatchStream),
+    Own(SendableRecordBatchStream, OperatorMemory),
     Shared(SharedBuild<JoinTable>),
 }
 
@@ -158,31 +158,29 @@ impl Operator for HashJoin {
             BuildSource::Shared(self.shared.get(move || {
                 async move {
                     let input = merged_input(&left, &task_ctx)?;
-                    JoinTable::build(input, &keys, &schema).await
+                    JoinTable::build(input, &keys, &schema, task_ctx.reserve(Some("build"))).await
                 }
                 .boxed()
             })?)
         } else {
-            BuildSource::Own(self.left.execute(partition, ctx)?)
+            BuildSource::Own(
+                self.left.execute(partition, ctx)?,
+                ctx.reserve(Some("build")),
+            )
         };
         let mut right = self.right.execute(partition, ctx)?;
         let (spec, keys) = (Arc::clone(&self.spec), Arc::clone(&self.keys));
         let mode = self.probe_mode();
-        // A shared build table is counted once, by partition 0.
-        let report = (!self.collect_left || partition == 0).then(|| Arc::clone(ctx));
         let null_aware = self.null_aware;
         let batch_size = ctx.config.batch_size.max(1);
         let schema = self.schema();
         let stream = async_stream::try_stream! {
             let table = match source {
-                BuildSource::Own(input) => {
-                    Arc::new(JoinTable::build(input, &keys, &spec.left_schema).await?)
+                BuildSource::Own(input, memory) => {
+                    Arc::new(JoinTable::build(input, &keys, &spec.left_schema, memory).await?)
                 }
                 BuildSource::Shared(build) => await_build(build).await?,
             };
-            if let Some(ctx) = &report {
-                ctx.report_memory(table.size());
-            }
             let build_rows = table.num_rows();
             let mut out = BatchBuilder::passing_large(Arc::clone(&spec.schema), batch_size);
             let mut build_matched = vec![false; if spec.tracks_build() { build_rows } else { 0 }];

@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::{FutureExt, StreamExt};
 
-use super::build::{await_build, collect_batch, merged_input, OnceBuild};
+use super::build::{await_build, collect_batch, merged_input, HeldBatch, OnceBuild};
 use super::spec::JoinSpec;
 use crate::error::{DataflowError, Result};
 use crate::execution::{BatchBuilder, Operator, OperatorProperties, TaskContext};
@@ -37,7 +36,7 @@ pub struct NestedLoopJoin {
     left: Arc<dyn Operator>,
     right: Arc<dyn Operator>,
     spec: Arc<JoinSpec>,
-    shared: OnceBuild<RecordBatch>,
+    shared: OnceBuild<HeldBatch>,
 }
 
 impl NestedLoopJoin {
@@ -118,7 +117,7 @@ impl Operator for NestedLoopJoin {
         let build = self.shared.get(move || {
             async move {
                 let input = merged_input(&left, &task_ctx)?;
-                collect_batch(input, &left_schema).await
+                collect_batch(input, &left_schema, task_ctx.reserve(Some("build"))).await
             }
             .boxed()
         })?;
@@ -127,7 +126,9 @@ impl Operator for NestedLoopJoin {
         let batch_size = ctx.config.batch_size.max(1);
         let schema = self.schema();
         let stream = async_stream::try_stream! {
-            let build = await_build(build).await?;
+            // `held` keeps the build side's reservation until the stream ends.
+            let held = await_build(build).await?;
+            let build = held.batch.clone();
             let build_rows = build.num_rows();
             if build_rows >= u32::MAX as usize {
                 Err(DataflowError::Execution(format!(

@@ -11,6 +11,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use super::build::concat;
 use super::keys::{JoinKeys, KeyBuf, NONE};
 use crate::error::{DataflowError, Result};
+use crate::execution::OperatorMemory;
 use crate::expr::evaluate_all;
 use crate::stream::SendableRecordBatchStream;
 
@@ -23,6 +24,8 @@ pub struct JoinTable {
     pub(super) keys: KeyBuf,
     pub(super) map: HashTable<Slot>,
     pub(super) next: Vec<u32>,
+    /// The reservation of what the table holds; freed with the table.
+    _memory: OperatorMemory,
 }
 
 impl JoinTable {
@@ -34,12 +37,15 @@ impl JoinTable {
             + self.next.capacity() * std::mem::size_of::<u32>()
     }
 
-    /// Builds the table from all batches of `input`.
+    /// Builds the table from all batches of `input`, reserving what it
+    /// holds from `memory` batch by batch.
     pub(super) async fn build(
         mut input: SendableRecordBatchStream,
         keys: &JoinKeys,
         schema: &SchemaRef,
+        memory: OperatorMemory,
     ) -> Result<JoinTable> {
+        let mut held_rows = 0;
         let mut batches = Vec::new();
         let mut buf = keys.encoding.empty_buf();
         let mut hashes = Vec::new();
@@ -80,7 +86,14 @@ impl JoinTable {
                 }
             }
             offset += n;
+            held_rows += batch.get_array_memory_size();
             batches.push(batch);
+            memory.try_resize(
+                held_rows
+                    + buf.size()
+                    + map.capacity() * std::mem::size_of::<Slot>()
+                    + next.capacity() * std::mem::size_of::<u32>(),
+            )?;
         }
         if buf.len() != offset {
             return Err(DataflowError::Internal(format!(
@@ -88,12 +101,15 @@ impl JoinTable {
                 buf.len()
             )));
         }
-        Ok(JoinTable {
+        let table = JoinTable {
             batch: concat(schema, batches)?,
             keys: buf,
             map,
             next,
-        })
+            _memory: memory,
+        };
+        table._memory.try_resize(table.size())?;
+        Ok(table)
     }
 
     pub(super) fn num_rows(&self) -> usize {

@@ -102,7 +102,8 @@ impl Operator for Sort {
         let schema = self.schema();
         let batch_size = ctx.config.batch_size.max(1);
         let out_schema = Arc::clone(&schema);
-        let ctx = Arc::clone(ctx);
+        // The sorted runs, held until the stream ends.
+        let memory = ctx.reserve(None);
         let stream = async_stream::try_stream! {
             let mut builder = RunBuilder::new(batch_size);
             let mut runs = Vec::new();
@@ -111,13 +112,13 @@ impl Operator for Sort {
                 if let Some(b) = builder.push(batch?)? {
                     let run = keys.sorted_run(&b)?;
                     held += run.size();
-                    ctx.report_memory(held);
+                    memory.try_resize(held)?;
                     runs.push(run);
                 }
             }
             if let Some(b) = builder.finish()? {
                 let run = keys.sorted_run(&b)?;
-                ctx.report_memory(held + run.size());
+                memory.try_resize(held + run.size())?;
                 runs.push(run);
             }
             if runs.len() == 1 {

@@ -310,3 +310,26 @@ async fn sort_strings_nulls_first_across_batches() {
     let a: Vec<_> = tuples(&out).into_iter().map(|t| t.0).collect();
     assert_eq!(a, vec![Some(2), Some(3), Some(4), Some(1)]);
 }
+
+#[tokio::test]
+async fn sort_and_topk_under_memory_limit() {
+    use crate::test_util::{assert_exhausted, run_with_memory};
+    let input = random_batches(7, 50, 3);
+    let schema = input[0].schema();
+    let order = vec![key(1, false, true), key(0, true, false), key(2, true, true)];
+    for (fetch, name) in [(None, "Sort"), (Some(20), "TopK")] {
+        let plan = PhysicalPlan::Sort {
+            input: Box::new(scan(&schema, 1)),
+            order: order.clone(),
+            fetch,
+        };
+        let tables = || vec![("t", input.clone())];
+        let refused = run_with_memory(&plan, tables(), 16, Some(512)).await;
+        assert_exhausted(refused, &format!("{name} (node 0, partition 0)"), 512);
+        let unlimited = run_with_memory(&plan, tables(), 16, None).await.unwrap();
+        let roomy = run_with_memory(&plan, tables(), 16, Some(64 << 20))
+            .await
+            .unwrap();
+        assert_eq!(tuples(&roomy), tuples(&unlimited), "{name}");
+    }
+}

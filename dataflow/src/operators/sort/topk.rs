@@ -135,11 +135,11 @@ impl Operator for TopK {
         let mut input = self.input.execute(partition, ctx)?;
         let batch_size = ctx.config.batch_size.max(1);
         let mut buffer = TopKBuffer::new(Arc::clone(&self.keys), self.k, batch_size);
-        let ctx = Arc::clone(ctx);
+        let memory = ctx.reserve(None);
         let stream = async_stream::try_stream! {
             while let Some(batch) = input.next().await {
                 buffer.push(batch?)?;
-                ctx.report_memory(buffer.size());
+                memory.try_resize(buffer.size())?;
             }
             if let Some(best) = buffer.finish()? {
                 for b in slices(&best, batch_size) {

@@ -45,6 +45,15 @@ impl WindowKernel {
         }
     }
 
+    /// Bytes held: the rows of the window partition not complete yet
+    /// (slices count their whole buffers, so this errs high).
+    pub fn size(&self) -> usize {
+        self.pending
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+
     /// Takes the next input batch (in the required order); returns the
     /// output batches completed so far.
     pub fn push(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>> {

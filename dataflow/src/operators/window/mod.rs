@@ -118,9 +118,13 @@ impl Operator for Window {
             self.schema(),
             ctx.config.batch_size,
         );
+        // The rows of the current window partition.
+        let memory = ctx.reserve(None);
         let stream = async_stream::try_stream! {
             while let Some(batch) = input.next().await {
-                for out in kernel.push(batch?)? {
+                let outs = kernel.push(batch?)?;
+                memory.try_resize(kernel.size())?;
+                for out in outs {
                     yield out;
                 }
             }

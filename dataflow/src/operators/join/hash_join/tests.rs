@@ -525,7 +525,12 @@ async fn probe_resumes_inside_chains() {
     )
     .unwrap();
     let input = crate::stream::boxed(ls.clone(), futures::stream::iter(vec![Ok(lb)]));
-    let table = JoinTable::build(input, &keys, &ls).await.unwrap();
+    let memory = crate::execution::OperatorMemory::new(
+        &crate::execution::memory_pool(None),
+        "test".into(),
+        Default::default(),
+    );
+    let table = JoinTable::build(input, &keys, &ls, memory).await.unwrap();
     let mut prober = Prober::new(&keys);
     prober.prepare(&keys, &rb).unwrap();
     for limit in 1..=8 {
@@ -556,5 +561,35 @@ async fn probe_resumes_inside_chains() {
             vec![(0, 0), (2, 0), (3, 0), (1, 1), (0, 3), (2, 3), (3, 3)],
             "limit={limit}"
         );
+    }
+}
+
+#[tokio::test]
+async fn build_side_under_memory_limit() {
+    let ls = kv_schema("lk", "lv");
+    let rs = kv_schema("rk", "rv");
+    let lb: Vec<RecordBatch> = left_rows().chunks(2).map(|c| kv_batch(&ls, c)).collect();
+    let rb: Vec<RecordBatch> = right_rows().chunks(2).map(|c| kv_batch(&rs, c)).collect();
+    for collect_left in [false, true] {
+        let left = memory_scan("l", &ls, 1);
+        let plan = PhysicalPlan::HashJoin {
+            left: Box::new(left),
+            right: Box::new(memory_scan("r", &rs, 1)),
+            join_type: JoinType::Inner,
+            on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+            filter: None,
+            null_equals_null: false,
+            null_aware: false,
+            collect_left,
+            schema: join_schema(&ls, &rs, JoinType::Inner),
+        };
+        let tables = || vec![("l", lb.clone()), ("r", rb.clone())];
+        let refused = run_with_memory(&plan, tables(), 2, Some(100)).await;
+        // Node 0 is the join (its inputs are 1 and 2).
+        assert_exhausted(refused, "HashJoin (node 0, partition 0) build", 100);
+        let roomy = run_with_memory(&plan, tables(), 2, Some(64 << 20))
+            .await
+            .unwrap();
+        assert_eq!(rows(&roomy), expected(JoinType::Inner), "{collect_left}");
     }
 }

@@ -219,3 +219,25 @@ fn cross_pairs_chunks() {
     assert_eq!(b, vec![0, 1, 1, 1, 2]);
     assert_eq!(p, vec![2, 0, 1, 2, 0]);
 }
+
+#[tokio::test]
+async fn build_side_under_memory_limit() {
+    let ls = kv_schema("lk", "lv");
+    let rs = kv_schema("rk", "rv");
+    let lb: Vec<RecordBatch> = left_rows().chunks(2).map(|c| kv_batch(&ls, c)).collect();
+    let rb: Vec<RecordBatch> = right_rows().chunks(2).map(|c| kv_batch(&rs, c)).collect();
+    let plan = PhysicalPlan::NestedLoopJoin {
+        left: Box::new(memory_scan("l", &ls, 1)),
+        right: Box::new(memory_scan("r", &rs, 1)),
+        join_type: JoinType::Inner,
+        filter: Some(lk_lt_rk()),
+        schema: join_schema(&ls, &rs, JoinType::Inner),
+    };
+    let tables = || vec![("l", lb.clone()), ("r", rb.clone())];
+    let refused = run_with_memory(&plan, tables(), 2, Some(64)).await;
+    assert_exhausted(refused, "NestedLoopJoin (node 0, partition 0) build", 64);
+    let roomy = run_with_memory(&plan, tables(), 2, Some(64 << 20))
+        .await
+        .unwrap();
+    assert_eq!(rows(&roomy), sorted(&["1|a|2|x", "1|a|4|y", "3|b|4|y"]));
+}

@@ -1,0 +1,172 @@
+//! The memory limit (`EngineConfig::memory_limit`, `--memory-limit`):
+//! queries whose operator state does not fit fail with a
+//! `resources exhausted` error naming the operator and the limit; under a
+//! generous limit they return the same rows as without one.
+
+use std::time::Duration;
+
+use ffq::cluster::SchedulerConfig;
+use ffq::{Engine, EngineConfig, LocalCluster};
+
+use crate::common::differential::check_all;
+use crate::common::ffq_binary::ffq;
+use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_query};
+
+const SF: f64 = 0.01;
+
+fn limited_engine(partitions: usize, limit: usize) -> Engine {
+    let engine = Engine::with_config(EngineConfig {
+        target_partitions: partitions,
+        batch_size: 8192,
+        memory_limit: Some(limit),
+    });
+    engine
+        .register_tpch(SF)
+        .unwrap_or_else(|e| panic!("register_tpch({SF}): {e}"));
+    engine
+}
+
+/// Operators that reserve memory: one of them must be named.
+const STATEFUL: [&str; 6] = [
+    "HashAggregate (node ",
+    "HashJoin (node ",
+    "Sort (node ",
+    "TopK (node ",
+    "NestedLoopJoin (node ",
+    "SetOperation (node ",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_under_a_tiny_limit_fails_with_resources_exhausted() {
+    for partitions in [1, 2] {
+        let engine = limited_engine(partitions, 4096);
+        // Aggregates (q1), joins with a top-k (q3), a left join under two
+        // aggregates (q13), a large grouped join (q18).
+        for q in [1, 3, 13, 18] {
+            let result = match engine.sql(&tpch_query(q)).await {
+                Ok(df) => df.collect().await,
+                Err(e) => Err(e),
+            };
+            let msg = match result {
+                Ok(_) => panic!("q{q} (partitions {partitions}) fit in 4 KiB"),
+                Err(e) => e.to_string(),
+            };
+            assert!(msg.starts_with("resources exhausted: "), "q{q}: {msg}");
+            assert!(msg.contains(", memory limit 4.0 KiB ("), "q{q}: {msg}");
+            assert!(
+                STATEFUL.iter().any(|op| msg.contains(op)),
+                "q{q}: no operator named: {msg}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_under_a_generous_limit_returns_the_same_rows() {
+    let ctx = oracle_ctx(SF);
+    // q15 is a script (CREATE VIEW; SELECT; DROP VIEW): `tpch_all` runs it.
+    let queries: Vec<String> = (1..=22).filter(|&q| q != 15).map(tpch_query).collect();
+    let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let mut failures = Vec::new();
+    for partitions in [1, 3] {
+        let engine = limited_engine(partitions, 256 << 20);
+        failures.extend(check_all(&queries, &engine, &ctx).await);
+    }
+    assert_no_failures(&failures, 2 * queries.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_run_tasks_under_their_limit() {
+    let mut cluster = LocalCluster::builder()
+        .workers(0)
+        .scheduler(SchedulerConfig {
+            backoff_base: Duration::from_millis(10),
+            ..SchedulerConfig::default()
+        })
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    for _ in 0..2 {
+        cluster
+            .add_worker_with(|w| w.memory_limit = Some(4096))
+            .await
+            .unwrap_or_else(|e| panic!("worker: {e}"));
+    }
+    let engine = tpch_cluster_engine(cluster.client_config(), SF, 2).await;
+    // q3: joins and aggregates run on the workers.
+    let result = match engine.sql(&tpch_query(3)).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    let msg = match result {
+        Ok(_) => panic!("q3 fit in 4 KiB per worker"),
+        Err(e) => e.to_string(),
+    };
+    assert!(msg.contains("resources exhausted: "), "{msg}");
+    assert!(msg.contains("memory limit 4.0 KiB"), "{msg}");
+    assert!(
+        STATEFUL.iter().any(|op| msg.contains(op)),
+        "no operator named: {msg}"
+    );
+}
+
+#[test]
+fn cli_memory_limit() {
+    let q1 = tpch_query(1);
+    // Too little: the query fails with one error line, exit code 1.
+    let o = ffq(
+        &["sql", "--tpch", "0.01", "--memory-limit", "4KiB", &q1],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: resources exhausted: ") && err.contains("memory limit 4.0 KiB"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // Enough: rows.
+    let o = ffq(
+        &[
+            "sql",
+            "--tpch",
+            "0.01",
+            "--format",
+            "csv",
+            "--memory-limit",
+            "1G",
+            &q1,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
+    // The REPL takes the flag too.
+    let o = ffq(
+        &["repl", "--memory-limit", "512MiB"],
+        Some("select 1 as a;\n"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn cli_memory_limit_parse_errors() {
+    for (command, bad, says) in [
+        ("sql", "2XB", "unknown unit"),
+        ("sql", "lots", "expected a size"),
+        ("sql", "0", "less than one byte"),
+        ("sql", "-1G", "expected a size"),
+        ("repl", "1.5.2GiB", "expected a size"),
+    ] {
+        let args = match command {
+            "sql" => vec![command, "--memory-limit", bad, "select 1"],
+            _ => vec![command, "--memory-limit", bad],
+        };
+        let o = ffq(&args, Some("select 1;\n"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        // clap usage errors exit with 2 and name the flag.
+        assert_eq!(o.status.code(), Some(2), "{command} {bad}: {err}");
+        assert!(err.contains("--memory-limit"), "{command} {bad}: {err}");
+        assert!(err.contains(says), "{command} {bad}: {err}");
+    }
+}
