@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::ipc::writer::StreamWriter;
-use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::error::DataflowError;
-use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::metrics::MetricsSnapshot;
 use ffq_dataflow::plan::PhysicalPlan;
-use ffq_dataflow::runner::{CompiledPlan, ExecConfig};
+use ffq_dataflow::runner::{CompiledPlan, QueryServices};
 use ffq_dataflow::stage::{distributed_stages, StagePlan};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
-use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
+use ffq_dataflow::tables::MemoryTableMap;
 use ffq_transport::zenoh_exchange::keys::client_key;
 use ffq_transport::zenoh_exchange::{ClientId, ClusterId, QueryId};
 use ffq_transport::ChannelExchange;
@@ -146,12 +144,9 @@ impl ClusterClient {
     pub fn execute(
         self: &Arc<Self>,
         plan: &PhysicalPlan,
-        tables: Arc<dyn MemoryTables>,
-        registry: Arc<FunctionRegistry>,
-        operators: Arc<OperatorRegistry>,
-        config: ExecConfig,
+        services: QueryServices,
     ) -> Result<SendableRecordBatchStream> {
-        self.execute_with_progress(plan, tables, registry, operators, config)
+        self.execute_with_progress(plan, services)
             .map(|(stream, _)| stream)
     }
 
@@ -159,14 +154,11 @@ impl ClusterClient {
     pub fn execute_with_progress(
         self: &Arc<Self>,
         plan: &PhysicalPlan,
-        tables: Arc<dyn MemoryTables>,
-        registry: Arc<FunctionRegistry>,
-        operators: Arc<OperatorRegistry>,
-        config: ExecConfig,
+        services: QueryServices,
     ) -> Result<(SendableRecordBatchStream, Arc<ClusterProgress>)> {
         let progress = Arc::new(ClusterProgress::default());
         let schema = plan.schema();
-        let (submit, guard) = self.prepare(plan, tables, &config)?;
+        let (submit, guard) = self.prepare(plan, &services)?;
         let query = submit.query.clone();
         let client = Arc::clone(self);
         progress
@@ -189,15 +181,7 @@ impl ClusterClient {
                 query,
                 inputs,
             ));
-            let compiled = CompiledPlan::try_new(
-                &root,
-                config,
-                registry,
-                Arc::new(MemoryTableMap::default()),
-                Arc::new(ChannelExchange::default()),
-                Some(inputs),
-                operators,
-            );
+            let compiled = CompiledPlan::try_new(&root, root_services(services, inputs));
             let mut batches = match compiled.and_then(|c| c.into_stream()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -221,8 +205,7 @@ impl ClusterClient {
     fn prepare(
         self: &Arc<Self>,
         plan: &PhysicalPlan,
-        tables: Arc<dyn MemoryTables>,
-        config: &ExecConfig,
+        services: &QueryServices,
     ) -> Result<(SubmitQuery, QueryGuard)> {
         let stages = distributed_stages(plan);
         let query = QueryId::generate();
@@ -230,7 +213,7 @@ impl ClusterClient {
         // held when the query started.
         let mut shipped = HashMap::new();
         for name in stages.iter().flat_map(|s| s.memory_tables()) {
-            let batches = tables.batches(&name).ok_or_else(|| {
+            let batches = services.tables.batches(&name).ok_or_else(|| {
                 ClusterError::Dataflow(DataflowError::Plan(format!(
                     "memory table {name} is not registered"
                 )))
@@ -251,7 +234,7 @@ impl ClusterClient {
             query,
             client: self.id.clone(),
             stages,
-            batch_size: config.batch_size,
+            batch_size: services.config.batch_size,
         };
         Ok((submit, guard))
     }
@@ -261,13 +244,10 @@ impl ClusterClient {
     pub async fn analyze(
         self: &Arc<Self>,
         plan: &PhysicalPlan,
-        tables: Arc<dyn MemoryTables>,
-        registry: Arc<FunctionRegistry>,
-        operators: Arc<OperatorRegistry>,
-        config: ExecConfig,
+        services: QueryServices,
     ) -> Result<QueryAnalysis> {
         let start = Instant::now();
-        let (submit, guard) = self.prepare(plan, tables, &config)?;
+        let (submit, guard) = self.prepare(plan, &services)?;
         let stages = submit.stages.clone();
         let query = submit.query.clone();
         let inputs = self.run_until_ready(submit, None).await?;
@@ -279,12 +259,7 @@ impl ClusterClient {
         ));
         let compiled = CompiledPlan::try_new(
             &stages[0].plan,
-            config,
-            registry,
-            Arc::new(MemoryTableMap::default()),
-            Arc::new(ChannelExchange::default()),
-            Some(Arc::clone(&inputs) as _),
-            operators,
+            root_services(services, Arc::clone(&inputs)),
         )?;
         let metrics = Arc::clone(&compiled.ctx.metrics);
         let mut batches = compiled.into_stream()?;
@@ -395,6 +370,19 @@ impl ClusterClient {
             }
         }
     }
+}
+
+/// What the client runs the root stage with: the query's services, but
+/// reading its inputs from the workers (memory tables were shipped to the
+/// workers that scan them; the root stage scans none).
+fn root_services(services: QueryServices, inputs: Arc<ZenohStageInputs>) -> QueryServices {
+    QueryServices {
+        tables: Arc::new(MemoryTableMap::default()),
+        exchange: Arc::new(ChannelExchange::default()),
+        inputs: None,
+        ..services
+    }
+    .with_inputs(inputs)
 }
 
 /// How far a query running on the cluster got (updated as the

@@ -12,10 +12,8 @@ use arrow::datatypes::SchemaRef;
 use futures::Stream;
 
 use crate::compile::compile;
-use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
-use crate::exchange::{ExchangeTransport, StageInputs};
-use crate::execution::context::QueryServices;
+use crate::exchange::ExchangeTransport;
 use crate::execution::Operator;
 use crate::functions::FunctionRegistry;
 use crate::metrics::MetricsSet;
@@ -24,7 +22,7 @@ use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 use crate::tables::MemoryTables;
 
 /// Kept at their old paths for callers outside the crate.
-pub use crate::execution::{catch_panic, ExecConfig, QueryTasks, TaskContext};
+pub use crate::execution::{catch_panic, ExecConfig, QueryServices, QueryTasks, TaskContext};
 
 /// A compiled plan with the context its partitions run in. It owns the
 /// tasks its exchanges spawn: dropping it aborts them.
@@ -36,24 +34,8 @@ pub struct CompiledPlan {
 
 impl CompiledPlan {
     /// Compiles `plan` without running anything.
-    pub fn try_new(
-        plan: &PhysicalPlan,
-        config: ExecConfig,
-        registry: Arc<FunctionRegistry>,
-        tables: Arc<dyn MemoryTables>,
-        exchange: Arc<dyn ExchangeTransport>,
-        inputs: Option<Arc<dyn StageInputs>>,
-        operators: Arc<OperatorRegistry>,
-    ) -> Result<Self> {
+    pub fn try_new(plan: &PhysicalPlan, services: QueryServices) -> Result<Self> {
         let tasks = Arc::new(QueryTasks::new());
-        let services = QueryServices {
-            config,
-            registry,
-            tables,
-            exchange,
-            inputs,
-            operators,
-        };
         let ctx = Arc::new(TaskContext::new(services, &tasks));
         let root = compile(plan, &ctx)?;
         Ok(CompiledPlan { root, ctx, tasks })
@@ -92,12 +74,7 @@ pub fn execute(
 ) -> Result<QueryStream> {
     CompiledPlan::try_new(
         plan,
-        config,
-        registry,
-        tables,
-        exchange,
-        None,
-        Arc::new(OperatorRegistry::default()),
+        QueryServices::new(config, registry, tables).with_exchange(exchange),
     )?
     .into_stream()
 }

@@ -37,13 +37,9 @@ impl ExecutionBackend for ClusterBackend {
         plan: &PhysicalPlan,
         resources: &QueryResources,
     ) -> Result<(SendableRecordBatchStream, Progress)> {
-        let (stream, progress) = self.client.execute_with_progress(
-            plan,
-            resources.memory.clone(),
-            Arc::clone(&resources.functions),
-            Arc::clone(&resources.operators),
-            resources.config.clone(),
-        )?;
+        let (stream, progress) = self
+            .client
+            .execute_with_progress(plan, resources.services())?;
         Ok((stream, Progress::cluster(progress)))
     }
 
@@ -59,16 +55,7 @@ impl ExecutionBackend for ClusterBackend {
         resources: &'a QueryResources,
     ) -> BoxFuture<'a, Result<Analysis>> {
         async move {
-            let analysis = self
-                .client
-                .analyze(
-                    plan,
-                    resources.memory.clone(),
-                    Arc::clone(&resources.functions),
-                    Arc::clone(&resources.operators),
-                    resources.config.clone(),
-                )
-                .await?;
+            let analysis = self.client.analyze(plan, resources.services()).await?;
             Ok(Analysis {
                 plan: render_cluster_analysis(&analysis)?,
                 rows: analysis.rows,

@@ -29,12 +29,7 @@ impl EmbeddedBackend {
     fn compile(&self, plan: &PhysicalPlan, resources: &QueryResources) -> Result<CompiledPlan> {
         Ok(CompiledPlan::try_new(
             plan,
-            resources.config.clone(),
-            Arc::clone(&resources.functions),
-            resources.memory.clone(),
-            self.exchange.clone(),
-            None,
-            Arc::clone(&resources.operators),
+            resources.services().with_exchange(self.exchange.clone()),
         )?)
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use ffq_cluster::ClusterClient;
 use ffq_dataflow::custom::OperatorRegistry;
 use ffq_dataflow::functions::FunctionRegistry;
-use ffq_dataflow::runner::{ExecConfig, QueryStream};
+use ffq_dataflow::runner::{ExecConfig, QueryServices, QueryStream};
 use ffq_dataflow::stage::StagePlan;
 use ffq_dataflow::stream::SendableRecordBatchStream;
 use ffq_dataflow::tables::MemoryTableMap;
@@ -46,6 +46,18 @@ pub(crate) struct QueryResources {
     pub functions: Arc<FunctionRegistry>,
     pub operators: Arc<OperatorRegistry>,
     pub config: ExecConfig,
+}
+
+impl QueryResources {
+    /// What the dataflow runner (here or on a cluster) runs a plan with.
+    pub fn services(&self) -> QueryServices {
+        QueryServices::new(
+            self.config.clone(),
+            Arc::clone(&self.functions),
+            self.memory.clone(),
+        )
+        .with_operators(Arc::clone(&self.operators))
+    }
 }
 
 /// What `EXPLAIN ANALYZE` reports of one run.

@@ -21,14 +21,13 @@ use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::execution::{memory_pool, MemoryPool};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::exchange::Partitioner;
-use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig};
+use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig, QueryServices};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
 use ffq_transport::zenoh_exchange::keys::{coordinator_token_key, worker_key};
 use ffq_transport::zenoh_exchange::{
     AttemptRef, ClusterId, OutputServer, OutputStore, QueryId, ServeOptions, StoreConfig, WorkerId,
     ZenohPartitionWriter,
 };
-use ffq_transport::ChannelExchange;
 use tokio::task::{AbortHandle, JoinHandle};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::query::Query;
@@ -375,19 +374,15 @@ impl Shared {
             a.query.clone(),
             a.inputs.clone(),
         ));
-        let compiled = CompiledPlan::try_new(
-            &a.stage.plan,
-            ExecConfig {
-                batch_size: a.batch_size,
-                memory_pool: Arc::clone(&self.memory_pool),
-                ..ExecConfig::default()
-            },
-            Arc::clone(&self.registry),
-            tables,
-            Arc::new(ChannelExchange::default()),
-            Some(Arc::clone(&inputs) as _),
-            Arc::clone(&self.operators),
-        )?;
+        let config = ExecConfig {
+            batch_size: a.batch_size,
+            memory_pool: Arc::clone(&self.memory_pool),
+            ..ExecConfig::default()
+        };
+        let services = QueryServices::new(config, Arc::clone(&self.registry), tables)
+            .with_inputs(Arc::clone(&inputs) as _)
+            .with_operators(Arc::clone(&self.operators));
+        let compiled = CompiledPlan::try_new(&a.stage.plan, services)?;
         let schema = compiled.root.schema();
         let partitioner = Partitioner::try_new(output, &schema, &self.registry)?;
         let writer = ZenohPartitionWriter::new(

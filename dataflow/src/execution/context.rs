@@ -67,14 +67,52 @@ pub struct TaskContext {
     tasks: Weak<QueryTasks>,
 }
 
-/// The query-wide parts of a [`TaskContext`].
-pub(crate) struct QueryServices {
+/// The query-wide parts of a [`TaskContext`]: what a plan is compiled and
+/// run with (see [`crate::runner::CompiledPlan::try_new`]).
+#[derive(Clone)]
+pub struct QueryServices {
     pub config: ExecConfig,
     pub registry: Arc<FunctionRegistry>,
     pub tables: Arc<dyn MemoryTables>,
+    /// How partitions inside the plan meet (in-process channels by default).
     pub exchange: Arc<dyn ExchangeTransport>,
+    /// Outputs of upstream stages, for a stage cut out of a larger plan.
     pub inputs: Option<Arc<dyn StageInputs>>,
     pub operators: Arc<OperatorRegistry>,
+}
+
+impl QueryServices {
+    /// Services with in-process exchanges, no stage inputs and no custom
+    /// operators.
+    pub fn new(
+        config: ExecConfig,
+        registry: Arc<FunctionRegistry>,
+        tables: Arc<dyn MemoryTables>,
+    ) -> Self {
+        QueryServices {
+            config,
+            registry,
+            tables,
+            exchange: Arc::new(crate::exchange::ChannelExchange::default()),
+            inputs: None,
+            operators: Arc::new(OperatorRegistry::default()),
+        }
+    }
+
+    pub fn with_exchange(mut self, exchange: Arc<dyn ExchangeTransport>) -> Self {
+        self.exchange = exchange;
+        self
+    }
+
+    pub fn with_inputs(mut self, inputs: Arc<dyn StageInputs>) -> Self {
+        self.inputs = Some(inputs);
+        self
+    }
+
+    pub fn with_operators(mut self, operators: Arc<OperatorRegistry>) -> Self {
+        self.operators = operators;
+        self
+    }
 }
 
 impl TaskContext {

@@ -22,7 +22,7 @@ mod operator;
 mod tasks;
 
 pub use batch_builder::BatchBuilder;
-pub use context::{ExecConfig, TaskContext};
+pub use context::{ExecConfig, QueryServices, TaskContext};
 pub use datafusion_execution::memory_pool::MemoryPool;
 pub use instrumented::Instrumented;
 pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
