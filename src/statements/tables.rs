@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
-use arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
 use datafusion_expr::logical_plan::{CreateMemoryTable, DmlStatement, DropTable};
 use datafusion_expr::LogicalPlan;
+use ffq_dataflow::execution::BatchBuilder;
 use ffq_dataflow::tables::MemoryTables;
 use ffq_dataflow::DataflowError;
 
@@ -77,36 +78,20 @@ fn conform(table: &str, batch: &RecordBatch, schema: &SchemaRef) -> Result<Recor
     )?)
 }
 
-/// Conforms `batches` to `schema`, drops empty ones and merges them into
-/// batches of up to `batch_size` rows when they are smaller.
-// TODO(issue 10): use the shared batch builder of ffq-dataflow once it
-// lands instead of this coalescing loop.
+/// Conforms `batches` to `schema` and re-batches them to `batch_size` rows
+/// (small batches merged, large ones sliced).
 fn prepare_batches(
     session: &Arc<SessionState>,
     table: &str,
     batches: &[RecordBatch],
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let batch_size = session.config.batch_size;
-    let mut out: Vec<RecordBatch> = Vec::new();
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0;
-    for b in batches {
-        if b.num_rows() == 0 {
-            continue;
-        }
-        let b = conform(table, b, schema)?;
-        if pending_rows + b.num_rows() > batch_size && !pending.is_empty() {
-            out.push(concat_batches(schema, &pending)?);
-            pending.clear();
-            pending_rows = 0;
-        }
-        pending_rows += b.num_rows();
-        pending.push(b);
+    let mut builder = BatchBuilder::new(Arc::clone(schema), session.config.batch_size);
+    let mut out = Vec::new();
+    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+        out.extend(builder.push(conform(table, b, schema)?)?);
     }
-    if !pending.is_empty() {
-        out.push(concat_batches(schema, &pending)?);
-    }
+    out.extend(builder.finish()?);
     Ok(out)
 }
 
