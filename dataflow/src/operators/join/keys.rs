@@ -115,6 +115,27 @@ macro_rules! pack_values {
     }};
 }
 
+/// Appends one `$target` word per row to `$buf`, each key column's values
+/// shifted into place by their byte width.
+macro_rules! pack_keys {
+    ($arrays:expr, $widths:expr, $buf:expr, $n:expr, $target:ty,
+     $($w:literal => $native:ty),+) => {{
+        let start = $buf.len();
+        $buf.resize(start + $n, 0);
+        let out = &mut $buf[start..];
+        let mut shift = 0u32;
+        for (a, &w) in $arrays.iter().zip($widths) {
+            let data = fixed_width_data(a, w, $n)?;
+            match w {
+                $($w => pack_values!(data, $native, out, $target, shift),)+
+                _ => return Err(DataflowError::Internal(format!("key width {w}"))),
+            }
+            shift += w * 8;
+        }
+        Ok(())
+    }};
+}
+
 impl KeyEncoding {
     pub(super) fn try_new(types: &[DataType], null_equals_null: bool) -> Result<Self> {
         if !null_equals_null {
@@ -145,41 +166,11 @@ impl KeyEncoding {
         let n = arrays.first().map(|a| a.len()).unwrap_or(0);
         match (self, buf) {
             (KeyEncoding::Packed64(widths), KeyBuf::Packed64(v)) => {
-                let start = v.len();
-                v.resize(start + n, 0);
-                let out = &mut v[start..];
-                let mut shift = 0u32;
-                for (a, &w) in arrays.iter().zip(widths) {
-                    let data = fixed_width_data(a, w, n)?;
-                    match w {
-                        1 => pack_values!(data, u8, out, u64, shift),
-                        2 => pack_values!(data, u16, out, u64, shift),
-                        4 => pack_values!(data, u32, out, u64, shift),
-                        8 => pack_values!(data, u64, out, u64, shift),
-                        _ => return Err(DataflowError::Internal(format!("key width {w}"))),
-                    }
-                    shift += w * 8;
-                }
-                Ok(())
+                pack_keys!(arrays, widths, v, n, u64, 1 => u8, 2 => u16, 4 => u32, 8 => u64)
             }
             (KeyEncoding::Packed128(widths), KeyBuf::Packed128(v)) => {
-                let start = v.len();
-                v.resize(start + n, 0);
-                let out = &mut v[start..];
-                let mut shift = 0u32;
-                for (a, &w) in arrays.iter().zip(widths) {
-                    let data = fixed_width_data(a, w, n)?;
-                    match w {
-                        1 => pack_values!(data, u8, out, u128, shift),
-                        2 => pack_values!(data, u16, out, u128, shift),
-                        4 => pack_values!(data, u32, out, u128, shift),
-                        8 => pack_values!(data, u64, out, u128, shift),
-                        16 => pack_values!(data, u128, out, u128, shift),
-                        _ => return Err(DataflowError::Internal(format!("key width {w}"))),
-                    }
-                    shift += w * 8;
-                }
-                Ok(())
+                pack_keys!(arrays, widths, v, n, u128,
+                    1 => u8, 2 => u16, 4 => u32, 8 => u64, 16 => u128)
             }
             (KeyEncoding::Rows(c), KeyBuf::Rows(rows)) => Ok(c.append(rows, arrays)?),
             _ => Err(DataflowError::Internal("join key encodings differ".into())),
