@@ -190,7 +190,13 @@ impl Worker {
                     let (shared, generation) = (Arc::clone(&shared), Arc::clone(&generation));
                     tokio::spawn(async move {
                         tokio::time::sleep(COORDINATOR_GRACE).await;
-                        if generation.load(std::sync::atomic::Ordering::SeqCst) == seen {
+                        // Still gone by the subscriber's account: ask the
+                        // network too, since a Delete can arrive late (a
+                        // path to the coordinator closing while another one
+                        // still reaches it).
+                        if generation.load(std::sync::atomic::Ordering::SeqCst) == seen
+                            && !shared.coordinator_alive().await
+                        {
                             shared.drop_everything();
                         }
                     });
@@ -556,6 +562,21 @@ impl Shared {
 }
 
 impl Shared {
+    /// Whether the coordinator's liveliness token answers right now.
+    async fn coordinator_alive(&self) -> bool {
+        let key = coordinator_token_key(&self.cluster);
+        match self
+            .session
+            .liveliness()
+            .get(&key)
+            .timeout(Duration::from_secs(1))
+            .await
+        {
+            Ok(replies) => replies.recv_async().await.is_ok_and(|r| r.result().is_ok()),
+            Err(_) => false,
+        }
+    }
+
     /// Nobody can release what the coordinator's queries left here any
     /// more: every task stops and every output and table goes. Nothing is
     /// marked released (a coordinator that comes back after all may
