@@ -40,6 +40,7 @@ fn main() {
             target_partitions: partitions,
             batch_size: 8192,
             memory_limit: None,
+            spill_dir: None,
         };
         let processes = ProcessCluster::builder(env!("CARGO_BIN_EXE_ffq"))
             .workers(workers)

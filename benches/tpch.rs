@@ -41,6 +41,7 @@ fn main() {
             target_partitions: partitions,
             batch_size: 8192,
             memory_limit: None,
+            spill_dir: None,
         });
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_target_partitions(partitions),

@@ -1,5 +1,6 @@
 //! How `EXPLAIN ANALYZE` shows a run: the physical plan with what each
-//! operator did (rows, batches, compute time, peak memory); on a cluster,
+//! operator did (rows, batches, compute time, peak memory, what it spilled
+//! to disk); on a cluster,
 //! each stage with its task attempts too. The execution backends run the
 //! query and call these renderers.
 
@@ -40,6 +41,15 @@ pub fn render_plan(plan: &PhysicalPlan, metrics: &[MetricsSnapshot]) -> String {
         ));
         if m.peak_memory > 0 {
             out.push_str(&format!(" peak_mem={}", format_bytes(m.peak_memory)));
+        }
+        if m.spill_files > 0 {
+            out.push_str(&format!(
+                " spilled={} spill_files={} spilled_rows={} spill_time={}",
+                format_bytes(m.spilled_bytes),
+                m.spill_files,
+                m.spilled_rows,
+                format_duration(Duration::from_nanos(m.spill_ns)),
+            ));
         }
         out.push('\n');
     }

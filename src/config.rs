@@ -13,6 +13,10 @@ pub struct EngineConfig {
     /// reservation does not fit fails with a `resources exhausted` error
     /// (nothing spills yet). Default `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// Where queries spill operator state when the memory limit is
+    /// reached (a directory per query, removed when it ends); default
+    /// `None`: the system temp dir.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -23,6 +27,7 @@ impl Default for EngineConfig {
                 .unwrap_or(1),
             batch_size: 8192,
             memory_limit: None,
+            spill_dir: None,
         }
     }
 }
@@ -34,6 +39,7 @@ impl EngineConfig {
             target_partitions: self.target_partitions.max(1),
             batch_size: self.batch_size.max(1),
             memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir,
         }
     }
 }

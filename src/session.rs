@@ -49,6 +49,8 @@ pub(crate) struct SessionState {
 
 impl SessionState {
     pub fn new(config: EngineConfig, backend: Arc<dyn ExecutionBackend>) -> Self {
+        // Spill directories of engines that died before removing theirs.
+        ffq_dataflow::execution::remove_stale_spill_dirs(&spill_dir(&config));
         SessionState {
             memory_pool: memory_pool(config.memory_limit),
             config: config.normalized(),
@@ -97,6 +99,7 @@ impl SessionState {
             config: ExecConfig {
                 batch_size: self.config.batch_size,
                 memory_pool: Arc::clone(&self.memory_pool),
+                spill_dir: spill_dir(&self.config),
                 ..ExecConfig::default()
             },
         }
@@ -243,4 +246,9 @@ impl SubqueryRunner for SessionState {
         }
         .boxed()
     }
+}
+
+/// Where the engine's queries spill (`EngineConfig::spill_dir`).
+fn spill_dir(config: &EngineConfig) -> std::path::PathBuf {
+    config.spill_dir.clone().unwrap_or_else(std::env::temp_dir)
 }

@@ -28,6 +28,12 @@ pub struct OperatorMetrics {
     pub peak_memory: AtomicU64,
     /// Partitions whose stream ended.
     pub finished_partitions: AtomicU64,
+    /// Bytes, rows and files spilled to disk, and the time spent writing
+    /// them (see [`crate::execution::SpillArea`]).
+    pub spilled_bytes: AtomicU64,
+    pub spilled_rows: AtomicU64,
+    pub spill_files: AtomicU64,
+    pub spill_ns: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -37,6 +43,10 @@ impl OperatorMetrics {
             output_batches: self.output_batches.load(Ordering::Relaxed),
             poll_ns: self.poll_ns.load(Ordering::Relaxed),
             peak_memory: self.peak_memory.load(Ordering::Relaxed),
+            spilled_bytes: self.spilled_bytes.load(Ordering::Relaxed),
+            spilled_rows: self.spilled_rows.load(Ordering::Relaxed),
+            spill_files: self.spill_files.load(Ordering::Relaxed),
+            spill_ns: self.spill_ns.load(Ordering::Relaxed),
         }
     }
 }
@@ -48,6 +58,14 @@ pub struct MetricsSnapshot {
     pub output_batches: u64,
     pub poll_ns: u64,
     pub peak_memory: u64,
+    #[serde(default)]
+    pub spilled_bytes: u64,
+    #[serde(default)]
+    pub spilled_rows: u64,
+    #[serde(default)]
+    pub spill_files: u64,
+    #[serde(default)]
+    pub spill_ns: u64,
 }
 
 impl MetricsSnapshot {
@@ -57,6 +75,10 @@ impl MetricsSnapshot {
         self.output_batches += other.output_batches;
         self.poll_ns += other.poll_ns;
         self.peak_memory += other.peak_memory;
+        self.spilled_bytes += other.spilled_bytes;
+        self.spilled_rows += other.spilled_rows;
+        self.spill_files += other.spill_files;
+        self.spill_ns += other.spill_ns;
     }
 }
 

@@ -83,6 +83,11 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
     memory_limit: Option<usize>,
 
+    /// Where tasks spill operator state, and the output store spills task
+    /// outputs beyond its budget [default: the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<std::path::PathBuf>,
+
     /// The worker's id [default: generated].
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -154,6 +159,10 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
             worker.slots = slots;
         }
         worker.memory_limit = args.memory_limit;
+        if let Some(dir) = &args.spill_dir {
+            worker.spill_dir = dir.clone();
+            worker.store.spill_dir = Some(dir.clone());
+        }
         let (id, slots) = (worker.id.clone(), worker.slots);
         let worker = Worker::start(worker).await.map_err(cluster_error)?;
         eprintln!(

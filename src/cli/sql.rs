@@ -63,6 +63,12 @@ pub struct EngineArgs {
     #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
     memory_limit: Option<usize>,
 
+    /// Where queries spill operator state to disk when the memory limit is
+    /// reached (a directory per query, removed when it ends) [default: the
+    /// system temp dir].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<std::path::PathBuf>,
+
     /// Run on the cluster whose coordinator listens on ENDPOINT (e.g.
     /// `tcp/127.0.0.1:7447`) instead of in this process.
     #[arg(long, value_name = "ENDPOINT")]
@@ -140,6 +146,7 @@ pub fn build_engine(args: &EngineArgs) -> Result<(tokio::runtime::Runtime, Engin
         config.batch_size = n as usize;
     }
     config.memory_limit = args.memory_limit;
+    config.spill_dir = args.spill_dir.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -247,6 +247,7 @@ mod tests {
             target_partitions: partitions,
             batch_size: 8192,
             memory_limit: None,
+            spill_dir: None,
         });
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int32, false),

@@ -19,6 +19,7 @@ fn limited_engine(partitions: usize, limit: usize) -> Engine {
         target_partitions: partitions,
         batch_size: 8192,
         memory_limit: Some(limit),
+        spill_dir: None,
     });
     engine
         .register_tpch(SF)

@@ -66,6 +66,7 @@ async fn sqllogictest() {
             target_partitions: 3,
             batch_size: 8192,
             memory_limit: None,
+            spill_dir: None,
         },
     };
     let report = run_slt_path(&dir, &options)

@@ -73,6 +73,9 @@ pub struct WorkerConfig {
     /// a `resources exhausted` error. `None`: no limit. The output store
     /// has its own budget (`store`).
     pub memory_limit: Option<usize>,
+    /// Where tasks spill operator state when the memory limit is reached
+    /// (a directory per task, removed when it ends).
+    pub spill_dir: std::path::PathBuf,
 }
 
 impl WorkerConfig {
@@ -91,6 +94,7 @@ impl WorkerConfig {
             operators: OperatorRegistry::default(),
             advertise: None,
             memory_limit: None,
+            spill_dir: std::env::temp_dir(),
         }
     }
 }
@@ -114,6 +118,8 @@ struct Shared {
     operators: Arc<OperatorRegistry>,
     /// The worker's memory pool, shared by its tasks.
     memory_pool: Arc<dyn MemoryPool>,
+    /// Where tasks make their spill directories.
+    spill_dir: std::path::PathBuf,
     advertised: Vec<String>,
     running: Mutex<HashMap<AttemptRef, AbortHandle>>,
     tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
@@ -136,6 +142,8 @@ impl Worker {
         let session = zenoh::open(config.zenoh.clone())
             .await
             .map_err(ClusterError::zenoh)?;
+        // Spill directories of workers that died before removing theirs.
+        ffq_dataflow::execution::remove_stale_spill_dirs(&config.spill_dir);
         let store = OutputStore::new(config.store.clone());
         let server = store
             .serve(&session, &config.cluster, config.serve.clone())
@@ -150,6 +158,7 @@ impl Worker {
             fault: config.fault.clone(),
             operators: Arc::new(config.operators.clone()),
             memory_pool: memory_pool(config.memory_limit),
+            spill_dir: config.spill_dir.clone(),
             advertised: config
                 .advertise
                 .clone()
@@ -383,6 +392,7 @@ impl Shared {
         let config = ExecConfig {
             batch_size: a.batch_size,
             memory_pool: Arc::clone(&self.memory_pool),
+            spill_dir: self.spill_dir.clone(),
             ..ExecConfig::default()
         };
         let services = QueryServices::new(config, Arc::clone(&self.registry), tables)

@@ -1,18 +1,22 @@
 //! What a running operator partition may use: settings, functions, tables,
 //! the exchange transport, the query's metrics and its task set.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use datafusion_execution::memory_pool::MemoryPool;
 
+use arrow::datatypes::SchemaRef;
+
 use super::memory::{memory_pool, OperatorMemory};
+use super::spill::{SpillArea, SpillWriter};
 use super::QueryTasks;
 use crate::custom::OperatorRegistry;
 use crate::error::{DataflowError, Result};
 use crate::exchange::{ExchangeTransport, StageInputs};
 use crate::functions::FunctionRegistry;
-use crate::metrics::MetricsSet;
+use crate::metrics::{MetricsSet, OperatorMetrics};
 use crate::plan::NodeId;
 use crate::tables::MemoryTables;
 
@@ -26,15 +30,19 @@ pub struct ExecConfig {
     /// Where operators reserve the memory their state holds. One pool per
     /// engine or worker ([`super::memory_pool`]), shared by its queries.
     pub memory_pool: Arc<dyn MemoryPool>,
+    /// Where queries make their spill directories (see [`SpillArea`]).
+    pub spill_dir: PathBuf,
 }
 
 impl Default for ExecConfig {
-    /// Unbounded memory: a fresh pool without a limit.
+    /// Unbounded memory: a fresh pool without a limit; spills (when a
+    /// limited pool is set) go to the system temp dir.
     fn default() -> Self {
         ExecConfig {
             batch_size: 8192,
             channel_capacity: 4,
             memory_pool: memory_pool(None),
+            spill_dir: std::env::temp_dir(),
         }
     }
 }
@@ -64,6 +72,12 @@ pub struct TaskContext {
     /// handed to (see [`TaskContext::reserve`]).
     memory: Arc<AtomicU64>,
     operator: OperatorSlot,
+    /// The counters of the plan node this context was handed to (spill
+    /// counters go there); `None` for the root context.
+    node_metrics: Option<Arc<OperatorMetrics>>,
+    /// The query's spill directory, shared by all its operators; removed
+    /// when the last context of the query is dropped.
+    spill: Arc<SpillArea>,
     tasks: Weak<QueryTasks>,
 }
 
@@ -118,6 +132,7 @@ impl QueryServices {
 impl TaskContext {
     /// The root context of a query whose tasks go to `tasks`.
     pub(crate) fn new(services: QueryServices, tasks: &Arc<QueryTasks>) -> Self {
+        let spill = Arc::new(SpillArea::new(services.config.spill_dir.clone()));
         TaskContext {
             config: services.config,
             registry: services.registry,
@@ -128,16 +143,20 @@ impl TaskContext {
             metrics: Arc::new(MetricsSet::default()),
             memory: Arc::new(AtomicU64::new(0)),
             operator: OperatorSlot::default(),
+            node_metrics: None,
+            spill,
             tasks: Arc::downgrade(tasks),
         }
     }
 
     /// The context handed to partition `partition` of operator `name`
-    /// (plan node `node`): same query, with its own memory peak slot.
+    /// (plan node `node`, counted in `node_metrics`): same query, with its
+    /// own memory peak slot.
     pub(crate) fn for_operator(
         &self,
         name: &str,
         node: NodeId,
+        node_metrics: &Arc<OperatorMetrics>,
         partition: usize,
     ) -> Arc<TaskContext> {
         Arc::new(TaskContext {
@@ -152,6 +171,8 @@ impl TaskContext {
             operator: OperatorSlot {
                 name: format!("{name} (node {}, partition {partition})", node.0),
             },
+            node_metrics: Some(Arc::clone(node_metrics)),
+            spill: Arc::clone(&self.spill),
             tasks: self.tasks.clone(),
         })
     }
@@ -166,13 +187,46 @@ impl TaskContext {
     /// ([`OperatorMemory::try_resize`]): that reserves from the pool and
     /// records the peak `EXPLAIN ANALYZE` shows.
     pub fn reserve(&self, what: Option<&str>) -> OperatorMemory {
-        let name = match (what, self.operator.name.is_empty()) {
+        OperatorMemory::new(
+            &self.config.memory_pool,
+            self.reservation_name(what),
+            Arc::clone(&self.memory),
+            false,
+        )
+    }
+
+    /// Like [`TaskContext::reserve`], for state the operator can spill
+    /// ([`TaskContext::spill_writer`]) when a resize is refused. Under a
+    /// limit, spillable reservations share what unspillable ones leave
+    /// (each at most an equal share), so one operator cannot starve the
+    /// others; a refusal means "spill now".
+    pub fn reserve_spillable(&self, what: Option<&str>) -> OperatorMemory {
+        OperatorMemory::new(
+            &self.config.memory_pool,
+            self.reservation_name(what),
+            Arc::clone(&self.memory),
+            true,
+        )
+    }
+
+    fn reservation_name(&self, what: Option<&str>) -> String {
+        match (what, self.operator.name.is_empty()) {
             (Some(w), false) => format!("{} {w}", self.operator.name),
             (Some(w), true) => w.to_string(),
             (None, false) => self.operator.name.clone(),
             (None, true) => "operator".to_string(),
-        };
-        OperatorMemory::new(&self.config.memory_pool, name, Arc::clone(&self.memory))
+        }
+    }
+
+    /// A writer of a new spill run of batches of `schema`, in the query's
+    /// spill directory, counted in this operator's metrics.
+    pub fn spill_writer(&self, schema: &SchemaRef) -> Result<SpillWriter> {
+        self.spill.writer(schema, self.node_metrics.clone())
+    }
+
+    /// The query's spill directory, if anything spilled yet.
+    pub fn spill_path(&self) -> Option<PathBuf> {
+        self.spill.path()
     }
 
     /// Spawns a task of the query. Wrap `fut` in [`super::catch_panic`]

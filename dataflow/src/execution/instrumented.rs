@@ -59,7 +59,7 @@ impl Operator for Instrumented {
                 self.name(),
             )));
         }
-        let ctx = ctx.for_operator(self.name(), self.node, partition);
+        let ctx = ctx.for_operator(self.name(), self.node, &self.metrics, partition);
         let inner = self.inner.execute(partition, &ctx)?;
         Ok(Box::pin(CountedStream {
             inner,

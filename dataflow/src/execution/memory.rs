@@ -1,8 +1,8 @@
 //! The memory pool and what operators reserve from it.
 //!
 //! One pool per engine (embedded) or per worker: DataFusion's
-//! [`GreedyMemoryPool`] (first come, first served) under a limit, or its
-//! [`UnboundedMemoryPool`] without one, wrapped in a
+//! [`FairSpillPool`] under a limit, or its [`UnboundedMemoryPool`] without
+//! one, wrapped in a
 //! [`TrackConsumersPool`] so that a refusal can say who holds what. Every
 //! operator partition that holds state (hash tables, buffered batches)
 //! takes an [`OperatorMemory`] from its [`super::TaskContext`] and resizes
@@ -10,10 +10,14 @@
 //! `EXPLAIN ANALYZE` shows. Dropping the `OperatorMemory` (with the
 //! operator's stream, or with a shared join build) gives the bytes back.
 //!
-//! Not done yet: nothing spills. A refused reservation ends the query with
+//! Reservations are spillable or not. The fair pool gives unspillable ones
+//! what they ask while it lasts, and each spillable one at most an equal
+//! share of the rest: a refused spillable reservation tells its operator
+//! to spill (see `spill.rs`), so a large hash table cannot starve the
+//! operators that come after it. A refused reservation that cannot be
+//! answered by spilling ends the query with
 //! [`DataflowError::ResourcesExhausted`], naming the operator, what it
-//! needs, the limit and the largest holders. Exchange buffers, the worker
-//! output store and memory tables do not reserve yet.
+//! needs, the limit and the largest holders.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +25,7 @@ use std::sync::Arc;
 
 use datafusion_common::DataFusionError;
 use datafusion_execution::memory_pool::{
-    GreedyMemoryPool, MemoryConsumer, MemoryConsumerMetrics, MemoryLimit, MemoryPool,
+    FairSpillPool, MemoryConsumer, MemoryConsumerMetrics, MemoryLimit, MemoryPool,
     MemoryReservation, TrackConsumersPool, UnboundedMemoryPool,
 };
 
@@ -37,7 +41,7 @@ pub fn memory_pool(limit: Option<usize>) -> Arc<dyn MemoryPool> {
     // `TOP_HOLDERS` is a non-zero constant; `MIN` is never used.
     let top = NonZeroUsize::new(TOP_HOLDERS).unwrap_or(NonZeroUsize::MIN);
     match limit {
-        Some(bytes) => Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(bytes), top)),
+        Some(bytes) => Arc::new(TrackConsumersPool::new(FairSpillPool::new(bytes), top)),
         None => Arc::new(TrackConsumersPool::new(UnboundedMemoryPool::default(), top)),
     }
 }
@@ -62,9 +66,16 @@ pub struct OperatorMemory {
 }
 
 impl OperatorMemory {
-    pub(crate) fn new(pool: &Arc<dyn MemoryPool>, name: String, peak: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        pool: &Arc<dyn MemoryPool>,
+        name: String,
+        peak: Arc<AtomicU64>,
+        can_spill: bool,
+    ) -> Self {
         OperatorMemory {
-            reservation: MemoryConsumer::new(name).register(pool),
+            reservation: MemoryConsumer::new(name)
+                .with_can_spill(can_spill)
+                .register(pool),
             pool: Arc::clone(pool),
             peak,
         }
@@ -138,7 +149,7 @@ pub fn format_bytes(bytes: usize) -> String {
 
 /// The consumers holding the most, largest first, if `pool` tracks them.
 fn top_holders(pool: &Arc<dyn MemoryPool>) -> Option<Vec<MemoryConsumerMetrics>> {
-    let mut all = if let Some(p) = pool.downcast_ref::<TrackConsumersPool<GreedyMemoryPool>>() {
+    let mut all = if let Some(p) = pool.downcast_ref::<TrackConsumersPool<FairSpillPool>>() {
         p.metrics()
     } else if let Some(p) = pool.downcast_ref::<TrackConsumersPool<UnboundedMemoryPool>>() {
         p.metrics()
@@ -156,7 +167,25 @@ mod tests {
     use super::*;
 
     fn memory(pool: &Arc<dyn MemoryPool>, name: &str) -> OperatorMemory {
-        OperatorMemory::new(pool, name.to_string(), Arc::new(AtomicU64::new(0)))
+        OperatorMemory::new(pool, name.to_string(), Arc::new(AtomicU64::new(0)), false)
+    }
+
+    #[test]
+    fn spillable_reservations_share_what_unspillable_ones_leave() {
+        let pool = memory_pool(Some(4096));
+        let spillable =
+            |name: &str| OperatorMemory::new(&pool, name.into(), Arc::new(AtomicU64::new(0)), true);
+        let fixed = memory(&pool, "fixed");
+        fixed.try_resize(1096).unwrap_or_else(|e| panic!("{e}"));
+        let a = spillable("a");
+        let b = spillable("b");
+        // 3000 bytes left, two spillable consumers: 1500 each.
+        a.try_resize(1500).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.try_resize(1501).is_err());
+        b.try_resize(1500).unwrap_or_else(|e| panic!("{e}"));
+        drop(b);
+        // Alone, `a` may have all that is left.
+        a.try_resize(3000).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
@@ -197,7 +226,7 @@ mod tests {
     fn peak_is_recorded_and_unbounded_never_refuses() {
         let pool = memory_pool(None);
         let peak = Arc::new(AtomicU64::new(0));
-        let m = OperatorMemory::new(&pool, "x".into(), Arc::clone(&peak));
+        let m = OperatorMemory::new(&pool, "x".into(), Arc::clone(&peak), false);
         m.try_resize(1 << 40).unwrap_or_else(|e| panic!("{e}"));
         m.try_resize(10).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(peak.load(Ordering::Relaxed), 1 << 40);

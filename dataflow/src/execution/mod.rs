@@ -6,6 +6,8 @@
 //! - [`TaskContext`] and [`ExecConfig`] (what a running partition may use);
 //! - the memory pool and [`OperatorMemory`], what stateful operators
 //!   reserve from it (`memory.rs`);
+//! - spill files: a per-query [`SpillArea`] and the runs operators write
+//!   to it when a reservation is refused (`spill.rs`);
 //! - [`QueryTasks`] (the query's task set) and [`catch_panic`];
 //! - [`Instrumented`], the wrapper `compile` puts around every operator: it
 //!   checks partition indices and counts rows, batches and time;
@@ -19,6 +21,7 @@ pub(crate) mod context;
 mod instrumented;
 mod memory;
 mod operator;
+mod spill;
 mod tasks;
 
 pub use batch_builder::BatchBuilder;
@@ -27,4 +30,5 @@ pub use datafusion_execution::memory_pool::MemoryPool;
 pub use instrumented::Instrumented;
 pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
+pub use spill::{remove_stale_spill_dirs, SpillArea, SpillReader, SpillRun, SpillWriter};
 pub use tasks::{catch_panic, QueryTasks};

@@ -46,6 +46,7 @@ pub fn ffq_engine(target_partitions: usize, batch_size: usize) -> Engine {
         target_partitions,
         batch_size,
         memory_limit: None,
+        spill_dir: None,
     })
 }
 
@@ -84,6 +85,7 @@ pub async fn connect_engine(
             target_partitions,
             batch_size,
             memory_limit: None,
+            spill_dir: None,
         },
     )
     .await

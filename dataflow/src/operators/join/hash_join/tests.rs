@@ -529,6 +529,7 @@ async fn probe_resumes_inside_chains() {
         &crate::execution::memory_pool(None),
         "test".into(),
         Default::default(),
+        false,
     );
     let table = JoinTable::build(input, &keys, &ls, memory).await.unwrap();
     let mut prober = Prober::new(&keys);
