@@ -100,6 +100,11 @@ pub enum TaskOutcome {
     },
     Failed {
         message: String,
+        /// The same task would fail the same way again (see
+        /// `DataflowError::is_deterministic`): the query fails at once
+        /// instead of retrying.
+        #[serde(default)]
+        deterministic: bool,
     },
 }
 

@@ -345,6 +345,7 @@ impl Shared {
                 Ok(o) => o,
                 Err(e) => TaskOutcome::Failed {
                     message: e.to_string(),
+                    deterministic: e.is_deterministic(),
                 },
             };
             shared
@@ -363,7 +364,10 @@ impl Shared {
         let attempt = a.attempt_ref();
         if let Some(fault) = &self.fault {
             if let Some(message) = fault(&attempt) {
-                return Ok(TaskOutcome::Failed { message });
+                return Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: false,
+                });
             }
         }
         if let Some(missing) = a
@@ -377,6 +381,7 @@ impl Shared {
                     "worker {} cannot run operator {missing}: no factory is registered for it here",
                     self.id
                 ),
+                deterministic: false,
             });
         }
         let output = a.stage.output.as_ref().ok_or_else(|| {
@@ -432,7 +437,10 @@ impl Shared {
             Err(e) => {
                 let message = e.to_string();
                 writer.abort(&message);
-                Ok(TaskOutcome::Failed { message })
+                Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: e.is_deterministic(),
+                })
             }
         }
     }
