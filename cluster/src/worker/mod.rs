@@ -484,7 +484,11 @@ impl Shared {
                     a.query
                 )));
             }
-            Arc::clone(tables.entry(a.query.clone()).or_default())
+            Arc::clone(tables.entry(a.query.clone()).or_insert_with(|| {
+                Arc::new(MemoryTableMap::with_memory_pool(Arc::clone(
+                    &self.memory_pool,
+                )))
+            }))
         };
         for name in names {
             if map.batches(&name).is_some() {
@@ -494,7 +498,7 @@ impl Shared {
                 tables::fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
                     .await
                     .map_err(DataflowError::from)?;
-            map.insert(name, batches);
+            map.insert(name, batches)?;
         }
         Ok(map)
     }
