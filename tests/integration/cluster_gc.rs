@@ -18,7 +18,7 @@ const FORGET_WITHIN: Duration = Duration::from_secs(8);
 
 /// Waits until the coordinator lists no query and every worker holds
 /// nothing; panics with what is left otherwise.
-async fn assert_cluster_clear(engine: &Engine, what: &str) {
+pub(crate) async fn assert_cluster_clear(engine: &Engine, what: &str) {
     let client = engine.cluster().unwrap();
     let start = Instant::now();
     loop {
@@ -42,6 +42,7 @@ fn is_clear(state: &WorkerState) -> bool {
         && state.streams.is_empty()
         && state.buffered_bytes == 0
         && state.spilled_bytes == 0
+        && state.memory_reserved == 0
 }
 
 fn connect_args<'a>(endpoint: &'a str, cluster: &'a str) -> Vec<&'a str> {
@@ -184,4 +185,29 @@ async fn finished_and_dropped_queries_are_forgotten_and_read_stages_released() {
         engine.sql(sql).await.unwrap().collect().await.unwrap();
     }
     assert_cluster_clear(&engine, "after finished and dropped queries").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clients_leave_nothing_behind() {
+    let cluster = LocalCluster::start(2).await.unwrap();
+    let mut engines = Vec::new();
+    for _ in 0..4 {
+        engines.push(tpch_cluster_engine(cluster.client_config(), 0.01, 2).await);
+    }
+    for round in 0..2 {
+        let runs = engines.iter().enumerate().map(|(i, engine)| {
+            let sql = tpch_query([3, 5, 10, 18][i]);
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.sql(&sql).await?.collect().await })
+        });
+        for run in futures::future::join_all(runs).await {
+            run.unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        assert_cluster_clear(
+            &engines[0],
+            &format!("round {round} of 4 concurrent clients"),
+        )
+        .await;
+    }
 }

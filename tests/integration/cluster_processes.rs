@@ -133,6 +133,8 @@ async fn a_worker_killed_while_its_stage_runs_is_replaced() {
         c.workers_lost >= 1 && c.requeued + c.recomputed >= 1,
         "{c:?}"
     );
+    // The surviving workers hold nothing of the query afterwards.
+    crate::cluster_gc::assert_cluster_clear(&engine, "a worker killed mid-query").await;
 }
 
 /// The seed scenario: a worker stops answering (SIGSTOP) past its lease;
