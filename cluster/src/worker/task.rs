@@ -1,0 +1,245 @@
+//! Running an assigned task attempt: compiling its stage plan with the
+//! worker's pool, functions and the query's tables, writing its output
+//! partitions into the store, and reporting the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::operators::exchange::Partitioner;
+use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig, QueryServices};
+use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
+use ffq_transport::zenoh_exchange::{AttemptRef, ZenohPartitionWriter};
+
+use super::{tables, Shared};
+use crate::error::{ClusterError, Result};
+use crate::inputs::ZenohStageInputs;
+use crate::protocol::{ask_coordinator, TaskAssignment, TaskOutcome, TaskReport};
+
+impl Shared {
+    /// Starts an assigned attempt; it reports its outcome by itself. An
+    /// attempt of a query released here is refused: the query ended while
+    /// its assignment was on the way (a coordinator that still runs it
+    /// then retries the task elsewhere).
+    pub(super) fn start_task(self: &Arc<Self>, assignment: TaskAssignment) -> Result<()> {
+        let attempt = assignment.attempt_ref();
+        if self.store.is_released(&attempt.query) {
+            tracing::debug!(worker = %self.id, ?attempt, "assignment of a released query refused");
+            return Err(ClusterError::Query(format!(
+                "query {} was released on worker {}",
+                attempt.query, self.id
+            )));
+        }
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| ClusterError::Protocol("running task table poisoned".into()))?;
+        if running.contains_key(&attempt) {
+            return Ok(());
+        }
+        tracing::debug!(worker = %self.id, ?attempt, "task started");
+        let shared = Arc::clone(self);
+        let key = attempt.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = match catch_panic(shared.run_task(&assignment)).await {
+                Ok(o) => o,
+                Err(e) => TaskOutcome::Failed {
+                    message: e.to_string(),
+                    deterministic: e.is_deterministic(),
+                },
+            };
+            shared
+                .tasks_run
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut r) = shared.running.lock() {
+                r.remove(&key);
+            }
+            shared.report(key, outcome).await;
+        });
+        running.insert(attempt, handle.abort_handle());
+        Ok(())
+    }
+
+    pub(super) async fn run_task(&self, a: &TaskAssignment) -> ffq_dataflow::Result<TaskOutcome> {
+        let attempt = a.attempt_ref();
+        if let Some(fault) = &self.fault {
+            if let Some(message) = fault(&attempt) {
+                return Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: false,
+                });
+            }
+        }
+        if let Some(missing) = a
+            .stage
+            .required_operators()
+            .into_iter()
+            .find(|op| self.operators.get(op).is_none())
+        {
+            return Ok(TaskOutcome::Failed {
+                message: format!(
+                    "worker {} cannot run operator {missing}: no factory is registered for it here",
+                    self.id
+                ),
+                deterministic: false,
+            });
+        }
+        let output = a.stage.output.as_ref().ok_or_else(|| {
+            DataflowError::Internal("the root stage runs in the client, not on a worker".into())
+        })?;
+        let tables = self.tables_for(a).await?;
+        let inputs = Arc::new(ZenohStageInputs::new(
+            self.session.clone(),
+            self.cluster.clone(),
+            a.query.clone(),
+            a.inputs.clone(),
+        ));
+        let config = ExecConfig {
+            batch_size: a.batch_size,
+            memory_pool: Arc::clone(&self.memory_pool),
+            spill_dir: self.spill_dir.clone(),
+            ..ExecConfig::default()
+        };
+        let services = QueryServices::new(config, Arc::clone(&self.registry), tables)
+            .with_inputs(Arc::clone(&inputs) as _)
+            .with_operators(Arc::clone(&self.operators));
+        let compiled = CompiledPlan::try_new(&a.stage.plan, services)?;
+        let schema = compiled.root.schema();
+        let partitioner = Partitioner::try_new(output, &schema, &self.registry)?;
+        let writer = ZenohPartitionWriter::new(
+            &self.store,
+            attempt.clone(),
+            partitioner.partitions(),
+            schema,
+        )?;
+        let mut output = AttemptOutput(Some(writer));
+        let produced = partitioner
+            .produce(
+                Arc::clone(&compiled.root),
+                a.task.0 as usize,
+                &compiled.ctx,
+                output.0.as_mut().expect("set above"),
+            )
+            .await;
+        let writer = output.0.take().expect("set above");
+        let spilled: u64 = compiled
+            .ctx
+            .metrics
+            .snapshot()
+            .iter()
+            .map(|m| m.spilled_bytes)
+            .sum();
+        self.task_spilled_bytes
+            .fetch_add(spilled, std::sync::atomic::Ordering::Relaxed);
+        match produced {
+            // Cancelled: every reader is gone (cannot happen with stored
+            // outputs, which have no readers to lose); keep what exists.
+            Ok(()) | Err(DataflowError::Cancelled) => {
+                writer.finish()?;
+                let stats = self.store.attempt_stats(&attempt);
+                Ok(TaskOutcome::Succeeded {
+                    bytes: stats.bytes as u64,
+                    metrics: compiled.ctx.metrics.snapshot(),
+                    stale_frames: inputs.stale_frames(),
+                })
+            }
+            Err(e) => {
+                let message = e.to_string();
+                writer.abort(&message);
+                Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: e.is_deterministic(),
+                })
+            }
+        }
+    }
+
+    /// The memory tables `a` scans, fetched once per query from the client
+    /// that registered them.
+    pub(super) async fn tables_for(
+        &self,
+        a: &TaskAssignment,
+    ) -> ffq_dataflow::Result<Arc<dyn MemoryTables>> {
+        let names = a.stage.memory_tables();
+        let map = {
+            let mut tables = self
+                .tables
+                .lock()
+                .map_err(|_| DataflowError::Internal("table cache poisoned".into()))?;
+            // Checked under the cache's lock: a release of the query
+            // cannot slip between the check and the insert.
+            if self.store.is_released(&a.query) {
+                return Err(DataflowError::Execution(format!(
+                    "query {} was released",
+                    a.query
+                )));
+            }
+            Arc::clone(tables.entry(a.query.clone()).or_insert_with(|| {
+                Arc::new(MemoryTableMap::with_memory_pool(Arc::clone(
+                    &self.memory_pool,
+                )))
+            }))
+        };
+        for name in names {
+            if map.batches(&name).is_some() {
+                continue;
+            }
+            let batches =
+                tables::fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
+                    .await
+                    .map_err(DataflowError::from)?;
+            map.insert(name, batches)?;
+        }
+        Ok(map)
+    }
+
+    /// Reports an outcome to the coordinator, retrying while it cannot be
+    /// reached; drops the attempt's output if the coordinator does not
+    /// keep it.
+    pub(super) async fn report(&self, attempt: AttemptRef, outcome: TaskOutcome) {
+        let report = TaskReport {
+            worker: self.id.clone(),
+            attempt: attempt.clone(),
+            outcome,
+            frames: self.store.attempt_stats(&attempt).frames as u64,
+        };
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..30 {
+            match ask_coordinator(
+                &self.session,
+                &self.cluster,
+                &report,
+                Duration::from_secs(10),
+            )
+            .await
+            {
+                Ok(ack) => {
+                    if !ack.keep {
+                        self.store.release_attempt(&attempt);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(worker = %self.id, ?attempt, "report not delivered: {e}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        tracing::warn!(worker = %self.id, ?attempt, "coordinator unreachable; dropping the attempt's output");
+        self.store.release_attempt(&attempt);
+    }
+}
+
+/// The writer of an attempt's output: an attempt dropped before it
+/// finished (aborted) ends its streams with an error, never with a
+/// complete-looking end.
+struct AttemptOutput(Option<ZenohPartitionWriter>);
+
+impl Drop for AttemptOutput {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.abort("the task attempt was cancelled");
+        }
+    }
+}
