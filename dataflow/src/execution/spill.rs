@@ -206,17 +206,27 @@ impl SpillRun {
     /// Reads the run back one batch at a time, in the order written. The
     /// file is deleted when the reader is dropped.
     pub fn read(self) -> Result<SpillReader> {
-        let file = File::open(&self.path).map_err(|e| spill_error(&self.path, "opening", e))?;
+        SpillRun::read_shared(&Arc::new(self))
+    }
+
+    /// Reads a run that several readers share (e.g. a join build side
+    /// spilled once and read by every probe partition), from its start.
+    /// The file is deleted when the last handle and reader are dropped.
+    pub fn read_shared(run: &Arc<SpillRun>) -> Result<SpillReader> {
+        let file = File::open(&run.path).map_err(|e| spill_error(&run.path, "opening", e))?;
         let reader = StreamReader::try_new(BufReader::new(file), None)
-            .map_err(|e| spill_arrow_error(&self.path, e))?;
-        Ok(SpillReader { reader, run: self })
+            .map_err(|e| spill_arrow_error(&run.path, e))?;
+        Ok(SpillReader {
+            reader,
+            run: Arc::clone(run),
+        })
     }
 }
 
 /// Batches of one [`SpillRun`], read back in order.
 pub struct SpillReader {
     reader: StreamReader<BufReader<File>>,
-    run: SpillRun,
+    run: Arc<SpillRun>,
 }
 
 impl SpillReader {

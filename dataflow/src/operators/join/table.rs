@@ -5,7 +5,6 @@
 use arrow::array::RecordBatch;
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::SchemaRef;
-use futures::StreamExt;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use super::build::concat;
@@ -13,7 +12,6 @@ use super::keys::{JoinKeys, KeyBuf, NONE};
 use crate::error::{DataflowError, Result};
 use crate::execution::OperatorMemory;
 use crate::expr::evaluate_all;
-use crate::stream::SendableRecordBatchStream;
 
 /// `(hash, first row, last row)` of a chain of build rows.
 pub(super) type Slot = (u64, u32, u32);
@@ -37,83 +35,133 @@ impl JoinTable {
             + self.next.capacity() * std::mem::size_of::<u32>()
     }
 
-    /// Builds the table from all batches of `input`, reserving what it
-    /// holds from `memory` batch by batch.
-    pub(super) async fn build(
-        mut input: SendableRecordBatchStream,
+    pub(super) fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+}
+
+/// A [`JoinTable`] being built batch by batch, reserving what it holds.
+pub(super) struct TableBuilder {
+    batches: Vec<RecordBatch>,
+    held_rows: usize,
+    buf: KeyBuf,
+    hashes: Vec<u64>,
+    map: HashTable<Slot>,
+    next: Vec<u32>,
+    /// Rows inserted so far.
+    offset: usize,
+    memory: OperatorMemory,
+}
+
+/// What [`TableBuilder::finish`] gives.
+pub(super) enum Built {
+    Table(JoinTable),
+    /// The pool refused to hold the table: the refusal and the rows (to
+    /// spill, or to fail with the refusal).
+    Refused(DataflowError, Vec<RecordBatch>),
+}
+
+impl TableBuilder {
+    pub(super) fn new(keys: &JoinKeys, memory: OperatorMemory) -> Self {
+        TableBuilder {
+            batches: Vec::new(),
+            held_rows: 0,
+            buf: keys.encoding.empty_buf(),
+            hashes: Vec::new(),
+            map: HashTable::new(),
+            next: Vec::new(),
+            offset: 0,
+            memory,
+        }
+    }
+
+    /// Adds the rows of `batch`. Returns the pool's refusal
+    /// ([`DataflowError::ResourcesExhausted`]) when it would not reserve
+    /// what the builder now holds; the batch is held all the same, and
+    /// [`TableBuilder::into_batches`] gives every held row back.
+    pub(super) fn push(
+        &mut self,
         keys: &JoinKeys,
-        schema: &SchemaRef,
-        memory: OperatorMemory,
-    ) -> Result<JoinTable> {
-        let mut held_rows = 0;
-        let mut batches = Vec::new();
-        let mut buf = keys.encoding.empty_buf();
-        let mut hashes = Vec::new();
-        let mut map: HashTable<Slot> = HashTable::new();
-        let mut next: Vec<u32> = Vec::new();
-        let mut offset = 0usize;
-        while let Some(batch) = input.next().await {
-            let batch = batch?;
-            let n = batch.num_rows();
-            if n == 0 {
+        batch: RecordBatch,
+    ) -> Result<Option<DataflowError>> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        if offset + n >= NONE as usize {
+            return Err(DataflowError::Execution(format!(
+                "hash join build side exceeds {} rows",
+                NONE - 1
+            )));
+        }
+        let arrays = evaluate_all(&keys.left, &batch)?;
+        keys.encoding.append(&arrays, &mut self.buf)?;
+        keys.encoding
+            .hash(&self.buf, offset..offset + n, &mut self.hashes);
+        let nulls = keys.nulls(&arrays);
+        self.next.resize(offset + n, NONE);
+        for (k, &h) in self.hashes.iter().enumerate() {
+            if nulls.as_ref().is_some_and(|nb| nb.is_null(k)) {
                 continue;
             }
-            if offset + n >= NONE as usize {
-                return Err(DataflowError::Execution(format!(
-                    "hash join build side exceeds {} rows",
-                    NONE - 1
-                )));
-            }
-            let arrays = evaluate_all(&keys.left, &batch)?;
-            keys.encoding.append(&arrays, &mut buf)?;
-            keys.encoding.hash(&buf, offset..offset + n, &mut hashes);
-            let nulls = keys.nulls(&arrays);
-            next.resize(offset + n, NONE);
-            for (k, &h) in hashes.iter().enumerate() {
-                if nulls.as_ref().is_some_and(|nb| nb.is_null(k)) {
-                    continue;
+            let row = (offset + k) as u32;
+            match self.map.entry(h, |s| s.0 == h, |s| s.0) {
+                Entry::Occupied(mut o) => {
+                    let slot = o.get_mut();
+                    self.next[slot.2 as usize] = row;
+                    slot.2 = row;
                 }
-                let row = (offset + k) as u32;
-                match map.entry(h, |s| s.0 == h, |s| s.0) {
-                    Entry::Occupied(mut o) => {
-                        let slot = o.get_mut();
-                        next[slot.2 as usize] = row;
-                        slot.2 = row;
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert((h, row, row));
-                    }
+                Entry::Vacant(v) => {
+                    v.insert((h, row, row));
                 }
             }
-            offset += n;
-            held_rows += batch.get_array_memory_size();
-            batches.push(batch);
-            memory.try_resize(
-                held_rows
-                    + buf.size()
-                    + map.capacity() * std::mem::size_of::<Slot>()
-                    + next.capacity() * std::mem::size_of::<u32>(),
-            )?;
         }
-        if buf.len() != offset {
+        self.offset += n;
+        self.held_rows += batch.get_array_memory_size();
+        self.batches.push(batch);
+        let held = self.held_rows
+            + self.buf.size()
+            + self.map.capacity() * std::mem::size_of::<Slot>()
+            + self.next.capacity() * std::mem::size_of::<u32>();
+        refusal(self.memory.try_resize(held))
+    }
+
+    /// The built table, or the refusal to hold it with its rows.
+    pub(super) fn finish(self, schema: &SchemaRef) -> Result<Built> {
+        if self.buf.len() != self.offset {
             return Err(DataflowError::Internal(format!(
-                "join keys encoded {} rows of {offset}",
-                buf.len()
+                "join keys encoded {} rows of {}",
+                self.buf.len(),
+                self.offset
             )));
         }
         let table = JoinTable {
-            batch: concat(schema, batches)?,
-            keys: buf,
-            map,
-            next,
-            _memory: memory,
+            batch: concat(schema, self.batches)?,
+            keys: self.buf,
+            map: self.map,
+            next: self.next,
+            _memory: self.memory,
         };
-        table._memory.try_resize(table.size())?;
-        Ok(table)
+        Ok(match refusal(table._memory.try_resize(table.size()))? {
+            None => Built::Table(table),
+            Some(refused) => Built::Refused(refused, vec![table.batch]),
+        })
     }
 
-    pub(super) fn num_rows(&self) -> usize {
-        self.batch.num_rows()
+    /// The rows held so far; what they held goes back to the pool.
+    pub(super) fn into_batches(self) -> Vec<RecordBatch> {
+        self.batches
+    }
+}
+
+/// A refused reservation as a value (the signal to spill); other errors
+/// stay errors.
+pub(super) fn refusal(r: Result<()>) -> Result<Option<DataflowError>> {
+    match r {
+        Ok(()) => Ok(None),
+        Err(e @ DataflowError::ResourcesExhausted { .. }) => Ok(Some(e)),
+        Err(e) => Err(e),
     }
 }
 

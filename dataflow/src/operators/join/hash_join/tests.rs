@@ -5,6 +5,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::*;
 use crate::expr::BinaryOp;
+use crate::operators::join::table::{Built, Cursor, Prober, TableBuilder};
 use crate::plan::{JoinType, PhysicalPlan};
 use crate::test_util::*;
 
@@ -524,14 +525,17 @@ async fn probe_resumes_inside_chains() {
         &reg,
     )
     .unwrap();
-    let input = crate::stream::boxed(ls.clone(), futures::stream::iter(vec![Ok(lb)]));
     let memory = crate::execution::OperatorMemory::new(
         &crate::execution::memory_pool(None),
         "test".into(),
         Default::default(),
         false,
     );
-    let table = JoinTable::build(input, &keys, &ls, memory).await.unwrap();
+    let mut builder = TableBuilder::new(&keys, memory);
+    assert!(builder.push(&keys, lb).unwrap().is_none());
+    let Built::Table(table) = builder.finish(&ls).unwrap() else {
+        panic!("an unbounded pool refused the table");
+    };
     let mut prober = Prober::new(&keys);
     prober.prepare(&keys, &rb).unwrap();
     for limit in 1..=8 {

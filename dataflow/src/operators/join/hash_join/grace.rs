@@ -1,0 +1,201 @@
+//! The grace hash join: what a hash join partition does when its build
+//! side does not fit in its share of memory.
+//!
+//! ```text
+//!   build rows ──TableBuilder──▶ refused? ──no──▶ in-memory join
+//!                                  │yes
+//!                                  ▼
+//!   held + further build rows ──hash(keys, level 0) % 16──▶ build runs b0..b15
+//!   probe rows ────────────────hash(keys, level 0) % 16──▶ probe runs p0..p15
+//!   for each pair (bi, pi): build bi in memory, stream pi through it
+//!     refused again? split (bi, pi) with the next level's seed (at most
+//!     MAX_LEVELS levels; past that the refusal is the query's error)
+//! ```
+//!
+//! Rows with equal keys share a partition on both sides, so each pair
+//! joins on its own: unmatched rows of the preserved side are emitted per
+//! pair (every row is in exactly one pair), NULL keys (which match
+//! nothing) still go to some partition and come out as unmatched rows, and
+//! a join filter applies to the pairs of each partition. The one global
+//! fact, what a null-aware anti join (`NOT IN`) knows about the whole
+//! probe side, is gathered while the probe side is partitioned and given
+//! to every pair.
+//!
+//! A shared build (`collect_left`) spills the same way, once: every probe
+//! partition then partitions its own probe rows and reads each build run
+//! itself. Shared builds only serve joins that never emit build rows, so
+//! no matched-bits have to be combined across probe partitions.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+
+use super::super::keys::JoinKeys;
+use super::super::spec::JoinSpec;
+use super::super::table::{Built, JoinTable, TableBuilder};
+use crate::error::{DataflowError, Result};
+use crate::execution::{OperatorMemory, SpillRun, TaskContext};
+use crate::operators::spill_partition::SpillPartitioner;
+use crate::stream::SendableRecordBatchStream;
+
+/// Partitions per split.
+pub(super) const FAN_OUT: usize = 16;
+
+/// Partitioning levels: the first split and up to three re-splits of a
+/// partition that still does not fit.
+pub(super) const MAX_LEVELS: u32 = 4;
+
+/// The build side of a partition: a table in memory, or spilled in
+/// [`FAN_OUT`] runs (`None`: no row) split at level 0.
+#[derive(Clone)]
+pub(super) enum BuildSide {
+    Table(Arc<JoinTable>),
+    Spilled(Vec<Option<Arc<SpillRun>>>),
+}
+
+/// Builds the table from `input`, or, when the pool refuses to hold it,
+/// spills what was held and the rest of `input` into partition runs.
+pub(super) async fn build_or_spill(
+    mut input: SendableRecordBatchStream,
+    keys: &JoinKeys,
+    schema: &SchemaRef,
+    memory: OperatorMemory,
+    ctx: &Arc<TaskContext>,
+) -> Result<BuildSide> {
+    let mut builder = TableBuilder::new(keys, memory);
+    while let Some(batch) = input.next().await {
+        if builder.push(keys, batch?)?.is_some() {
+            return spill_build(builder.into_batches(), input, keys, schema, ctx).await;
+        }
+    }
+    match builder.finish(schema)? {
+        Built::Table(table) => Ok(BuildSide::Table(Arc::new(table))),
+        Built::Refused(_, held) => spill_build(held, input, keys, schema, ctx).await,
+    }
+}
+
+async fn spill_build(
+    held: Vec<RecordBatch>,
+    mut input: SendableRecordBatchStream,
+    keys: &JoinKeys,
+    schema: &SchemaRef,
+    ctx: &Arc<TaskContext>,
+) -> Result<BuildSide> {
+    let mut runs = SpillPartitioner::new(ctx, schema, &keys.left, FAN_OUT, 0);
+    for batch in held {
+        runs.write(&batch)?;
+    }
+    while let Some(batch) = input.next().await {
+        runs.write(&batch?)?;
+    }
+    let runs = runs.finish()?;
+    Ok(BuildSide::Spilled(
+        runs.into_iter().map(|r| r.map(Arc::new)).collect(),
+    ))
+}
+
+/// Build run `i` and probe run `i` of one split.
+pub(super) struct PartitionPair {
+    pub(super) build: Option<Arc<SpillRun>>,
+    pub(super) probe: Option<SpillRun>,
+    /// The level of the split that made the pair.
+    pub(super) level: u32,
+}
+
+/// What to do with a partition pair.
+pub(super) enum Loaded {
+    /// Nothing can come out of it.
+    Skip,
+    /// Its table, and its probe rows to stream through it.
+    Table(Arc<JoinTable>, Option<SpillRun>),
+    /// Its table does not fit: the pairs of its split.
+    Split(Vec<PartitionPair>),
+}
+
+/// Loads partition pairs of one hash join partition.
+pub(super) struct PairLoader {
+    pub(super) ctx: Arc<TaskContext>,
+    pub(super) spec: Arc<JoinSpec>,
+    pub(super) keys: Arc<JoinKeys>,
+}
+
+impl PairLoader {
+    /// Builds the table of `pair` under a fresh spillable reservation, or
+    /// splits the pair when the pool refuses it.
+    pub(super) fn load(&self, pair: PartitionPair) -> Result<Loaded> {
+        if pair.probe.is_none() && !self.spec.tracks_build() {
+            return Ok(Loaded::Skip);
+        }
+        if pair.build.is_none() && self.spec.empty_build_gives_empty() {
+            return Ok(Loaded::Skip);
+        }
+        let memory = self.ctx.reserve_spillable(Some("build"));
+        let mut builder = TableBuilder::new(&self.keys, memory);
+        if let Some(run) = &pair.build {
+            for batch in SpillRun::read_shared(run)? {
+                if let Some(refused) = builder.push(&self.keys, batch?)? {
+                    drop(builder);
+                    return self.split(pair, refused);
+                }
+            }
+        }
+        match builder.finish(&self.spec.left_schema)? {
+            Built::Table(table) => Ok(Loaded::Table(Arc::new(table), pair.probe)),
+            Built::Refused(refused, held) => {
+                drop(held);
+                self.split(pair, refused)
+            }
+        }
+    }
+
+    /// Splits both runs of `pair` with the next level's seed; past the
+    /// last level `refused` is the error (one key has more rows than
+    /// memory holds).
+    fn split(&self, pair: PartitionPair, refused: DataflowError) -> Result<Loaded> {
+        let level = pair.level + 1;
+        if level >= MAX_LEVELS {
+            return Err(refused);
+        }
+        let (keys, spec) = (&self.keys, &self.spec);
+        let builds = match pair.build {
+            Some(run) => self.resplit(
+                SpillRun::read_shared(&run)?,
+                &spec.left_schema,
+                &keys.left,
+                level,
+            )?,
+            None => (0..FAN_OUT).map(|_| None).collect(),
+        };
+        let probes = match pair.probe {
+            Some(run) => self.resplit(run.read()?, &spec.right_schema, &keys.right, level)?,
+            None => (0..FAN_OUT).map(|_| None).collect(),
+        };
+        Ok(Loaded::Split(
+            builds
+                .into_iter()
+                .zip(probes)
+                .map(|(build, probe)| PartitionPair {
+                    build: build.map(Arc::new),
+                    probe,
+                    level,
+                })
+                .collect(),
+        ))
+    }
+
+    fn resplit(
+        &self,
+        rows: impl Iterator<Item = Result<RecordBatch>>,
+        schema: &SchemaRef,
+        keys: &[Arc<dyn datafusion_physical_expr::PhysicalExpr>],
+        level: u32,
+    ) -> Result<Vec<Option<SpillRun>>> {
+        let mut runs = SpillPartitioner::new(&self.ctx, schema, keys, FAN_OUT, level);
+        for batch in rows {
+            runs.write(&batch?)?;
+        }
+        runs.finish()
+    }
+}
