@@ -223,6 +223,23 @@ impl SpillRun {
     }
 }
 
+/// The memory a batch read back from a spill run holds. The IPC reader
+/// puts all of a batch's columns in one allocation, so
+/// `get_array_memory_size`, which counts that allocation once per buffer,
+/// would overstate it by the number of buffers; the sum of what the
+/// columns use is what the allocation holds.
+pub fn read_batch_size(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 /// Batches of one [`SpillRun`], read back in order.
 pub struct SpillReader {
     reader: StreamReader<BufReader<File>>,
@@ -314,6 +331,10 @@ mod tests {
         let dir = area.path().unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let back: Vec<_> = run.read().unwrap().map(|b| b.unwrap()).collect();
+        // What a read batch holds is what it uses, not its allocation once
+        // per column.
+        let wide = back[0].get_array_memory_size();
+        assert!(read_batch_size(&back[0]) >= 3 * 8 && read_batch_size(&back[0]) <= wide);
         assert_eq!(back, vec![b, batch(vec![4])]);
         // The reader was dropped: its file is gone, the directory stays
         // until the area goes.

@@ -12,18 +12,25 @@
 //!
 //! Runs are made on their first row: a partition that receives nothing
 //! leaves no file.
+//!
+//! Rows whose key has a NULL can be spread over all runs instead
+//! ([`SpillPartitioner::spreading_nulls`]) where they need not meet each
+//! other (a join where NULL never equals NULL): hashed, they would all
+//! share one run that no re-split can make smaller.
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{Array, RecordBatch, UInt32Array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
-use datafusion_common::hash_utils::RandomState;
+use datafusion_common::hash_utils::{create_hashes, RandomState};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::exchange::{hash_partition, PARTITION_HASH_SEED};
+use super::exchange::PARTITION_HASH_SEED;
 use crate::error::Result;
 use crate::execution::{SpillRun, SpillWriter, TaskContext};
+use crate::expr::evaluate_all;
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +50,10 @@ pub struct SpillPartitioner {
     random_state: RandomState,
     writers: Vec<Option<SpillWriter>>,
     hashes: Vec<u64>,
+    /// Whether rows with a NULL key go round-robin (see the module doc).
+    spread_nulls: bool,
+    /// Where the next spread row goes.
+    next_spread: usize,
 }
 
 impl SpillPartitioner {
@@ -62,7 +73,15 @@ impl SpillPartitioner {
             random_state: RandomState::with_seed(level_seed(level)),
             writers: (0..fan_out.max(1)).map(|_| None).collect(),
             hashes: Vec::new(),
+            spread_nulls: false,
+            next_spread: level as usize,
         }
+    }
+
+    /// Spreads rows with a NULL key over all runs.
+    pub fn spreading_nulls(mut self) -> Self {
+        self.spread_nulls = true;
+        self
     }
 
     /// Writes the rows of `batch` to their runs.
@@ -71,7 +90,27 @@ impl SpillPartitioner {
             return Ok(());
         }
         let n = self.writers.len();
-        let parts = hash_partition(batch, &self.keys, n, &self.random_state, &mut self.hashes)?;
+        let arrays = evaluate_all(&self.keys, batch)?;
+        self.hashes.clear();
+        self.hashes.resize(batch.num_rows(), 0);
+        create_hashes(&arrays, &self.random_state, &mut self.hashes)?;
+        let nulls = if self.spread_nulls {
+            arrays.iter().fold(None, |acc, a| {
+                NullBuffer::union(acc.as_ref(), a.logical_nulls().as_ref())
+            })
+        } else {
+            None
+        };
+        let mut parts: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (i, h) in self.hashes.iter().enumerate() {
+            let part = if nulls.as_ref().is_some_and(|nb| nb.is_null(i)) {
+                self.next_spread = (self.next_spread + 1) % n;
+                self.next_spread
+            } else {
+                (*h % n as u64) as usize
+            };
+            parts[part].push(i as u32);
+        }
         for (writer, indices) in self.writers.iter_mut().zip(parts) {
             if indices.is_empty() {
                 continue;

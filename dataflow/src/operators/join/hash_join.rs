@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use futures::{FutureExt, StreamExt};
 
-use self::grace::{build_or_spill, BuildSide, Loaded, PairLoader, PartitionPair, FAN_OUT};
+use self::grace::{build_or_spill, partitioner, BuildSide, Loaded, PairLoader, PartitionPair};
 use self::probe::{NotInFacts, TableProbe};
 use super::build::{await_build, merged_input, OnceBuild, SharedBuild};
 use super::keys::JoinKeys;
@@ -28,7 +28,6 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{BatchBuilder, Operator, OperatorMemory, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
-use crate::operators::spill_partition::SpillPartitioner;
 use crate::plan::JoinType;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
@@ -217,8 +216,7 @@ impl Operator for HashJoin {
                     }
                 }
                 BuildSide::Spilled(build_runs) => {
-                    let mut runs =
-                        SpillPartitioner::new(&ctx, &spec.right_schema, &keys.right, FAN_OUT, 0);
+                    let mut runs = partitioner(&ctx, &spec.right_schema, &keys.right, &keys, 0);
                     while let Some(batch) = right.next().await {
                         let batch = batch?;
                         if let Some(facts) = not_in.as_mut() {

@@ -10,7 +10,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use super::build::concat;
 use super::keys::{JoinKeys, KeyBuf, NONE};
 use crate::error::{DataflowError, Result};
-use crate::execution::OperatorMemory;
+use crate::execution::{read_batch_size, OperatorMemory};
 use crate::expr::evaluate_all;
 
 /// `(hash, first row, last row)` of a chain of build rows.
@@ -22,6 +22,8 @@ pub struct JoinTable {
     pub(super) keys: KeyBuf,
     pub(super) map: HashTable<Slot>,
     pub(super) next: Vec<u32>,
+    /// What `batch` holds.
+    batch_bytes: usize,
     /// The reservation of what the table holds; freed with the table.
     _memory: OperatorMemory,
 }
@@ -29,7 +31,7 @@ pub struct JoinTable {
 impl JoinTable {
     /// Bytes held: build rows, keys, hash table and chains (approximately).
     pub fn size(&self) -> usize {
-        self.batch.get_array_memory_size()
+        self.batch_bytes
             + self.keys.size()
             + self.map.capacity() * std::mem::size_of::<Slot>()
             + self.next.capacity() * std::mem::size_of::<u32>()
@@ -51,6 +53,8 @@ pub(super) struct TableBuilder {
     /// Rows inserted so far.
     offset: usize,
     memory: OperatorMemory,
+    /// What a batch holds.
+    measure: fn(&RecordBatch) -> usize,
 }
 
 /// What [`TableBuilder::finish`] gives.
@@ -72,6 +76,16 @@ impl TableBuilder {
             next: Vec::new(),
             offset: 0,
             memory,
+            measure: RecordBatch::get_array_memory_size,
+        }
+    }
+
+    /// A builder of batches read back from spill runs (measured by what
+    /// they use: see [`read_batch_size`]).
+    pub(super) fn of_spilled(keys: &JoinKeys, memory: OperatorMemory) -> Self {
+        TableBuilder {
+            measure: read_batch_size,
+            ..TableBuilder::new(keys, memory)
         }
     }
 
@@ -118,7 +132,7 @@ impl TableBuilder {
             }
         }
         self.offset += n;
-        self.held_rows += batch.get_array_memory_size();
+        self.held_rows += (self.measure)(&batch);
         self.batches.push(batch);
         let held = self.held_rows
             + self.buf.size()
@@ -136,8 +150,18 @@ impl TableBuilder {
                 self.offset
             )));
         }
+        let single = self.batches.len() == 1;
+        let batch = concat(schema, self.batches)?;
+        // One batch is kept as it is (measured when pushed); several are
+        // copied into a new one.
+        let batch_bytes = if single {
+            self.held_rows
+        } else {
+            batch.get_array_memory_size()
+        };
         let table = JoinTable {
-            batch: concat(schema, self.batches)?,
+            batch,
+            batch_bytes,
             keys: self.buf,
             map: self.map,
             next: self.next,

@@ -125,3 +125,4 @@ fn runs_are_made_only_for_rows() {
     assert!(p.finish().unwrap().iter().all(Option::is_none));
     assert!(ctx.spill_path().is_none(), "nothing spilled, no directory");
 }
+

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
 use super::super::keys::JoinKeys;
@@ -83,7 +84,7 @@ async fn spill_build(
     schema: &SchemaRef,
     ctx: &Arc<TaskContext>,
 ) -> Result<BuildSide> {
-    let mut runs = SpillPartitioner::new(ctx, schema, &keys.left, FAN_OUT, 0);
+    let mut runs = partitioner(ctx, schema, &keys.left, keys, 0);
     for batch in held {
         runs.write(&batch)?;
     }
@@ -94,6 +95,25 @@ async fn spill_build(
     Ok(BuildSide::Spilled(
         runs.into_iter().map(|r| r.map(Arc::new)).collect(),
     ))
+}
+
+/// A partitioner of one side's rows on its `side_keys`. Rows with a NULL
+/// key match nothing unless NULLs are equal, so they may go to any
+/// partition: spread, they cannot pile up in one that no split makes
+/// smaller.
+pub(super) fn partitioner(
+    ctx: &Arc<TaskContext>,
+    schema: &SchemaRef,
+    side_keys: &[Arc<dyn PhysicalExpr>],
+    keys: &JoinKeys,
+    level: u32,
+) -> SpillPartitioner {
+    let p = SpillPartitioner::new(ctx, schema, side_keys, FAN_OUT, level);
+    if keys.null_equals_null {
+        p
+    } else {
+        p.spreading_nulls()
+    }
 }
 
 /// Build run `i` and probe run `i` of one split.
@@ -132,7 +152,7 @@ impl PairLoader {
             return Ok(Loaded::Skip);
         }
         let memory = self.ctx.reserve_spillable(Some("build"));
-        let mut builder = TableBuilder::new(&self.keys, memory);
+        let mut builder = TableBuilder::of_spilled(&self.keys, memory);
         if let Some(run) = &pair.build {
             for batch in SpillRun::read_shared(run)? {
                 if let Some(refused) = builder.push(&self.keys, batch?)? {
@@ -189,10 +209,10 @@ impl PairLoader {
         &self,
         rows: impl Iterator<Item = Result<RecordBatch>>,
         schema: &SchemaRef,
-        keys: &[Arc<dyn datafusion_physical_expr::PhysicalExpr>],
+        keys: &[Arc<dyn PhysicalExpr>],
         level: u32,
     ) -> Result<Vec<Option<SpillRun>>> {
-        let mut runs = SpillPartitioner::new(&self.ctx, schema, keys, FAN_OUT, level);
+        let mut runs = partitioner(&self.ctx, schema, keys, &self.keys, level);
         for batch in rows {
             runs.write(&batch?)?;
         }

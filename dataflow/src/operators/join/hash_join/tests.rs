@@ -598,3 +598,247 @@ async fn build_side_under_memory_limit() {
         assert_eq!(rows(&roomy), expected(JoinType::Inner), "{collect_left}");
     }
 }
+
+// ---- Spilling (the grace hash join) ----
+
+/// `n` rows with keys `i % distinct` (every `null_every`-th key NULL) and
+/// values spread so that a `lv < rv` filter keeps about half the pairs.
+fn spill_rows(n: usize, distinct: i32, null_every: usize, mul: usize) -> Vec<(Option<i32>, String)> {
+    (0..n)
+        .map(|i| {
+            let k = (i % null_every != 0).then_some(i as i32 % distinct);
+            (k, format!("v{:03}", (i * mul) % 1000))
+        })
+        .collect()
+}
+
+fn spill_batches(
+    schema: &SchemaRef,
+    rows: &[(Option<i32>, String)],
+    batch_rows: usize,
+) -> Vec<RecordBatch> {
+    rows.chunks(batch_rows)
+        .map(|c| {
+            let c: Vec<(Option<i32>, &str)> = c.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            kv_batch(schema, &c)
+        })
+        .collect()
+}
+
+struct SpillCase {
+    join_type: JoinType,
+    filter: Option<PhysExpr>,
+    null_aware: bool,
+    collect_left: bool,
+    partitions: usize,
+}
+
+impl SpillCase {
+    fn new(join_type: JoinType) -> Self {
+        SpillCase {
+            join_type,
+            filter: None,
+            null_aware: false,
+            collect_left: false,
+            partitions: 1,
+        }
+    }
+
+    fn plan(&self) -> PhysicalPlan {
+        let ls = kv_schema("lk", "lv");
+        let rs = kv_schema("rk", "rv");
+        let p = self.partitions;
+        let (lp, rp) = if self.collect_left {
+            (
+                gather(memory_scan("l", &ls, 2)),
+                hash_exchange(memory_scan("r", &rs, 2), 0, p),
+            )
+        } else if p > 1 {
+            (
+                hash_exchange(memory_scan("l", &ls, 2), 0, p),
+                hash_exchange(memory_scan("r", &rs, 3), 0, p),
+            )
+        } else {
+            (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
+        };
+        let join = PhysicalPlan::HashJoin {
+            left: Box::new(lp),
+            right: Box::new(rp),
+            join_type: self.join_type,
+            on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+            filter: self.filter.clone(),
+            null_equals_null: false,
+            null_aware: self.null_aware,
+            collect_left: self.collect_left,
+            schema: join_schema(&ls, &rs, self.join_type),
+        };
+        if join.output_partitions() > 1 {
+            gather(join)
+        } else {
+            join
+        }
+    }
+}
+
+/// The result of a run under a memory limit with its own spill directory.
+struct Spilled {
+    rows: Result<Vec<String>>,
+    /// Spill files and rows of all nodes.
+    spill_files: u64,
+    spilled_rows: u64,
+}
+
+fn spill_config(limit: Option<usize>, spill_dir: &std::path::Path) -> crate::runner::ExecConfig {
+    crate::runner::ExecConfig {
+        batch_size: 64,
+        memory_pool: crate::execution::memory_pool(limit),
+        spill_dir: spill_dir.to_path_buf(),
+        ..crate::runner::ExecConfig::default()
+    }
+}
+
+fn spill_tables(
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+) -> Arc<crate::tables::MemoryTableMap> {
+    let map = crate::tables::MemoryTableMap::default();
+    map.insert("l", spill_batches(&kv_schema("lk", "lv"), left, 50));
+    map.insert("r", spill_batches(&kv_schema("rk", "rv"), right, 50));
+    Arc::new(map)
+}
+
+fn start(
+    plan: &PhysicalPlan,
+    tables: Arc<crate::tables::MemoryTableMap>,
+    limit: Option<usize>,
+    spill_dir: &std::path::Path,
+) -> crate::runner::QueryStream {
+    crate::runner::execute(
+        plan,
+        spill_config(limit, spill_dir),
+        Arc::new(FunctionRegistry::with_defaults()),
+        tables,
+        Arc::new(crate::exchange::ChannelExchange::new(1)),
+    )
+    .unwrap()
+}
+
+async fn run_spilled(
+    plan: &PhysicalPlan,
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+    limit: Option<usize>,
+) -> Spilled {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = start(plan, spill_tables(left, right), limit, dir.path());
+    let mut out = Vec::new();
+    let mut failed = None;
+    while let Some(b) = stream.next().await {
+        match b {
+            Ok(b) => out.push(b),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let metrics = stream.metrics();
+    drop(stream);
+    assert_spill_dir_gone(dir.path()).await;
+    let (spill_files, spilled_rows) = metrics
+        .snapshot()
+        .iter()
+        .fold((0, 0), |(f, r), m| (f + m.spill_files, r + m.spilled_rows));
+    Spilled {
+        rows: match failed {
+            Some(e) => Err(e),
+            None => Ok(rows(&out)),
+        },
+        spill_files,
+        spilled_rows,
+    }
+}
+
+/// The query's spill directory under `base` is removed once the query is
+/// gone (its aborted tasks may take a moment to drop).
+async fn assert_spill_dir_gone(base: &std::path::Path) {
+    for _ in 0..500 {
+        if std::fs::read_dir(base).unwrap().next().is_none() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let left: Vec<_> = std::fs::read_dir(base).unwrap().collect();
+    panic!("spill directory left behind: {left:?}");
+}
+
+/// Fan-out of one split: more spill files than two splits' worth means a
+/// partition was split again.
+const ONE_SPLIT_FILES: u64 = 2 * grace::FAN_OUT as u64;
+
+/// Runs `case` without a limit and under `limit`: same rows, and the
+/// limited run spilled.
+async fn assert_spills_same_rows(
+    case: &SpillCase,
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+    limit: usize,
+) -> Spilled {
+    let plan = case.plan();
+    let what = format!(
+        "{:?} filter={} partitions={} collect_left={} null_aware={}",
+        case.join_type,
+        case.filter.is_some(),
+        case.partitions,
+        case.collect_left,
+        case.null_aware
+    );
+    let free = run_spilled(&plan, left, right, None).await;
+    assert_eq!(free.spill_files, 0, "{what}: spilled without a limit");
+    let expected = free.rows.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let limited = run_spilled(&plan, left, right, Some(limit)).await;
+    let got = match &limited.rows {
+        Ok(r) => r,
+        Err(e) => panic!("{what}: {e}"),
+    };
+    assert_eq!(got.len(), expected.len(), "{what}");
+    assert!(got == &expected, "{what}: rows differ");
+    assert!(
+        limited.spill_files > 0 && limited.spilled_rows > 0,
+        "{what}: nothing spilled"
+    );
+    limited
+}
+
+fn build_rows() -> Vec<(Option<i32>, String)> {
+    spill_rows(1500, 97, 13, 37)
+}
+
+fn probe_rows() -> Vec<(Option<i32>, String)> {
+    spill_rows(1200, 131, 17, 53)
+}
+
+/// A limit under which the build side spills and its partitions are
+/// split again.
+const SPLIT_AGAIN_LIMIT: usize = 3 << 10;
+
+#[tokio::test]
+async fn spilled_join_types_match_unlimited() {
+    let (left, right) = (build_rows(), probe_rows());
+    for jt in ALL {
+        for filter in [None, Some(lv_lt_rv())] {
+            let case = SpillCase {
+                filter,
+                ..SpillCase::new(jt)
+            };
+            let spilled = assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
+            assert!(
+                spilled.spill_files > ONE_SPLIT_FILES,
+                "{jt:?}: no partition was split again ({} files)",
+                spilled.spill_files
+            );
+        }
+    }
+}
