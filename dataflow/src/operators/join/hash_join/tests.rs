@@ -589,6 +589,7 @@ async fn build_side_under_memory_limit() {
             schema: join_schema(&ls, &rs, JoinType::Inner),
         };
         let tables = || vec![("l", lb.clone()), ("r", rb.clone())];
+        // Not one batch of the build side fits: no split helps.
         let refused = run_with_memory(&plan, tables(), 2, Some(100)).await;
         // Node 0 is the join (its inputs are 1 and 2).
         assert_exhausted(refused, "HashJoin (node 0, partition 0) build", 100);
@@ -606,7 +607,7 @@ async fn build_side_under_memory_limit() {
 fn spill_rows(n: usize, distinct: i32, null_every: usize, mul: usize) -> Vec<(Option<i32>, String)> {
     (0..n)
         .map(|i| {
-            let k = (i % null_every != 0).then_some(i as i32 % distinct);
+            let k = ((i + 1) % null_every != 0).then_some(i as i32 % distinct);
             (k, format!("v{:03}", (i * mul) % 1000))
         })
         .collect()
@@ -840,5 +841,124 @@ async fn spilled_join_types_match_unlimited() {
                 spilled.spill_files
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn spilled_partitioned_and_shared_builds_match_unlimited() {
+    let (left, right) = (build_rows(), probe_rows());
+    for jt in ALL {
+        for filter in [None, Some(lv_lt_rv())] {
+            let case = SpillCase {
+                filter: filter.clone(),
+                partitions: 3,
+                ..SpillCase::new(jt)
+            };
+            // Three partitions share the limit.
+            assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
+            if !jt.emits_unmatched_left() {
+                // The shared build spills once; each probe partition
+                // partitions its rows and reads the build runs.
+                let case = SpillCase {
+                    filter,
+                    collect_left: true,
+                    partitions: 3,
+                    ..SpillCase::new(jt)
+                };
+                assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
+            }
+        }
+    }
+}
+
+/// `NOT IN`: the probe side's NULLs (anywhere) and emptiness decide for
+/// every partition pair.
+#[tokio::test]
+async fn spilled_null_aware_anti_join_uses_global_facts() {
+    let case = SpillCase {
+        null_aware: true,
+        ..SpillCase::new(JoinType::LeftAnti)
+    };
+    let left = build_rows();
+    assert!(left.iter().any(|r| r.0.is_none()));
+    // Even keys only: the odd keys of the build side stay.
+    let no_nulls: Vec<_> = spill_rows(600, 131, usize::MAX, 53)
+        .into_iter()
+        .map(|(k, v)| (k.map(|k| 2 * k), v))
+        .collect();
+    let one_null: Vec<_> = no_nulls
+        .iter()
+        .cloned()
+        .chain([(None, "x".to_string())])
+        .collect();
+    let plan = case.plan();
+    // Without NULLs on the probe side: build rows with a NULL key go, the
+    // unmatched others stay.
+    let spilled = assert_spills_same_rows(&case, &left, &no_nulls, SPLIT_AGAIN_LIMIT).await;
+    let got = spilled.rows.unwrap();
+    assert!(!got.is_empty() && got.iter().all(|r| !r.starts_with("NULL|")), "{:?}", &got[..got.len().min(5)]);
+    // One NULL on the probe side (in one partition) removes every row.
+    let spilled = run_spilled(&plan, &left, &one_null, Some(SPLIT_AGAIN_LIMIT)).await;
+    assert_eq!(spilled.rows.unwrap(), Vec::<String>::new());
+    assert!(spilled.spill_files > 0);
+    // An empty probe side keeps every row, NULL keys too.
+    let spilled = run_spilled(&plan, &left, &[], Some(SPLIT_AGAIN_LIMIT)).await;
+    assert_eq!(spilled.rows.unwrap().len(), left.len());
+    assert!(spilled.spill_files > 0);
+    // Without NULLs on the build side either.
+    let left_no_nulls = spill_rows(1500, 97, usize::MAX, 37);
+    assert_spills_same_rows(&case, &left_no_nulls, &no_nulls, SPLIT_AGAIN_LIMIT).await;
+    assert_spills_same_rows(&case, &left_no_nulls, &one_null, SPLIT_AGAIN_LIMIT).await;
+}
+
+/// One key with more rows than the limit holds cannot be split: after the
+/// last level the refusal is the error, and the spill files are gone.
+#[tokio::test]
+async fn one_key_too_large_fails_with_resources_exhausted() {
+    let left: Vec<_> = (0..800).map(|i| (Some(7), format!("l{i}"))).collect();
+    let right = spill_rows(100, 10, usize::MAX, 3);
+    for collect_left in [false, true] {
+        let case = SpillCase {
+            collect_left,
+            ..SpillCase::new(JoinType::Inner)
+        };
+        let spilled = run_spilled(&case.plan(), &left, &right, Some(SPLIT_AGAIN_LIMIT)).await;
+        // The build rows were written more than once: splits were tried.
+        assert!(spilled.spilled_rows > 2 * left.len() as u64, "{collect_left}");
+        assert_exhausted(
+            spilled.rows,
+            "HashJoin (node 0, partition 0) build",
+            SPLIT_AGAIN_LIMIT,
+        );
+    }
+}
+
+/// Dropping the output stream while pairs are being joined removes the
+/// spill files.
+#[tokio::test]
+async fn dropped_stream_removes_spill_files() {
+    use futures::StreamExt;
+    for case in [
+        SpillCase::new(JoinType::Full),
+        SpillCase {
+            partitions: 3,
+            ..SpillCase::new(JoinType::Inner)
+        },
+        SpillCase {
+            partitions: 3,
+            collect_left: true,
+            ..SpillCase::new(JoinType::RightAnti)
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = spill_tables(&build_rows(), &probe_rows());
+        let mut stream = start(&case.plan(), tables, Some(3 * SPLIT_AGAIN_LIMIT), dir.path());
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(first.num_rows() > 0);
+        let metrics = stream.metrics();
+        assert!(metrics.snapshot().iter().any(|m| m.spill_files > 0));
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_some());
+        drop(stream);
+        assert_spill_dir_gone(dir.path()).await;
     }
 }
