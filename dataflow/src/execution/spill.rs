@@ -29,8 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch};
+use arrow::datatypes::{ByteViewType, DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use tempfile::{TempDir, TempPath};
@@ -126,8 +126,9 @@ impl SpillWriter {
             return Ok(());
         }
         let start = Instant::now();
+        let compacted = compact_views(batch)?;
         self.writer
-            .write(batch)
+            .write(compacted.as_ref().unwrap_or(batch))
             .map_err(|e| spill_arrow_error(&self.path, e))?;
         self.rows += batch.num_rows();
         self.batches += 1;
@@ -172,6 +173,38 @@ impl SpillWriter {
                 .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
     }
+}
+
+/// `batch` with its view columns (`Utf8View`, `BinaryView`) compacted,
+/// when their data buffers hold much more than the rows use: a slice or
+/// a `take` of a view array keeps all of its source's buffers, and IPC
+/// writes them whole (a few rows taken from a batch would spill the whole
+/// batch's strings). `None`: nothing to compact.
+fn compact_views(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    fn wasteful<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> bool {
+        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+        held > 2 * a.total_buffer_bytes_used()
+    }
+    let mut compacted = false;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View if wasteful(c.as_string_view()) => {
+                compacted = true;
+                Arc::new(c.as_string_view().gc()) as ArrayRef
+            }
+            DataType::BinaryView if wasteful(c.as_binary_view()) => {
+                compacted = true;
+                Arc::new(c.as_binary_view().gc()) as ArrayRef
+            }
+            _ => Arc::clone(c),
+        })
+        .collect();
+    if !compacted {
+        return Ok(None);
+    }
+    Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
 }
 
 /// A finished spill file; deleted when dropped.
@@ -341,6 +374,40 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         drop(area);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_few_rows_of_a_view_column_spill_without_their_source_buffers() {
+        use arrow::array::StringViewArray;
+        let base = tempfile::tempdir().unwrap();
+        let area = SpillArea::new(base.path().to_path_buf());
+        let long: Vec<String> = (0..1000)
+            .map(|i| format!("a string longer than twelve {i}"))
+            .collect();
+        let col = StringViewArray::from_iter_values(long.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let whole = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(col)]).unwrap();
+        let size_of = |b: &RecordBatch| {
+            let mut w = area.writer(&schema, None).unwrap();
+            w.write(b).unwrap();
+            w.finish().unwrap().bytes()
+        };
+        let (all, two) = (size_of(&whole), size_of(&whole.slice(10, 2)));
+        assert!(two * 20 < all, "two rows spilled {two} bytes, all {all}");
+        let mut w = area.writer(&schema, None).unwrap();
+        w.write(&whole.slice(10, 2)).unwrap();
+        let back: Vec<_> = w
+            .finish()
+            .unwrap()
+            .read()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(back, vec![whole.slice(10, 2)]);
     }
 
     #[test]

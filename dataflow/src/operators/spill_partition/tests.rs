@@ -51,7 +51,9 @@ fn keys_of(run: SpillRun) -> Vec<Option<i32>> {
         .flat_map(|b| {
             let b = b.unwrap();
             let k = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-            (0..k.len()).map(|i| k.is_valid(i).then(|| k.value(i))).collect::<Vec<_>>()
+            (0..k.len())
+                .map(|i| k.is_valid(i).then(|| k.value(i)))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -85,7 +87,13 @@ fn equal_keys_share_a_run_and_every_row_lands_once() {
     all.sort();
     assert_eq!(all, expected);
     // 50 keys spread over more than one run.
-    assert!(seen_in.values().collect::<std::collections::HashSet<_>>().len() > 1);
+    assert!(
+        seen_in
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1
+    );
     assert!(ctx.spill_path().is_some());
 }
 
@@ -96,7 +104,15 @@ fn another_level_splits_a_run_again() {
     let keys: Vec<Option<i32>> = (0..1000).map(Some).collect();
     let mut first = SpillPartitioner::new(&ctx, &schema(), &key_exprs(), 4, 0);
     first.write(&batch(keys)).unwrap();
-    let run = Arc::new(first.finish().unwrap().into_iter().flatten().next().unwrap());
+    let run = Arc::new(
+        first
+            .finish()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap(),
+    );
     let rows = run.rows();
     // The same level keeps the run together; the next one splits it.
     for (level, together) in [(0, true), (1, false)] {
@@ -125,4 +141,3 @@ fn runs_are_made_only_for_rows() {
     assert!(p.finish().unwrap().iter().all(Option::is_none));
     assert!(ctx.spill_path().is_none(), "nothing spilled, no directory");
 }
-

@@ -604,7 +604,12 @@ async fn build_side_under_memory_limit() {
 
 /// `n` rows with keys `i % distinct` (every `null_every`-th key NULL) and
 /// values spread so that a `lv < rv` filter keeps about half the pairs.
-fn spill_rows(n: usize, distinct: i32, null_every: usize, mul: usize) -> Vec<(Option<i32>, String)> {
+fn spill_rows(
+    n: usize,
+    distinct: i32,
+    null_every: usize,
+    mul: usize,
+) -> Vec<(Option<i32>, String)> {
     (0..n)
         .map(|i| {
             let k = ((i + 1) % null_every != 0).then_some(i as i32 % distinct);
@@ -896,7 +901,11 @@ async fn spilled_null_aware_anti_join_uses_global_facts() {
     // unmatched others stay.
     let spilled = assert_spills_same_rows(&case, &left, &no_nulls, SPLIT_AGAIN_LIMIT).await;
     let got = spilled.rows.unwrap();
-    assert!(!got.is_empty() && got.iter().all(|r| !r.starts_with("NULL|")), "{:?}", &got[..got.len().min(5)]);
+    assert!(
+        !got.is_empty() && got.iter().all(|r| !r.starts_with("NULL|")),
+        "{:?}",
+        &got[..got.len().min(5)]
+    );
     // One NULL on the probe side (in one partition) removes every row.
     let spilled = run_spilled(&plan, &left, &one_null, Some(SPLIT_AGAIN_LIMIT)).await;
     assert_eq!(spilled.rows.unwrap(), Vec::<String>::new());
@@ -924,7 +933,10 @@ async fn one_key_too_large_fails_with_resources_exhausted() {
         };
         let spilled = run_spilled(&case.plan(), &left, &right, Some(SPLIT_AGAIN_LIMIT)).await;
         // The build rows were written more than once: splits were tried.
-        assert!(spilled.spilled_rows > 2 * left.len() as u64, "{collect_left}");
+        assert!(
+            spilled.spilled_rows > 2 * left.len() as u64,
+            "{collect_left}"
+        );
         assert_exhausted(
             spilled.rows,
             "HashJoin (node 0, partition 0) build",
@@ -952,7 +964,12 @@ async fn dropped_stream_removes_spill_files() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let tables = spill_tables(&build_rows(), &probe_rows());
-        let mut stream = start(&case.plan(), tables, Some(3 * SPLIT_AGAIN_LIMIT), dir.path());
+        let mut stream = start(
+            &case.plan(),
+            tables,
+            Some(3 * SPLIT_AGAIN_LIMIT),
+            dir.path(),
+        );
         let first = stream.next().await.unwrap().unwrap();
         assert!(first.num_rows() > 0);
         let metrics = stream.metrics();
