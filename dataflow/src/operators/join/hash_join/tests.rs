@@ -634,6 +634,7 @@ fn spill_batches(
 struct SpillCase {
     join_type: JoinType,
     filter: Option<PhysExpr>,
+    null_equals_null: bool,
     null_aware: bool,
     collect_left: bool,
     partitions: usize,
@@ -644,6 +645,7 @@ impl SpillCase {
         SpillCase {
             join_type,
             filter: None,
+            null_equals_null: false,
             null_aware: false,
             collect_left: false,
             partitions: 1,
@@ -673,7 +675,7 @@ impl SpillCase {
             join_type: self.join_type,
             on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
             filter: self.filter.clone(),
-            null_equals_null: false,
+            null_equals_null: self.null_equals_null,
             null_aware: self.null_aware,
             collect_left: self.collect_left,
             schema: join_schema(&ls, &rs, self.join_type),
@@ -794,9 +796,10 @@ async fn assert_spills_same_rows(
 ) -> Spilled {
     let plan = case.plan();
     let what = format!(
-        "{:?} filter={} partitions={} collect_left={} null_aware={}",
+        "{:?} filter={} null_equals_null={} partitions={} collect_left={} null_aware={}",
         case.join_type,
         case.filter.is_some(),
+        case.null_equals_null,
         case.partitions,
         case.collect_left,
         case.null_aware
@@ -977,5 +980,20 @@ async fn dropped_stream_removes_spill_files() {
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_some());
         drop(stream);
         assert_spill_dir_gone(dir.path()).await;
+    }
+}
+
+/// With NULL = NULL the NULL keys are one key: they share a partition on
+/// both sides and meet there.
+#[tokio::test]
+async fn spilled_null_equals_null_joins_match_unlimited() {
+    let left = spill_rows(1500, 97, 150, 37);
+    let right = spill_rows(1200, 131, 170, 53);
+    for jt in ALL {
+        let case = SpillCase {
+            null_equals_null: true,
+            ..SpillCase::new(jt)
+        };
+        assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
     }
 }
