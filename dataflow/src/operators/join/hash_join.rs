@@ -235,10 +235,16 @@ impl Operator for HashJoin {
                         spec: Arc::clone(&spec),
                         keys: Arc::clone(&keys),
                     };
+                    // One reservation for every pair's table in turn.
+                    let mut memory = ctx.reserve_spillable(Some("build"));
                     while let Some(pair) = pairs.pop() {
-                        let (table, probe_run) = match loader.load(pair)? {
-                            Loaded::Skip => continue,
-                            Loaded::Split(split) => {
+                        let (table, probe_run) = match loader.load(pair, memory)? {
+                            Loaded::Skip(m) => {
+                                memory = m;
+                                continue;
+                            }
+                            Loaded::Split(split, m) => {
+                                memory = m;
                                 pairs.extend(split);
                                 continue;
                             }
@@ -261,6 +267,7 @@ impl Operator for HashJoin {
                                 yield b;
                             }
                         }
+                        memory = probe.into_memory(&ctx);
                     }
                 }
             }

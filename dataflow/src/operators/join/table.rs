@@ -25,7 +25,7 @@ pub struct JoinTable {
     /// What `batch` holds.
     batch_bytes: usize,
     /// The reservation of what the table holds; freed with the table.
-    _memory: OperatorMemory,
+    memory: OperatorMemory,
 }
 
 impl JoinTable {
@@ -35,6 +35,14 @@ impl JoinTable {
             + self.keys.size()
             + self.map.capacity() * std::mem::size_of::<Slot>()
             + self.next.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// The table's reservation, emptied, for the next table (a grace join
+    /// builds one table per partition pair under one reservation, so the
+    /// fair pool sees one consumer throughout).
+    pub(super) fn into_memory(self) -> OperatorMemory {
+        self.memory.free();
+        self.memory
     }
 
     pub(super) fn num_rows(&self) -> usize {
@@ -60,9 +68,9 @@ pub(super) struct TableBuilder {
 /// What [`TableBuilder::finish`] gives.
 pub(super) enum Built {
     Table(JoinTable),
-    /// The pool refused to hold the table: the refusal and the rows (to
-    /// spill, or to fail with the refusal).
-    Refused(DataflowError, Vec<RecordBatch>),
+    /// The pool refused to hold the table: the refusal, the rows (to
+    /// spill, or to fail with the refusal) and the emptied reservation.
+    Refused(DataflowError, Vec<RecordBatch>, OperatorMemory),
 }
 
 impl TableBuilder {
@@ -165,17 +173,22 @@ impl TableBuilder {
             keys: self.buf,
             map: self.map,
             next: self.next,
-            _memory: self.memory,
+            memory: self.memory,
         };
-        Ok(match refusal(table._memory.try_resize(table.size()))? {
+        Ok(match refusal(table.memory.try_resize(table.size()))? {
             None => Built::Table(table),
-            Some(refused) => Built::Refused(refused, vec![table.batch]),
+            Some(refused) => {
+                table.memory.free();
+                Built::Refused(refused, vec![table.batch], table.memory)
+            }
         })
     }
 
-    /// The rows held so far; what they held goes back to the pool.
-    pub(super) fn into_batches(self) -> Vec<RecordBatch> {
-        self.batches
+    /// The rows held so far, and the reservation, emptied (what the rows
+    /// held goes back to the pool).
+    pub(super) fn into_batches(self) -> (Vec<RecordBatch>, OperatorMemory) {
+        self.memory.free();
+        (self.batches, self.memory)
     }
 }
 

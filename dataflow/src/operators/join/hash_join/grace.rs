@@ -68,12 +68,13 @@ pub(super) async fn build_or_spill(
     let mut builder = TableBuilder::new(keys, memory);
     while let Some(batch) = input.next().await {
         if builder.push(keys, batch?)?.is_some() {
-            return spill_build(builder.into_batches(), input, keys, schema, ctx).await;
+            let (held, _) = builder.into_batches();
+            return spill_build(held, input, keys, schema, ctx).await;
         }
     }
     match builder.finish(schema)? {
         Built::Table(table) => Ok(BuildSide::Table(Arc::new(table))),
-        Built::Refused(_, held) => spill_build(held, input, keys, schema, ctx).await,
+        Built::Refused(_, held, _) => spill_build(held, input, keys, schema, ctx).await,
     }
 }
 
@@ -126,12 +127,13 @@ pub(super) struct PartitionPair {
 
 /// What to do with a partition pair.
 pub(super) enum Loaded {
-    /// Nothing can come out of it.
-    Skip,
+    /// Nothing can come out of it (the reservation back).
+    Skip(OperatorMemory),
     /// Its table, and its probe rows to stream through it.
     Table(Arc<JoinTable>, Option<SpillRun>),
-    /// Its table does not fit: the pairs of its split.
-    Split(Vec<PartitionPair>),
+    /// Its table does not fit: the pairs of its split (and the
+    /// reservation back).
+    Split(Vec<PartitionPair>, OperatorMemory),
 }
 
 /// Loads partition pairs of one hash join partition.
@@ -142,38 +144,39 @@ pub(super) struct PairLoader {
 }
 
 impl PairLoader {
-    /// Builds the table of `pair` under a fresh spillable reservation, or
-    /// splits the pair when the pool refuses it.
-    pub(super) fn load(&self, pair: PartitionPair) -> Result<Loaded> {
+    /// Builds the table of `pair` under `memory` (the partition's spillable
+    /// reservation, empty), or splits the pair when the pool refuses it.
+    pub(super) fn load(&self, pair: PartitionPair, memory: OperatorMemory) -> Result<Loaded> {
         if pair.probe.is_none() && !self.spec.tracks_build() {
-            return Ok(Loaded::Skip);
+            return Ok(Loaded::Skip(memory));
         }
         if pair.build.is_none() && self.spec.empty_build_gives_empty() {
-            return Ok(Loaded::Skip);
+            return Ok(Loaded::Skip(memory));
         }
-        let memory = self.ctx.reserve_spillable(Some("build"));
         let mut builder = TableBuilder::of_spilled(&self.keys, memory);
         if let Some(run) = &pair.build {
             for batch in SpillRun::read_shared(run)? {
                 if let Some(refused) = builder.push(&self.keys, batch?)? {
-                    drop(builder);
-                    return self.split(pair, refused);
+                    let (_, memory) = builder.into_batches();
+                    return self.split(pair, refused, memory);
                 }
             }
         }
         match builder.finish(&self.spec.left_schema)? {
             Built::Table(table) => Ok(Loaded::Table(Arc::new(table), pair.probe)),
-            Built::Refused(refused, held) => {
-                drop(held);
-                self.split(pair, refused)
-            }
+            Built::Refused(refused, _, memory) => self.split(pair, refused, memory),
         }
     }
 
     /// Splits both runs of `pair` with the next level's seed; past the
     /// last level `refused` is the error (one key has more rows than
     /// memory holds).
-    fn split(&self, pair: PartitionPair, refused: DataflowError) -> Result<Loaded> {
+    fn split(
+        &self,
+        pair: PartitionPair,
+        refused: DataflowError,
+        memory: OperatorMemory,
+    ) -> Result<Loaded> {
         let level = pair.level + 1;
         if level >= MAX_LEVELS {
             return Err(refused);
@@ -202,6 +205,7 @@ impl PairLoader {
                     level,
                 })
                 .collect(),
+            memory,
         ))
     }
 

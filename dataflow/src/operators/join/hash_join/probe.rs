@@ -11,6 +11,7 @@ use super::super::keys::JoinKeys;
 use super::super::spec::JoinSpec;
 use super::super::table::{Cursor, JoinTable, ProbeMode, Prober};
 use crate::error::Result;
+use crate::execution::{OperatorMemory, TaskContext};
 use crate::expr::evaluate_all;
 
 /// What a null-aware anti join (`NOT IN`) must know about the whole probe
@@ -175,6 +176,14 @@ impl TableProbe {
             }
         }
         Ok(())
+    }
+
+    /// The table's reservation, emptied, once this probe is done with the
+    /// table (a new one if the table is still shared).
+    pub(super) fn into_memory(self, ctx: &TaskContext) -> OperatorMemory {
+        Arc::try_unwrap(self.table)
+            .map(JoinTable::into_memory)
+            .unwrap_or_else(|_| ctx.reserve_spillable(Some("build")))
     }
 
     /// After [`TableProbe::end_probe`]: the next build rows the join emits
