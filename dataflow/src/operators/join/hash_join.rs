@@ -12,6 +12,13 @@
 //! build order) through a `next` array; probing walks the chain and compares
 //! the encoded keys. Rows with a NULL key are never inserted nor looked up
 //! unless `null_equals_null` (then NULLs are part of the row encoding).
+//!
+//! The build side is a spillable reservation. When the pool refuses it,
+//! the partition becomes a grace hash join (`grace.rs`): build and probe
+//! rows are hash-partitioned to disk and joined one partition pair at a
+//! time by the same probing (`probe.rs`). A shared build spills once and
+//! every probe partition reads its runs. Without a memory limit nothing
+//! changes: the table is built and probed as before.
 
 use std::sync::Arc;
 

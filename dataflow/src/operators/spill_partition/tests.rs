@@ -127,7 +127,7 @@ fn another_level_splits_a_run_again() {
             .map(|r| r.as_ref().map_or(0, |r| r.rows()))
             .collect();
         assert_eq!(sizes.iter().sum::<usize>(), rows);
-        assert_eq!(sizes.iter().any(|&s| s == rows), together, "{sizes:?}");
+        assert_eq!(sizes.contains(&rows), together, "{sizes:?}");
     }
     assert_ne!(level_seed(0), level_seed(1));
     assert_ne!(level_seed(0), PARTITION_HASH_SEED);
