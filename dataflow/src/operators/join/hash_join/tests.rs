@@ -33,6 +33,7 @@ struct Case {
     join_type: JoinType,
     filter: Option<PhysExpr>,
     null_equals_null: bool,
+    null_aware: bool,
     collect_left: bool,
     /// Partitions of each side (hash exchanged on the key when > 1).
     partitions: usize,
@@ -45,9 +46,50 @@ impl Case {
             join_type,
             filter: None,
             null_equals_null: false,
+            null_aware: false,
             collect_left: false,
             partitions: 1,
             batch_size: 2,
+        }
+    }
+
+    /// The join over memory tables "l" and "r", gathered to one partition.
+    fn plan(&self) -> PhysicalPlan {
+        let ls = kv_schema("lk", "lv");
+        let rs = kv_schema("rk", "rv");
+        let p = self.partitions;
+        let (lp, rp) = if self.collect_left {
+            (
+                gather(memory_scan("l", &ls, 2)),
+                if p > 1 {
+                    hash_exchange(memory_scan("r", &rs, 2), 0, p)
+                } else {
+                    memory_scan("r", &rs, 1)
+                },
+            )
+        } else if p > 1 {
+            (
+                hash_exchange(memory_scan("l", &ls, 2), 0, p),
+                hash_exchange(memory_scan("r", &rs, 3), 0, p),
+            )
+        } else {
+            (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
+        };
+        let join = PhysicalPlan::HashJoin {
+            left: Box::new(lp),
+            right: Box::new(rp),
+            join_type: self.join_type,
+            on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+            filter: self.filter.clone(),
+            null_equals_null: self.null_equals_null,
+            null_aware: self.null_aware,
+            collect_left: self.collect_left,
+            schema: join_schema(&ls, &rs, self.join_type),
+        };
+        if join.output_partitions() > 1 {
+            gather(join)
+        } else {
+            join
         }
     }
 }
@@ -62,40 +104,7 @@ async fn run_case(
     // Split each side into batches of two rows.
     let lb: Vec<RecordBatch> = left.chunks(2).map(|c| kv_batch(&ls, c)).collect();
     let rb: Vec<RecordBatch> = right.chunks(2).map(|c| kv_batch(&rs, c)).collect();
-    let p = case.partitions;
-    let (lp, rp) = if case.collect_left {
-        (
-            gather(memory_scan("l", &ls, 2)),
-            if p > 1 {
-                hash_exchange(memory_scan("r", &rs, 2), 0, p)
-            } else {
-                memory_scan("r", &rs, 1)
-            },
-        )
-    } else if p > 1 {
-        (
-            hash_exchange(memory_scan("l", &ls, 2), 0, p),
-            hash_exchange(memory_scan("r", &rs, 3), 0, p),
-        )
-    } else {
-        (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
-    };
-    let join = PhysicalPlan::HashJoin {
-        left: Box::new(lp),
-        right: Box::new(rp),
-        join_type: case.join_type,
-        on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
-        filter: case.filter.clone(),
-        null_equals_null: case.null_equals_null,
-        null_aware: false,
-        collect_left: case.collect_left,
-        schema: join_schema(&ls, &rs, case.join_type),
-    };
-    let plan = if join.output_partitions() > 1 {
-        gather(join)
-    } else {
-        join
-    };
+    let plan = case.plan();
     let out = run(&plan, vec![("l", lb), ("r", rb)], case.batch_size)
         .await
         .unwrap();
@@ -631,63 +640,6 @@ fn spill_batches(
         .collect()
 }
 
-struct SpillCase {
-    join_type: JoinType,
-    filter: Option<PhysExpr>,
-    null_equals_null: bool,
-    null_aware: bool,
-    collect_left: bool,
-    partitions: usize,
-}
-
-impl SpillCase {
-    fn new(join_type: JoinType) -> Self {
-        SpillCase {
-            join_type,
-            filter: None,
-            null_equals_null: false,
-            null_aware: false,
-            collect_left: false,
-            partitions: 1,
-        }
-    }
-
-    fn plan(&self) -> PhysicalPlan {
-        let ls = kv_schema("lk", "lv");
-        let rs = kv_schema("rk", "rv");
-        let p = self.partitions;
-        let (lp, rp) = if self.collect_left {
-            (
-                gather(memory_scan("l", &ls, 2)),
-                hash_exchange(memory_scan("r", &rs, 2), 0, p),
-            )
-        } else if p > 1 {
-            (
-                hash_exchange(memory_scan("l", &ls, 2), 0, p),
-                hash_exchange(memory_scan("r", &rs, 3), 0, p),
-            )
-        } else {
-            (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
-        };
-        let join = PhysicalPlan::HashJoin {
-            left: Box::new(lp),
-            right: Box::new(rp),
-            join_type: self.join_type,
-            on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
-            filter: self.filter.clone(),
-            null_equals_null: self.null_equals_null,
-            null_aware: self.null_aware,
-            collect_left: self.collect_left,
-            schema: join_schema(&ls, &rs, self.join_type),
-        };
-        if join.output_partitions() > 1 {
-            gather(join)
-        } else {
-            join
-        }
-    }
-}
-
 /// The result of a run under a memory limit with its own spill directory.
 struct Spilled {
     rows: Result<Vec<String>>,
@@ -789,7 +741,7 @@ const ONE_SPLIT_FILES: u64 = 2 * grace::FAN_OUT as u64;
 /// Runs `case` without a limit and under `limit`: same rows, and the
 /// limited run spilled.
 async fn assert_spills_same_rows(
-    case: &SpillCase,
+    case: &Case,
     left: &[(Option<i32>, String)],
     right: &[(Option<i32>, String)],
     limit: usize,
@@ -838,9 +790,9 @@ async fn spilled_join_types_match_unlimited() {
     let (left, right) = (build_rows(), probe_rows());
     for jt in ALL {
         for filter in [None, Some(lv_lt_rv())] {
-            let case = SpillCase {
+            let case = Case {
                 filter,
-                ..SpillCase::new(jt)
+                ..Case::new(jt)
             };
             let spilled = assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
             assert!(
@@ -857,21 +809,21 @@ async fn spilled_partitioned_and_shared_builds_match_unlimited() {
     let (left, right) = (build_rows(), probe_rows());
     for jt in ALL {
         for filter in [None, Some(lv_lt_rv())] {
-            let case = SpillCase {
+            let case = Case {
                 filter: filter.clone(),
                 partitions: 3,
-                ..SpillCase::new(jt)
+                ..Case::new(jt)
             };
             // Three partitions share the limit.
             assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
             if !jt.emits_unmatched_left() {
                 // The shared build spills once; each probe partition
                 // partitions its rows and reads the build runs.
-                let case = SpillCase {
+                let case = Case {
                     filter,
                     collect_left: true,
                     partitions: 3,
-                    ..SpillCase::new(jt)
+                    ..Case::new(jt)
                 };
                 assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
             }
@@ -883,9 +835,9 @@ async fn spilled_partitioned_and_shared_builds_match_unlimited() {
 /// every partition pair.
 #[tokio::test]
 async fn spilled_null_aware_anti_join_uses_global_facts() {
-    let case = SpillCase {
+    let case = Case {
         null_aware: true,
-        ..SpillCase::new(JoinType::LeftAnti)
+        ..Case::new(JoinType::LeftAnti)
     };
     let left = build_rows();
     assert!(left.iter().any(|r| r.0.is_none()));
@@ -930,9 +882,9 @@ async fn one_key_too_large_fails_with_resources_exhausted() {
     let left: Vec<_> = (0..800).map(|i| (Some(7), format!("l{i}"))).collect();
     let right = spill_rows(100, 10, usize::MAX, 3);
     for collect_left in [false, true] {
-        let case = SpillCase {
+        let case = Case {
             collect_left,
-            ..SpillCase::new(JoinType::Inner)
+            ..Case::new(JoinType::Inner)
         };
         let spilled = run_spilled(&case.plan(), &left, &right, Some(SPLIT_AGAIN_LIMIT)).await;
         // The build rows were written more than once: splits were tried.
@@ -954,15 +906,15 @@ async fn one_key_too_large_fails_with_resources_exhausted() {
 async fn dropped_stream_removes_spill_files() {
     use futures::StreamExt;
     for case in [
-        SpillCase::new(JoinType::Full),
-        SpillCase {
+        Case::new(JoinType::Full),
+        Case {
             partitions: 3,
-            ..SpillCase::new(JoinType::Inner)
+            ..Case::new(JoinType::Inner)
         },
-        SpillCase {
+        Case {
             partitions: 3,
             collect_left: true,
-            ..SpillCase::new(JoinType::RightAnti)
+            ..Case::new(JoinType::RightAnti)
         },
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -990,9 +942,9 @@ async fn spilled_null_equals_null_joins_match_unlimited() {
     let left = spill_rows(1500, 97, 150, 37);
     let right = spill_rows(1200, 131, 170, 53);
     for jt in ALL {
-        let case = SpillCase {
+        let case = Case {
             null_equals_null: true,
-            ..SpillCase::new(jt)
+            ..Case::new(jt)
         };
         assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
     }
