@@ -237,6 +237,9 @@ impl Operator for HashJoin {
                         .zip(runs.finish()?)
                         .map(|(build, probe)| PartitionPair { build, probe, level: 0 })
                         .collect();
+                    if not_in.is_some_and(|f| f.removes_every_row()) {
+                        pairs.clear();
+                    }
                     let loader = PairLoader {
                         ctx: Arc::clone(&ctx),
                         spec: Arc::clone(&spec),
@@ -253,6 +256,7 @@ impl Operator for HashJoin {
                             Loaded::Split(split, m) => {
                                 memory = m;
                                 pairs.extend(split);
+                                tokio::task::yield_now().await;
                                 continue;
                             }
                             Loaded::Table(table, probe_run) => (table, probe_run),
@@ -266,6 +270,9 @@ impl Operator for HashJoin {
                                         yield b;
                                     }
                                 }
+                                // Reading runs never waits: let other
+                                // tasks run.
+                                tokio::task::yield_now().await;
                             }
                         }
                         probe.end_probe(not_in)?;

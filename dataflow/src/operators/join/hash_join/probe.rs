@@ -26,6 +26,12 @@ pub(super) struct NotInFacts {
 }
 
 impl NotInFacts {
+    /// Whether no build row can qualify, whatever its key (the probe side
+    /// holds a NULL).
+    pub(super) fn removes_every_row(&self) -> bool {
+        self.has_null
+    }
+
     pub(super) fn observe(&mut self, keys: &JoinKeys, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
