@@ -25,8 +25,8 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use futures::{FutureExt, StreamExt};
 
-use self::grace::{build_or_spill, partitioner, BuildSide, Loaded, PairLoader, PartitionPair};
-use self::probe::{NotInFacts, TableProbe};
+use self::grace::{build_or_spill, grace_join, BuildSide};
+use self::probe::{join_in_memory, ProbeSettings};
 use super::build::{await_build, merged_input, OnceBuild, SharedBuild};
 use super::keys::JoinKeys;
 use super::spec::JoinSpec;
@@ -180,109 +180,32 @@ impl Operator for HashJoin {
                 ctx.reserve_spillable(Some("build")),
             )
         };
-        let mut right = self.right.execute(partition, ctx)?;
-        let (spec, keys) = (Arc::clone(&self.spec), Arc::clone(&self.keys));
-        let mode = self.probe_mode();
-        let null_aware = self.null_aware;
-        let batch_size = ctx.config.batch_size.max(1);
+        let right = self.right.execute(partition, ctx)?;
+        let settings = ProbeSettings {
+            spec: Arc::clone(&self.spec),
+            keys: Arc::clone(&self.keys),
+            mode: self.probe_mode(),
+            batch_size: ctx.config.batch_size.max(1),
+            null_aware: self.null_aware,
+        };
         let schema = self.schema();
         let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
+            let (spec, keys) = (&settings.spec, &settings.keys);
             let build = match source {
                 BuildSource::Own(input, memory) => {
-                    build_or_spill(input, &keys, &spec.left_schema, memory, &ctx).await?
+                    build_or_spill(input, keys, &spec.left_schema, memory, &ctx).await?
                 }
                 BuildSource::Shared(build) => BuildSide::clone(&*await_build(build).await?),
             };
-            let mut out = BatchBuilder::passing_large(Arc::clone(&spec.schema), batch_size);
-            let mut not_in = null_aware.then(NotInFacts::default);
-            match build {
-                BuildSide::Table(table) => {
-                    let mut probe = TableProbe::new(table, &spec, &keys, mode, batch_size);
-                    while let Some(batch) = right.next().await {
-                        let batch = batch?;
-                        if batch.num_rows() == 0 || probe.skips_probe() {
-                            continue;
-                        }
-                        if let Some(facts) = not_in.as_mut() {
-                            facts.observe(&keys, &batch)?;
-                        }
-                        probe.start(batch)?;
-                        while let Some(rows) = probe.next_rows()? {
-                            for b in out.push(rows)? {
-                                yield b;
-                            }
-                        }
-                    }
-                    drop(right);
-                    probe.end_probe(not_in)?;
-                    while let Some(rows) = probe.next_build_rows()? {
-                        for b in out.push(rows)? {
-                            yield b;
-                        }
-                    }
-                }
-                BuildSide::Spilled(build_runs) => {
-                    let mut runs = partitioner(&ctx, &spec.right_schema, &keys.right, &keys, 0);
-                    while let Some(batch) = right.next().await {
-                        let batch = batch?;
-                        if let Some(facts) = not_in.as_mut() {
-                            facts.observe(&keys, &batch)?;
-                        }
-                        runs.write(&batch)?;
-                    }
-                    drop(right);
-                    let mut pairs: Vec<PartitionPair> = build_runs
-                        .into_iter()
-                        .zip(runs.finish()?)
-                        .map(|(build, probe)| PartitionPair { build, probe, level: 0 })
-                        .collect();
-                    if not_in.is_some_and(|f| f.removes_every_row()) {
-                        pairs.clear();
-                    }
-                    let loader = PairLoader {
-                        ctx: Arc::clone(&ctx),
-                        spec: Arc::clone(&spec),
-                        keys: Arc::clone(&keys),
-                    };
-                    // One reservation for every pair's table in turn.
-                    let mut memory = ctx.reserve_spillable(Some("build"));
-                    while let Some(pair) = pairs.pop() {
-                        let (table, probe_run) = match loader.load(pair, memory)? {
-                            Loaded::Skip(m) => {
-                                memory = m;
-                                continue;
-                            }
-                            Loaded::Split(split, m) => {
-                                memory = m;
-                                pairs.extend(split);
-                                tokio::task::yield_now().await;
-                                continue;
-                            }
-                            Loaded::Table(table, probe_run) => (table, probe_run),
-                        };
-                        let mut probe = TableProbe::new(table, &spec, &keys, mode, batch_size);
-                        if let Some(run) = probe_run.filter(|_| !probe.skips_probe()) {
-                            for batch in run.read()? {
-                                probe.start(batch?)?;
-                                while let Some(rows) = probe.next_rows()? {
-                                    for b in out.push(rows)? {
-                                        yield b;
-                                    }
-                                }
-                                // Reading runs never waits: let other
-                                // tasks run.
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                        probe.end_probe(not_in)?;
-                        while let Some(rows) = probe.next_build_rows()? {
-                            for b in out.push(rows)? {
-                                yield b;
-                            }
-                        }
-                        memory = probe.into_memory(&ctx);
-                    }
+            let mut out = BatchBuilder::passing_large(Arc::clone(&spec.schema), settings.batch_size);
+            let mut joined = match build {
+                BuildSide::Table(table) => join_in_memory(table, right, settings.clone()).boxed(),
+                BuildSide::Spilled(runs) => grace_join(runs, right, settings.clone(), ctx).boxed(),
+            };
+            while let Some(rows) = joined.next().await {
+                for b in out.push(rows?)? {
+                    yield b;
                 }
             }
             for b in out.finish()? {

@@ -31,11 +31,12 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 
 use super::super::keys::JoinKeys;
 use super::super::spec::JoinSpec;
 use super::super::table::{Built, JoinTable, TableBuilder};
+use super::probe::{NotInFacts, ProbeSettings, TableProbe};
 use crate::error::{DataflowError, Result};
 use crate::execution::{OperatorMemory, SpillRun, TaskContext};
 use crate::operators::spill_partition::SpillPartitioner;
@@ -102,7 +103,7 @@ async fn spill_build(
 /// key match nothing unless NULLs are equal, so they may go to any
 /// partition: spread, they cannot pile up in one that no split makes
 /// smaller.
-pub(super) fn partitioner(
+fn partitioner(
     ctx: &Arc<TaskContext>,
     schema: &SchemaRef,
     side_keys: &[Arc<dyn PhysicalExpr>],
@@ -118,15 +119,15 @@ pub(super) fn partitioner(
 }
 
 /// Build run `i` and probe run `i` of one split.
-pub(super) struct PartitionPair {
-    pub(super) build: Option<Arc<SpillRun>>,
-    pub(super) probe: Option<SpillRun>,
+struct PartitionPair {
+    build: Option<Arc<SpillRun>>,
+    probe: Option<SpillRun>,
     /// The level of the split that made the pair.
-    pub(super) level: u32,
+    level: u32,
 }
 
 /// What to do with a partition pair.
-pub(super) enum Loaded {
+enum Loaded {
     /// Nothing can come out of it (the reservation back).
     Skip(OperatorMemory),
     /// Its table, and its probe rows to stream through it.
@@ -137,16 +138,16 @@ pub(super) enum Loaded {
 }
 
 /// Loads partition pairs of one hash join partition.
-pub(super) struct PairLoader {
-    pub(super) ctx: Arc<TaskContext>,
-    pub(super) spec: Arc<JoinSpec>,
-    pub(super) keys: Arc<JoinKeys>,
+struct PairLoader {
+    ctx: Arc<TaskContext>,
+    spec: Arc<JoinSpec>,
+    keys: Arc<JoinKeys>,
 }
 
 impl PairLoader {
     /// Builds the table of `pair` under `memory` (the partition's spillable
     /// reservation, empty), or splits the pair when the pool refuses it.
-    pub(super) fn load(&self, pair: PartitionPair, memory: OperatorMemory) -> Result<Loaded> {
+    fn load(&self, pair: PartitionPair, memory: OperatorMemory) -> Result<Loaded> {
         if pair.probe.is_none() && !self.spec.tracks_build() {
             return Ok(Loaded::Skip(memory));
         }
@@ -221,5 +222,76 @@ impl PairLoader {
             runs.write(&batch?)?;
         }
         runs.finish()
+    }
+}
+
+/// The grace join of a partition whose build side spilled in `build_runs`
+/// (split at level 0): partitions `right` the same way, then joins the
+/// pairs one at a time, splitting those whose table does not fit. Output
+/// pieces are not batch-sized (the caller coalesces them).
+pub(super) fn grace_join(
+    build_runs: Vec<Option<Arc<SpillRun>>>,
+    mut right: SendableRecordBatchStream,
+    settings: ProbeSettings,
+    ctx: Arc<TaskContext>,
+) -> impl Stream<Item = Result<RecordBatch>> + Send {
+    async_stream::try_stream! {
+        let (spec, keys) = (&settings.spec, &settings.keys);
+        let mut not_in = settings.null_aware.then(NotInFacts::default);
+        let mut runs = partitioner(&ctx, &spec.right_schema, &keys.right, keys, 0);
+        while let Some(batch) = right.next().await {
+            let batch = batch?;
+            if let Some(facts) = not_in.as_mut() {
+                facts.observe(keys, &batch)?;
+            }
+            runs.write(&batch)?;
+        }
+        drop(right);
+        let mut pairs: Vec<PartitionPair> = build_runs
+            .into_iter()
+            .zip(runs.finish()?)
+            .map(|(build, probe)| PartitionPair { build, probe, level: 0 })
+            .collect();
+        if not_in.is_some_and(|f| f.removes_every_row()) {
+            pairs.clear();
+        }
+        let loader = PairLoader {
+            ctx: Arc::clone(&ctx),
+            spec: Arc::clone(spec),
+            keys: Arc::clone(keys),
+        };
+        // One reservation for every pair's table in turn.
+        let mut memory = ctx.reserve_spillable(Some("build"));
+        while let Some(pair) = pairs.pop() {
+            let (table, probe_run) = match loader.load(pair, memory)? {
+                Loaded::Skip(m) => {
+                    memory = m;
+                    continue;
+                }
+                Loaded::Split(split, m) => {
+                    memory = m;
+                    pairs.extend(split);
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Loaded::Table(table, probe_run) => (table, probe_run),
+            };
+            let mut probe = TableProbe::new(table, &settings);
+            if let Some(run) = probe_run.filter(|_| !probe.skips_probe()) {
+                for batch in run.read()? {
+                    probe.start(batch?)?;
+                    while let Some(rows) = probe.next_rows()? {
+                        yield rows;
+                    }
+                    // Reading runs never waits: let other tasks run.
+                    tokio::task::yield_now().await;
+                }
+            }
+            probe.end_probe(not_in)?;
+            while let Some(rows) = probe.next_build_rows()? {
+                yield rows;
+            }
+            memory = probe.into_memory(&ctx);
+        }
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use futures::{Stream, StreamExt};
 
 use super::super::keys::JoinKeys;
 use super::super::spec::JoinSpec;
@@ -13,6 +14,7 @@ use super::super::table::{Cursor, JoinTable, ProbeMode, Prober};
 use crate::error::Result;
 use crate::execution::{OperatorMemory, TaskContext};
 use crate::expr::evaluate_all;
+use crate::stream::SendableRecordBatchStream;
 
 /// What a null-aware anti join (`NOT IN`) must know about the whole probe
 /// side before it emits a build row.
@@ -45,6 +47,18 @@ impl NotInFacts {
     }
 }
 
+/// What probing a table needs, the same for every table of a partition.
+#[derive(Clone)]
+pub(super) struct ProbeSettings {
+    pub(super) spec: Arc<JoinSpec>,
+    pub(super) keys: Arc<JoinKeys>,
+    pub(super) mode: ProbeMode,
+    /// Candidate pairs per chunk, and build rows per emitted batch.
+    pub(super) batch_size: usize,
+    /// `NOT IN` semantics (see [`NotInFacts`]).
+    pub(super) null_aware: bool,
+}
+
 /// The probing of one table: per probe batch, then the build rows.
 pub(super) struct TableProbe {
     table: Arc<JoinTable>,
@@ -67,25 +81,20 @@ pub(super) struct TableProbe {
 }
 
 impl TableProbe {
-    pub(super) fn new(
-        table: Arc<JoinTable>,
-        spec: &Arc<JoinSpec>,
-        keys: &Arc<JoinKeys>,
-        mode: ProbeMode,
-        batch_size: usize,
-    ) -> Self {
+    pub(super) fn new(table: Arc<JoinTable>, settings: &ProbeSettings) -> Self {
+        let spec = &settings.spec;
         let tracked = if spec.tracks_build() {
             table.num_rows()
         } else {
             0
         };
         TableProbe {
-            prober: Prober::new(keys),
+            prober: Prober::new(&settings.keys),
             table,
             spec: Arc::clone(spec),
-            keys: Arc::clone(keys),
-            mode,
-            batch_size: batch_size.max(1),
+            keys: Arc::clone(&settings.keys),
+            mode: settings.mode,
+            batch_size: settings.batch_size.max(1),
             build_matched: vec![false; tracked],
             build_idx: Vec::new(),
             probe_idx: Vec::new(),
@@ -213,5 +222,37 @@ impl TableProbe {
             }
         }
         Ok(None)
+    }
+}
+
+/// The in-memory join of a partition: every batch of `right` through
+/// `table`, then the build rows the join emits. Output pieces are not
+/// batch-sized (the caller coalesces them).
+pub(super) fn join_in_memory(
+    table: Arc<JoinTable>,
+    mut right: SendableRecordBatchStream,
+    settings: ProbeSettings,
+) -> impl Stream<Item = Result<RecordBatch>> + Send {
+    async_stream::try_stream! {
+        let mut not_in = settings.null_aware.then(NotInFacts::default);
+        let mut probe = TableProbe::new(table, &settings);
+        while let Some(batch) = right.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 || probe.skips_probe() {
+                continue;
+            }
+            if let Some(facts) = not_in.as_mut() {
+                facts.observe(&settings.keys, &batch)?;
+            }
+            probe.start(batch)?;
+            while let Some(rows) = probe.next_rows()? {
+                yield rows;
+            }
+        }
+        drop(right);
+        probe.end_probe(not_in)?;
+        while let Some(rows) = probe.next_build_rows()? {
+            yield rows;
+        }
     }
 }
