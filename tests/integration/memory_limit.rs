@@ -1,7 +1,8 @@
 //! The memory limit (`EngineConfig::memory_limit`, `--memory-limit`):
 //! queries whose operator state does not fit fail with a
 //! `resources exhausted` error naming the operator and the limit; under a
-//! generous limit they return the same rows as without one.
+//! generous limit they return the same rows as without one; hash joins
+//! whose build side does not fit spill and return the same rows too.
 
 use std::time::Duration;
 

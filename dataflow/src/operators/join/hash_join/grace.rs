@@ -14,9 +14,11 @@
 //!
 //! Rows with equal keys share a partition on both sides, so each pair
 //! joins on its own: unmatched rows of the preserved side are emitted per
-//! pair (every row is in exactly one pair), NULL keys (which match
-//! nothing) still go to some partition and come out as unmatched rows, and
-//! a join filter applies to the pairs of each partition. The one global
+//! pair (every row is in exactly one pair), rows with a NULL key (which
+//! match nothing unless NULL = NULL) are spread over all partitions and
+//! come out as unmatched rows, and a join filter applies to the pairs of
+//! each partition. Each pair's table is built under the partition's one
+//! spillable reservation, in turn. The one global
 //! fact, what a null-aware anti join (`NOT IN`) knows about the whole
 //! probe side, is gathered while the probe side is partitioned and given
 //! to every pair.
