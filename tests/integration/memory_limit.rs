@@ -1,7 +1,8 @@
 //! The memory limit (`EngineConfig::memory_limit`, `--memory-limit`):
 //! queries whose operator state does not fit fail with a
 //! `resources exhausted` error naming the operator and the limit; under a
-//! generous limit they return the same rows as without one.
+//! generous limit they return the same rows as without one; hash joins
+//! whose build side does not fit spill and return the same rows too.
 
 use std::time::Duration;
 
@@ -74,6 +75,71 @@ async fn tpch_under_a_generous_limit_returns_the_same_rows() {
         failures.extend(check_all(&queries, &engine, &ctx).await);
     }
     assert_no_failures(&failures, 2 * queries.len());
+}
+
+/// Joins of every kind whose build side does not fit in a small limit
+/// (and no other state that must stay in memory): the hash join spills
+/// (a grace hash join) and returns the oracle's rows.
+const SPILLING_JOINS: [&str; 6] = [
+    // Inner, shared (broadcast) build.
+    "SELECT c_name, o_orderkey, o_totalprice FROM customer JOIN orders ON c_custkey = o_custkey",
+    // Left outer with a join filter.
+    "SELECT c_custkey, c_name, o_orderkey FROM customer LEFT JOIN orders \
+     ON c_custkey = o_custkey AND o_totalprice > 200000",
+    // Full outer.
+    "SELECT o_orderkey, c_custkey, c_name FROM orders FULL JOIN customer \
+     ON o_custkey = c_custkey AND o_orderpriority = '1-URGENT'",
+    // Semi and anti.
+    "SELECT c_custkey, c_name FROM customer WHERE c_custkey IN \
+     (SELECT o_custkey FROM orders WHERE o_orderstatus = 'F')",
+    "SELECT c_custkey, c_name FROM customer WHERE NOT EXISTS \
+     (SELECT 1 FROM orders WHERE o_custkey = c_custkey)",
+    // Null-aware anti (NOT IN).
+    "SELECT c_custkey, c_name FROM customer WHERE c_custkey NOT IN \
+     (SELECT o_custkey FROM orders WHERE o_orderstatus = 'O')",
+];
+
+/// The plan text of an `EXPLAIN ANALYZE` result.
+fn analyzed_plan(batches: &[arrow::array::RecordBatch]) -> String {
+    use arrow::array::{Array, StringArray};
+    let mut text = String::new();
+    for b in batches {
+        if let Some(plans) = b.column(1).as_any().downcast_ref::<StringArray>() {
+            for i in 0..plans.len() {
+                text.push_str(plans.value(i));
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+const JOIN_SPILL_LIMIT: usize = 32 << 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_spill_under_a_small_limit_and_return_the_same_rows() {
+    let ctx = oracle_ctx(SF);
+    let mut failures = Vec::new();
+    for partitions in [1, 3] {
+        let engine = limited_engine(partitions, JOIN_SPILL_LIMIT);
+        failures.extend(check_all(&SPILLING_JOINS, &engine, &ctx).await);
+        for sql in SPILLING_JOINS {
+            let batches = match engine.sql(&format!("EXPLAIN ANALYZE {sql}")).await {
+                Ok(df) => df.collect().await,
+                Err(e) => Err(e),
+            }
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let text = analyzed_plan(&batches);
+            let join = text
+                .lines()
+                .find(|l| l.contains("HashJoin") && l.contains(" spill_files="));
+            assert!(
+                join.is_some(),
+                "{sql} (partitions {partitions}): the join did not spill:\n{text}"
+            );
+        }
+    }
+    assert_no_failures(&failures, 2 * SPILLING_JOINS.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

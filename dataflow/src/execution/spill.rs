@@ -29,8 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch};
+use arrow::datatypes::{ByteViewType, DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use tempfile::{TempDir, TempPath};
@@ -126,8 +126,9 @@ impl SpillWriter {
             return Ok(());
         }
         let start = Instant::now();
+        let compacted = compact_views(batch)?;
         self.writer
-            .write(batch)
+            .write(compacted.as_ref().unwrap_or(batch))
             .map_err(|e| spill_arrow_error(&self.path, e))?;
         self.rows += batch.num_rows();
         self.batches += 1;
@@ -174,6 +175,38 @@ impl SpillWriter {
     }
 }
 
+/// `batch` with its view columns (`Utf8View`, `BinaryView`) compacted,
+/// when their data buffers hold much more than the rows use: a slice or
+/// a `take` of a view array keeps all of its source's buffers, and IPC
+/// writes them whole (a few rows taken from a batch would spill the whole
+/// batch's strings). `None`: nothing to compact.
+fn compact_views(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    fn wasteful<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> bool {
+        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+        held > 2 * a.total_buffer_bytes_used()
+    }
+    let mut compacted = false;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View if wasteful(c.as_string_view()) => {
+                compacted = true;
+                Arc::new(c.as_string_view().gc()) as ArrayRef
+            }
+            DataType::BinaryView if wasteful(c.as_binary_view()) => {
+                compacted = true;
+                Arc::new(c.as_binary_view().gc()) as ArrayRef
+            }
+            _ => Arc::clone(c),
+        })
+        .collect();
+    if !compacted {
+        return Ok(None);
+    }
+    Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
+}
+
 /// A finished spill file; deleted when dropped.
 #[derive(Debug)]
 pub struct SpillRun {
@@ -206,17 +239,44 @@ impl SpillRun {
     /// Reads the run back one batch at a time, in the order written. The
     /// file is deleted when the reader is dropped.
     pub fn read(self) -> Result<SpillReader> {
-        let file = File::open(&self.path).map_err(|e| spill_error(&self.path, "opening", e))?;
-        let reader = StreamReader::try_new(BufReader::new(file), None)
-            .map_err(|e| spill_arrow_error(&self.path, e))?;
-        Ok(SpillReader { reader, run: self })
+        SpillRun::read_shared(&Arc::new(self))
     }
+
+    /// Reads a run that several readers share (e.g. a join build side
+    /// spilled once and read by every probe partition), from its start.
+    /// The file is deleted when the last handle and reader are dropped.
+    pub fn read_shared(run: &Arc<SpillRun>) -> Result<SpillReader> {
+        let file = File::open(&run.path).map_err(|e| spill_error(&run.path, "opening", e))?;
+        let reader = StreamReader::try_new(BufReader::new(file), None)
+            .map_err(|e| spill_arrow_error(&run.path, e))?;
+        Ok(SpillReader {
+            reader,
+            run: Arc::clone(run),
+        })
+    }
+}
+
+/// The memory a batch read back from a spill run holds. The IPC reader
+/// puts all of a batch's columns in one allocation, so
+/// `get_array_memory_size`, which counts that allocation once per buffer,
+/// would overstate it by the number of buffers; the sum of what the
+/// columns use is what the allocation holds.
+pub fn read_batch_size(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// Batches of one [`SpillRun`], read back in order.
 pub struct SpillReader {
     reader: StreamReader<BufReader<File>>,
-    run: SpillRun,
+    run: Arc<SpillRun>,
 }
 
 impl SpillReader {
@@ -304,12 +364,50 @@ mod tests {
         let dir = area.path().unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let back: Vec<_> = run.read().unwrap().map(|b| b.unwrap()).collect();
+        // What a read batch holds is what it uses, not its allocation once
+        // per column.
+        let wide = back[0].get_array_memory_size();
+        assert!(read_batch_size(&back[0]) >= 3 * 8 && read_batch_size(&back[0]) <= wide);
         assert_eq!(back, vec![b, batch(vec![4])]);
         // The reader was dropped: its file is gone, the directory stays
         // until the area goes.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         drop(area);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_few_rows_of_a_view_column_spill_without_their_source_buffers() {
+        use arrow::array::StringViewArray;
+        let base = tempfile::tempdir().unwrap();
+        let area = SpillArea::new(base.path().to_path_buf());
+        let long: Vec<String> = (0..1000)
+            .map(|i| format!("a string longer than twelve {i}"))
+            .collect();
+        let col = StringViewArray::from_iter_values(long.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let whole = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(col)]).unwrap();
+        let size_of = |b: &RecordBatch| {
+            let mut w = area.writer(&schema, None).unwrap();
+            w.write(b).unwrap();
+            w.finish().unwrap().bytes()
+        };
+        let (all, two) = (size_of(&whole), size_of(&whole.slice(10, 2)));
+        assert!(two * 20 < all, "two rows spilled {two} bytes, all {all}");
+        let mut w = area.writer(&schema, None).unwrap();
+        w.write(&whole.slice(10, 2)).unwrap();
+        let back: Vec<_> = w
+            .finish()
+            .unwrap()
+            .read()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(back, vec![whole.slice(10, 2)]);
     }
 
     #[test]

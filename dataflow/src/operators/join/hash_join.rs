@@ -12,23 +12,34 @@
 //! build order) through a `next` array; probing walks the chain and compares
 //! the encoded keys. Rows with a NULL key are never inserted nor looked up
 //! unless `null_equals_null` (then NULLs are part of the row encoding).
+//!
+//! The build side is a spillable reservation. When the pool refuses it,
+//! the partition becomes a grace hash join (`grace.rs`): build and probe
+//! rows are hash-partitioned to disk and joined one partition pair at a
+//! time by the same probing (`probe.rs`). A shared build spills once and
+//! every probe partition reads its runs. Without a memory limit nothing
+//! changes: the table is built and probed as before.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use futures::{FutureExt, StreamExt};
 
+use self::grace::{build_or_spill, grace_join, BuildSide};
+use self::probe::{join_in_memory, ProbeSettings};
 use super::build::{await_build, merged_input, OnceBuild, SharedBuild};
 use super::keys::JoinKeys;
 use super::spec::JoinSpec;
-use super::table::{Cursor, JoinTable, ProbeMode, Prober};
+use super::table::ProbeMode;
 use crate::error::{DataflowError, Result};
 use crate::execution::{BatchBuilder, Operator, OperatorMemory, OperatorProperties, TaskContext};
-use crate::expr::{evaluate_all, PhysExpr};
+use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
 use crate::plan::JoinType;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
+mod grace;
+mod probe;
 #[cfg(test)]
 mod tests;
 
@@ -55,7 +66,7 @@ pub struct HashJoin {
     /// removes every row, and left rows with a NULL key never qualify
     /// (unless the right side is empty).
     null_aware: bool,
-    shared: OnceBuild<JoinTable>,
+    shared: OnceBuild<BuildSide>,
 }
 
 impl HashJoin {
@@ -135,7 +146,7 @@ impl HashJoin {
 /// Where a partition gets its table from.
 enum BuildSource {
     Own(SendableRecordBatchStream, OperatorMemory),
-    Shared(SharedBuild<JoinTable>),
+    Shared(SharedBuild<BuildSide>),
 }
 
 impl Operator for HashJoin {
@@ -158,121 +169,43 @@ impl Operator for HashJoin {
             BuildSource::Shared(self.shared.get(move || {
                 async move {
                     let input = merged_input(&left, &task_ctx)?;
-                    JoinTable::build(input, &keys, &schema, task_ctx.reserve(Some("build"))).await
+                    let memory = task_ctx.reserve_spillable(Some("build"));
+                    build_or_spill(input, &keys, &schema, memory, &task_ctx).await
                 }
                 .boxed()
             })?)
         } else {
             BuildSource::Own(
                 self.left.execute(partition, ctx)?,
-                ctx.reserve(Some("build")),
+                ctx.reserve_spillable(Some("build")),
             )
         };
-        let mut right = self.right.execute(partition, ctx)?;
-        let (spec, keys) = (Arc::clone(&self.spec), Arc::clone(&self.keys));
-        let mode = self.probe_mode();
-        let null_aware = self.null_aware;
-        let batch_size = ctx.config.batch_size.max(1);
+        let right = self.right.execute(partition, ctx)?;
+        let settings = ProbeSettings {
+            spec: Arc::clone(&self.spec),
+            keys: Arc::clone(&self.keys),
+            mode: self.probe_mode(),
+            batch_size: ctx.config.batch_size.max(1),
+            null_aware: self.null_aware,
+        };
         let schema = self.schema();
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
-            let table = match source {
+            let (spec, keys) = (&settings.spec, &settings.keys);
+            let build = match source {
                 BuildSource::Own(input, memory) => {
-                    Arc::new(JoinTable::build(input, &keys, &spec.left_schema, memory).await?)
+                    build_or_spill(input, keys, &spec.left_schema, memory, &ctx).await?
                 }
-                BuildSource::Shared(build) => await_build(build).await?,
+                BuildSource::Shared(build) => BuildSide::clone(&*await_build(build).await?),
             };
-            let build_rows = table.num_rows();
-            let mut out = BatchBuilder::passing_large(Arc::clone(&spec.schema), batch_size);
-            let mut build_matched = vec![false; if spec.tracks_build() { build_rows } else { 0 }];
-            // With an empty build side some joins have no output, but the
-            // probe input is still drained: an exchange producer stops
-            // feeding every partition once one consumer is gone.
-            let skip_probe = build_rows == 0 && spec.empty_build_gives_empty();
-            let mut prober = Prober::new(&keys);
-            let mut build_idx: Vec<u32> = Vec::new();
-            let mut probe_idx: Vec<u32> = Vec::new();
-            let (mut probe_seen, mut probe_has_null) = (false, false);
-            while let Some(batch) = right.next().await {
-                let batch = batch?;
-                let n = batch.num_rows();
-                if n == 0 || skip_probe {
-                    continue;
-                }
-                if null_aware {
-                    probe_seen = true;
-                    let arrays = evaluate_all(&keys.right, &batch)?;
-                    probe_has_null |= keys.nulls(&arrays).is_some_and(|nb| nb.null_count() > 0);
-                }
-                let mut probe_matched = vec![false; if spec.tracks_probe() { n } else { 0 }];
-                if build_rows > 0 {
-                    prober.prepare(&keys, &batch)?;
-                    let mut cursor = Cursor::start();
-                    loop {
-                        build_idx.clear();
-                        probe_idx.clear();
-                        build_idx.reserve(n.min(batch_size));
-                        probe_idx.reserve(n.min(batch_size));
-                        let done = prober.probe(
-                            &table,
-                            mode,
-                            &mut cursor,
-                            batch_size,
-                            &mut build_idx,
-                            &mut probe_idx,
-                            &mut build_matched,
-                        )?;
-                        if !build_idx.is_empty() {
-                            let joined = spec.process_pairs(
-                                &table.batch,
-                                &batch,
-                                std::mem::take(&mut build_idx),
-                                std::mem::take(&mut probe_idx),
-                                &mut build_matched,
-                                &mut probe_matched,
-                            )?;
-                            if let Some(joined) = joined {
-                                for b in out.push(joined)? {
-                                    yield b;
-                                }
-                            }
-                        }
-                        if done {
-                            break;
-                        }
-                    }
-                }
-                if let Some(rows) = spec.finish_probe_batch(&batch, &probe_matched)? {
-                    for b in out.push(rows)? {
-                        yield b;
-                    }
-                }
-            }
-            drop(right);
-            if null_aware && probe_seen {
-                // x NOT IN (non-empty set): false when the set holds a
-                // NULL, unknown when x is NULL; either way the row goes.
-                if probe_has_null {
-                    build_matched.iter_mut().for_each(|m| *m = true);
-                } else {
-                    let arrays = evaluate_all(&keys.left, &table.batch)?;
-                    if let Some(nb) = keys.nulls(&arrays) {
-                        for (i, m) in build_matched.iter_mut().enumerate() {
-                            *m |= nb.is_null(i);
-                        }
-                    }
-                }
-            }
-            if spec.tracks_build() {
-                let mut start = 0;
-                while start < build_rows {
-                    if let Some(rows) =
-                        spec.finish_build_rows(&table.batch, &build_matched, start, batch_size)?
-                    {
-                        for b in out.push(rows)? {
-                            yield b;
-                        }
-                    }
-                    start += batch_size;
+            let mut out = BatchBuilder::passing_large(Arc::clone(&spec.schema), settings.batch_size);
+            let mut joined = match build {
+                BuildSide::Table(table) => join_in_memory(table, right, settings.clone()).boxed(),
+                BuildSide::Spilled(runs) => grace_join(runs, right, settings.clone(), ctx).boxed(),
+            };
+            while let Some(rows) = joined.next().await {
+                for b in out.push(rows?)? {
+                    yield b;
                 }
             }
             for b in out.finish()? {

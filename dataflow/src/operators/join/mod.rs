@@ -15,7 +15,10 @@
 //! - [`keys`], [`table`]: the hash join's key encoding and hash table;
 //! - [`filter`]: the optional condition over candidate pairs;
 //! - [`spec`]: join-type logic and output assembly (`gather` picks rows);
-//! - [`hash_join`], [`nested_loop`]: the operators.
+//! - [`hash_join`], [`nested_loop`]: the operators. The hash join spills
+//!   (a grace hash join, partitioning both sides to disk when its build
+//!   side does not fit); the nested loop join's build side cannot spill
+//!   and fails with a resources-exhausted error when it does not fit.
 
 pub mod build;
 pub mod filter;

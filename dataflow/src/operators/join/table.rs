@@ -5,15 +5,13 @@
 use arrow::array::RecordBatch;
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::SchemaRef;
-use futures::StreamExt;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use super::build::concat;
 use super::keys::{JoinKeys, KeyBuf, NONE};
 use crate::error::{DataflowError, Result};
-use crate::execution::OperatorMemory;
+use crate::execution::{read_batch_size, OperatorMemory};
 use crate::expr::evaluate_all;
-use crate::stream::SendableRecordBatchStream;
 
 /// `(hash, first row, last row)` of a chain of build rows.
 pub(super) type Slot = (u64, u32, u32);
@@ -24,96 +22,183 @@ pub struct JoinTable {
     pub(super) keys: KeyBuf,
     pub(super) map: HashTable<Slot>,
     pub(super) next: Vec<u32>,
+    /// What `batch` holds.
+    batch_bytes: usize,
     /// The reservation of what the table holds; freed with the table.
-    _memory: OperatorMemory,
+    memory: OperatorMemory,
 }
 
 impl JoinTable {
     /// Bytes held: build rows, keys, hash table and chains (approximately).
     pub fn size(&self) -> usize {
-        self.batch.get_array_memory_size()
+        self.batch_bytes
             + self.keys.size()
             + self.map.capacity() * std::mem::size_of::<Slot>()
             + self.next.capacity() * std::mem::size_of::<u32>()
     }
 
-    /// Builds the table from all batches of `input`, reserving what it
-    /// holds from `memory` batch by batch.
-    pub(super) async fn build(
-        mut input: SendableRecordBatchStream,
-        keys: &JoinKeys,
-        schema: &SchemaRef,
-        memory: OperatorMemory,
-    ) -> Result<JoinTable> {
-        let mut held_rows = 0;
-        let mut batches = Vec::new();
-        let mut buf = keys.encoding.empty_buf();
-        let mut hashes = Vec::new();
-        let mut map: HashTable<Slot> = HashTable::new();
-        let mut next: Vec<u32> = Vec::new();
-        let mut offset = 0usize;
-        while let Some(batch) = input.next().await {
-            let batch = batch?;
-            let n = batch.num_rows();
-            if n == 0 {
-                continue;
-            }
-            if offset + n >= NONE as usize {
-                return Err(DataflowError::Execution(format!(
-                    "hash join build side exceeds {} rows",
-                    NONE - 1
-                )));
-            }
-            let arrays = evaluate_all(&keys.left, &batch)?;
-            keys.encoding.append(&arrays, &mut buf)?;
-            keys.encoding.hash(&buf, offset..offset + n, &mut hashes);
-            let nulls = keys.nulls(&arrays);
-            next.resize(offset + n, NONE);
-            for (k, &h) in hashes.iter().enumerate() {
-                if nulls.as_ref().is_some_and(|nb| nb.is_null(k)) {
-                    continue;
-                }
-                let row = (offset + k) as u32;
-                match map.entry(h, |s| s.0 == h, |s| s.0) {
-                    Entry::Occupied(mut o) => {
-                        let slot = o.get_mut();
-                        next[slot.2 as usize] = row;
-                        slot.2 = row;
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert((h, row, row));
-                    }
-                }
-            }
-            offset += n;
-            held_rows += batch.get_array_memory_size();
-            batches.push(batch);
-            memory.try_resize(
-                held_rows
-                    + buf.size()
-                    + map.capacity() * std::mem::size_of::<Slot>()
-                    + next.capacity() * std::mem::size_of::<u32>(),
-            )?;
-        }
-        if buf.len() != offset {
-            return Err(DataflowError::Internal(format!(
-                "join keys encoded {} rows of {offset}",
-                buf.len()
-            )));
-        }
-        let table = JoinTable {
-            batch: concat(schema, batches)?,
-            keys: buf,
-            map,
-            next,
-            _memory: memory,
-        };
-        table._memory.try_resize(table.size())?;
-        Ok(table)
+    /// The table's reservation, emptied, for the next table (a grace join
+    /// builds one table per partition pair under one reservation, so the
+    /// fair pool sees one consumer throughout).
+    pub(super) fn into_memory(self) -> OperatorMemory {
+        self.memory.free();
+        self.memory
     }
 
     pub(super) fn num_rows(&self) -> usize {
         self.batch.num_rows()
+    }
+}
+
+/// A [`JoinTable`] being built batch by batch, reserving what it holds.
+pub(super) struct TableBuilder {
+    batches: Vec<RecordBatch>,
+    held_rows: usize,
+    buf: KeyBuf,
+    hashes: Vec<u64>,
+    map: HashTable<Slot>,
+    next: Vec<u32>,
+    /// Rows inserted so far.
+    offset: usize,
+    memory: OperatorMemory,
+    /// What a batch holds.
+    measure: fn(&RecordBatch) -> usize,
+}
+
+/// What [`TableBuilder::finish`] gives.
+pub(super) enum Built {
+    Table(JoinTable),
+    /// The pool refused to hold the table: the refusal, the rows (to
+    /// spill, or to fail with the refusal) and the emptied reservation.
+    Refused(DataflowError, Vec<RecordBatch>, OperatorMemory),
+}
+
+impl TableBuilder {
+    pub(super) fn new(keys: &JoinKeys, memory: OperatorMemory) -> Self {
+        TableBuilder {
+            batches: Vec::new(),
+            held_rows: 0,
+            buf: keys.encoding.empty_buf(),
+            hashes: Vec::new(),
+            map: HashTable::new(),
+            next: Vec::new(),
+            offset: 0,
+            memory,
+            measure: RecordBatch::get_array_memory_size,
+        }
+    }
+
+    /// A builder of batches read back from spill runs (measured by what
+    /// they use: see [`read_batch_size`]).
+    pub(super) fn of_spilled(keys: &JoinKeys, memory: OperatorMemory) -> Self {
+        TableBuilder {
+            measure: read_batch_size,
+            ..TableBuilder::new(keys, memory)
+        }
+    }
+
+    /// Adds the rows of `batch`. Returns the pool's refusal
+    /// ([`DataflowError::ResourcesExhausted`]) when it would not reserve
+    /// what the builder now holds; the batch is held all the same, and
+    /// [`TableBuilder::into_batches`] gives every held row back.
+    pub(super) fn push(
+        &mut self,
+        keys: &JoinKeys,
+        batch: RecordBatch,
+    ) -> Result<Option<DataflowError>> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        if offset + n >= NONE as usize {
+            return Err(DataflowError::Execution(format!(
+                "hash join build side exceeds {} rows",
+                NONE - 1
+            )));
+        }
+        let arrays = evaluate_all(&keys.left, &batch)?;
+        keys.encoding.append(&arrays, &mut self.buf)?;
+        keys.encoding
+            .hash(&self.buf, offset..offset + n, &mut self.hashes);
+        let nulls = keys.nulls(&arrays);
+        self.next.resize(offset + n, NONE);
+        for (k, &h) in self.hashes.iter().enumerate() {
+            if nulls.as_ref().is_some_and(|nb| nb.is_null(k)) {
+                continue;
+            }
+            let row = (offset + k) as u32;
+            match self.map.entry(h, |s| s.0 == h, |s| s.0) {
+                Entry::Occupied(mut o) => {
+                    let slot = o.get_mut();
+                    self.next[slot.2 as usize] = row;
+                    slot.2 = row;
+                }
+                Entry::Vacant(v) => {
+                    v.insert((h, row, row));
+                }
+            }
+        }
+        self.offset += n;
+        self.held_rows += (self.measure)(&batch);
+        self.batches.push(batch);
+        let held = self.held_rows
+            + self.buf.size()
+            + self.map.capacity() * std::mem::size_of::<Slot>()
+            + self.next.capacity() * std::mem::size_of::<u32>();
+        refusal(self.memory.try_resize(held))
+    }
+
+    /// The built table, or the refusal to hold it with its rows.
+    pub(super) fn finish(self, schema: &SchemaRef) -> Result<Built> {
+        if self.buf.len() != self.offset {
+            return Err(DataflowError::Internal(format!(
+                "join keys encoded {} rows of {}",
+                self.buf.len(),
+                self.offset
+            )));
+        }
+        let single = self.batches.len() == 1;
+        let batch = concat(schema, self.batches)?;
+        // One batch is kept as it is (measured when pushed); several are
+        // copied into a new one.
+        let batch_bytes = if single {
+            self.held_rows
+        } else {
+            batch.get_array_memory_size()
+        };
+        let table = JoinTable {
+            batch,
+            batch_bytes,
+            keys: self.buf,
+            map: self.map,
+            next: self.next,
+            memory: self.memory,
+        };
+        Ok(match refusal(table.memory.try_resize(table.size()))? {
+            None => Built::Table(table),
+            Some(refused) => {
+                table.memory.free();
+                Built::Refused(refused, vec![table.batch], table.memory)
+            }
+        })
+    }
+
+    /// The rows held so far, and the reservation, emptied (what the rows
+    /// held goes back to the pool).
+    pub(super) fn into_batches(self) -> (Vec<RecordBatch>, OperatorMemory) {
+        self.memory.free();
+        (self.batches, self.memory)
+    }
+}
+
+/// A refused reservation as a value (the signal to spill); other errors
+/// stay errors.
+pub(super) fn refusal(r: Result<()>) -> Result<Option<DataflowError>> {
+    match r {
+        Ok(()) => Ok(None),
+        Err(e @ DataflowError::ResourcesExhausted { .. }) => Ok(Some(e)),
+        Err(e) => Err(e),
     }
 }
 

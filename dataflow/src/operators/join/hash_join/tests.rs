@@ -5,6 +5,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::*;
 use crate::expr::BinaryOp;
+use crate::operators::join::table::{Built, Cursor, Prober, TableBuilder};
 use crate::plan::{JoinType, PhysicalPlan};
 use crate::test_util::*;
 
@@ -32,6 +33,7 @@ struct Case {
     join_type: JoinType,
     filter: Option<PhysExpr>,
     null_equals_null: bool,
+    null_aware: bool,
     collect_left: bool,
     /// Partitions of each side (hash exchanged on the key when > 1).
     partitions: usize,
@@ -44,9 +46,50 @@ impl Case {
             join_type,
             filter: None,
             null_equals_null: false,
+            null_aware: false,
             collect_left: false,
             partitions: 1,
             batch_size: 2,
+        }
+    }
+
+    /// The join over memory tables "l" and "r", gathered to one partition.
+    fn plan(&self) -> PhysicalPlan {
+        let ls = kv_schema("lk", "lv");
+        let rs = kv_schema("rk", "rv");
+        let p = self.partitions;
+        let (lp, rp) = if self.collect_left {
+            (
+                gather(memory_scan("l", &ls, 2)),
+                if p > 1 {
+                    hash_exchange(memory_scan("r", &rs, 2), 0, p)
+                } else {
+                    memory_scan("r", &rs, 1)
+                },
+            )
+        } else if p > 1 {
+            (
+                hash_exchange(memory_scan("l", &ls, 2), 0, p),
+                hash_exchange(memory_scan("r", &rs, 3), 0, p),
+            )
+        } else {
+            (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
+        };
+        let join = PhysicalPlan::HashJoin {
+            left: Box::new(lp),
+            right: Box::new(rp),
+            join_type: self.join_type,
+            on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
+            filter: self.filter.clone(),
+            null_equals_null: self.null_equals_null,
+            null_aware: self.null_aware,
+            collect_left: self.collect_left,
+            schema: join_schema(&ls, &rs, self.join_type),
+        };
+        if join.output_partitions() > 1 {
+            gather(join)
+        } else {
+            join
         }
     }
 }
@@ -61,40 +104,7 @@ async fn run_case(
     // Split each side into batches of two rows.
     let lb: Vec<RecordBatch> = left.chunks(2).map(|c| kv_batch(&ls, c)).collect();
     let rb: Vec<RecordBatch> = right.chunks(2).map(|c| kv_batch(&rs, c)).collect();
-    let p = case.partitions;
-    let (lp, rp) = if case.collect_left {
-        (
-            gather(memory_scan("l", &ls, 2)),
-            if p > 1 {
-                hash_exchange(memory_scan("r", &rs, 2), 0, p)
-            } else {
-                memory_scan("r", &rs, 1)
-            },
-        )
-    } else if p > 1 {
-        (
-            hash_exchange(memory_scan("l", &ls, 2), 0, p),
-            hash_exchange(memory_scan("r", &rs, 3), 0, p),
-        )
-    } else {
-        (memory_scan("l", &ls, 1), memory_scan("r", &rs, 1))
-    };
-    let join = PhysicalPlan::HashJoin {
-        left: Box::new(lp),
-        right: Box::new(rp),
-        join_type: case.join_type,
-        on: vec![(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))],
-        filter: case.filter.clone(),
-        null_equals_null: case.null_equals_null,
-        null_aware: false,
-        collect_left: case.collect_left,
-        schema: join_schema(&ls, &rs, case.join_type),
-    };
-    let plan = if join.output_partitions() > 1 {
-        gather(join)
-    } else {
-        join
-    };
+    let plan = case.plan();
     let out = run(&plan, vec![("l", lb), ("r", rb)], case.batch_size)
         .await
         .unwrap();
@@ -524,14 +534,17 @@ async fn probe_resumes_inside_chains() {
         &reg,
     )
     .unwrap();
-    let input = crate::stream::boxed(ls.clone(), futures::stream::iter(vec![Ok(lb)]));
     let memory = crate::execution::OperatorMemory::new(
         &crate::execution::memory_pool(None),
         "test".into(),
         Default::default(),
         false,
     );
-    let table = JoinTable::build(input, &keys, &ls, memory).await.unwrap();
+    let mut builder = TableBuilder::new(&keys, memory);
+    assert!(builder.push(&keys, lb).unwrap().is_none());
+    let Built::Table(table) = builder.finish(&ls).unwrap() else {
+        panic!("an unbounded pool refused the table");
+    };
     let mut prober = Prober::new(&keys);
     prober.prepare(&keys, &rb).unwrap();
     for limit in 1..=8 {
@@ -585,6 +598,7 @@ async fn build_side_under_memory_limit() {
             schema: join_schema(&ls, &rs, JoinType::Inner),
         };
         let tables = || vec![("l", lb.clone()), ("r", rb.clone())];
+        // Not one batch of the build side fits: no split helps.
         let refused = run_with_memory(&plan, tables(), 2, Some(100)).await;
         // Node 0 is the join (its inputs are 1 and 2).
         assert_exhausted(refused, "HashJoin (node 0, partition 0) build", 100);
@@ -592,5 +606,346 @@ async fn build_side_under_memory_limit() {
             .await
             .unwrap();
         assert_eq!(rows(&roomy), expected(JoinType::Inner), "{collect_left}");
+    }
+}
+
+// ---- Spilling (the grace hash join) ----
+
+/// `n` rows with keys `i % distinct` (every `null_every`-th key NULL) and
+/// values spread so that a `lv < rv` filter keeps about half the pairs.
+fn spill_rows(
+    n: usize,
+    distinct: i32,
+    null_every: usize,
+    mul: usize,
+) -> Vec<(Option<i32>, String)> {
+    (0..n)
+        .map(|i| {
+            let k = ((i + 1) % null_every != 0).then_some(i as i32 % distinct);
+            (k, format!("v{:03}", (i * mul) % 1000))
+        })
+        .collect()
+}
+
+fn spill_batches(
+    schema: &SchemaRef,
+    rows: &[(Option<i32>, String)],
+    batch_rows: usize,
+) -> Vec<RecordBatch> {
+    rows.chunks(batch_rows)
+        .map(|c| {
+            let c: Vec<(Option<i32>, &str)> = c.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            kv_batch(schema, &c)
+        })
+        .collect()
+}
+
+/// The result of a run under a memory limit with its own spill directory.
+struct Spilled {
+    rows: Result<Vec<String>>,
+    /// Spill files and rows of all nodes.
+    spill_files: u64,
+    spilled_rows: u64,
+}
+
+fn spill_config(limit: Option<usize>, spill_dir: &std::path::Path) -> crate::runner::ExecConfig {
+    crate::runner::ExecConfig {
+        batch_size: 64,
+        memory_pool: crate::execution::memory_pool(limit),
+        spill_dir: spill_dir.to_path_buf(),
+        ..crate::runner::ExecConfig::default()
+    }
+}
+
+fn spill_tables(
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+) -> Arc<crate::tables::MemoryTableMap> {
+    let map = crate::tables::MemoryTableMap::default();
+    map.insert("l", spill_batches(&kv_schema("lk", "lv"), left, 50));
+    map.insert("r", spill_batches(&kv_schema("rk", "rv"), right, 50));
+    Arc::new(map)
+}
+
+fn start(
+    plan: &PhysicalPlan,
+    tables: Arc<crate::tables::MemoryTableMap>,
+    limit: Option<usize>,
+    spill_dir: &std::path::Path,
+) -> crate::runner::QueryStream {
+    crate::runner::execute(
+        plan,
+        spill_config(limit, spill_dir),
+        Arc::new(FunctionRegistry::with_defaults()),
+        tables,
+        Arc::new(crate::exchange::ChannelExchange::new(1)),
+    )
+    .unwrap()
+}
+
+async fn run_spilled(
+    plan: &PhysicalPlan,
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+    limit: Option<usize>,
+) -> Spilled {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = start(plan, spill_tables(left, right), limit, dir.path());
+    let mut out = Vec::new();
+    let mut failed = None;
+    while let Some(b) = stream.next().await {
+        match b {
+            Ok(b) => out.push(b),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let metrics = stream.metrics();
+    drop(stream);
+    assert_spill_dir_gone(dir.path()).await;
+    let (spill_files, spilled_rows) = metrics
+        .snapshot()
+        .iter()
+        .fold((0, 0), |(f, r), m| (f + m.spill_files, r + m.spilled_rows));
+    Spilled {
+        rows: match failed {
+            Some(e) => Err(e),
+            None => Ok(rows(&out)),
+        },
+        spill_files,
+        spilled_rows,
+    }
+}
+
+/// The query's spill directory under `base` is removed once the query is
+/// gone (its aborted tasks may take a moment to drop).
+async fn assert_spill_dir_gone(base: &std::path::Path) {
+    for _ in 0..500 {
+        if std::fs::read_dir(base).unwrap().next().is_none() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let left: Vec<_> = std::fs::read_dir(base).unwrap().collect();
+    panic!("spill directory left behind: {left:?}");
+}
+
+/// Fan-out of one split: more spill files than two splits' worth means a
+/// partition was split again.
+const ONE_SPLIT_FILES: u64 = 2 * grace::FAN_OUT as u64;
+
+/// Runs `case` without a limit and under `limit`: same rows, and the
+/// limited run spilled.
+async fn assert_spills_same_rows(
+    case: &Case,
+    left: &[(Option<i32>, String)],
+    right: &[(Option<i32>, String)],
+    limit: usize,
+) -> Spilled {
+    let plan = case.plan();
+    let what = format!(
+        "{:?} filter={} null_equals_null={} partitions={} collect_left={} null_aware={}",
+        case.join_type,
+        case.filter.is_some(),
+        case.null_equals_null,
+        case.partitions,
+        case.collect_left,
+        case.null_aware
+    );
+    let free = run_spilled(&plan, left, right, None).await;
+    assert_eq!(free.spill_files, 0, "{what}: spilled without a limit");
+    let expected = free.rows.unwrap_or_else(|e| panic!("{what}: {e}"));
+    let limited = run_spilled(&plan, left, right, Some(limit)).await;
+    let got = match &limited.rows {
+        Ok(r) => r,
+        Err(e) => panic!("{what}: {e}"),
+    };
+    assert_eq!(got.len(), expected.len(), "{what}");
+    assert!(got == &expected, "{what}: rows differ");
+    assert!(
+        limited.spill_files > 0 && limited.spilled_rows > 0,
+        "{what}: nothing spilled"
+    );
+    limited
+}
+
+fn build_rows() -> Vec<(Option<i32>, String)> {
+    spill_rows(1500, 97, 13, 37)
+}
+
+fn probe_rows() -> Vec<(Option<i32>, String)> {
+    spill_rows(1200, 131, 17, 53)
+}
+
+/// A limit under which the build side spills and its partitions are
+/// split again.
+const SPLIT_AGAIN_LIMIT: usize = 3 << 10;
+
+#[tokio::test]
+async fn spilled_join_types_match_unlimited() {
+    let (left, right) = (build_rows(), probe_rows());
+    for jt in ALL {
+        for filter in [None, Some(lv_lt_rv())] {
+            let case = Case {
+                filter,
+                ..Case::new(jt)
+            };
+            let spilled = assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
+            assert!(
+                spilled.spill_files > ONE_SPLIT_FILES,
+                "{jt:?}: no partition was split again ({} files)",
+                spilled.spill_files
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn spilled_partitioned_and_shared_builds_match_unlimited() {
+    let (left, right) = (build_rows(), probe_rows());
+    for jt in ALL {
+        for filter in [None, Some(lv_lt_rv())] {
+            let case = Case {
+                filter: filter.clone(),
+                partitions: 3,
+                ..Case::new(jt)
+            };
+            // Three partitions share the limit.
+            assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
+            if !jt.emits_unmatched_left() {
+                // The shared build spills once; each probe partition
+                // partitions its rows and reads the build runs.
+                let case = Case {
+                    filter,
+                    collect_left: true,
+                    partitions: 3,
+                    ..Case::new(jt)
+                };
+                assert_spills_same_rows(&case, &left, &right, 3 * SPLIT_AGAIN_LIMIT).await;
+            }
+        }
+    }
+}
+
+/// `NOT IN`: the probe side's NULLs (anywhere) and emptiness decide for
+/// every partition pair.
+#[tokio::test]
+async fn spilled_null_aware_anti_join_uses_global_facts() {
+    let case = Case {
+        null_aware: true,
+        ..Case::new(JoinType::LeftAnti)
+    };
+    let left = build_rows();
+    assert!(left.iter().any(|r| r.0.is_none()));
+    // Even keys only: the odd keys of the build side stay.
+    let no_nulls: Vec<_> = spill_rows(600, 131, usize::MAX, 53)
+        .into_iter()
+        .map(|(k, v)| (k.map(|k| 2 * k), v))
+        .collect();
+    let one_null: Vec<_> = no_nulls
+        .iter()
+        .cloned()
+        .chain([(None, "x".to_string())])
+        .collect();
+    let plan = case.plan();
+    // Without NULLs on the probe side: build rows with a NULL key go, the
+    // unmatched others stay.
+    let spilled = assert_spills_same_rows(&case, &left, &no_nulls, SPLIT_AGAIN_LIMIT).await;
+    let got = spilled.rows.unwrap();
+    assert!(
+        !got.is_empty() && got.iter().all(|r| !r.starts_with("NULL|")),
+        "{:?}",
+        &got[..got.len().min(5)]
+    );
+    // One NULL on the probe side (in one partition) removes every row.
+    let spilled = run_spilled(&plan, &left, &one_null, Some(SPLIT_AGAIN_LIMIT)).await;
+    assert_eq!(spilled.rows.unwrap(), Vec::<String>::new());
+    assert!(spilled.spill_files > 0);
+    // An empty probe side keeps every row, NULL keys too.
+    let spilled = run_spilled(&plan, &left, &[], Some(SPLIT_AGAIN_LIMIT)).await;
+    assert_eq!(spilled.rows.unwrap().len(), left.len());
+    assert!(spilled.spill_files > 0);
+    // Without NULLs on the build side either.
+    let left_no_nulls = spill_rows(1500, 97, usize::MAX, 37);
+    assert_spills_same_rows(&case, &left_no_nulls, &no_nulls, SPLIT_AGAIN_LIMIT).await;
+    assert_spills_same_rows(&case, &left_no_nulls, &one_null, SPLIT_AGAIN_LIMIT).await;
+}
+
+/// One key with more rows than the limit holds cannot be split: after the
+/// last level the refusal is the error, and the spill files are gone.
+#[tokio::test]
+async fn one_key_too_large_fails_with_resources_exhausted() {
+    let left: Vec<_> = (0..800).map(|i| (Some(7), format!("l{i}"))).collect();
+    let right = spill_rows(100, 10, usize::MAX, 3);
+    for collect_left in [false, true] {
+        let case = Case {
+            collect_left,
+            ..Case::new(JoinType::Inner)
+        };
+        let spilled = run_spilled(&case.plan(), &left, &right, Some(SPLIT_AGAIN_LIMIT)).await;
+        // The build rows were written more than once: splits were tried.
+        assert!(
+            spilled.spilled_rows > 2 * left.len() as u64,
+            "{collect_left}"
+        );
+        assert_exhausted(
+            spilled.rows,
+            "HashJoin (node 0, partition 0) build",
+            SPLIT_AGAIN_LIMIT,
+        );
+    }
+}
+
+/// Dropping the output stream while pairs are being joined removes the
+/// spill files.
+#[tokio::test]
+async fn dropped_stream_removes_spill_files() {
+    use futures::StreamExt;
+    for case in [
+        Case::new(JoinType::Full),
+        Case {
+            partitions: 3,
+            ..Case::new(JoinType::Inner)
+        },
+        Case {
+            partitions: 3,
+            collect_left: true,
+            ..Case::new(JoinType::RightAnti)
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tables = spill_tables(&build_rows(), &probe_rows());
+        let mut stream = start(
+            &case.plan(),
+            tables,
+            Some(3 * SPLIT_AGAIN_LIMIT),
+            dir.path(),
+        );
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(first.num_rows() > 0);
+        let metrics = stream.metrics();
+        assert!(metrics.snapshot().iter().any(|m| m.spill_files > 0));
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_some());
+        drop(stream);
+        assert_spill_dir_gone(dir.path()).await;
+    }
+}
+
+/// With NULL = NULL the NULL keys are one key: they share a partition on
+/// both sides and meet there.
+#[tokio::test]
+async fn spilled_null_equals_null_joins_match_unlimited() {
+    let left = spill_rows(1500, 97, 150, 37);
+    let right = spill_rows(1200, 131, 170, 53);
+    for jt in ALL {
+        let case = Case {
+            null_equals_null: true,
+            ..Case::new(jt)
+        };
+        assert_spills_same_rows(&case, &left, &right, SPLIT_AGAIN_LIMIT).await;
     }
 }
