@@ -118,10 +118,12 @@ impl OperatorMemory {
     /// when the pool cannot give the difference; the reservation is then
     /// unchanged.
     pub fn try_resize(&self, bytes: usize) -> Result<()> {
-        self.peak.fetch_max(bytes as u64, Ordering::Relaxed);
         self.reservation
             .try_resize(bytes)
-            .map_err(|e| self.exhausted(bytes, e))
+            .map_err(|e| self.exhausted(bytes, e))?;
+        // Only granted bytes count: a refused request was never held.
+        self.peak.fetch_max(bytes as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Grows the reservation by `bytes` (see [`OperatorMemory::try_resize`]).
