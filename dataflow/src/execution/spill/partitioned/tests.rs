@@ -33,7 +33,10 @@ fn schema() -> SchemaRef {
 
 /// Rows `(k, "r<i>")` for `i` in `range`, `k = i % keys` (NULL for 0).
 fn batch(range: std::ops::Range<i64>, keys: i64) -> RecordBatch {
-    let k: Int64Array = range.clone().map(|i| Some(i % keys).filter(|&k| k != 0)).collect();
+    let k: Int64Array = range
+        .clone()
+        .map(|i| Some(i % keys).filter(|&k| k != 0))
+        .collect();
     let v: StringArray = range.map(|i| Some(format!("r{i}"))).collect();
     RecordBatch::try_new(schema(), vec![Arc::new(k), Arc::new(v)]).unwrap()
 }
@@ -49,7 +52,8 @@ fn partition(
     level: usize,
 ) -> (BTreeMap<Option<i64>, usize>, Vec<String>) {
     let refused = DataflowError::Internal("refused".into());
-    let mut spill = PartitionedSpill::try_new(ctx, &schema(), key_column(), level, refused).unwrap();
+    let mut spill =
+        PartitionedSpill::try_new(ctx, &schema(), key_column(), level, refused).unwrap();
     for b in batches {
         spill.write(b).unwrap();
     }
@@ -119,9 +123,10 @@ fn past_the_deepest_level_the_refusal_is_returned() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, _tasks) = context(dir.path());
     let refused = DataflowError::Internal("refused".into());
-    let err = PartitionedSpill::try_new(&ctx, &schema(), key_column(), MAX_SPILL_LEVEL + 1, refused)
-        .err()
-        .map(|e| e.to_string());
+    let err =
+        PartitionedSpill::try_new(&ctx, &schema(), key_column(), MAX_SPILL_LEVEL + 1, refused)
+            .err()
+            .map(|e| e.to_string());
     assert_eq!(err.as_deref(), Some("internal error: refused"));
     assert!(ctx.spill_path().is_none(), "nothing was written");
 }
