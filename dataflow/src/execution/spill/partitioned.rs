@@ -103,6 +103,21 @@ impl PartitionedSpill {
         })
     }
 
+    /// Partitions of rows of another `schema` by its `keys` (of the same
+    /// types as this one's) at the same level: run `i` of both holds the
+    /// same keys. For the second input of an operator that partitioned
+    /// its first (e.g. the probe side after the build side).
+    pub fn alongside(&self, schema: &SchemaRef, keys: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+        PartitionedSpill {
+            ctx: Arc::clone(&self.ctx),
+            schema: Arc::clone(schema),
+            keys,
+            random_state: self.random_state.clone(),
+            writers: (0..SPILL_FAN_OUT).map(|_| None).collect(),
+            hashes: Vec::new(),
+        }
+    }
+
     /// Appends the rows of `batch` to the runs of their partitions.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {

@@ -145,3 +145,42 @@ fn dropped_unfinished_partitions_leave_no_file() {
     drop((ctx, tasks));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn inputs_partitioned_alongside_pair_up_by_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _tasks) = context(dir.path());
+    let refused = DataflowError::Internal("refused".into());
+    let mut first = PartitionedSpill::try_new(&ctx, &schema(), key_column(), 2, refused).unwrap();
+    // The second input has its key in another column.
+    let other = Arc::new(Schema::new(vec![
+        Field::new("v", DataType::Utf8, true),
+        Field::new("k", DataType::Int64, true),
+    ]));
+    let mut second = first.alongside(&other, vec![Arc::new(Column::new("k", 1))]);
+    let b = batch(0..500, 50);
+    first.write(&b).unwrap();
+    let swapped = RecordBatch::try_new(
+        Arc::clone(&other),
+        vec![b.column(1).clone(), b.column(0).clone()],
+    )
+    .unwrap();
+    second.write(&swapped).unwrap();
+    let keys_of = |runs: Vec<(usize, SpillRun)>, col: usize| {
+        runs.into_iter()
+            .map(|(p, run)| {
+                let mut keys: Vec<Option<i64>> = vec![];
+                for b in run.read().unwrap() {
+                    let b = b.unwrap();
+                    let k = b.column(col).as_any().downcast_ref::<Int64Array>().unwrap();
+                    keys.extend((0..b.num_rows()).map(|i| k.is_valid(i).then(|| k.value(i))));
+                }
+                keys.sort();
+                (p, keys)
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = keys_of(first.finish().unwrap(), 0);
+    assert!(a.len() > 1);
+    assert_eq!(a, keys_of(second.finish().unwrap(), 1));
+}
