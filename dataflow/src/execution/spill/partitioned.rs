@@ -118,11 +118,19 @@ impl PartitionedSpill {
         }
     }
 
-    /// Appends the rows of `batch` to the runs of their partitions.
+    /// Appends the rows of `batch` to the runs of their partitions. A
+    /// large batch (e.g. a whole hash table's) is dealt out a slice of the
+    /// configured batch size at a time, so that the copies per partition
+    /// stay small.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        let (n, chunk) = (batch.num_rows(), self.ctx.config.batch_size.max(1));
+        for offset in (0..n).step_by(chunk) {
+            self.write_slice(&batch.slice(offset, chunk.min(n - offset)))?;
         }
+        Ok(())
+    }
+
+    fn write_slice(&mut self, batch: &RecordBatch) -> Result<()> {
         let keys = evaluate_all(&self.keys, batch)?;
         let parts = partition_indices(&keys, SPILL_FAN_OUT, &self.random_state, &mut self.hashes)?;
         for (p, indices) in parts.into_iter().enumerate() {

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
-};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::prep_null_mask_filter;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
@@ -15,6 +13,7 @@ use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use super::group_values::{new_group_values, GroupValues};
 use super::spec::{field_names, AggSpec};
 use crate::error::{DataflowError, Result};
+use crate::operators::scan::files::conform_columns;
 use crate::plan::AggregateMode;
 
 /// The aggregation state of one partition.
@@ -272,23 +271,7 @@ fn conform(
             field_names(schema.fields().iter().map(|f| f.name())),
         )));
     }
-    let columns = columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                Ok(arrow::compute::cast(&c, f.data_type())?)
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(n));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        columns,
-        &options,
-    )?)
+    Ok(conform_columns(columns, n, schema)?)
 }
 
 /// Evaluates a FILTER clause into a mask without NULLs (NULL excludes).

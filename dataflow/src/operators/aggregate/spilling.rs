@@ -165,10 +165,6 @@ impl<'a> GroupTable<'a> {
         ) else {
             return Ok(());
         };
-        let n = states.num_rows();
-        for offset in (0..n).step_by(self.batch_size) {
-            spill.write(&states.slice(offset, self.batch_size.min(n - offset)))?;
-        }
-        Ok(())
+        spill.write(&states)
     }
 }

@@ -854,19 +854,16 @@ mod spilling {
         if got == expected {
             return;
         }
-        let short = |r: &String| r.chars().take(300).collect::<String>();
-        let only_got: Vec<_> = got
-            .iter()
-            .filter(|r| !expected.contains(r))
-            .take(3)
-            .map(short)
-            .collect();
-        let only_expected: Vec<_> = expected
-            .iter()
-            .filter(|r| !got.contains(r))
-            .take(3)
-            .map(short)
-            .collect();
+        // The first rows of `a` that `b` does not have, shortened.
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            let short = |r: &String| r.chars().take(300).collect::<String>();
+            a.iter()
+                .filter(|r| !b.contains(r))
+                .take(3)
+                .map(short)
+                .collect()
+        };
+        let (only_got, only_expected) = (only(&got, &expected), only(&expected, &got));
         panic!(
             "{} rows, expected {}; only got: {only_got:#?}; only expected: {only_expected:#?}",
             got.len(),

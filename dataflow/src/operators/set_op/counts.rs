@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
@@ -13,6 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::error::{DataflowError, Result};
 use crate::execution::{OperatorMemory, PartitionedSpill, TaskContext};
 use crate::operators::aggregate::group_values::{GroupValues, RowGroups};
+use crate::operators::scan::files::conform_columns;
 use crate::plan::SetOpKind;
 
 /// Distinct key rows with the number of their copies not used up yet.
@@ -86,25 +87,12 @@ impl RowCounts {
         if self.counts.is_empty() {
             return Ok(None);
         }
+        let n = self.counts.len();
         let mut columns = self.rows.emit()?;
         columns.push(Arc::new(UInt64Array::from(std::mem::take(
             &mut self.counts,
         ))));
-        let columns = columns
-            .into_iter()
-            .zip(layout.schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some(RecordBatch::try_new(
-            Arc::clone(&layout.schema),
-            columns,
-        )?))
+        Ok(Some(conform_columns(columns, n, &layout.schema)?))
     }
 }
 
@@ -165,7 +153,6 @@ pub(super) struct CountTable<'a> {
     key_types: &'a [DataType],
     layout: &'a CountedLayout,
     level: usize,
-    batch_size: usize,
     counts: RowCounts,
     spill: Option<PartitionedSpill>,
 }
@@ -177,7 +164,6 @@ impl<'a> CountTable<'a> {
         key_types: &'a [DataType],
         layout: &'a CountedLayout,
         level: usize,
-        batch_size: usize,
     ) -> Result<Self> {
         Ok(CountTable {
             ctx,
@@ -185,7 +171,6 @@ impl<'a> CountTable<'a> {
             key_types,
             layout,
             level,
-            batch_size,
             counts: RowCounts::try_new(key_types)?,
             spill: None,
         })
@@ -230,10 +215,6 @@ impl<'a> CountTable<'a> {
         else {
             return Ok(());
         };
-        let n = counted.num_rows();
-        for offset in (0..n).step_by(self.batch_size) {
-            spill.write(&counted.slice(offset, self.batch_size.min(n - offset)))?;
-        }
-        Ok(())
+        spill.write(&counted)
     }
 }

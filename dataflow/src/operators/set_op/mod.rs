@@ -149,7 +149,7 @@ impl Operator for SetOperation {
         let memory = ctx.reserve_spillable(None);
         let stream = async_stream::try_stream! {
             let layout = CountedLayout::new(&key_types);
-            let mut table = CountTable::try_new(&ctx, &memory, &key_types, &layout, 0, batch_size)?;
+            let mut table = CountTable::try_new(&ctx, &memory, &key_types, &layout, 0)?;
             while let Some(batch) = right.next().await {
                 let batch = batch?;
                 if batch.num_rows() > 0 {
@@ -180,7 +180,7 @@ impl Operator for SetOperation {
             }
             while let Some(pair) = pairs.pop() {
                 let mut table =
-                    CountTable::try_new(&ctx, &memory, &key_types, &layout, pair.level, batch_size)?;
+                    CountTable::try_new(&ctx, &memory, &key_types, &layout, pair.level)?;
                 if let Some(run) = pair.right {
                     for batch in run.read()? {
                         let batch = batch?;

@@ -10,7 +10,15 @@ use crate::functions::FunctionRegistry;
 use crate::tables::MemoryTableMap;
 
 fn context(spill_dir: &std::path::Path) -> (Arc<TaskContext>, Arc<QueryTasks>) {
+    context_with_batches(spill_dir, 8192)
+}
+
+fn context_with_batches(
+    spill_dir: &std::path::Path,
+    batch_size: usize,
+) -> (Arc<TaskContext>, Arc<QueryTasks>) {
     let config = ExecConfig {
+        batch_size,
         memory_pool: memory_pool(Some(1 << 20)),
         spill_dir: spill_dir.to_path_buf(),
         ..ExecConfig::default()
@@ -183,4 +191,18 @@ fn inputs_partitioned_alongside_pair_up_by_run() {
     let a = keys_of(first.finish().unwrap(), 0);
     assert!(a.len() > 1);
     assert_eq!(a, keys_of(second.finish().unwrap(), 1));
+}
+
+#[test]
+fn large_batches_are_dealt_out_in_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _tasks) = context_with_batches(dir.path(), 100);
+    let refused = DataflowError::Internal("refused".into());
+    let mut spill = PartitionedSpill::try_new(&ctx, &schema(), key_column(), 0, refused).unwrap();
+    // One key: every row goes to one run, in slices of at most 100 rows.
+    spill.write(&batch(0..1050, 1)).unwrap();
+    let runs = spill.finish().unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0].1;
+    assert_eq!((run.rows(), run.batches()), (1050, 11));
 }
