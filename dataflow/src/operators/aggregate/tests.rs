@@ -954,6 +954,23 @@ mod spilling {
             &aggs,
         );
         same_rows_spilled(&plan, &input, 256 << 10, 0, 1).await;
+        // Partial (emitting early) then Final (spilling) over 2 partitions.
+        let partial = aggregate(
+            scan(&input_schema(), 2),
+            AggregateMode::Partial,
+            &g,
+            &sets,
+            &aggs,
+        );
+        let final_plan = aggregate(
+            hash_exchange(partial, 0, 2),
+            AggregateMode::Final,
+            &g,
+            &sets,
+            &aggs,
+        );
+        let plan = crate::test_util::gather(final_plan);
+        same_rows_spilled(&plan, &input, 512 << 10, 1, 1).await;
     }
 
     #[tokio::test]
@@ -1002,7 +1019,7 @@ mod spilling {
     #[tokio::test]
     async fn empty_input_under_a_limit() {
         let (f, t) = (false, true);
-        let sets = vec![vec![f, t], vec![t, t]];
+        let sets = [vec![f, t], vec![t, t]];
         let g = [col(0, "k1"), col(1, "k2")];
         for (g, sets) in [(&g[..], &sets[..]), (&[], &[]), (&g[..1], &[])] {
             let plan = aggregate(

@@ -208,9 +208,17 @@ mod spilling {
     }
 
     fn plan(op: SetOpKind) -> PhysicalPlan {
+        set_op(
+            op,
+            memory_scan("l", &schema(), 1),
+            memory_scan("r", &schema(), 1),
+        )
+    }
+
+    fn set_op(op: SetOpKind, left: PhysicalPlan, right: PhysicalPlan) -> PhysicalPlan {
         PhysicalPlan::SetOperation {
-            left: Box::new(memory_scan("l", &schema(), 1)),
-            right: Box::new(memory_scan("r", &schema(), 1)),
+            left: Box::new(left),
+            right: Box::new(right),
             op,
             on: vec![
                 (PhysExpr::col(0, "a"), PhysExpr::col(0, "a")),
@@ -255,6 +263,21 @@ mod spilling {
             assert!(files > 2 * SPILL_FAN_OUT as u64, "{op:?}: {files} files");
             assert_spill_dir_emptied(dir.path()).await;
         }
+    }
+
+    #[tokio::test]
+    async fn partitioned_inputs_spill_per_partition() {
+        use crate::test_util::{gather, hash_exchange};
+        let scan = |t: &str| hash_exchange(memory_scan(t, &schema(), 2), 0, 3);
+        let plan = gather(set_op(SetOpKind::ExceptAll, scan("l"), scan("r")));
+        let unlimited = run(&plan, tables(), 512).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spilled = run_spilling(&plan, tables(), 512, 12 << 10, dir.path(), None).await;
+        // Nodes: gather 0, set operation 1.
+        assert!(spilled.spill_files(1) > 0);
+        let got = spilled.result.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sorted_rows(&got), sorted_rows(&unlimited));
+        assert_spill_dir_emptied(dir.path()).await;
     }
 
     #[tokio::test]
