@@ -894,6 +894,32 @@ mod spilling {
         }
     }
 
+    /// Partial aggregates over `partitions` scan partitions, a hash
+    /// exchange on the first key into 2, Final aggregates, a gather. Node
+    /// ids: gather 0, final 1, exchange 2, partial 3, scan 4.
+    fn two_phase(
+        partitions: usize,
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+    ) -> PhysicalPlan {
+        let partial = aggregate(
+            scan(&input_schema(), partitions),
+            AggregateMode::Partial,
+            group_by,
+            sets,
+            aggs,
+        );
+        let final_plan = aggregate(
+            hash_exchange(partial, 0, 2),
+            AggregateMode::Final,
+            group_by,
+            sets,
+            aggs,
+        );
+        crate::test_util::gather(final_plan)
+    }
+
     /// Runs `plan` over `input` unlimited and under `limit`; asserts the
     /// same rows, that node `node` spilled at least `min_files` files, and
     /// that no spill file is left. Returns the spilled run's counters.
@@ -954,22 +980,8 @@ mod spilling {
             &aggs,
         );
         same_rows_spilled(&plan, &input, 256 << 10, 0, 1).await;
-        // Partial (emitting early) then Final (spilling) over 2 partitions.
-        let partial = aggregate(
-            scan(&input_schema(), 2),
-            AggregateMode::Partial,
-            &g,
-            &sets,
-            &aggs,
-        );
-        let final_plan = aggregate(
-            hash_exchange(partial, 0, 2),
-            AggregateMode::Final,
-            &g,
-            &sets,
-            &aggs,
-        );
-        let plan = crate::test_util::gather(final_plan);
+        // Partial (emitting early) then Final (spilling).
+        let plan = two_phase(2, &g, &sets, &aggs);
         same_rows_spilled(&plan, &input, 512 << 10, 1, 1).await;
     }
 
@@ -978,22 +990,7 @@ mod spilling {
         let input = many_groups(20_000, 8_000, 512);
         let g = [col(1, "k2")];
         let aggs = order_insensitive_aggs();
-        let partial = aggregate(
-            scan(&input_schema(), 3),
-            AggregateMode::Partial,
-            &g,
-            &[],
-            &aggs,
-        );
-        let final_plan = aggregate(
-            hash_exchange(partial, 0, 2),
-            AggregateMode::Final,
-            &g,
-            &[],
-            &aggs,
-        );
-        let plan = crate::test_util::gather(final_plan);
-        // Nodes: gather 0, final 1, exchange 2, partial 3, scan 4.
+        let plan = two_phase(3, &g, &[], &aggs);
         let metrics = same_rows_spilled(&plan, &input, 512 << 10, 1, 1).await;
         let unlimited_partial_rows = {
             let dir = tempfile::tempdir().unwrap();
