@@ -36,7 +36,7 @@ pub async fn run_with_memory(
 ) -> Result<Vec<RecordBatch>> {
     let map = MemoryTableMap::default();
     for (n, b) in tables {
-        map.insert(n, b);
+        map.insert(n, b)?;
     }
     let config = ExecConfig {
         batch_size,

@@ -103,11 +103,13 @@ impl QueryServices {
         registry: Arc<FunctionRegistry>,
         tables: Arc<dyn MemoryTables>,
     ) -> Self {
+        let exchange = crate::exchange::ChannelExchange::default()
+            .with_memory_pool(Arc::clone(&config.memory_pool));
         QueryServices {
             config,
             registry,
             tables,
-            exchange: Arc::new(crate::exchange::ChannelExchange::default()),
+            exchange: Arc::new(exchange),
             inputs: None,
             operators: Arc::new(OperatorRegistry::default()),
         }
