@@ -84,7 +84,12 @@ pub async fn run_spilling(
 ) -> SpillingRun {
     let map = MemoryTableMap::default();
     for (n, b) in tables {
-        map.insert(n, b);
+        if let Err(e) = map.insert(n, b) {
+            return SpillingRun {
+                result: Err(e),
+                metrics: vec![],
+            };
+        }
     }
     let config = ExecConfig {
         batch_size,
