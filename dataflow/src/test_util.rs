@@ -57,6 +57,97 @@ pub async fn run_with_memory(
     Ok(out)
 }
 
+/// A query run under a memory limit (see [`run_spilling`]).
+pub struct SpillingRun {
+    pub result: Result<Vec<RecordBatch>>,
+    /// Every node's counters, by node id.
+    pub metrics: Vec<crate::metrics::MetricsSnapshot>,
+}
+
+impl SpillingRun {
+    /// Spill files written by node `node`.
+    pub fn spill_files(&self, node: usize) -> u64 {
+        self.metrics.get(node).map_or(0, |m| m.spill_files)
+    }
+}
+
+/// Runs `plan` like [`run_with_memory`] under a pool of `limit` bytes,
+/// spilling into `spill_dir`. With `stop_after`, the output stream is
+/// dropped after that many batches (a cancelled query).
+pub async fn run_spilling(
+    plan: &PhysicalPlan,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    batch_size: usize,
+    limit: usize,
+    spill_dir: &std::path::Path,
+    stop_after: Option<usize>,
+) -> SpillingRun {
+    let map = MemoryTableMap::default();
+    for (n, b) in tables {
+        if let Err(e) = map.insert(n, b) {
+            return SpillingRun {
+                result: Err(e),
+                metrics: vec![],
+            };
+        }
+    }
+    let config = ExecConfig {
+        batch_size,
+        memory_pool: crate::execution::memory_pool(Some(limit)),
+        spill_dir: spill_dir.to_path_buf(),
+        ..ExecConfig::default()
+    };
+    let mut stream = match execute(
+        plan,
+        config,
+        Arc::new(FunctionRegistry::with_defaults()),
+        Arc::new(map),
+        Arc::new(ChannelExchange::new(1)),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            return SpillingRun {
+                result: Err(e),
+                metrics: vec![],
+            }
+        }
+    };
+    let metrics = stream.metrics();
+    let mut out = Vec::new();
+    let result = loop {
+        if stop_after.is_some_and(|n| out.len() >= n) {
+            break Ok(out);
+        }
+        match stream.next().await {
+            Some(Ok(b)) => out.push(b),
+            Some(Err(e)) => break Err(e),
+            None => break Ok(out),
+        }
+    };
+    drop(stream);
+    SpillingRun {
+        result,
+        metrics: metrics.snapshot(),
+    }
+}
+
+/// Waits (up to 10 s: cancelled tasks end asynchronously) until nothing is
+/// left in `spill_dir`, the base directory a query spilled into.
+pub async fn assert_spill_dir_emptied(spill_dir: &std::path::Path) {
+    let left = || {
+        std::fs::read_dir(spill_dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    for _ in 0..1000 {
+        if left().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("spill files left behind: {:?}", left());
+}
+
 /// Checks that `result` failed with a resources-exhausted error naming
 /// `operator` and a limit of `limit` bytes (the message too).
 pub fn assert_exhausted<T: std::fmt::Debug>(result: Result<T>, operator: &str, limit: usize) {

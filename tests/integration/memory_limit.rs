@@ -1,15 +1,15 @@
 //! The memory limit (`EngineConfig::memory_limit`, `--memory-limit`):
-//! queries whose operator state does not fit fail with a
-//! `resources exhausted` error naming the operator and the limit; under a
-//! generous limit they return the same rows as without one; hash joins
-//! whose build side does not fit spill and return the same rows too.
+//! operators that can spill (aggregates, hash joins, set operations) do so
+//! and return the same rows; queries whose other operator state does not
+//! fit fail with a `resources exhausted` error naming the operator and the
+//! limit; under a generous limit they return the same rows as without one.
 
 use std::time::Duration;
 
 use ffq::cluster::SchedulerConfig;
 use ffq::{Engine, EngineConfig, LocalCluster};
 
-use crate::common::differential::check_all;
+use crate::common::differential::{check_all, check_same};
 use crate::common::ffq_binary::ffq;
 use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_query};
 
@@ -38,13 +38,49 @@ const STATEFUL: [&str; 6] = [
     "SetOperation (node ",
 ];
 
+/// The `EXPLAIN ANALYZE` text of `sql`.
+async fn explain_analyze(engine: &Engine, sql: &str) -> String {
+    let batches = match engine.sql(&format!("EXPLAIN ANALYZE {sql}")).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| panic!("EXPLAIN ANALYZE: {e}"));
+    let mut text = String::new();
+    for b in batches {
+        let plans = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap_or_else(|| panic!("EXPLAIN ANALYZE plan column"));
+        for i in 0..b.num_rows() {
+            text.push_str(plans.value(i));
+            text.push('\n');
+        }
+    }
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tpch_under_a_tiny_limit_fails_with_resources_exhausted() {
+async fn tpch_under_a_tiny_limit_spills_aggregates_or_fails_with_resources_exhausted() {
+    let ctx = oracle_ctx(SF);
     for partitions in [1, 2] {
         let engine = limited_engine(partitions, 4096);
-        // Aggregates (q1), joins with a top-k (q3), a left join under two
-        // aggregates (q13), a large grouped join (q18).
-        for q in [1, 3, 13, 18] {
+        // Aggregates and a sort of their few groups (q1): the aggregate
+        // spills, the rows are the oracle's.
+        let q1 = tpch_query(1);
+        check_same(&q1, &engine, &ctx)
+            .await
+            .unwrap_or_else(|e| panic!("q1 (partitions {partitions}): {e}"));
+        let analyzed = explain_analyze(&engine, &q1).await;
+        assert!(
+            analyzed
+                .lines()
+                .any(|l| l.contains("Aggregate(") && l.contains(" spill_files=")),
+            "q1 (partitions {partitions}) did not spill:\n{analyzed}"
+        );
+        // Joins with a top-k (q3), a left join under two aggregates (q13),
+        // a large grouped join (q18): the joins do not spill yet.
+        for q in [3, 13, 18] {
             let result = match engine.sql(&tpch_query(q)).await {
                 Ok(df) => df.collect().await,
                 Err(e) => Err(e),
@@ -180,9 +216,17 @@ async fn workers_run_tasks_under_their_limit() {
 #[test]
 fn cli_memory_limit() {
     let q1 = tpch_query(1);
-    // Too little: the query fails with one error line, exit code 1.
+    // Too little: one group (no GROUP BY) whose state grows cannot spill;
+    // the query fails with one error line, exit code 1.
     let o = ffq(
-        &["sql", "--tpch", "0.01", "--memory-limit", "4KiB", &q1],
+        &[
+            "sql",
+            "--tpch",
+            "0.01",
+            "--memory-limit",
+            "4KiB",
+            "select array_agg(l_comment) from lineitem",
+        ],
         None,
     );
     let err = String::from_utf8_lossy(&o.stderr);
@@ -192,22 +236,32 @@ fn cli_memory_limit() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    // Enough: rows.
-    let o = ffq(
-        &[
-            "sql",
-            "--tpch",
-            "0.01",
-            "--format",
-            "csv",
-            "--memory-limit",
-            "1G",
-            &q1,
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
+    // Enough: rows (4 and a header). Under 4 KiB too: the aggregate spills.
+    for limit in ["1G", "4KiB"] {
+        let o = ffq(
+            &[
+                "sql",
+                "--tpch",
+                "0.01",
+                "--format",
+                "csv",
+                "--memory-limit",
+                limit,
+                &q1,
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "{limit}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            5,
+            "{limit}"
+        );
+    }
     // The REPL takes the flag too.
     let o = ffq(
         &["repl", "--memory-limit", "512MiB"],

@@ -13,7 +13,7 @@
 //! Reservations are spillable or not. The fair pool gives unspillable ones
 //! what they ask while it lasts, and each spillable one at most an equal
 //! share of the rest: a refused spillable reservation tells its operator
-//! to spill (see `spill.rs`), so a large hash table cannot starve the
+//! to spill (see `spill/`), so a large hash table cannot starve the
 //! operators that come after it. A refused reservation that cannot be
 //! answered by spilling ends the query with
 //! [`DataflowError::ResourcesExhausted`], naming the operator, what it

@@ -7,7 +7,8 @@
 //! - the memory pool and [`OperatorMemory`], what stateful operators
 //!   reserve from it (`memory.rs`);
 //! - spill files: a per-query [`SpillArea`] and the runs operators write
-//!   to it when a reservation is refused (`spill.rs`);
+//!   to it when a reservation is refused, plain or hash-partitioned
+//!   ([`PartitionedSpill`]) (`spill/`);
 //! - [`QueryTasks`] (the query's task set) and [`catch_panic`];
 //! - [`Instrumented`], the wrapper `compile` puts around every operator: it
 //!   checks partition indices and counts rows, batches and time;
@@ -31,6 +32,7 @@ pub use instrumented::Instrumented;
 pub use memory::{default_memory_limit, format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
 pub use spill::{
-    read_batch_size, remove_stale_spill_dirs, SpillArea, SpillReader, SpillRun, SpillWriter,
+    partition_indices, read_batch_size, remove_stale_spill_dirs, PartitionedSpill, SpillArea,
+    SpillReader, SpillRun, SpillWriter, MAX_SPILL_LEVEL, SPILL_FAN_OUT,
 };
 pub use tasks::{catch_panic, QueryTasks};

@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::BatchCoalescer;
 use arrow::datatypes::SchemaRef;
-use datafusion_common::hash_utils::{create_hashes, RandomState};
+use datafusion_common::hash_utils::RandomState;
 use datafusion_physical_expr::PhysicalExpr;
 use futures::StreamExt;
 
 use crate::error::{DataflowError, Result};
 use crate::exchange::PartitionWriter;
-use crate::execution::catch_panic;
+use crate::execution::{catch_panic, partition_indices};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::evaluate_all;
 use crate::functions::FunctionRegistry;
@@ -261,15 +261,7 @@ pub fn hash_partition(
     random_state: &RandomState,
     hashes: &mut Vec<u64>,
 ) -> Result<Vec<Vec<u32>>> {
-    let arrays = evaluate_all(keys, batch)?;
-    hashes.clear();
-    hashes.resize(batch.num_rows(), 0);
-    create_hashes(&arrays, random_state, hashes)?;
-    let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(batch.num_rows() / n + 1); n];
-    for (i, h) in hashes.iter().enumerate() {
-        parts[(*h % n as u64) as usize].push(i as u32);
-    }
-    Ok(parts)
+    partition_indices(&evaluate_all(keys, batch)?, n, random_state, hashes)
 }
 
 impl Operator for Exchange {

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions,
-};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::prep_null_mask_filter;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
@@ -15,6 +13,7 @@ use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use super::group_values::{new_group_values, GroupValues};
 use super::spec::{field_names, AggSpec};
 use crate::error::{DataflowError, Result};
+use crate::operators::scan::files::conform_columns;
 use crate::plan::AggregateMode;
 
 /// The aggregation state of one partition.
@@ -219,37 +218,60 @@ impl Aggregator {
                 }
             }
         }
-        let schema = &self.spec.schema;
-        if columns.len() != schema.fields().len() {
-            return Err(DataflowError::Internal(format!(
-                "aggregate ({:?}) produced {} columns for an output schema of {} [{}]",
-                self.spec.mode,
-                columns.len(),
-                schema.fields().len(),
-                field_names(schema.fields().iter().map(|f| f.name())),
-            )));
-        }
-        // Rebind to the planned schema; types only differ in representation
-        // (e.g. dictionary keys come back hydrated, list item fields).
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(n));
-        let batch = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?;
+        let batch = conform(columns, &self.spec.schema, n, self.spec.mode)?;
         let batch_size = batch_size.max(1);
         Ok((0..n)
             .step_by(batch_size)
             .map(|off| batch.slice(off, batch_size.min(n - off)))
             .collect())
     }
+
+    /// Whether any rows were folded in since the aggregator was made.
+    pub(crate) fn has_rows(&self) -> bool {
+        self.acc_groups > 0
+    }
+
+    /// Takes the state of every group out, as one batch of `schema`: the
+    /// group keys, then every aggregate's state columns (the layout a
+    /// partial aggregate emits), whatever the mode; `None` without rows.
+    /// The accumulators are drained: drop the aggregator afterwards.
+    pub(crate) fn emit_states(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        if !self.has_rows() {
+            return Ok(None);
+        }
+        let n = self.groups.len();
+        if self.acc_groups != n {
+            return Err(DataflowError::Internal(format!(
+                "aggregate accumulators know {} of {n} groups",
+                self.acc_groups
+            )));
+        }
+        let mut columns = self.groups.emit()?;
+        for acc in self.accs.iter_mut() {
+            columns.extend(acc.state(EmitTo::All)?);
+        }
+        conform(columns, schema, n, self.spec.mode).map(Some)
+    }
+}
+
+/// `n` rows of `columns` as a batch of `schema`, which they must match in
+/// number; types only differ in representation (e.g. dictionary keys come
+/// back hydrated, list item fields) and are cast.
+fn conform(
+    columns: Vec<ArrayRef>,
+    schema: &SchemaRef,
+    n: usize,
+    mode: AggregateMode,
+) -> Result<RecordBatch> {
+    if columns.len() != schema.fields().len() {
+        return Err(DataflowError::Internal(format!(
+            "aggregate ({mode:?}) produced {} columns for a schema of {} [{}]",
+            columns.len(),
+            schema.fields().len(),
+            field_names(schema.fields().iter().map(|f| f.name())),
+        )));
+    }
+    Ok(conform_columns(columns, n, schema)?)
 }
 
 /// Evaluates a FILTER clause into a mask without NULLs (NULL excludes).

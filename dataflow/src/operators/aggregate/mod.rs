@@ -33,6 +33,11 @@
 //! rows are kept contiguously in a [`Rows`] buffer, found through a
 //! [`HashTable`] keyed by the hash of the row bytes.
 //!
+//! Memory: the group table is reserved as it grows; when the pool refuses,
+//! a partial aggregate emits its groups early and a final or single one
+//! spills them hash-partitioned and merges one partition at a time (see
+//! `spilling.rs`).
+//!
 //! [`Accumulator`]: datafusion_expr::Accumulator
 //! [`GroupsAccumulator`]: datafusion_expr::GroupsAccumulator
 //! [`GroupsAccumulatorAdapter`]: datafusion_physical_expr::GroupsAccumulatorAdapter
@@ -44,27 +49,32 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::error::Result;
+use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::functions::FunctionRegistry;
+use crate::plan::AggregateMode;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 mod aggregator;
 pub mod group_values;
 pub mod grouping_sets;
 mod spec;
+mod spilling;
 #[cfg(test)]
 mod tests;
 
-use aggregator::Aggregator;
 pub use grouping_sets::grouping_ids;
 use spec::AggSpec;
 pub use spec::AggregateConfig;
+use spilling::{Finished, GroupTable, SpillPlan};
 
 pub struct HashAggregate {
     properties: OperatorProperties,
     input: Arc<dyn Operator>,
     spec: Arc<AggSpec>,
+    /// How the groups spill; `None` when they cannot (partial aggregates
+    /// emit early instead, an ungrouped aggregate has one group).
+    spill: Option<Arc<SpillPlan>>,
 }
 
 impl HashAggregate {
@@ -74,6 +84,7 @@ impl HashAggregate {
         registry: &FunctionRegistry,
     ) -> Result<Self> {
         let spec = AggSpec::try_new(&input.schema(), config, registry)?;
+        let spill = SpillPlan::of(&spec)?.map(Arc::new);
         Ok(HashAggregate {
             properties: OperatorProperties::new(
                 "HashAggregate",
@@ -82,6 +93,7 @@ impl HashAggregate {
             ),
             input,
             spec: Arc::new(spec),
+            spill,
         })
     }
 }
@@ -98,17 +110,54 @@ impl Operator for HashAggregate {
     ) -> Result<SendableRecordBatchStream> {
         let mut input = self.input.execute(partition, ctx)?;
         let spec = Arc::clone(&self.spec);
+        let plan = self.spill.clone();
         let batch_size = ctx.config.batch_size.max(1);
-        // Group values and accumulators, until the stream ends.
-        let memory = ctx.reserve(None);
+        let ctx = Arc::clone(ctx);
+        // Group values and accumulators, until the stream ends. A partial
+        // aggregate can always make room by emitting early.
+        let memory = if plan.is_some() || spec.mode == AggregateMode::Partial {
+            ctx.reserve_spillable(None)
+        } else {
+            ctx.reserve(None)
+        };
         let stream = async_stream::try_stream! {
-            let mut agg = Aggregator::try_new(spec)?;
+            let plan = plan.as_deref();
+            let mut table = GroupTable::try_new(spec, &ctx, &memory, plan, 0, batch_size)?;
             while let Some(batch) = input.next().await {
-                agg.push(&batch?)?;
-                memory.try_resize(agg.size())?;
+                for early in table.push(&batch?)? {
+                    yield early;
+                }
             }
-            for out in agg.finish(batch_size)? {
-                yield out;
+            // Spilled runs still to merge, with their level.
+            let mut runs = vec![];
+            match table.finish()? {
+                Finished::Output(out) => {
+                    for b in out {
+                        yield b;
+                    }
+                }
+                Finished::Spilled(spilled) => runs.extend(spilled.into_iter().map(|r| (r, 1))),
+            }
+            while let Some((run, level)) = runs.pop() {
+                let merge = plan.map(|p| Arc::clone(&p.merge)).ok_or_else(|| {
+                    DataflowError::Internal("aggregate spilled without a spill plan".into())
+                })?;
+                let mut table = GroupTable::try_new(merge, &ctx, &memory, plan, level, batch_size)?;
+                for batch in run.read()? {
+                    table.push(&batch?)?;
+                    // Reading a run back is long work without an await.
+                    tokio::task::yield_now().await;
+                }
+                match table.finish()? {
+                    Finished::Output(out) => {
+                        for b in out {
+                            yield b;
+                        }
+                    }
+                    Finished::Spilled(spilled) => {
+                        runs.extend(spilled.into_iter().map(|r| (r, level + 1)))
+                    }
+                }
             }
         };
         Ok(boxed(self.schema(), stream))

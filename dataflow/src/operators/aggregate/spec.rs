@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
@@ -243,6 +243,88 @@ impl AggSpec {
             schema,
         })
     }
+}
+
+/// The layout a final or single aggregate spills its groups in: the group
+/// keys (with grouping sets, and the grouping id), then the state columns
+/// of every aggregate in order; the layout a partial aggregate emits.
+pub(super) struct StateLayout {
+    pub(super) schema: SchemaRef,
+    /// The key columns, which spilled groups are partitioned by.
+    pub(super) keys: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl AggSpec {
+    /// Whether the groups can be split over spill partitions: there are
+    /// keys, and the mode gives final values (a partial aggregate emits its
+    /// groups early instead).
+    pub(super) fn can_spill(&self) -> bool {
+        self.mode != AggregateMode::Partial && !self.key_types.is_empty()
+    }
+
+    /// The layout this aggregate spills its groups in.
+    pub(super) fn state_layout(&self) -> Result<StateLayout> {
+        let mut fields: Vec<Field> = self
+            .key_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Field::new(format!("key{i}"), t.clone(), true))
+            .collect();
+        for item in &self.aggs {
+            let states = item.func.state_fields()?;
+            fields.extend(
+                states
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true)),
+            );
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let keys = (0..self.key_types.len())
+            .map(|i| column(&schema, i))
+            .collect();
+        Ok(StateLayout { schema, keys })
+    }
+
+    /// The same aggregate in `Final` mode over spilled groups (`layout`):
+    /// merges their states and gives this aggregate's output.
+    pub(super) fn merging(&self, layout: &StateLayout) -> Result<AggSpec> {
+        let mut col = self.key_types.len();
+        let mut aggs = Vec::with_capacity(self.aggs.len());
+        for item in &self.aggs {
+            let states = item.func.state_fields()?.len();
+            let inputs: Vec<_> = (col..col + states)
+                .map(|i| column(&layout.schema, i))
+                .collect();
+            let input_types = (col..col + states)
+                .map(|i| layout.schema.field(i).data_type().clone())
+                .collect();
+            col += states;
+            aggs.push(AggItem {
+                func: Arc::clone(&item.func),
+                inputs,
+                input_types,
+                filter: None,
+            });
+        }
+        if col != layout.schema.fields().len() {
+            return Err(DataflowError::Internal(format!(
+                "aggregate state layout has {} columns, the states give {col}",
+                layout.schema.fields().len()
+            )));
+        }
+        Ok(AggSpec {
+            mode: AggregateMode::Final,
+            group_exprs: layout.keys.clone(),
+            key_types: self.key_types.clone(),
+            sets: vec![],
+            aggs,
+            schema: Arc::clone(&self.schema),
+        })
+    }
+}
+
+fn column(schema: &Schema, i: usize) -> Arc<dyn PhysicalExpr> {
+    Arc::new(Column::new(schema.field(i).name(), i))
 }
 
 pub(super) fn field_names<'a>(names: impl Iterator<Item = &'a String>) -> String {

@@ -4,6 +4,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion_common::ScalarValue;
 
+use super::aggregator::Aggregator;
 use super::*;
 use crate::error::DataflowError;
 use crate::expr::{AggExpr, BinaryOp, PhysExpr};
@@ -765,4 +766,339 @@ async fn aggregate_under_memory_limit() {
         rows_of(&roomy),
         run_single(&g, &aggs, &[batch1(), batch2()])
     );
+}
+
+// ---- spilling ----------------------------------------------------------
+
+mod spilling {
+    use super::*;
+    use crate::execution::SPILL_FAN_OUT;
+    use crate::expr::SortExpr;
+    use crate::plan::PhysicalPlan;
+    use crate::test_util::{
+        assert_exhausted, assert_spill_dir_emptied, hash_exchange, run_spilling, scan,
+    };
+
+    /// `n` rows over `groups` values of k2 (spread over the input), 97 of
+    /// k1, with NULLs among keys and values.
+    fn many_groups(n: i64, groups: i64, batch_rows: i64) -> Vec<RecordBatch> {
+        let mut out = vec![];
+        for start in (0..n).step_by(batch_rows as usize) {
+            let rows = start..(start + batch_rows).min(n);
+            let k1: Vec<Option<String>> = rows
+                .clone()
+                .map(|i| (i % 31 != 0).then(|| format!("s{}", i % 97)))
+                .collect();
+            let k2 = rows
+                .clone()
+                .map(|i| (i % 53 != 0).then_some(((i * 7919) % groups) as i32))
+                .collect();
+            let v = rows.map(|i| (i % 13 != 0).then_some(i % 1000)).collect();
+            out.push(batch(k1.iter().map(|s| s.as_deref()).collect(), k2, v));
+        }
+        out
+    }
+
+    /// Every kind of aggregate: plain, DISTINCT, order-sensitive with and
+    /// without ORDER BY, FILTER.
+    fn all_aggs() -> Vec<AggExpr> {
+        let desc = |e: PhysExpr| SortExpr {
+            expr: e,
+            asc: false,
+            nulls_first: false,
+        };
+        let distinct = |mut a: AggExpr| {
+            a.distinct = true;
+            a
+        };
+        let ordered = |mut a: AggExpr, by: PhysExpr| {
+            a.order_by = vec![desc(by)];
+            a
+        };
+        let comma = || PhysExpr::lit(ScalarValue::Utf8(Some(",".into())));
+        let mut filtered = agg("sum", vec![col(2, "v")], "sf");
+        filtered.filter = Some(PhysExpr::Binary {
+            op: BinaryOp::Gt,
+            left: Box::new(col(2, "v")),
+            right: Box::new(PhysExpr::lit(ScalarValue::Int64(Some(500)))),
+        });
+        let mut aggs = standard_aggs();
+        aggs.extend([
+            distinct(agg("count", vec![col(2, "v")], "dc")),
+            distinct(agg("sum", vec![col(2, "v")], "ds")),
+            agg("array_agg", vec![col(2, "v")], "aa"),
+            ordered(agg("array_agg", vec![col(2, "v")], "aao"), col(2, "v")),
+            agg("string_agg", vec![col(0, "k1"), comma()], "sa"),
+            ordered(
+                agg("string_agg", vec![col(0, "k1"), comma()], "sao"),
+                col(0, "k1"),
+            ),
+            // f is a function of v: ties give the same value.
+            ordered(agg("first_value", vec![col(3, "f")], "fv"), col(2, "v")),
+            filtered,
+        ]);
+        aggs
+    }
+
+    /// [`all_aggs`] but those whose value depends on the input order,
+    /// which several partitions do not define.
+    fn order_insensitive_aggs() -> Vec<AggExpr> {
+        let mut aggs = all_aggs();
+        aggs.retain(|a| a.alias != "aa" && a.alias != "sa");
+        aggs
+    }
+
+    /// Asserts equal sorted rows, showing only the first differences.
+    fn assert_same_rows(got: &[RecordBatch], expected: &[RecordBatch]) {
+        let (got, expected) = (rows_of(got), rows_of(expected));
+        if got == expected {
+            return;
+        }
+        // The first rows of `a` that `b` does not have, shortened.
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            let short = |r: &String| r.chars().take(300).collect::<String>();
+            a.iter()
+                .filter(|r| !b.contains(r))
+                .take(3)
+                .map(short)
+                .collect()
+        };
+        let (only_got, only_expected) = (only(&got, &expected), only(&expected, &got));
+        panic!(
+            "{} rows, expected {}; only got: {only_got:#?}; only expected: {only_expected:#?}",
+            got.len(),
+            expected.len()
+        );
+    }
+
+    fn aggregate(
+        input: PhysicalPlan,
+        mode: AggregateMode,
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+    ) -> PhysicalPlan {
+        let schema = if sets.is_empty() {
+            out_schema(mode, group_by, aggs, &input_schema())
+        } else {
+            sets_schema(mode, group_by, sets, aggs)
+        };
+        PhysicalPlan::Aggregate {
+            input: Box::new(input),
+            mode,
+            group_by: group_by.to_vec(),
+            grouping_sets: sets.to_vec(),
+            aggregates: aggs.to_vec(),
+            aggregate_input_schema: input_schema(),
+            schema,
+        }
+    }
+
+    /// Partial aggregates over `partitions` scan partitions, a hash
+    /// exchange on the first key into 2, Final aggregates, a gather. Node
+    /// ids: gather 0, final 1, exchange 2, partial 3, scan 4.
+    fn two_phase(
+        partitions: usize,
+        group_by: &[PhysExpr],
+        sets: &[Vec<bool>],
+        aggs: &[AggExpr],
+    ) -> PhysicalPlan {
+        let partial = aggregate(
+            scan(&input_schema(), partitions),
+            AggregateMode::Partial,
+            group_by,
+            sets,
+            aggs,
+        );
+        let final_plan = aggregate(
+            hash_exchange(partial, 0, 2),
+            AggregateMode::Final,
+            group_by,
+            sets,
+            aggs,
+        );
+        crate::test_util::gather(final_plan)
+    }
+
+    /// Runs `plan` over `input` unlimited and under `limit`; asserts the
+    /// same rows, that node `node` spilled at least `min_files` files, and
+    /// that no spill file is left. Returns the spilled run's counters.
+    async fn same_rows_spilled(
+        plan: &PhysicalPlan,
+        input: &[RecordBatch],
+        limit: usize,
+        node: usize,
+        min_files: u64,
+    ) -> Vec<crate::metrics::MetricsSnapshot> {
+        let tables = || vec![("t", input.to_vec())];
+        let unlimited = crate::test_util::run(plan, tables(), 512).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spilled = run_spilling(plan, tables(), 512, limit, dir.path(), None).await;
+        let files = spilled.spill_files(node);
+        let metrics = spilled.metrics.clone();
+        let rows = spilled.result.unwrap_or_else(|e| panic!("{e}"));
+        assert_same_rows(&rows, &unlimited);
+        assert!(files >= min_files, "{files} spill files: {metrics:?}");
+        assert!(metrics[node].spilled_bytes > 0 && metrics[node].spilled_rows > 0);
+        assert_spill_dir_emptied(dir.path()).await;
+        metrics
+    }
+
+    #[tokio::test]
+    async fn single_spills_and_repartitions_with_the_unlimited_rows() {
+        let input = many_groups(20_000, 8_000, 512);
+        let aggs = all_aggs();
+        // One integer key, then two keys (encoded rows).
+        for g in [vec![col(1, "k2")], vec![col(0, "k1"), col(1, "k2")]] {
+            let plan = aggregate(
+                scan(&input_schema(), 1),
+                AggregateMode::Single,
+                &g,
+                &[],
+                &aggs,
+            );
+            // More files than one level has: a partition was repartitioned.
+            same_rows_spilled(&plan, &input, 1 << 20, 0, SPILL_FAN_OUT as u64 + 1).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn grouping_sets_spill_with_the_unlimited_rows() {
+        let input = many_groups(6_000, 3_000, 512);
+        let (f, t) = (false, true);
+        // ROLLUP(k1, k2)
+        let sets = vec![vec![f, f], vec![f, t], vec![t, t]];
+        let g = [col(0, "k1"), col(1, "k2")];
+        // The grand total holds every row: no lists of values.
+        let mut aggs = all_aggs();
+        aggs.retain(|a| !["aa", "aao", "sa", "sao"].contains(&a.alias.as_str()));
+        let plan = aggregate(
+            scan(&input_schema(), 1),
+            AggregateMode::Single,
+            &g,
+            &sets,
+            &aggs,
+        );
+        same_rows_spilled(&plan, &input, 256 << 10, 0, 1).await;
+        // Partial (emitting early) then Final (spilling).
+        let plan = two_phase(2, &g, &sets, &aggs);
+        same_rows_spilled(&plan, &input, 512 << 10, 1, 1).await;
+    }
+
+    #[tokio::test]
+    async fn partial_emits_early_and_final_spills() {
+        let input = many_groups(20_000, 8_000, 512);
+        let g = [col(1, "k2")];
+        let aggs = order_insensitive_aggs();
+        let plan = two_phase(3, &g, &[], &aggs);
+        let metrics = same_rows_spilled(&plan, &input, 512 << 10, 1, 1).await;
+        let unlimited_partial_rows = {
+            let dir = tempfile::tempdir().unwrap();
+            let roomy = run_spilling(
+                &plan,
+                vec![("t", input.clone())],
+                512,
+                1 << 30,
+                dir.path(),
+                None,
+            )
+            .await;
+            roomy.metrics[3].output_rows
+        };
+        // Groups were emitted early, several times over.
+        assert!(
+            metrics[3].output_rows > unlimited_partial_rows,
+            "{metrics:?}"
+        );
+        assert_eq!(metrics[3].spill_files, 0);
+    }
+
+    #[tokio::test]
+    async fn empty_input_under_a_limit() {
+        let (f, t) = (false, true);
+        let sets = [vec![f, t], vec![t, t]];
+        let g = [col(0, "k1"), col(1, "k2")];
+        for (g, sets) in [(&g[..], &sets[..]), (&[], &[]), (&g[..1], &[])] {
+            let plan = aggregate(
+                scan(&input_schema(), 1),
+                AggregateMode::Single,
+                g,
+                sets,
+                &all_aggs(),
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let got =
+                run_spilling(&plan, vec![("t", vec![])], 512, 64 << 10, dir.path(), None).await;
+            let unlimited = crate::test_util::run(&plan, vec![("t", vec![])], 512)
+                .await
+                .unwrap();
+            assert_eq!(rows_of(&got.result.unwrap()), rows_of(&unlimited));
+        }
+    }
+
+    #[tokio::test]
+    async fn ungrouped_distinct_that_does_not_fit_fails() {
+        let input = many_groups(20_000, 10, 512);
+        let mut dc = agg("count", vec![col(2, "v")], "dc");
+        dc.distinct = true;
+        let plan = aggregate(
+            scan(&input_schema(), 1),
+            AggregateMode::Single,
+            &[],
+            &[],
+            &[dc],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_spilling(&plan, vec![("t", input)], 512, 4 << 10, dir.path(), None).await;
+        assert_eq!(run.spill_files(0), 0);
+        assert_exhausted(run.result, "HashAggregate (node 0, partition 0)", 4 << 10);
+        assert_spill_dir_emptied(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn one_group_too_large_fails_after_the_deepest_level() {
+        // One group whose ordered list of all values does not fit.
+        let input = many_groups(20_000, 1, 512);
+        let aa = agg("array_agg", vec![col(2, "v")], "aa");
+        let g = [col(1, "k2")];
+        let plan = aggregate(
+            scan(&input_schema(), 1),
+            AggregateMode::Single,
+            &g,
+            &[],
+            &[aa],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_spilling(&plan, vec![("t", input)], 512, 16 << 10, dir.path(), None).await;
+        // Spilled at every level before giving up.
+        assert!(run.spill_files(0) > crate::execution::MAX_SPILL_LEVEL as u64);
+        assert_exhausted(run.result, "HashAggregate (node 0, partition 0)", 16 << 10);
+        assert_spill_dir_emptied(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_leaves_no_spill_file() {
+        let input = many_groups(20_000, 8_000, 512);
+        let g = [col(1, "k2")];
+        let plan = aggregate(
+            scan(&input_schema(), 1),
+            AggregateMode::Single,
+            &g,
+            &[],
+            &all_aggs(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_spilling(
+            &plan,
+            vec![("t", input)],
+            512,
+            256 << 10,
+            dir.path(),
+            Some(1),
+        )
+        .await;
+        assert!(run.spill_files(0) > 0);
+        assert_eq!(run.result.map(|b| b.len()).ok(), Some(1));
+        assert_spill_dir_emptied(dir.path()).await;
+    }
 }

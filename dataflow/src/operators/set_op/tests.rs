@@ -1,5 +1,7 @@
+use super::counts::RowCounts;
 use super::*;
 use arrow::array::{Array, Int32Array, Int64Array, StringArray};
+use arrow::array::{ArrayRef, BooleanArray};
 use arrow::datatypes::{Field, Schema};
 
 fn keys(a: Vec<Option<i32>>, b: Vec<Option<&str>>) -> Vec<ArrayRef> {
@@ -12,7 +14,7 @@ fn keys(a: Vec<Option<i32>>, b: Vec<Option<&str>>) -> Vec<ArrayRef> {
 fn counts_of(right: &[Vec<ArrayRef>]) -> RowCounts {
     let mut c = RowCounts::try_new(&[DataType::Int32, DataType::Utf8]).unwrap();
     for k in right {
-        c.add(k).unwrap();
+        c.add(k, None).unwrap();
     }
     c
 }
@@ -166,5 +168,135 @@ async fn operator_through_runner() {
         }
         got.sort();
         assert_eq!(got, expected, "{op:?}");
+    }
+}
+
+// ---- spilling ----------------------------------------------------------
+
+mod spilling {
+    use super::*;
+    use crate::execution::SPILL_FAN_OUT;
+    use crate::plan::PhysicalPlan;
+    use crate::test_util::{assert_exhausted, assert_spill_dir_emptied, run, run_spilling};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+        ]))
+    }
+
+    /// Rows `(f(i) or NULL, "x<i % 5>")` for `i` in `0..n`, in batches of 500.
+    fn rows(n: i64, f: impl Fn(i64) -> i64) -> Vec<RecordBatch> {
+        (0..n)
+            .step_by(500)
+            .map(|start| {
+                let range = start..(start + 500).min(n);
+                let a: Int64Array = range.clone().map(|i| (i % 37 != 0).then(|| f(i))).collect();
+                let b: StringArray = range.map(|i| Some(format!("x{}", i % 5))).collect();
+                RecordBatch::try_new(schema(), vec![Arc::new(a), Arc::new(b)]).unwrap()
+            })
+            .collect()
+    }
+
+    fn tables() -> Vec<(&'static str, Vec<RecordBatch>)> {
+        // ~10000 distinct left rows, some twice; right overlaps, with copies.
+        vec![
+            ("l", rows(12_000, |i| i % 2000)),
+            ("r", rows(9_000, |i| (i * 3) % 2500)),
+        ]
+    }
+
+    fn plan(op: SetOpKind) -> PhysicalPlan {
+        set_op(
+            op,
+            memory_scan("l", &schema(), 1),
+            memory_scan("r", &schema(), 1),
+        )
+    }
+
+    fn set_op(op: SetOpKind, left: PhysicalPlan, right: PhysicalPlan) -> PhysicalPlan {
+        PhysicalPlan::SetOperation {
+            left: Box::new(left),
+            right: Box::new(right),
+            op,
+            on: vec![
+                (PhysExpr::col(0, "a"), PhysExpr::col(0, "a")),
+                (PhysExpr::col(1, "b"), PhysExpr::col(1, "b")),
+            ],
+            schema: schema(),
+        }
+    }
+
+    fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out = vec![];
+        for b in batches {
+            let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let s = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..b.num_rows() {
+                let a = if a.is_null(i) {
+                    "NULL".to_string()
+                } else {
+                    a.value(i).to_string()
+                };
+                out.push(format!("{a}|{}", s.value(i)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn spilled_pairs_give_the_unlimited_rows() {
+        for op in [SetOpKind::IntersectAll, SetOpKind::ExceptAll] {
+            let plan = plan(op);
+            let unlimited = run(&plan, tables(), 512).await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let spilled = run_spilling(&plan, tables(), 512, 4 << 10, dir.path(), None).await;
+            let files = spilled.spill_files(0);
+            let got = spilled.result.unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            let expected = sorted_rows(&unlimited);
+            assert!(expected.len() > 1000, "{op:?}: {}", expected.len());
+            assert_eq!(sorted_rows(&got), expected, "{op:?}");
+            assert!(got.iter().all(|b| b.num_rows() <= 512));
+            // Both inputs at level 0 and again below: a pair was repartitioned.
+            assert!(files > 2 * SPILL_FAN_OUT as u64, "{op:?}: {files} files");
+            assert_spill_dir_emptied(dir.path()).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn partitioned_inputs_spill_per_partition() {
+        use crate::test_util::{gather, hash_exchange};
+        let scan = |t: &str| hash_exchange(memory_scan(t, &schema(), 2), 0, 3);
+        let plan = gather(set_op(SetOpKind::ExceptAll, scan("l"), scan("r")));
+        let unlimited = run(&plan, tables(), 512).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spilled = run_spilling(&plan, tables(), 512, 12 << 10, dir.path(), None).await;
+        // Nodes: gather 0, set operation 1.
+        assert!(spilled.spill_files(1) > 0);
+        let got = spilled.result.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sorted_rows(&got), sorted_rows(&unlimited));
+        assert_spill_dir_emptied(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn counts_that_never_fit_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(SetOpKind::ExceptAll);
+        // Not even an empty table fits.
+        let spilled = run_spilling(&plan, tables(), 512, 64, dir.path(), None).await;
+        assert_exhausted(spilled.result, "SetOperation (node 0, partition 0)", 64);
+        assert_spill_dir_emptied(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_leaves_no_spill_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(SetOpKind::ExceptAll);
+        let spilled = run_spilling(&plan, tables(), 64, 16 << 10, dir.path(), Some(1)).await;
+        assert!(spilled.spill_files(0) > 0);
+        assert_eq!(spilled.result.map(|b| b.len()).ok(), Some(1));
+        assert_spill_dir_emptied(dir.path()).await;
     }
 }

@@ -662,8 +662,14 @@ fn spill_tables(
     right: &[(Option<i32>, String)],
 ) -> Arc<crate::tables::MemoryTableMap> {
     let map = crate::tables::MemoryTableMap::default();
-    map.insert("l", spill_batches(&kv_schema("lk", "lv"), left, 50));
-    map.insert("r", spill_batches(&kv_schema("rk", "rv"), right, 50));
+    // A map without a pool never refuses.
+    for (name, rows, schema) in [
+        ("l", left, kv_schema("lk", "lv")),
+        ("r", right, kv_schema("rk", "rv")),
+    ] {
+        map.insert(name, spill_batches(&schema, rows, 50))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     Arc::new(map)
 }
 

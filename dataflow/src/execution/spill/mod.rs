@@ -18,6 +18,10 @@
 //! rows, files and time of every spill are counted in the operator's
 //! metrics (`EXPLAIN ANALYZE`).
 //!
+//! An operator whose hash table does not fit deals its rows over several
+//! runs by hash of their keys ([`PartitionedSpill`], `partitioned.rs`) and
+//! later processes one run at a time.
+//!
 //! Reads and writes are plain blocking file I/O of one batch at a time:
 //! each call is as long as encoding or decoding one batch, like the CPU
 //! work operators do inline, and the page cache serves recent writes.
@@ -37,6 +41,10 @@ use tempfile::{TempDir, TempPath};
 
 use crate::error::{DataflowError, Result};
 use crate::metrics::OperatorMetrics;
+
+mod partitioned;
+
+pub use partitioned::{partition_indices, PartitionedSpill, MAX_SPILL_LEVEL, SPILL_FAN_OUT};
 
 /// The prefix of every query's spill directory.
 const DIR_PREFIX: &str = "ffq-spill-";
