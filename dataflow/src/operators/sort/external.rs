@@ -109,12 +109,6 @@ impl SortRuns {
         }
     }
 
-    /// Runs spilled so far (for tests).
-    #[cfg(test)]
-    pub(crate) fn spilled_runs(&self) -> usize {
-        self.spilled.len()
-    }
-
     /// Ends the input: the sorted rows, one batch of about `batch_size`
     /// rows at a time.
     pub(crate) fn finish(mut self) -> Result<SortedOutput> {
@@ -153,7 +147,8 @@ impl SortRuns {
                 .into_iter()
                 .map(|r| RunSource::Memory(Some(r))),
         );
-        let merge = RunMerge::with_sources(Arc::clone(&self.schema), sources, self.batch_size, None);
+        let merge =
+            RunMerge::with_sources(Arc::clone(&self.schema), sources, self.batch_size, None);
         Ok(SortedOutput {
             batches: Batches::Merge(merge),
             _memory: self.memory,
@@ -170,7 +165,10 @@ impl SortRuns {
         let rows: usize = runs.iter().map(SortedRun::num_rows).sum();
         let key_bytes: usize = runs.iter().map(|r| r.rows.size()).sum();
         let key_bytes_per_row = key_bytes.div_ceil(rows.max(1));
-        let sources = runs.into_iter().map(|r| RunSource::Memory(Some(r))).collect();
+        let sources = runs
+            .into_iter()
+            .map(|r| RunSource::Memory(Some(r)))
+            .collect();
         let spilled = self.write_merged(sources, key_bytes_per_row)?;
         self.spilled.push(spilled);
         self.held = 0;

@@ -305,7 +305,10 @@ impl RunMerge {
         batch_size: usize,
         fetch: Option<usize>,
     ) -> Self {
-        let sources = runs.into_iter().map(|r| RunSource::Memory(Some(r))).collect();
+        let sources = runs
+            .into_iter()
+            .map(|r| RunSource::Memory(Some(r)))
+            .collect();
         Self::with_sources(schema, sources, batch_size, fetch)
     }
 
