@@ -30,5 +30,7 @@ pub use datafusion_execution::memory_pool::MemoryPool;
 pub use instrumented::Instrumented;
 pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
-pub use spill::{remove_stale_spill_dirs, SpillArea, SpillReader, SpillRun, SpillWriter};
+pub use spill::{
+    compact_views, remove_stale_spill_dirs, SpillArea, SpillReader, SpillRun, SpillWriter,
+};
 pub use tasks::{catch_panic, QueryTasks};

@@ -29,8 +29,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch, RecordBatchOptions,
+};
+use arrow::datatypes::{ByteViewType, DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use tempfile::{TempDir, TempPath};
@@ -121,13 +123,15 @@ pub struct SpillWriter {
 }
 
 impl SpillWriter {
+    /// Writes `batch` (its view arrays compacted, see [`compact_views`]).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let start = Instant::now();
+        let batch = compact_views(batch)?;
         self.writer
-            .write(batch)
+            .write(&batch)
             .map_err(|e| spill_arrow_error(&self.path, e))?;
         self.rows += batch.num_rows();
         self.batches += 1;
@@ -235,6 +239,44 @@ impl Iterator for SpillReader {
     }
 }
 
+/// `batch` with its string and binary view columns compacted when their
+/// data buffers hold more than their views use. A view array made by
+/// `take` or `interleave` (a sorted or merged batch) keeps every buffer of
+/// its sources, and the IPC writer writes them whole: without this, a spill
+/// file and its read-back batches could be many times larger than the
+/// rows. Views nested in lists or structs are left as they are.
+pub fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    fn wasteful<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> bool {
+        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+        held > a.total_buffer_bytes_used()
+    }
+    let mut columns = None::<Vec<ArrayRef>>;
+    for (i, c) in batch.columns().iter().enumerate() {
+        let compacted: Option<ArrayRef> = match c.data_type() {
+            DataType::Utf8View => {
+                let a = c.as_string_view();
+                wasteful(a).then(|| Arc::new(a.gc()) as ArrayRef)
+            }
+            DataType::BinaryView => {
+                let a = c.as_binary_view();
+                wasteful(a).then(|| Arc::new(a.gc()) as ArrayRef)
+            }
+            _ => None,
+        };
+        if let Some(a) = compacted {
+            columns.get_or_insert_with(|| batch.columns().to_vec())[i] = a;
+        }
+    }
+    match columns {
+        None => Ok(batch.clone()),
+        Some(columns) => Ok(RecordBatch::try_new_with_options(
+            batch.schema(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?),
+    }
+}
+
 /// Removes the spill directories under `base` left by processes that no
 /// longer run (a crashed engine or worker cannot remove its own). Returns
 /// how many were removed. Only on systems where a process can be looked up
@@ -310,6 +352,32 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         drop(area);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn view_arrays_are_compacted_before_they_are_written() {
+        use arrow::array::{StringViewArray, UInt32Array};
+        let long: Vec<String> = (0..1000)
+            .map(|i| format!("a string longer than twelve {i}"))
+            .collect();
+        let all = StringViewArray::from_iter_values(long.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let wide = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(all)]).unwrap();
+        // Two rows that keep every buffer of the 1000.
+        let two = arrow::compute::take_record_batch(&wide, &UInt32Array::from(vec![7, 3])).unwrap();
+        let compact = compact_views(&two).unwrap();
+        assert_eq!(compact, two);
+        assert!(compact.get_array_memory_size() * 10 < two.get_array_memory_size());
+        // Compact batches pass unchanged (and uncopied).
+        let again = compact_views(&compact).unwrap();
+        assert!(again
+            .column(0)
+            .to_data()
+            .ptr_eq(&compact.column(0).to_data()));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use arrow::datatypes::SchemaRef;
 use super::keys::{SortKeys, SortedRun};
 use super::merge::{slices, RunMerge, RunSource};
 use crate::error::{DataflowError, Result};
-use crate::execution::{OperatorMemory, SpillRun, TaskContext};
+use crate::execution::{compact_views, OperatorMemory, SpillRun, TaskContext};
 
 /// The most spilled runs merged at once: each holds one batch in memory
 /// and an open file.
@@ -181,9 +181,9 @@ impl SortRuns {
     /// once. On a refusal, spills the runs in memory first, then halves the
     /// fan-in; fails with the refusal when even two runs do not fit.
     fn reserve_merge(&mut self) -> Result<usize> {
-        let smallest = self.spilled.len().min(2);
         let mut fan_in = self.spilled.len().min(MAX_FAN_IN);
         loop {
+            let smallest = self.spilled.len().min(2);
             let per_run = self.spilled.iter().map(|s| s.batch_bytes).max();
             let needs = self.held + fan_in * per_run.unwrap_or(0);
             match self.memory.try_resize(needs) {
@@ -231,6 +231,8 @@ impl SortRuns {
         let mut writer = self.ctx.spill_writer(&self.schema)?;
         let mut batch_bytes = 0;
         while let Some(b) = merge.next_batch()? {
+            // Measured as it will be read back: view arrays compacted.
+            let b = compact_views(&b)?;
             let bytes = b.get_array_memory_size() + b.num_rows() * key_bytes_per_row;
             batch_bytes = batch_bytes.max(bytes);
             writer.write(&b)?;
