@@ -335,6 +335,7 @@ async fn sort_and_topk_under_memory_limit() {
 }
 
 mod spilling {
+    use super::external::MAX_FAN_IN;
     use super::*;
     use crate::expr::BinaryOp;
     use crate::test_util::{
@@ -405,6 +406,28 @@ mod spilling {
                 assert_spill_dir_empty(dir.path()).await;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn more_spilled_runs_than_the_largest_fan_in() {
+        // Runs of 2 rows: a few hundred bytes each, so the limit holds
+        // many runs, and a merge may read the largest fan-in at once.
+        let input = random_batches(6000, 2, 13);
+        let schema = input[0].schema();
+        let plan = sort_plan(&schema, order());
+        // `order()` sorts by every column: only equal rows tie, so the
+        // reference may use large runs (a merge of 6000 runs in memory is
+        // slow).
+        let want = unlimited(&plan, &input, 1000).await;
+        let dir = tempfile::tempdir().unwrap();
+        // About 75 spilled runs, and room to merge 64 at once: one pass
+        // makes two runs, then the final merge.
+        let config = spilling_config(2, 48 << 10, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", input)], config).await;
+        assert_eq!(tuples(&out.unwrap()), want);
+        assert!(spill.spill_files > MAX_FAN_IN as u64 + 1, "{spill:?}");
+        assert!(spill.spilled_rows > 12000, "a merge pass: {spill:?}");
+        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
