@@ -338,6 +338,7 @@ mod spilling {
     use super::external::MAX_FAN_IN;
     use super::*;
     use crate::expr::BinaryOp;
+    use crate::metrics::MetricsSnapshot;
     use crate::test_util::{
         assert_exhausted, assert_spill_dir_empty, run_counting_spills, spilling_config, start,
     };
@@ -376,58 +377,57 @@ mod spilling {
         tuples(&out.unwrap())
     }
 
+    /// Sorts `input` by `order` in batches of `batch_size` under `limit`
+    /// and checks the rows against the unlimited sort (in batches of
+    /// `reference_batch_size`) and that no spill file is left; returns
+    /// the spill counters.
+    async fn spilled_sort_equals_unlimited(
+        input: &[RecordBatch],
+        order: Vec<SortExpr>,
+        (batch_size, reference_batch_size): (usize, usize),
+        limit: usize,
+    ) -> MetricsSnapshot {
+        let plan = sort_plan(&input[0].schema(), order);
+        let want = unlimited(&plan, input, reference_batch_size).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = spilling_config(batch_size, limit, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", input.to_vec())], config).await;
+        let out = out.unwrap_or_else(|e| panic!("limit {limit}: {e}"));
+        assert!(out.iter().all(|b| b.num_rows() <= batch_size));
+        assert_eq!(tuples(&out), want, "limit {limit}");
+        assert!(spill.spilled_bytes > 0, "{spill:?}");
+        assert_spill_dir_empty(dir.path()).await;
+        spill
+    }
+
     #[tokio::test]
     async fn spilled_sort_equals_unlimited_sort_row_for_row() {
         let input = random_batches(40, 50, 7);
-        let schema = input[0].schema();
-        // Sorting by the whole row except `d` leaves ties whose order shows.
+        // Sorting by `s` and `a` only leaves ties whose order shows.
         for order in [order(), vec![key(1, true, false), key(0, false, true)]] {
-            let plan = sort_plan(&schema, order);
-            let want = unlimited(&plan, &input, 16).await;
-            assert_eq!(want.len(), 2000);
             // 16 KiB holds a few runs; 4 KiB about two, which leaves more
             // spilled runs than fit in one merge (several merge passes).
-            for limit in [16 << 10, 4 << 10] {
-                let dir = tempfile::tempdir().unwrap();
-                let config = spilling_config(16, limit, dir.path());
-                let (out, spill) =
-                    run_counting_spills(&plan, vec![("t", input.clone())], config).await;
-                let out = out.unwrap_or_else(|e| panic!("limit {limit}: {e}"));
-                assert!(out.iter().all(|b| b.num_rows() <= 16));
-                assert_eq!(tuples(&out), want, "limit {limit}");
-                assert!(
-                    spill.spill_files > 1 && spill.spilled_bytes > 0,
-                    "{spill:?}"
-                );
-                if limit == 4 << 10 {
-                    // Merge passes write rows again.
-                    assert!(spill.spilled_rows > 2000, "{spill:?}");
-                }
-                assert_spill_dir_empty(dir.path()).await;
-            }
+            let spill =
+                spilled_sort_equals_unlimited(&input, order.clone(), (16, 16), 16 << 10).await;
+            assert!(spill.spill_files > 1, "{spill:?}");
+            let spill = spilled_sort_equals_unlimited(&input, order, (16, 16), 4 << 10).await;
+            // Merge passes write rows again.
+            assert!(spill.spilled_rows > 2000, "{spill:?}");
         }
     }
 
     #[tokio::test]
     async fn more_spilled_runs_than_the_largest_fan_in() {
         // Runs of 2 rows: a few hundred bytes each, so the limit holds
-        // many runs, and a merge may read the largest fan-in at once.
-        let input = random_batches(6000, 2, 13);
-        let schema = input[0].schema();
-        let plan = sort_plan(&schema, order());
+        // many runs, and a merge may read the largest fan-in at once:
+        // about 75 spilled runs, one pass makes two, then the final merge.
         // `order()` sorts by every column: only equal rows tie, so the
         // reference may use large runs (a merge of 6000 runs in memory is
         // slow).
-        let want = unlimited(&plan, &input, 1000).await;
-        let dir = tempfile::tempdir().unwrap();
-        // About 75 spilled runs, and room to merge 64 at once: one pass
-        // makes two runs, then the final merge.
-        let config = spilling_config(2, 48 << 10, dir.path());
-        let (out, spill) = run_counting_spills(&plan, vec![("t", input)], config).await;
-        assert_eq!(tuples(&out.unwrap()), want);
+        let input = random_batches(6000, 2, 13);
+        let spill = spilled_sort_equals_unlimited(&input, order(), (2, 1000), 48 << 10).await;
         assert!(spill.spill_files > MAX_FAN_IN as u64 + 1, "{spill:?}");
         assert!(spill.spilled_rows > 12000, "a merge pass: {spill:?}");
-        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
@@ -435,16 +435,11 @@ mod spilling {
         // A few runs of 200 rows fill the limit; the merge holds two or
         // three read-back batches of 200 rows.
         let input = random_batches(12, 200, 5);
-        let schema = input[0].schema();
-        let plan = sort_plan(&schema, order());
-        let want = unlimited(&plan, &input, 200).await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = spilling_config(200, 40 << 10, dir.path());
-        let (out, spill) = run_counting_spills(&plan, vec![("t", input)], config).await;
-        assert_eq!(tuples(&out.unwrap()), want);
+        let spill = spilled_sort_equals_unlimited(&input, order(), (200, 200), 40 << 10).await;
         assert!(spill.spill_files >= 3, "{spill:?}");
-        assert_spill_dir_empty(dir.path()).await;
 
+        let dir = tempfile::tempdir().unwrap();
+        let plan = sort_plan(&input[0].schema(), order());
         let config = spilling_config(200, 40 << 10, dir.path());
         let (out, spill) = run_counting_spills(&plan, vec![("t", vec![])], config).await;
         assert!(out.unwrap().is_empty());
