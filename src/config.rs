@@ -9,9 +9,12 @@ pub struct EngineConfig {
     /// Target rows per batch; default 8192.
     pub batch_size: usize,
     /// Bytes that operator state (hash tables, sort and join buffers) of
-    /// all queries of the engine may hold at once; a query whose next
-    /// reservation does not fit fails with a `resources exhausted` error
-    /// (nothing spills yet). Default `None`: no limit.
+    /// all queries of the engine may hold at once. Operators that reach it
+    /// spill to `spill_dir`; state that cannot spill fails the query with
+    /// a `resources exhausted` error. Default: three quarters of the
+    /// machine's (or the cgroup's) memory
+    /// ([`ffq_dataflow::execution::default_memory_limit`]); `None`: no
+    /// limit.
     pub memory_limit: Option<usize>,
     /// Where queries spill operator state when the memory limit is
     /// reached (a directory per query, removed when it ends); default
@@ -26,7 +29,7 @@ impl Default for EngineConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             batch_size: 8192,
-            memory_limit: None,
+            memory_limit: ffq_dataflow::execution::default_memory_limit(),
             spill_dir: None,
         }
     }

@@ -51,12 +51,13 @@ impl SessionState {
     pub fn new(config: EngineConfig, backend: Arc<dyn ExecutionBackend>) -> Self {
         // Spill directories of engines that died before removing theirs.
         ffq_dataflow::execution::remove_stale_spill_dirs(&spill_dir(&config));
+        let memory_pool = memory_pool(config.memory_limit);
         SessionState {
-            memory_pool: memory_pool(config.memory_limit),
+            memory_pool: Arc::clone(&memory_pool),
             config: config.normalized(),
             catalog: Catalog::default(),
             functions: Arc::new(FunctionRegistry::with_defaults()),
-            memory: Arc::new(MemoryTableMap::default()),
+            memory: Arc::new(MemoryTableMap::with_memory_pool(Arc::clone(&memory_pool))),
             operators: Default::default(),
             backend,
         }
@@ -158,14 +159,18 @@ impl SessionState {
             }
         }
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        self.catalog.register(TableEntry {
+        // Held first: a table the memory limit refuses is not registered.
+        self.memory.insert(name, batches)?;
+        let registered = self.catalog.register(TableEntry {
             name: name.to_string(),
             schema,
             kind: TableKind::Memory,
             row_count: Some(rows),
-        })?;
-        self.memory.insert(name, batches);
-        Ok(())
+        });
+        if registered.is_err() {
+            self.memory.remove(name);
+        }
+        registered
     }
 
     /// Registers a Parquet file, or a directory of `.parquet` files, as

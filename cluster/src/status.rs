@@ -25,9 +25,13 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
         if let Some(s) = state {
             let _ = write!(
                 line,
-                " buffered={} spilled={} streams={} tasks_run={}",
+                " memory={}/{} buffered={} spilled={} task_spills={} streams={} tasks_run={}",
+                human_bytes(s.memory_reserved),
+                s.memory_limit
+                    .map_or_else(|| "unlimited".to_string(), human_bytes),
                 human_bytes(s.buffered_bytes),
                 human_bytes(s.spilled_bytes),
+                human_bytes(s.task_spilled_bytes),
                 s.streams.len(),
                 s.tasks_run
             );

@@ -53,6 +53,11 @@ pub enum DataflowError {
     Internal(String),
 }
 
+/// Arrow errors of the data itself (not of I/O or external sources).
+fn arrow_is_deterministic(e: &ArrowError) -> bool {
+    !matches!(e, ArrowError::IoError(..) | ArrowError::ExternalError(_))
+}
+
 /// DataFusion wraps errors in context layers; show the innermost message
 /// with its category so that users see what is wrong, not how it was found.
 fn strip_df_prefix(e: &DataFusionError) -> String {
@@ -66,6 +71,37 @@ fn strip_df_prefix(e: &DataFusionError) -> String {
 }
 
 impl DataflowError {
+    /// Whether running the same task again would fail the same way, on any
+    /// worker: errors of the query's meaning or its data (division by zero,
+    /// a failed cast, a corrupt file, an unsupported feature, a bug) and
+    /// state that alone needs more than the whole memory limit. A cluster
+    /// fails the query at once instead of retrying these. Transport and I/O
+    /// errors, and refusals that depend on what else runs, are not.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            DataflowError::NotSupported(_)
+            | DataflowError::Plan(_)
+            | DataflowError::Internal(_) => true,
+            DataflowError::Arrow(e) => arrow_is_deterministic(e),
+            DataflowError::DataFusion(e) => match e.find_root() {
+                DataFusionError::ArrowError(a, _) => arrow_is_deterministic(a),
+                DataFusionError::IoError(_)
+                | DataFusionError::ObjectStore(_)
+                | DataFusionError::External(_)
+                | DataFusionError::ResourcesExhausted(_) => false,
+                _ => true,
+            },
+            DataflowError::Parquet(e) => !matches!(e, parquet::errors::ParquetError::External(_)),
+            DataflowError::ResourcesExhausted { needs, limit, .. } => {
+                limit.is_some_and(|limit| *needs > limit)
+            }
+            DataflowError::File { .. }
+            | DataflowError::Execution(_)
+            | DataflowError::Io(_)
+            | DataflowError::Cancelled => false,
+        }
+    }
+
     /// A copy for another consumer of the same failure (a shared build, an
     /// exchange's other outputs): the category and fields are kept where
     /// they can be; wrapped library errors become their message.

@@ -53,7 +53,7 @@ pub fn start(
 ) -> Result<QueryStream> {
     let map = MemoryTableMap::default();
     for (n, b) in tables {
-        map.insert(n, b);
+        map.insert(n, b)?;
     }
     execute(
         plan,

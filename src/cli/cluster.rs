@@ -77,11 +77,13 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     slots: Option<u32>,
 
-    /// Memory that operator state of this worker's running tasks may hold
-    /// (e.g. 512MiB, 2GiB, 1G, or bytes); a task needing more fails with a
-    /// `resources exhausted` error [default: no limit].
-    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
-    memory_limit: Option<usize>,
+    /// Memory that operator state of this worker's running tasks and its
+    /// held task outputs may use (e.g. 512MiB, 2GiB, 1G, or bytes; `none`
+    /// for no limit). Operators reaching it spill to --spill-dir; state
+    /// that cannot spill fails the task with a `resources exhausted` error
+    /// [default: three quarters of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_memory_limit)]
+    memory_limit: Option<super::size::MemoryLimit>,
 
     /// Where tasks spill operator state, and the output store spills task
     /// outputs beyond its budget [default: the system temp dir].
@@ -158,7 +160,9 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
         if let Some(slots) = args.slots {
             worker.slots = slots;
         }
-        worker.memory_limit = args.memory_limit;
+        if let Some(limit) = args.memory_limit {
+            worker.memory_limit = limit.0;
+        }
         if let Some(dir) = &args.spill_dir {
             worker.spill_dir = dir.clone();
             worker.store.spill_dir = Some(dir.clone());

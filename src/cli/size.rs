@@ -1,5 +1,18 @@
 //! Byte sizes on the command line (`--memory-limit 2GiB`).
 
+/// A `--memory-limit`: a size, or `none` for no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit(pub Option<usize>);
+
+/// Parses a `--memory-limit`: `none` (or `unlimited`), or a size as
+/// [`parse_size`] reads it.
+pub fn parse_memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "none" | "unlimited" => Ok(MemoryLimit(None)),
+        _ => parse_size(text).map(|b| MemoryLimit(Some(b))),
+    }
+}
+
 /// Parses a byte size: a number (decimals allowed) and an optional unit,
 /// case-insensitive: `B`; binary `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`
 /// (powers of 1024, so `1G` is `1GiB`, as in `ulimit` and JVM flags); decimal
@@ -43,6 +56,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn memory_limits() {
+        use super::{parse_memory_limit, MemoryLimit};
+        assert_eq!(parse_memory_limit("none"), Ok(MemoryLimit(None)));
+        assert_eq!(parse_memory_limit("Unlimited"), Ok(MemoryLimit(None)));
+        assert_eq!(parse_memory_limit("2GiB"), Ok(MemoryLimit(Some(2 << 30))));
+        assert!(parse_memory_limit("lots").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -58,10 +58,12 @@ pub struct EngineArgs {
     batch_size: Option<u64>,
 
     /// Memory that operator state of the queries run in this process may
-    /// hold (e.g. 512MiB, 2GiB, 1G, or bytes); a query needing more fails
-    /// with a `resources exhausted` error [default: no limit].
-    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_size)]
-    memory_limit: Option<usize>,
+    /// hold (e.g. 512MiB, 2GiB, 1G, or bytes; `none` for no limit).
+    /// Operators reaching it spill to --spill-dir; state that cannot spill
+    /// fails the query with a `resources exhausted` error [default: three
+    /// quarters of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = super::size::parse_memory_limit)]
+    memory_limit: Option<super::size::MemoryLimit>,
 
     /// Where queries spill operator state to disk when the memory limit is
     /// reached (a directory per query, removed when it ends) [default: the
@@ -145,7 +147,9 @@ pub fn build_engine(args: &EngineArgs) -> Result<(tokio::runtime::Runtime, Engin
     if let Some(n) = args.batch_size {
         config.batch_size = n as usize;
     }
-    config.memory_limit = args.memory_limit;
+    if let Some(limit) = args.memory_limit {
+        config.memory_limit = limit.0;
+    }
     config.spill_dir = args.spill_dir.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

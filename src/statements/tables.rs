@@ -173,7 +173,7 @@ pub(super) async fn insert(
         };
         all.extend(new);
         let rows = all.iter().map(|b| b.num_rows() as u64).sum();
-        session.memory.insert(current.name.clone(), all);
+        session.memory.insert(current.name.clone(), all)?;
         session.catalog.register(TableEntry {
             name: current.name.clone(),
             schema: Arc::clone(&current.schema),

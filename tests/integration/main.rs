@@ -20,6 +20,7 @@ mod grouping_sets_set_ops;
 mod harness;
 mod memory_limit;
 mod progress;
+mod spill;
 mod sqllogictest;
 mod statements;
 mod streaming;

@@ -100,6 +100,11 @@ pub enum TaskOutcome {
     },
     Failed {
         message: String,
+        /// The same task would fail the same way again (see
+        /// `DataflowError::is_deterministic`): the query fails at once
+        /// instead of retrying.
+        #[serde(default)]
+        deterministic: bool,
     },
 }
 
@@ -154,6 +159,16 @@ pub struct WorkerState {
     /// Output bytes held in spill files.
     #[serde(default)]
     pub spilled_bytes: u64,
+    /// Bytes reserved now in the worker's memory pool (operator state of
+    /// running tasks and the output store's memory bytes).
+    #[serde(default)]
+    pub memory_reserved: u64,
+    /// The worker's memory limit, if it has one.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// Bytes its tasks' operators spilled to disk since it started.
+    #[serde(default)]
+    pub task_spilled_bytes: u64,
     /// Queries it holds anything of (tasks, outputs, cached tables).
     pub queries: Vec<QueryId>,
     /// Memory tables cached for running queries.

@@ -194,6 +194,7 @@ impl Scheduler {
                 attempt: attempt.clone(),
                 outcome: TaskOutcome::Failed {
                     message: format!("worker {worker} refused the task: {reason}"),
+                    deterministic: false,
                 },
                 frames: 0,
             };

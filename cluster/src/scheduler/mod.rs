@@ -266,8 +266,12 @@ impl Scheduler {
                 actions.extend(self.schedule(now));
                 (ReportAck { keep: true }, actions)
             }
-            TaskOutcome::Failed { message } => {
-                let mut actions = self.attempt_failed(&report.worker, a, message, now);
+            TaskOutcome::Failed {
+                message,
+                deterministic,
+            } => {
+                let mut actions =
+                    self.attempt_failed(&report.worker, a, message, deterministic, now);
                 actions.extend(self.schedule(now));
                 (ReportAck { keep: false }, actions)
             }

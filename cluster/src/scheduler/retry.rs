@@ -2,7 +2,9 @@
 //! (`max_attempts`, then the query fails naming the stage, the task and
 //! the last cause) and is retried after an exponential backoff, away from
 //! the worker it failed on when possible; a worker failing `exclude_after`
-//! attempts in a row is excluded for `exclude_for`.
+//! attempts in a row is excluded for `exclude_for`. A deterministic
+//! failure (division by zero, a corrupt file, state larger than the memory
+//! limit) fails the query at once: a retry would only fail again.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ impl Scheduler {
         worker: &WorkerId,
         attempt: &AttemptRef,
         message: String,
+        deterministic: bool,
         now: Instant,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -32,6 +35,13 @@ impl Scheduler {
         let failures = task.failures;
         tracing::warn!(query = %attempt.query, stage = %stage, task = %task_no, attempt = %attempt.attempt,
             worker = %worker, failures, "attempt failed: {message}");
+        if deterministic {
+            let message =
+                format!("stage {stage} task {task_no} failed (worker {worker}): {message}");
+            actions.extend(self.fail_query(&attempt.query, message));
+            // The worker did nothing wrong: it is not charged.
+            return actions;
+        }
         if failures >= self.config.max_attempts {
             let message = format!(
                 "stage {stage} task {task_no} failed after {failures} attempts; last error (worker {worker}): {message}"

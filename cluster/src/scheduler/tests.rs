@@ -100,6 +100,7 @@ fn failed(worker: &WorkerId, attempt: &AttemptRef) -> TaskReport {
         attempt: attempt.clone(),
         outcome: TaskOutcome::Failed {
             message: "boom".into(),
+            deterministic: false,
         },
         frames: 0,
     }
@@ -245,6 +246,32 @@ fn failures_back_off_then_fail_the_query_naming_stage_and_task() {
         "{message}"
     );
     assert_eq!(s.counters().queries_failed, 1);
+}
+
+#[test]
+fn a_deterministic_failure_fails_the_query_without_retrying() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    s.worker_up(info("a", 8), now);
+    let first = assigned(&s.submit(query("q"), now).unwrap());
+    let (w, a) = first[0].clone();
+    let mut report = failed(&w, &a);
+    report.outcome = TaskOutcome::Failed {
+        message: "Divide by zero error".into(),
+        deterministic: true,
+    };
+    s.report(report, now);
+    let events = s.events(&QueryId::new("q").unwrap(), 0).unwrap();
+    let Some(QueryEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        message,
+        "stage 2 task 0 failed (worker a): Divide by zero error"
+    );
+    assert_eq!(s.counters().queries_failed, 1);
+    // Nothing is retried, whatever time passes.
+    assert!(assigned(&s.tick(now + Duration::from_secs(60))).is_empty());
 }
 
 #[test]

@@ -68,10 +68,13 @@ pub struct WorkerConfig {
     /// Operator names to advertise instead of the registry's (tests of a
     /// worker advertising what it cannot build, as in a registration race).
     pub advertise: Option<Vec<String>>,
-    /// Bytes that operator state of all tasks running on this worker may
-    /// hold at once (one pool per worker); a task needing more fails with
-    /// a `resources exhausted` error. `None`: no limit. The output store
-    /// has its own budget (`store`).
+    /// Bytes that operator state of all tasks running on this worker and
+    /// the output store's memory bytes may hold at once (one pool per
+    /// worker). Operators reaching it spill to `spill_dir`; state that
+    /// cannot spill fails its task with a `resources exhausted` error.
+    /// Default: three quarters of the machine's (or cgroup's) memory;
+    /// `None`: no limit. The output store also keeps its own budget
+    /// (`store`).
     pub memory_limit: Option<usize>,
     /// Where tasks spill operator state when the memory limit is reached
     /// (a directory per task, removed when it ends).
@@ -93,7 +96,7 @@ impl WorkerConfig {
             fault: None,
             operators: OperatorRegistry::default(),
             advertise: None,
-            memory_limit: None,
+            memory_limit: ffq_dataflow::execution::default_memory_limit(),
             spill_dir: std::env::temp_dir(),
         }
     }
@@ -120,6 +123,8 @@ struct Shared {
     memory_pool: Arc<dyn MemoryPool>,
     /// Where tasks make their spill directories.
     spill_dir: std::path::PathBuf,
+    /// Bytes the operators of this worker's tasks spilled, in all.
+    task_spilled_bytes: std::sync::atomic::AtomicU64,
     advertised: Vec<String>,
     running: Mutex<HashMap<AttemptRef, AbortHandle>>,
     tables: Mutex<HashMap<QueryId, Arc<MemoryTableMap>>>,
@@ -144,7 +149,8 @@ impl Worker {
             .map_err(ClusterError::zenoh)?;
         // Spill directories of workers that died before removing theirs.
         ffq_dataflow::execution::remove_stale_spill_dirs(&config.spill_dir);
-        let store = OutputStore::new(config.store.clone());
+        let memory_pool = memory_pool(config.memory_limit);
+        let store = OutputStore::new(config.store.clone()).with_memory_pool(&memory_pool);
         let server = store
             .serve(&session, &config.cluster, config.serve.clone())
             .await?;
@@ -157,7 +163,7 @@ impl Worker {
             registry: Arc::new(FunctionRegistry::with_defaults()),
             fault: config.fault.clone(),
             operators: Arc::new(config.operators.clone()),
-            memory_pool: memory_pool(config.memory_limit),
+            memory_pool,
             spill_dir: config.spill_dir.clone(),
             advertised: config
                 .advertise
@@ -166,6 +172,7 @@ impl Worker {
             running: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
             tasks_run: Default::default(),
+            task_spilled_bytes: Default::default(),
         });
         let ctl = session
             .declare_queryable(worker_ctl_key(&config.cluster, &config.id, "*"))
@@ -311,6 +318,12 @@ impl Shared {
             streams,
             buffered_bytes: stats.bytes as u64,
             spilled_bytes: stats.spilled_bytes,
+            memory_reserved: self.memory_pool.reserved() as u64,
+            memory_limit: ffq_dataflow::execution::memory_limit(self.memory_pool.as_ref())
+                .map(|l| l as u64),
+            task_spilled_bytes: self
+                .task_spilled_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
             queries: queries.into_iter().collect(),
             cached_tables: cached.len() as u64,
             tasks_run: self.tasks_run.load(std::sync::atomic::Ordering::Relaxed),
@@ -345,6 +358,7 @@ impl Shared {
                 Ok(o) => o,
                 Err(e) => TaskOutcome::Failed {
                     message: e.to_string(),
+                    deterministic: e.is_deterministic(),
                 },
             };
             shared
@@ -363,7 +377,10 @@ impl Shared {
         let attempt = a.attempt_ref();
         if let Some(fault) = &self.fault {
             if let Some(message) = fault(&attempt) {
-                return Ok(TaskOutcome::Failed { message });
+                return Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: false,
+                });
             }
         }
         if let Some(missing) = a
@@ -377,6 +394,7 @@ impl Shared {
                     "worker {} cannot run operator {missing}: no factory is registered for it here",
                     self.id
                 ),
+                deterministic: false,
             });
         }
         let output = a.stage.output.as_ref().ok_or_else(|| {
@@ -417,6 +435,15 @@ impl Shared {
             )
             .await;
         let writer = output.0.take().expect("set above");
+        let spilled: u64 = compiled
+            .ctx
+            .metrics
+            .snapshot()
+            .iter()
+            .map(|m| m.spilled_bytes)
+            .sum();
+        self.task_spilled_bytes
+            .fetch_add(spilled, std::sync::atomic::Ordering::Relaxed);
         match produced {
             // Cancelled: every reader is gone (cannot happen with stored
             // outputs, which have no readers to lose); keep what exists.
@@ -432,7 +459,10 @@ impl Shared {
             Err(e) => {
                 let message = e.to_string();
                 writer.abort(&message);
-                Ok(TaskOutcome::Failed { message })
+                Ok(TaskOutcome::Failed {
+                    message,
+                    deterministic: e.is_deterministic(),
+                })
             }
         }
     }
@@ -454,7 +484,11 @@ impl Shared {
                     a.query
                 )));
             }
-            Arc::clone(tables.entry(a.query.clone()).or_default())
+            Arc::clone(tables.entry(a.query.clone()).or_insert_with(|| {
+                Arc::new(MemoryTableMap::with_memory_pool(Arc::clone(
+                    &self.memory_pool,
+                )))
+            }))
         };
         for name in names {
             if map.batches(&name).is_some() {
@@ -464,7 +498,7 @@ impl Shared {
                 tables::fetch_table(&self.session, &self.cluster, &a.client, &a.query, &name)
                     .await
                     .map_err(DataflowError::from)?;
-            map.insert(name, batches);
+            map.insert(name, batches)?;
         }
         Ok(map)
     }

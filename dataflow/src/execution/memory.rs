@@ -46,6 +46,38 @@ pub fn memory_pool(limit: Option<usize>) -> Arc<dyn MemoryPool> {
     }
 }
 
+/// The share of the machine's memory an engine or worker limits itself to
+/// by default: the rest is for what the pool does not count (batches in
+/// flight, exchange channels, the allocator's slack) and for other
+/// processes.
+const DEFAULT_SHARE: f64 = 0.75;
+
+/// The default memory limit: three quarters of the memory this process may
+/// use, the machine's (`MemTotal`) or its cgroup's limit if lower. `None`
+/// where neither can be read (then there is no limit).
+pub fn default_memory_limit() -> Option<usize> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024))
+        });
+    // cgroup v2, then v1; "max" (or an absurd v1 value) means no limit.
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok())
+    .filter(|&b| b < (1 << 60));
+    let total = match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (m, c) => m.or(c)?,
+    };
+    Some((total as f64 * DEFAULT_SHARE) as usize)
+}
+
 /// The limit of `pool` in bytes, when it has one.
 pub fn memory_limit(pool: &dyn MemoryPool) -> Option<usize> {
     match pool.memory_limit() {
@@ -186,6 +218,23 @@ mod tests {
         drop(b);
         // Alone, `a` may have all that is left.
         a.try_resize(3000).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn the_default_limit_is_a_share_of_the_machine() {
+        if let Some(limit) = default_memory_limit() {
+            assert!(limit > 0);
+            if let Some(kib) = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+                t.lines()
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<usize>()
+                    .ok()
+            }) {
+                assert!(limit <= kib * 1024 * 3 / 4 + 1, "{limit}");
+            }
+        }
     }
 
     #[test]

@@ -26,9 +26,9 @@ mod tasks;
 
 pub use batch_builder::BatchBuilder;
 pub use context::{ExecConfig, QueryServices, TaskContext};
-pub use datafusion_execution::memory_pool::MemoryPool;
+pub use datafusion_execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 pub use instrumented::Instrumented;
-pub use memory::{format_bytes, memory_limit, memory_pool, OperatorMemory};
+pub use memory::{default_memory_limit, format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
 pub use spill::{
     compact_views, remove_stale_spill_dirs, SpillArea, SpillReader, SpillRun, SpillWriter,

@@ -6,8 +6,11 @@
 //! A stream can be fetched while it is being written: the server sends what
 //! exists and then waits for more.
 //!
-//! Memory is bounded by [`StoreConfig::max_buffered_bytes`]. Frames beyond
-//! it go to spill files in [`StoreConfig::spill_dir`] (see [`spill`]) and
+//! Memory is bounded by [`StoreConfig::max_buffered_bytes`] and, on a
+//! worker, by its memory pool ([`OutputStore::with_memory_pool`]: the
+//! frames held in memory are a spillable reservation there, so task
+//! outputs and operator state share one limit). Frames beyond either go to
+//! spill files in [`StoreConfig::spill_dir`] (see [`spill`]) and
 //! are read back from there when fetched; without a spill directory, or
 //! past [`StoreConfig::max_spill_bytes`], a write fails the producing task
 //! with an explicit error.
@@ -26,6 +29,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use ffq_dataflow::execution::{MemoryConsumer, MemoryPool, MemoryReservation};
 use zenoh::bytes::ZBytes;
 
 use self::spill::SpillFile;
@@ -130,6 +134,42 @@ struct State {
     /// Recently released queries, oldest first, and the same as a set.
     released_order: VecDeque<QueryId>,
     released: HashSet<QueryId>,
+    /// The memory bytes, reserved from the worker's pool (if any).
+    memory: Option<MemoryReservation>,
+}
+
+impl State {
+    /// Holds `add` more bytes in memory if that stays within the budget
+    /// and the pool grants them; false (nothing held) otherwise.
+    fn admit(&mut self, add: usize, budget: usize) -> bool {
+        if self.bytes + add > budget {
+            return false;
+        }
+        if let Some(r) = &mut self.memory {
+            if r.try_grow(add).is_err() {
+                return false;
+            }
+        }
+        self.bytes += add;
+        true
+    }
+
+    /// Holds `add` more bytes in memory whatever the budget (schema and
+    /// end frames: tiny, and needed to read a stream at all).
+    fn hold(&mut self, add: usize) {
+        self.bytes += add;
+        if let Some(r) = &mut self.memory {
+            r.grow(add);
+        }
+    }
+
+    /// Gives `freed` memory bytes back.
+    fn unhold(&mut self, freed: usize) {
+        self.bytes -= freed;
+        if let Some(r) = &mut self.memory {
+            r.shrink(freed.min(r.size()));
+        }
+    }
 }
 
 impl State {
@@ -207,6 +247,20 @@ impl OutputStore {
         }
     }
 
+    /// The same store, its memory bytes reserved in `pool` as a spillable
+    /// consumer named "output store": frames the pool does not grant are
+    /// spilled like frames beyond the budget.
+    pub fn with_memory_pool(self, pool: &Arc<dyn MemoryPool>) -> Self {
+        let reservation = MemoryConsumer::new("output store")
+            .with_can_spill(true)
+            .register(pool);
+        let mut st = self.lock();
+        reservation.grow(st.bytes);
+        st.memory = Some(reservation);
+        drop(st);
+        self
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
@@ -239,7 +293,7 @@ impl OutputStore {
                     stream.query
                 )));
             }
-            st.bytes += first.len();
+            st.hold(first.len());
             st.streams.insert(
                 stream,
                 StreamBuf {
@@ -279,8 +333,13 @@ impl OutputStore {
                 Some(_) => {}
             }
             let budget = config.max_buffered_bytes;
-            let stored = if last || st.bytes + add <= budget {
-                st.bytes += add;
+            let in_memory = if last {
+                st.hold(add);
+                true
+            } else {
+                st.admit(add, budget)
+            };
+            let stored = if in_memory {
                 let buf = st.streams.get_mut(stream).expect("checked above");
                 buf.bytes += add;
                 frames
@@ -410,7 +469,7 @@ impl OutputStore {
                 }
                 !drop
             });
-            st.bytes -= freed;
+            st.unhold(freed);
             st.spilled -= unspilled;
             st.spill_files
                 .retain(|(q, s), f| !(stage_released(q, *s) && Arc::strong_count(f) == 1));

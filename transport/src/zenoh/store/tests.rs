@@ -223,3 +223,32 @@ fn wait_for_more_wakes_on_write() {
     ));
     w.finish().unwrap();
 }
+
+#[test]
+fn frames_the_memory_pool_refuses_spill_and_release_gives_the_bytes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = ffq_dataflow::execution::memory_pool(Some(32 * 1024));
+    // A generous budget of its own: the pool is what limits the store.
+    let store = OutputStore::new(StoreConfig {
+        max_buffered_bytes: 1 << 30,
+        max_frame_bytes: 16 * 1024,
+        spill_dir: Some(dir.path().to_path_buf()),
+        max_spill_bytes: None,
+    })
+    .with_memory_pool(&pool);
+    let batches: Vec<_> = (0..10).map(|i| mixed_batch(2000, i)).collect();
+    let mut w = store.open_stream(sid(1), batches[0].schema()).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    let stats = store.stats();
+    assert!(stats.spilled_bytes > 0, "{stats:?}");
+    assert!(stats.bytes <= 32 * 1024 + 1024, "{stats:?}");
+    assert_eq!(pool.reserved(), stats.bytes);
+    let v = read_all(&store, &sid(1));
+    assert!(v.is_finished());
+    assert_eq!(v.counts().1, 20_000);
+    store.release_all();
+    assert_eq!(pool.reserved(), 0);
+}

@@ -1,0 +1,220 @@
+//! Spilling under a tiny memory limit: all 22 TPC-H queries at SF 0.1
+//! under 16 MiB return the rows they return without a limit, embedded
+//! (1 and 4 partitions) and on a 2-worker cluster; the aggregate, join and
+//! sort operators show what they spilled in `EXPLAIN ANALYZE`; the spill
+//! directory is empty again after success, after an error and after a
+//! dropped stream.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use ffq::cluster::SchedulerConfig;
+use ffq::{Engine, EngineConfig, LocalCluster};
+use futures::StreamExt;
+
+use crate::common::differential::{assert_no_failures, check_parity};
+use crate::common::{tpch_engine, tpch_query};
+
+const SF: f64 = 0.1;
+const LIMIT: usize = 16 << 20;
+
+/// A sort far larger than the limit (lineitem is ~70 MiB at SF 0.1).
+const BIG_SORT: &str = "SELECT l_orderkey, l_linenumber, l_comment FROM lineitem \
+                        ORDER BY l_comment, l_orderkey, l_linenumber";
+
+fn limited_engine(partitions: usize, spill_dir: &Path) -> Engine {
+    let engine = Engine::with_config(EngineConfig {
+        target_partitions: partitions,
+        batch_size: 8192,
+        memory_limit: Some(LIMIT),
+        spill_dir: Some(spill_dir.to_path_buf()),
+    });
+    engine
+        .register_tpch(SF)
+        .unwrap_or_else(|e| panic!("register_tpch({SF}): {e}"));
+    engine
+}
+
+/// The entries of `dir` (spill directories of queries still held).
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to 10 s for `dir` to be empty (tasks of a dropped stream end
+/// asynchronously), then asserts it.
+async fn assert_empty(dir: &Path, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(dir).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leftovers(dir), Vec::<String>::new(), "spill files after {after}");
+}
+
+/// The `EXPLAIN ANALYZE` text of `sql`.
+async fn analyze(engine: &Engine, sql: &str) -> String {
+    let batches = engine
+        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut text = String::new();
+    for b in batches {
+        let plans = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap_or_else(|| panic!("plan column is not text"));
+        for i in 0..plans.len() {
+            text.push_str(plans.value(i));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Asserts that an operator line starting with `operator` spilled.
+fn assert_spilled(plan: &str, operator: &str, what: &str) {
+    assert!(
+        plan.lines()
+            .any(|l| l.trim_start().starts_with(operator) && l.contains(" spill_files=")),
+        "{what}: no {operator} line spilled in\n{plan}"
+    );
+}
+
+fn all_queries() -> Vec<(String, String)> {
+    (1..=22)
+        .map(|q| (format!("q{q}"), tpch_query(q)))
+        .chain([("big sort".to_string(), BIG_SORT.to_string())])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_under_16_mib_embedded_returns_the_unlimited_rows() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let queries = all_queries();
+    let mut failures = Vec::new();
+    for partitions in [1, 4] {
+        let unlimited = tpch_engine(SF, partitions);
+        let limited = limited_engine(partitions, dir.path());
+        for (name, sql) in &queries {
+            let label = format!("{name}, {partitions} partitions, 16 MiB");
+            if let Err(e) = check_parity(&label, sql, &unlimited, &limited).await {
+                failures.push(e);
+            }
+        }
+        assert_empty(dir.path(), &format!("{partitions} partitions")).await;
+    }
+    assert_no_failures(&failures, 2 * queries.len());
+
+    // What spilled: a large grouped aggregate under joins (q18), a join
+    // whose build side is larger than the limit (q9), and a large sort.
+    let limited = limited_engine(4, dir.path());
+    let q18 = analyze(&limited, &tpch_query(18)).await;
+    assert_spilled(&q18, "Aggregate", "q18");
+    assert_spilled(&analyze(&limited, &tpch_query(9)).await, "HashJoin", "q9");
+    assert_spilled(&analyze(&limited, BIG_SORT).await, "Sort", "big sort");
+    assert_empty(dir.path(), "EXPLAIN ANALYZE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spill_files_are_removed_after_an_error_and_a_dropped_stream() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let engine = limited_engine(2, dir.path());
+
+    // The sort spills runs before the rows with a non-numeric comment
+    // reach the failing cast.
+    let failing = "SELECT l_orderkey FROM lineitem ORDER BY l_comment, \
+                   CASE WHEN l_orderkey > 500000 THEN CAST(l_comment AS INT) ELSE 0 END";
+    let err = match engine.sql(failing).await {
+        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    let err = err.unwrap_or_else(|| panic!("the cast did not fail"));
+    assert!(err.contains("Cannot cast"), "{err}");
+    assert_empty(dir.path(), "an error").await;
+
+    // A spilling sort whose consumer goes away after the first batch.
+    let mut stream = engine
+        .sql(BIG_SORT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .execute_stream()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = stream
+        .next()
+        .await
+        .unwrap_or_else(|| panic!("no batch"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.num_rows() > 0);
+    assert!(!leftovers(dir.path()).is_empty(), "the sort did not spill");
+    drop(stream);
+    assert_empty(dir.path(), "a dropped stream").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tpch_under_16_mib_per_worker_returns_the_unlimited_rows() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cluster = LocalCluster::builder()
+        .workers(0)
+        .scheduler(SchedulerConfig {
+            backoff_base: Duration::from_millis(10),
+            ..SchedulerConfig::default()
+        })
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    for _ in 0..2 {
+        let spill_dir = dir.path().to_path_buf();
+        cluster
+            .add_worker_with(move |w| {
+                w.memory_limit = Some(LIMIT);
+                w.spill_dir = spill_dir.clone();
+            })
+            .await
+            .unwrap_or_else(|e| panic!("worker: {e}"));
+    }
+    let client = Engine::connect_with_config(
+        cluster.client_config(),
+        EngineConfig {
+            target_partitions: 4,
+            batch_size: 8192,
+            memory_limit: Some(LIMIT),
+            spill_dir: Some(dir.path().to_path_buf()),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect: {e}"));
+    client
+        .register_tpch(SF)
+        .unwrap_or_else(|e| panic!("register_tpch: {e}"));
+    let unlimited = tpch_engine(SF, 4);
+    let queries = all_queries();
+    let mut failures = Vec::new();
+    for (name, sql) in &queries {
+        let label = format!("{name}, 2 workers, 16 MiB each");
+        if let Err(e) = check_parity(&label, sql, &unlimited, &client).await {
+            failures.push(e);
+        }
+    }
+    assert_no_failures(&failures, queries.len());
+    let spilled: u64 = cluster
+        .worker_states()
+        .iter()
+        .map(|w| w.task_spilled_bytes)
+        .sum();
+    assert!(spilled > 0, "no task spilled");
+    for w in cluster.worker_states() {
+        assert_eq!(w.memory_limit, Some(LIMIT as u64), "{w:?}");
+    }
+    assert_empty(dir.path(), "the cluster's queries").await;
+    cluster.shutdown().await;
+}
