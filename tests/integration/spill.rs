@@ -54,7 +54,11 @@ async fn assert_empty(dir: &Path, after: &str) {
     while !leftovers(dir).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(leftovers(dir), Vec::<String>::new(), "spill files after {after}");
+    assert_eq!(
+        leftovers(dir),
+        Vec::<String>::new(),
+        "spill files after {after}"
+    );
 }
 
 /// The `EXPLAIN ANALYZE` text of `sql`.
