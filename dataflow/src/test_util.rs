@@ -1,6 +1,7 @@
 //! Test helpers shared by the operator tests: running a plan over memory
 //! tables, and building the plan nodes and batches the tests share.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
@@ -12,8 +13,9 @@ use crate::error::Result;
 use crate::exchange::ChannelExchange;
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
+use crate::metrics::MetricsSnapshot;
 use crate::plan::{JoinType, Partitioning, PhysicalPlan, ScanSource};
-use crate::runner::{execute, ExecConfig};
+use crate::runner::{execute, ExecConfig, QueryStream};
 use crate::tables::MemoryTableMap;
 
 /// Runs `plan` over memory `tables` with batches of `batch_size` rows and
@@ -34,22 +36,36 @@ pub async fn run_with_memory(
     batch_size: usize,
     limit: Option<usize>,
 ) -> Result<Vec<RecordBatch>> {
-    let map = MemoryTableMap::default();
-    for (n, b) in tables {
-        map.insert(n, b)?;
-    }
     let config = ExecConfig {
         batch_size,
         memory_pool: crate::execution::memory_pool(limit),
         ..ExecConfig::default()
     };
-    let mut stream = execute(
+    collect(start(plan, tables, config)?).await
+}
+
+/// Starts `plan` over memory `tables` with `config` (channels of
+/// capacity 1, as in [`run`]).
+pub fn start(
+    plan: &PhysicalPlan,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    config: ExecConfig,
+) -> Result<QueryStream> {
+    let map = MemoryTableMap::default();
+    for (n, b) in tables {
+        map.insert(n, b)?;
+    }
+    execute(
         plan,
         config,
         Arc::new(FunctionRegistry::with_defaults()),
         Arc::new(map),
         Arc::new(ChannelExchange::new(1)),
-    )?;
+    )
+}
+
+/// The batches of `stream`, up to its first error.
+pub async fn collect(mut stream: QueryStream) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     while let Some(b) = stream.next().await {
         out.push(b?);
@@ -57,11 +73,41 @@ pub async fn run_with_memory(
     Ok(out)
 }
 
+/// A config with a memory limit of `limit` bytes that spills to `spill_dir`.
+pub fn spilling_config(batch_size: usize, limit: usize, spill_dir: &Path) -> ExecConfig {
+    ExecConfig {
+        batch_size,
+        memory_pool: crate::execution::memory_pool(Some(limit)),
+        spill_dir: spill_dir.to_path_buf(),
+        ..ExecConfig::default()
+    }
+}
+
+/// Runs `plan` over memory `tables` under `config`; returns the output
+/// (or the error) and the spill counters of all plan nodes together.
+pub async fn run_counting_spills(
+    plan: &PhysicalPlan,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    config: ExecConfig,
+) -> (Result<Vec<RecordBatch>>, MetricsSnapshot) {
+    let stream = match start(plan, tables, config) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), MetricsSnapshot::default()),
+    };
+    let metrics = stream.metrics();
+    let result = collect(stream).await;
+    let mut total = MetricsSnapshot::default();
+    for node in metrics.snapshot() {
+        total.merge(&node);
+    }
+    (result, total)
+}
+
 /// A query run under a memory limit (see [`run_spilling`]).
 pub struct SpillingRun {
     pub result: Result<Vec<RecordBatch>>,
     /// Every node's counters, by node id.
-    pub metrics: Vec<crate::metrics::MetricsSnapshot>,
+    pub metrics: Vec<MetricsSnapshot>,
 }
 
 impl SpillingRun {
@@ -71,39 +117,19 @@ impl SpillingRun {
     }
 }
 
-/// Runs `plan` like [`run_with_memory`] under a pool of `limit` bytes,
-/// spilling into `spill_dir`. With `stop_after`, the output stream is
+/// Runs `plan` under a pool of `limit` bytes, spilling into `spill_dir`,
+/// keeping every node's counters. With `stop_after`, the output stream is
 /// dropped after that many batches (a cancelled query).
 pub async fn run_spilling(
     plan: &PhysicalPlan,
     tables: Vec<(&str, Vec<RecordBatch>)>,
     batch_size: usize,
     limit: usize,
-    spill_dir: &std::path::Path,
+    spill_dir: &Path,
     stop_after: Option<usize>,
 ) -> SpillingRun {
-    let map = MemoryTableMap::default();
-    for (n, b) in tables {
-        if let Err(e) = map.insert(n, b) {
-            return SpillingRun {
-                result: Err(e),
-                metrics: vec![],
-            };
-        }
-    }
-    let config = ExecConfig {
-        batch_size,
-        memory_pool: crate::execution::memory_pool(Some(limit)),
-        spill_dir: spill_dir.to_path_buf(),
-        ..ExecConfig::default()
-    };
-    let mut stream = match execute(
-        plan,
-        config,
-        Arc::new(FunctionRegistry::with_defaults()),
-        Arc::new(map),
-        Arc::new(ChannelExchange::new(1)),
-    ) {
+    let config = spilling_config(batch_size, limit, spill_dir);
+    let mut stream = match start(plan, tables, config) {
         Ok(s) => s,
         Err(e) => {
             return SpillingRun {
@@ -131,21 +157,20 @@ pub async fn run_spilling(
     }
 }
 
-/// Waits (up to 10 s: cancelled tasks end asynchronously) until nothing is
-/// left in `spill_dir`, the base directory a query spilled into.
-pub async fn assert_spill_dir_emptied(spill_dir: &std::path::Path) {
-    let left = || {
-        std::fs::read_dir(spill_dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
-            .unwrap_or_default()
-    };
+/// Checks that nothing is left in `spill_dir` (the query's directory is
+/// removed when its operators are dropped, which may take a moment when
+/// they run in tasks: up to 10 s).
+pub async fn assert_spill_dir_empty(spill_dir: &Path) {
     for _ in 0..1000 {
-        if left().is_empty() {
+        if std::fs::read_dir(spill_dir).map_or(true, |mut d| d.next().is_none()) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("spill files left behind: {:?}", left());
+    let left: Vec<_> = std::fs::read_dir(spill_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    panic!("spill directory not empty: {left:?}");
 }
 
 /// Checks that `result` failed with a resources-exhausted error naming

@@ -1,26 +1,36 @@
 //! The memory limit (`EngineConfig::memory_limit`, `--memory-limit`):
-//! operators that can spill (aggregates, hash joins, set operations) do so
-//! and return the same rows; queries whose other operator state does not
-//! fit fail with a `resources exhausted` error naming the operator and the
-//! limit; under a generous limit they return the same rows as without one.
+//! operators that can spill (aggregates, hash joins, sorts, set
+//! operations) do so and return the same rows; queries whose other operator
+//! state does not fit fail with a `resources exhausted` error naming the
+//! operator and the limit; under a generous limit they return the same rows
+//! as without one.
 
+use std::path::Path;
 use std::time::Duration;
+
+use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::compute::concat_batches;
 
 use ffq::cluster::SchedulerConfig;
 use ffq::{Engine, EngineConfig, LocalCluster};
 
 use crate::common::differential::{check_all, check_same};
 use crate::common::ffq_binary::ffq;
-use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_query};
+use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
 
 fn limited_engine(partitions: usize, limit: usize) -> Engine {
+    spilling_engine(partitions, limit, None)
+}
+
+/// [`limited_engine`] spilling to `spill_dir` (`None`: the temp dir).
+fn spilling_engine(partitions: usize, limit: usize, spill_dir: Option<&Path>) -> Engine {
     let engine = Engine::with_config(EngineConfig {
         target_partitions: partitions,
         batch_size: 8192,
         memory_limit: Some(limit),
-        spill_dir: None,
+        spill_dir: spill_dir.map(Path::to_path_buf),
     });
     engine
         .register_tpch(SF)
@@ -176,6 +186,61 @@ async fn joins_spill_under_a_small_limit_and_return_the_same_rows() {
         }
     }
     assert_no_failures(&failures, 2 * SPILLING_JOINS.len());
+}
+
+async fn collect(engine: &Engine, sql: &str) -> Vec<RecordBatch> {
+    match engine.sql(sql).await {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// One batch of `batches` (for comparing row for row across batch cuts).
+fn concat(batches: &[RecordBatch]) -> RecordBatch {
+    let schema = batches[0].schema();
+    concat_batches(&schema, batches).unwrap_or_else(|e| panic!("concat: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_larger_than_the_limit_spills_and_returns_the_same_rows() {
+    // About 7 MiB of rows and sort keys, under 6 MiB (3 MiB for each of
+    // two partitions: merging two read-back batches takes 2.1 MiB).
+    let sql = "SELECT l_shipdate, l_comment, l_orderkey, l_linenumber FROM lineitem \
+               ORDER BY l_shipdate DESC, l_comment, l_orderkey, l_linenumber";
+    let limit = 6 << 20;
+    for partitions in [1, 2] {
+        let want = collect(&tpch_engine(SF, partitions), sql).await;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let engine = spilling_engine(partitions, limit, Some(dir.path()));
+        let got = collect(&engine, sql).await;
+        assert_eq!(concat(&got), concat(&want), "partitions {partitions}");
+        let analyzed = collect(&engine, &format!("EXPLAIN ANALYZE {sql}")).await;
+        let plan = analyzed[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .map(|plans| plans.value(0).to_string())
+            .unwrap_or_default();
+        let sort = plan
+            .lines()
+            .find(|l| l.trim_start().starts_with("Sort:"))
+            .unwrap_or_else(|| panic!("no Sort in {plan}"));
+        assert!(sort.contains(" spilled="), "{plan}");
+        // The query's directory goes with its operators, which tasks may
+        // drop a moment after the last batch.
+        let mut left = Vec::new();
+        for _ in 0..200 {
+            left = std::fs::read_dir(dir.path())
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(left.is_empty(), "spill files left: {left:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -32,7 +32,7 @@ pub use instrumented::Instrumented;
 pub use memory::{default_memory_limit, format_bytes, memory_limit, memory_pool, OperatorMemory};
 pub use operator::{Operator, OperatorProperties};
 pub use spill::{
-    partition_indices, read_batch_size, remove_stale_spill_dirs, PartitionedSpill, SpillArea,
-    SpillReader, SpillRun, SpillWriter, MAX_SPILL_LEVEL, SPILL_FAN_OUT,
+    compact_views, partition_indices, read_batch_size, remove_stale_spill_dirs, PartitionedSpill,
+    SpillArea, SpillReader, SpillRun, SpillWriter, MAX_SPILL_LEVEL, SPILL_FAN_OUT,
 };
 pub use tasks::{catch_panic, QueryTasks};

@@ -33,7 +33,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch, RecordBatchOptions,
+};
 use arrow::datatypes::{ByteViewType, DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -129,14 +131,15 @@ pub struct SpillWriter {
 }
 
 impl SpillWriter {
+    /// Writes `batch` (its view arrays compacted, see [`compact_views`]).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let start = Instant::now();
-        let compacted = compact_views(batch)?;
+        let batch = compact_views(batch)?;
         self.writer
-            .write(compacted.as_ref().unwrap_or(batch))
+            .write(&batch)
             .map_err(|e| spill_arrow_error(&self.path, e))?;
         self.rows += batch.num_rows();
         self.batches += 1;
@@ -181,38 +184,6 @@ impl SpillWriter {
                 .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
     }
-}
-
-/// `batch` with its view columns (`Utf8View`, `BinaryView`) compacted,
-/// when their data buffers hold much more than the rows use: a slice or
-/// a `take` of a view array keeps all of its source's buffers, and IPC
-/// writes them whole (a few rows taken from a batch would spill the whole
-/// batch's strings). `None`: nothing to compact.
-fn compact_views(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
-    fn wasteful<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> bool {
-        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
-        held > 2 * a.total_buffer_bytes_used()
-    }
-    let mut compacted = false;
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View if wasteful(c.as_string_view()) => {
-                compacted = true;
-                Arc::new(c.as_string_view().gc()) as ArrayRef
-            }
-            DataType::BinaryView if wasteful(c.as_binary_view()) => {
-                compacted = true;
-                Arc::new(c.as_binary_view().gc()) as ArrayRef
-            }
-            _ => Arc::clone(c),
-        })
-        .collect();
-    if !compacted {
-        return Ok(None);
-    }
-    Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
 }
 
 /// A finished spill file; deleted when dropped.
@@ -303,6 +274,45 @@ impl Iterator for SpillReader {
     }
 }
 
+/// `batch` with its string and binary view columns compacted when their
+/// data buffers hold more than their views use. A view array made by
+/// `take` or `interleave` (a sorted or merged batch) keeps every buffer of
+/// its sources, and the IPC writer writes them whole: without this, a spill
+/// file and its read-back batches could be many times larger than the
+/// rows. Views nested in lists or structs are left as they are.
+pub fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    fn wasteful<T: ByteViewType + ?Sized>(a: &GenericByteViewArray<T>) -> bool {
+        let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+        // Half wasted at least: compacting costs a copy.
+        held > 2 * a.total_buffer_bytes_used()
+    }
+    let mut columns = None::<Vec<ArrayRef>>;
+    for (i, c) in batch.columns().iter().enumerate() {
+        let compacted: Option<ArrayRef> = match c.data_type() {
+            DataType::Utf8View => {
+                let a = c.as_string_view();
+                wasteful(a).then(|| Arc::new(a.gc()) as ArrayRef)
+            }
+            DataType::BinaryView => {
+                let a = c.as_binary_view();
+                wasteful(a).then(|| Arc::new(a.gc()) as ArrayRef)
+            }
+            _ => None,
+        };
+        if let Some(a) = compacted {
+            columns.get_or_insert_with(|| batch.columns().to_vec())[i] = a;
+        }
+    }
+    match columns {
+        None => Ok(batch.clone()),
+        Some(columns) => Ok(RecordBatch::try_new_with_options(
+            batch.schema(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?),
+    }
+}
+
 /// Removes the spill directories under `base` left by processes that no
 /// longer run (a crashed engine or worker cannot remove its own). Returns
 /// how many were removed. Only on systems where a process can be looked up
@@ -385,37 +395,29 @@ mod tests {
     }
 
     #[test]
-    fn a_few_rows_of_a_view_column_spill_without_their_source_buffers() {
-        use arrow::array::StringViewArray;
-        let base = tempfile::tempdir().unwrap();
-        let area = SpillArea::new(base.path().to_path_buf());
+    fn view_arrays_are_compacted_before_they_are_written() {
+        use arrow::array::{StringViewArray, UInt32Array};
         let long: Vec<String> = (0..1000)
             .map(|i| format!("a string longer than twelve {i}"))
             .collect();
-        let col = StringViewArray::from_iter_values(long.iter());
+        let all = StringViewArray::from_iter_values(long.iter());
         let schema = Arc::new(Schema::new(vec![Field::new(
             "s",
             DataType::Utf8View,
             false,
         )]));
-        let whole = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(col)]).unwrap();
-        let size_of = |b: &RecordBatch| {
-            let mut w = area.writer(&schema, None).unwrap();
-            w.write(b).unwrap();
-            w.finish().unwrap().bytes()
-        };
-        let (all, two) = (size_of(&whole), size_of(&whole.slice(10, 2)));
-        assert!(two * 20 < all, "two rows spilled {two} bytes, all {all}");
-        let mut w = area.writer(&schema, None).unwrap();
-        w.write(&whole.slice(10, 2)).unwrap();
-        let back: Vec<_> = w
-            .finish()
-            .unwrap()
-            .read()
-            .unwrap()
-            .map(|b| b.unwrap())
-            .collect();
-        assert_eq!(back, vec![whole.slice(10, 2)]);
+        let wide = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(all)]).unwrap();
+        // Two rows that keep every buffer of the 1000.
+        let two = arrow::compute::take_record_batch(&wide, &UInt32Array::from(vec![7, 3])).unwrap();
+        let compact = compact_views(&two).unwrap();
+        assert_eq!(compact, two);
+        assert!(compact.get_array_memory_size() * 10 < two.get_array_memory_size());
+        // Compact batches pass unchanged (and uncopied).
+        let again = compact_views(&compact).unwrap();
+        assert!(again
+            .column(0)
+            .to_data()
+            .ptr_eq(&compact.column(0).to_data()));
     }
 
     #[test]

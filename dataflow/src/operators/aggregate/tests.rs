@@ -776,7 +776,7 @@ mod spilling {
     use crate::expr::SortExpr;
     use crate::plan::PhysicalPlan;
     use crate::test_util::{
-        assert_exhausted, assert_spill_dir_emptied, hash_exchange, run_spilling, scan,
+        assert_exhausted, assert_spill_dir_empty, hash_exchange, run_spilling, scan,
     };
 
     /// `n` rows over `groups` values of k2 (spread over the input), 97 of
@@ -940,7 +940,7 @@ mod spilling {
         assert_same_rows(&rows, &unlimited);
         assert!(files >= min_files, "{files} spill files: {metrics:?}");
         assert!(metrics[node].spilled_bytes > 0 && metrics[node].spilled_rows > 0);
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
         metrics
     }
 
@@ -1052,7 +1052,7 @@ mod spilling {
         let run = run_spilling(&plan, vec![("t", input)], 512, 4 << 10, dir.path(), None).await;
         assert_eq!(run.spill_files(0), 0);
         assert_exhausted(run.result, "HashAggregate (node 0, partition 0)", 4 << 10);
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
@@ -1073,7 +1073,7 @@ mod spilling {
         // Spilled at every level before giving up.
         assert!(run.spill_files(0) > crate::execution::MAX_SPILL_LEVEL as u64);
         assert_exhausted(run.result, "HashAggregate (node 0, partition 0)", 16 << 10);
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
@@ -1099,6 +1099,6 @@ mod spilling {
         .await;
         assert!(run.spill_files(0) > 0);
         assert_eq!(run.result.map(|b| b.len()).ok(), Some(1));
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 }

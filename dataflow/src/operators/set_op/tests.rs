@@ -177,7 +177,7 @@ mod spilling {
     use super::*;
     use crate::execution::SPILL_FAN_OUT;
     use crate::plan::PhysicalPlan;
-    use crate::test_util::{assert_exhausted, assert_spill_dir_emptied, run, run_spilling};
+    use crate::test_util::{assert_exhausted, assert_spill_dir_empty, run, run_spilling};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -261,7 +261,7 @@ mod spilling {
             assert!(got.iter().all(|b| b.num_rows() <= 512));
             // Both inputs at level 0 and again below: a pair was repartitioned.
             assert!(files > 2 * SPILL_FAN_OUT as u64, "{op:?}: {files} files");
-            assert_spill_dir_emptied(dir.path()).await;
+            assert_spill_dir_empty(dir.path()).await;
         }
     }
 
@@ -277,7 +277,7 @@ mod spilling {
         assert!(spilled.spill_files(1) > 0);
         let got = spilled.result.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sorted_rows(&got), sorted_rows(&unlimited));
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
@@ -287,7 +287,7 @@ mod spilling {
         // Not even an empty table fits.
         let spilled = run_spilling(&plan, tables(), 512, 64, dir.path(), None).await;
         assert_exhausted(spilled.result, "SetOperation (node 0, partition 0)", 64);
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 
     #[tokio::test]
@@ -297,6 +297,6 @@ mod spilling {
         let spilled = run_spilling(&plan, tables(), 64, 16 << 10, dir.path(), Some(1)).await;
         assert!(spilled.spill_files(0) > 0);
         assert_eq!(spilled.result.map(|b| b.len()).ok(), Some(1));
-        assert_spill_dir_emptied(dir.path()).await;
+        assert_spill_dir_empty(dir.path()).await;
     }
 }

@@ -5,6 +5,10 @@
 //! its sort keys are encoded in the arrow row format. At the end of the
 //! input the runs are k-way merged (see [`super::merge::Merger`]), one
 //! output batch of about `batch_size` rows at a time.
+//!
+//! The runs are held in a spillable reservation: when it is refused, the
+//! runs in memory are merged into one run on disk, and the spilled runs
+//! are merged back at the end (see [`super::external`]).
 
 use std::sync::Arc;
 
@@ -12,8 +16,8 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use futures::StreamExt;
 
+use super::external::SortRuns;
 use super::keys::SortKeys;
-use super::merge::{slices, RunMerge};
 use crate::error::Result;
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::SortExpr;
@@ -101,36 +105,21 @@ impl Operator for Sort {
         let keys = Arc::clone(&self.keys);
         let schema = self.schema();
         let batch_size = ctx.config.batch_size.max(1);
-        let out_schema = Arc::clone(&schema);
-        // The sorted runs, held until the stream ends.
-        let memory = ctx.reserve(None);
+        // Made now, so that all partitions share the pool from the start.
+        let mut runs = SortRuns::new(ctx, Arc::clone(&keys), Arc::clone(&schema), batch_size);
         let stream = async_stream::try_stream! {
             let mut builder = RunBuilder::new(batch_size);
-            let mut runs = Vec::new();
-            let mut held = 0;
             while let Some(batch) = input.next().await {
                 if let Some(b) = builder.push(batch?)? {
-                    let run = keys.sorted_run(&b)?;
-                    held += run.size();
-                    memory.try_resize(held)?;
-                    runs.push(run);
+                    runs.push(keys.sorted_run(&b)?)?;
                 }
             }
             if let Some(b) = builder.finish()? {
-                let run = keys.sorted_run(&b)?;
-                memory.try_resize(held + run.size())?;
-                runs.push(run);
+                runs.push(keys.sorted_run(&b)?)?;
             }
-            if runs.len() == 1 {
-                let run = runs.pop();
-                for b in run.iter().flat_map(|r| slices(&r.batch, batch_size)) {
-                    yield b;
-                }
-            } else if !runs.is_empty() {
-                let mut merge = RunMerge::new(out_schema, runs, batch_size, None);
-                while let Some(b) = merge.next_batch()? {
-                    yield b;
-                }
+            let mut output = runs.finish()?;
+            while let Some(b) = output.next_batch()? {
+                yield b;
             }
         };
         Ok(boxed(schema, stream))

@@ -1,5 +1,6 @@
 //! A k-way merge of sorted inputs over row-encoded keys ([`Merger`]), and
-//! its use over runs held in memory ([`RunMerge`]).
+//! its use over sorted runs held in memory or spilled to disk
+//! ([`RunMerge`] over [`RunSource`]s).
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use arrow::array::{Array, RecordBatch, RecordBatchOptions};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 
-use super::keys::SortedRun;
+use super::keys::{SortKeys, SortedRun};
 use crate::error::{DataflowError, Result};
+use crate::execution::SpillReader;
 
 /// What [`Merger::next_step`] asks of its caller.
 pub enum MergeStep {
@@ -258,22 +260,68 @@ pub fn merge_runs(
     Ok(out)
 }
 
-/// A merge of in-memory runs producing one output batch per call.
+/// One input of a [`RunMerge`]: a sorted run.
+pub enum RunSource {
+    /// A run held in memory (taken when the merge asks for it).
+    Memory(Option<SortedRun>),
+    /// A sorted run spilled to disk, read back one batch at a time; the
+    /// keys are not spilled, so each batch's keys are encoded again.
+    Spilled {
+        reader: SpillReader,
+        keys: Arc<SortKeys>,
+    },
+}
+
+impl RunSource {
+    /// The next sorted batch of the run, `None` at its end. A spilled run
+    /// read to its end is dropped at once, which deletes its file.
+    fn next_run(&mut self) -> Result<Option<SortedRun>> {
+        match self {
+            RunSource::Memory(run) => Ok(run.take()),
+            RunSource::Spilled { reader, keys } => match reader.next() {
+                Some(batch) => Ok(Some(keys.run(batch?)?)),
+                None => {
+                    *self = RunSource::Memory(None);
+                    Ok(None)
+                }
+            },
+        }
+    }
+}
+
+/// A merge of sorted runs producing one output batch per call. Ties are
+/// broken by the order of the runs, so merging consecutive runs first and
+/// the results after gives the same order as merging all at once.
 pub struct RunMerge {
     merger: Merger,
-    runs: Vec<Option<SortedRun>>,
+    sources: Vec<RunSource>,
 }
 
 impl RunMerge {
+    /// A merge of runs held in memory.
     pub fn new(
         schema: SchemaRef,
         runs: Vec<SortedRun>,
         batch_size: usize,
         fetch: Option<usize>,
     ) -> Self {
+        let sources = runs
+            .into_iter()
+            .map(|r| RunSource::Memory(Some(r)))
+            .collect();
+        Self::with_sources(schema, sources, batch_size, fetch)
+    }
+
+    /// A merge of runs held in memory or spilled.
+    pub fn with_sources(
+        schema: SchemaRef,
+        sources: Vec<RunSource>,
+        batch_size: usize,
+        fetch: Option<usize>,
+    ) -> Self {
         RunMerge {
-            merger: Merger::new(schema, runs.len(), batch_size, fetch),
-            runs: runs.into_iter().map(Some).collect(),
+            merger: Merger::new(schema, sources.len(), batch_size, fetch),
+            sources,
         }
     }
 
@@ -282,7 +330,10 @@ impl RunMerge {
             match self.merger.next_step()? {
                 MergeStep::Emit(b) => return Ok(Some(b)),
                 MergeStep::Need(i) => {
-                    let run = self.runs.get_mut(i).and_then(Option::take);
+                    let run = match self.sources.get_mut(i) {
+                        Some(source) => source.next_run()?,
+                        None => None,
+                    };
                     self.merger.push(i, run)?;
                 }
                 MergeStep::Done => return Ok(None),

@@ -4,10 +4,13 @@
 //! - [`keys`]: [`SortKeys`] (compiled sort expressions and their row
 //!   converter) and [`SortedRun`];
 //! - [`merge`]: [`Merger`], a k-way merge of sorted inputs over row-encoded
-//!   keys, fed by the caller (in-memory runs or streams);
+//!   keys, fed by the caller (in-memory runs, spilled runs or streams);
+//! - `external`: the runs of one [`Sort`] partition, spilled to disk when
+//!   its memory reservation is refused, and merged back;
 //! - the operators: [`Sort`] (`full_sort`), [`topk::TopK`],
 //!   [`preserving_merge::SortPreservingMerge`].
 
+mod external;
 mod full_sort;
 pub mod keys;
 pub mod merge;
@@ -18,4 +21,4 @@ pub mod topk;
 
 pub use full_sort::Sort;
 pub use keys::{take_batch, SortKeys, SortedRun};
-pub use merge::{merge_runs, slices, MergeStep, Merger, RunMerge};
+pub use merge::{merge_runs, slices, MergeStep, Merger, RunMerge, RunSource};

@@ -333,3 +333,197 @@ async fn sort_and_topk_under_memory_limit() {
         assert_eq!(tuples(&roomy), tuples(&unlimited), "{name}");
     }
 }
+
+mod spilling {
+    use super::external::MAX_FAN_IN;
+    use super::*;
+    use crate::expr::BinaryOp;
+    use crate::metrics::MetricsSnapshot;
+    use crate::test_util::{
+        assert_exhausted, assert_spill_dir_empty, run_counting_spills, spilling_config, start,
+    };
+    use datafusion_common::ScalarValue;
+    use futures::StreamExt;
+
+    /// Several keys, both directions, NULLS FIRST and LAST, strings, and
+    /// many ties (so that the order of ties is checked too).
+    fn order() -> Vec<SortExpr> {
+        vec![
+            key(1, false, true),
+            key(0, true, false),
+            key(2, false, false),
+        ]
+    }
+
+    fn sort_plan(schema: &SchemaRef, order: Vec<SortExpr>) -> PhysicalPlan {
+        PhysicalPlan::Sort {
+            input: Box::new(scan(schema, 1)),
+            order,
+            fetch: None,
+        }
+    }
+
+    /// The unlimited sort of `input`: the reference, which must not spill.
+    async fn unlimited(
+        plan: &PhysicalPlan,
+        input: &[RecordBatch],
+        batch_size: usize,
+    ) -> Vec<Tuple> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = spilling_config(batch_size, 1, dir.path());
+        config.memory_pool = crate::execution::memory_pool(None);
+        let (out, spill) = run_counting_spills(plan, vec![("t", input.to_vec())], config).await;
+        assert_eq!(spill.spill_files, 0);
+        tuples(&out.unwrap())
+    }
+
+    /// Sorts `input` by `order` in batches of `batch_size` under `limit`
+    /// and checks the rows against the unlimited sort (in batches of
+    /// `reference_batch_size`) and that no spill file is left; returns
+    /// the spill counters.
+    async fn spilled_sort_equals_unlimited(
+        input: &[RecordBatch],
+        order: Vec<SortExpr>,
+        (batch_size, reference_batch_size): (usize, usize),
+        limit: usize,
+    ) -> MetricsSnapshot {
+        let plan = sort_plan(&input[0].schema(), order);
+        let want = unlimited(&plan, input, reference_batch_size).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = spilling_config(batch_size, limit, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", input.to_vec())], config).await;
+        let out = out.unwrap_or_else(|e| panic!("limit {limit}: {e}"));
+        assert!(out.iter().all(|b| b.num_rows() <= batch_size));
+        assert_eq!(tuples(&out), want, "limit {limit}");
+        assert!(spill.spilled_bytes > 0, "{spill:?}");
+        assert_spill_dir_empty(dir.path()).await;
+        spill
+    }
+
+    #[tokio::test]
+    async fn spilled_sort_equals_unlimited_sort_row_for_row() {
+        let input = random_batches(40, 50, 7);
+        // Sorting by `s` and `a` only leaves ties whose order shows.
+        for order in [order(), vec![key(1, true, false), key(0, false, true)]] {
+            // 16 KiB holds a few runs; 4 KiB about two, which leaves more
+            // spilled runs than fit in one merge (several merge passes).
+            let spill =
+                spilled_sort_equals_unlimited(&input, order.clone(), (16, 16), 16 << 10).await;
+            assert!(spill.spill_files > 1, "{spill:?}");
+            let spill = spilled_sort_equals_unlimited(&input, order, (16, 16), 4 << 10).await;
+            // Merge passes write rows again.
+            assert!(spill.spilled_rows > 2000, "{spill:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn more_spilled_runs_than_the_largest_fan_in() {
+        // Runs of 2 rows: a few hundred bytes each, so the limit holds
+        // many runs, and a merge may read the largest fan-in at once:
+        // about 75 spilled runs, one pass makes two, then the final merge.
+        // `order()` sorts by every column: only equal rows tie, so the
+        // reference may use large runs (a merge of 6000 runs in memory is
+        // slow).
+        let input = random_batches(6000, 2, 13);
+        let spill = spilled_sort_equals_unlimited(&input, order(), (2, 1000), 48 << 10).await;
+        assert!(spill.spill_files > MAX_FAN_IN as u64 + 1, "{spill:?}");
+        assert!(spill.spilled_rows > 12000, "a merge pass: {spill:?}");
+    }
+
+    #[tokio::test]
+    async fn runs_of_whole_batches_and_empty_input() {
+        // A few runs of 200 rows fill the limit; the merge holds two or
+        // three read-back batches of 200 rows.
+        let input = random_batches(12, 200, 5);
+        let spill = spilled_sort_equals_unlimited(&input, order(), (200, 200), 40 << 10).await;
+        assert!(spill.spill_files >= 3, "{spill:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let plan = sort_plan(&input[0].schema(), order());
+        let config = spilling_config(200, 40 << 10, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", vec![])], config).await;
+        assert!(out.unwrap().is_empty());
+        assert_eq!(spill.spill_files, 0);
+    }
+
+    #[tokio::test]
+    async fn merge_that_does_not_fit_fails_and_cleans_up() {
+        let input = random_batches(20, 50, 3);
+        let schema = input[0].schema();
+        let plan = sort_plan(&schema, order());
+        let dir = tempfile::tempdir().unwrap();
+        let config = spilling_config(16, 512, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", input)], config).await;
+        assert_exhausted(out, "Sort (node 0, partition 0)", 512);
+        assert!(spill.spill_files > 0);
+        assert_spill_dir_empty(dir.path()).await;
+    }
+
+    /// `input` with `a` = 0 only in its last batch, under a projection
+    /// `100 / a`: the input of the sort fails after many batches.
+    fn failing_input() -> (PhysicalPlan, Vec<RecordBatch>) {
+        let mut input = random_batches(30, 50, 9);
+        let nonzero = |t: Tuple| (t.0.map(|a| if a == 0 { 3 } else { a }), t.1, t.2);
+        for b in input.iter_mut() {
+            let rows: Vec<Tuple> = tuples(std::slice::from_ref(b))
+                .into_iter()
+                .map(nonzero)
+                .collect();
+            *b = batch(
+                rows.iter().map(|t| t.0).collect(),
+                rows.iter().map(|t| t.1.as_deref()).collect(),
+                rows.iter().map(|t| t.2).collect(),
+            );
+        }
+        input.push(batch(vec![Some(0)], vec![None], vec![None]));
+        let schema = input[0].schema();
+        let divide = PhysExpr::Binary {
+            left: Box::new(PhysExpr::lit(ScalarValue::Int32(Some(100)))),
+            op: BinaryOp::Divide,
+            right: Box::new(PhysExpr::col(0, "a")),
+        };
+        let projection = PhysicalPlan::Projection {
+            input: Box::new(scan(&schema, 1)),
+            exprs: vec![divide, PhysExpr::col(1, "s"), PhysExpr::col(2, "d")],
+            schema: Arc::clone(&schema),
+        };
+        let plan = PhysicalPlan::Sort {
+            input: Box::new(projection),
+            order: order(),
+            fetch: None,
+        };
+        (plan, input)
+    }
+
+    #[tokio::test]
+    async fn input_error_after_spilling_cleans_up() {
+        let (plan, input) = failing_input();
+        let dir = tempfile::tempdir().unwrap();
+        let config = spilling_config(16, 4 << 10, dir.path());
+        let (out, spill) = run_counting_spills(&plan, vec![("t", input)], config).await;
+        let err = out.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("Divide by zero"), "{err}");
+        assert!(spill.spill_files > 0, "{spill:?}");
+        assert_spill_dir_empty(dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn dropping_the_output_mid_way_cleans_up() {
+        let input = random_batches(40, 50, 7);
+        let schema = input[0].schema();
+        let plan = sort_plan(&schema, order());
+        let dir = tempfile::tempdir().unwrap();
+        let config = spilling_config(16, 4 << 10, dir.path());
+        let mut stream = start(&plan, vec![("t", input)], config).unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.num_rows(), 16);
+        let files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+            .count();
+        assert!(files > 0, "the merge reads spilled runs");
+        drop(stream);
+        assert_spill_dir_empty(dir.path()).await;
+    }
+}

@@ -1,5 +1,9 @@
 //! The window operator's kernel over one input partition: cuts the sorted
 //! input into window partitions and evaluates each when it is complete.
+//!
+//! Buffering and evaluating are separate steps ([`WindowKernel::buffer`],
+//! [`WindowKernel::evaluate_complete`]) so that the operator can reserve
+//! what an evaluation takes before it starts.
 
 use std::sync::Arc;
 
@@ -13,14 +17,20 @@ use crate::error::{DataflowError, Result};
 use crate::execution::BatchBuilder;
 use crate::expr::evaluate_all;
 
+/// Bytes per row estimated for each window function's output column.
+const OUTPUT_BYTES_PER_ROW: usize = 16;
+
 /// The operator's state over one input partition: the rows of the current
-/// (incomplete) window partition, and the output being coalesced.
+/// (incomplete) window partition, the rows of complete window partitions
+/// not evaluated yet, and the output being coalesced.
 pub struct WindowKernel {
     exprs: Arc<Vec<Arc<dyn DfWindowExpr>>>,
     keys: Arc<Vec<Arc<dyn PhysicalExpr>>>,
     input_schema: SchemaRef,
     schema: SchemaRef,
     pending: Vec<RecordBatch>,
+    /// Rows of complete window partitions, in order, to evaluate.
+    complete: Vec<RecordBatch>,
     /// The partition key values of the last buffered row (arrays of one).
     last_key: Option<Vec<ArrayRef>>,
     output: BatchBuilder,
@@ -41,29 +51,63 @@ impl WindowKernel {
             output: BatchBuilder::new(Arc::clone(&schema), batch_size),
             schema,
             pending: Vec::new(),
+            complete: Vec::new(),
             last_key: None,
         }
     }
 
-    /// Bytes held: the rows of the window partition not complete yet
-    /// (slices count their whole buffers, so this errs high).
+    /// Bytes held: the buffered rows, of the window partition not complete
+    /// yet and of the complete ones not evaluated yet (slices count their
+    /// whole buffers, which they keep alive).
     pub fn size(&self) -> usize {
         self.pending
             .iter()
+            .chain(&self.complete)
             .map(RecordBatch::get_array_memory_size)
             .sum()
     }
 
-    /// Takes the next input batch (in the required order); returns the
-    /// output batches completed so far.
+    /// Bytes that evaluating the complete rows adds to [`Self::size`]
+    /// (estimated): their copy into one batch when they are in pieces, and
+    /// the output (the rows again, with the window columns).
+    pub fn evaluation_size(&self) -> usize {
+        let bytes: usize = self
+            .complete
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        let rows: usize = self.complete.iter().map(RecordBatch::num_rows).sum();
+        let copy = if self.complete.len() > 1 { bytes } else { 0 };
+        copy + bytes + rows * self.exprs.len() * OUTPUT_BYTES_PER_ROW
+    }
+
+    /// Takes the next input batch (in the required order) and evaluates
+    /// the window partitions it completes: returns the output batches
+    /// completed so far.
     pub fn push(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>> {
+        self.buffer(batch)?;
+        self.evaluate_complete()
+    }
+
+    /// Ends the input: evaluates the last window partition and flushes.
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        self.end_input();
+        let mut out = self.evaluate_complete()?;
+        out.extend(self.flush()?);
+        Ok(out)
+    }
+
+    /// Buffers the next input batch (in the required order); the rows of
+    /// the window partitions it completes wait for
+    /// [`Self::evaluate_complete`].
+    pub fn buffer(&mut self, batch: RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
-            return Ok(vec![]);
+            return Ok(());
         }
         if self.keys.is_empty() {
             self.pending.push(batch);
-            return Ok(vec![]);
+            return Ok(());
         }
         let keys = evaluate_all(&self.keys, &batch)?;
         let last_start = partition(&keys)?
@@ -78,24 +122,33 @@ impl WindowKernel {
         self.last_key = Some(keys.iter().map(|k| k.slice(n - 1, 1)).collect());
         if last_start == 0 && continues {
             self.pending.push(batch);
-            return Ok(vec![]);
+            return Ok(());
         }
         // Everything before the batch's last window partition is complete.
-        let mut complete = std::mem::take(&mut self.pending);
+        self.complete.append(&mut self.pending);
         if last_start > 0 {
-            complete.push(batch.slice(0, last_start));
+            self.complete.push(batch.slice(0, last_start));
         }
         self.pending.push(batch.slice(last_start, n - last_start));
+        Ok(())
+    }
+
+    /// Ends the input: the last window partition is complete.
+    pub fn end_input(&mut self) {
+        self.complete.append(&mut self.pending);
+        self.last_key = None;
+    }
+
+    /// Evaluates the complete window partitions buffered; returns the
+    /// output batches completed so far.
+    pub fn evaluate_complete(&mut self) -> Result<Vec<RecordBatch>> {
+        let complete = std::mem::take(&mut self.complete);
         self.evaluate(complete)
     }
 
-    /// Ends the input: evaluates the last window partition and flushes.
-    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
-        let pending = std::mem::take(&mut self.pending);
-        self.last_key = None;
-        let mut out = self.evaluate(pending)?;
-        out.extend(self.output.finish()?);
-        Ok(out)
+    /// The output rows not yet emitted, at the end.
+    pub fn flush(&mut self) -> Result<Vec<RecordBatch>> {
+        self.output.finish()
     }
 
     /// Evaluates complete window partitions (sorted rows) into output rows.

@@ -13,6 +13,15 @@
 //! the first row of the next one arrives (or the input ends). Without
 //! PARTITION BY the whole input partition is one window partition.
 //!
+//! Memory: the buffered rows are reserved (unspillable), and before a
+//! window partition is evaluated, also its copy into one batch and its
+//! output. A window partition that does not fit fails the query with
+//! resources exhausted, naming the Window operator's reservation
+//! (`Window (node n, partition p) window partition`). Its input, a Sort,
+//! spills, so this buffer is the only part of a windowed query that must
+//! fit in memory. Not done yet: spilling the rows of one large window
+//! partition and evaluating running frames over them in chunks.
+//!
 //! Output: the input columns followed by one column per window expression.
 
 use std::sync::Arc;
@@ -118,17 +127,24 @@ impl Operator for Window {
             self.schema(),
             ctx.config.batch_size,
         );
-        // The rows of the current window partition.
-        let memory = ctx.reserve(None);
+        // The buffered rows, and while complete window partitions are
+        // evaluated, their copy and output. Not spillable: a window
+        // partition that does not fit fails the query.
+        let memory = ctx.reserve(Some("window partition"));
         let stream = async_stream::try_stream! {
             while let Some(batch) = input.next().await {
-                let outs = kernel.push(batch?)?;
-                memory.try_resize(kernel.size())?;
-                for out in outs {
+                kernel.buffer(batch?)?;
+                memory.try_resize(kernel.size() + kernel.evaluation_size())?;
+                for out in kernel.evaluate_complete()? {
                     yield out;
                 }
             }
-            for out in kernel.finish()? {
+            kernel.end_input();
+            memory.try_resize(kernel.size() + kernel.evaluation_size())?;
+            for out in kernel.evaluate_complete()? {
+                yield out;
+            }
+            for out in kernel.flush()? {
                 yield out;
             }
         };

@@ -519,3 +519,66 @@ fn window_expr_roundtrips_through_cbor() {
         .describe()
         .starts_with("Window: [row_number() OVER (PARTITION BY k@1"));
 }
+
+/// Sort by the required order of `exprs`, then the window, over one
+/// partition of the scan of `schema()`.
+fn sorted_window_plan(exprs: &[WindowExpr]) -> PhysicalPlan {
+    PhysicalPlan::Window {
+        input: Box::new(PhysicalPlan::Sort {
+            input: Box::new(scan(&schema(), 1)),
+            order: required_order(exprs).unwrap(),
+            fetch: None,
+        }),
+        exprs: exprs.to_vec(),
+        schema: out_schema(exprs),
+    }
+}
+
+#[tokio::test]
+async fn small_window_partitions_under_a_limit_with_a_spilling_sort() {
+    use crate::test_util::{assert_spill_dir_empty, run_counting_spills, spilling_config};
+    // 50 window partitions of 40 rows, in scrambled order.
+    let rows: Vec<Tuple> = (0..2000)
+        .map(|i| {
+            (
+                (i * 7919) % 2000,
+                Some(i % 50),
+                (i % 9 != 4).then_some(i as i64 % 13),
+            )
+        })
+        .collect();
+    let exprs = by_id_exprs();
+    let plan = sorted_window_plan(&exprs);
+    let dir = tempfile::tempdir().unwrap();
+    let config = spilling_config(16, 32 << 10, dir.path());
+    let tables = vec![("t", rows.chunks(50).map(batch).collect())];
+    let (out, spill) = run_counting_spills(&plan, tables, config).await;
+    assert_eq!(window_values(&out.unwrap(), 3), by_id_reference(&rows));
+    assert!(spill.spill_files > 0, "the sort spills: {spill:?}");
+    assert_spill_dir_empty(dir.path()).await;
+}
+
+#[tokio::test]
+async fn window_partition_that_does_not_fit_fails_naming_the_window() {
+    use crate::test_util::{
+        assert_exhausted, assert_spill_dir_empty, run_counting_spills, spilling_config,
+    };
+    let rows = data(2000);
+    // No PARTITION BY: all 2000 rows are one window partition.
+    let exprs = vec![wexpr(
+        WindowFunc::Window("row_number".into()),
+        vec![],
+        vec![],
+        vec![asc(0)],
+        rows_frame(None, Some(0)),
+        "rn",
+    )];
+    let plan = sorted_window_plan(&exprs);
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 32 << 10;
+    let config = spilling_config(16, limit, dir.path());
+    let tables = vec![("t", rows.chunks(50).map(batch).collect())];
+    let (out, _) = run_counting_spills(&plan, tables, config).await;
+    assert_exhausted(out, "Window (node 0, partition 0) window partition", limit);
+    assert_spill_dir_empty(dir.path()).await;
+}
