@@ -91,8 +91,7 @@ async fn tpch_under_a_tiny_limit_spills_aggregates_or_fails_with_resources_exhau
         // Joins with a top-k (q3), a left join under two aggregates (q13),
         // a large grouped join (q18): under 4 KiB each either spills and
         // returns the oracle's rows, or fails naming the state that could
-        // not fit (two read-back batches of a merge do not fit in 4 KiB) —
-        // never a wrong result.
+        // not fit (a top-k's rows) — never a wrong result.
         for q in [3, 13, 18] {
             let Err(e) = check_same(&tpch_query(q), &engine, &ctx).await else {
                 continue;

@@ -179,7 +179,11 @@ impl SortRuns {
     /// Reserves memory to merge spilled runs, one read-back batch each, on
     /// top of the runs in memory; returns how many runs may be merged at
     /// once. On a refusal, spills the runs in memory first, then halves the
-    /// fan-in; fails with the refusal when even two runs do not fit.
+    /// fan-in. Two read-back batches are the least any merge needs to make
+    /// progress: like an operator's input batch in flight, they are working
+    /// memory, used without a reservation when the pool refuses even that
+    /// (the pool's fair share can shrink below it while other operators of
+    /// the query still hold their reservations).
     fn reserve_merge(&mut self) -> Result<usize> {
         let mut fan_in = self.spilled.len().min(MAX_FAN_IN);
         loop {
@@ -194,6 +198,10 @@ impl SortRuns {
                 }
                 Err(DataflowError::ResourcesExhausted { .. }) if fan_in > smallest => {
                     fan_in = (fan_in / 2).max(smallest);
+                }
+                Err(DataflowError::ResourcesExhausted { .. }) => {
+                    self.memory.free();
+                    return Ok(fan_in);
                 }
                 Err(e) => return Err(e),
             }
