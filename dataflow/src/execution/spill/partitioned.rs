@@ -141,7 +141,11 @@ impl PartitionedSpill {
     /// Partitions of rows of `schema` by `keys` (expressions over
     /// `schema`) at level 0, the first split of an operator's input, which
     /// may always spill.
-    pub fn new(ctx: &Arc<TaskContext>, schema: &SchemaRef, keys: Vec<Arc<dyn PhysicalExpr>>) -> Self {
+    pub fn new(
+        ctx: &Arc<TaskContext>,
+        schema: &SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Self {
         Self::at_level(ctx, schema, keys, 0)
     }
 

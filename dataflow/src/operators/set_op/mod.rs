@@ -264,7 +264,13 @@ impl RunPair {
             .finish()?
             .into_iter()
             .zip(left.finish()?)
-            .filter_map(|(right, left)| Some(RunPair { right, left: left?, level }))
+            .filter_map(|(right, left)| {
+                Some(RunPair {
+                    right,
+                    left: left?,
+                    level,
+                })
+            })
             .collect())
     }
 }

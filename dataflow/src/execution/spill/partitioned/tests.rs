@@ -240,7 +240,10 @@ fn runs_of_keys(runs: Vec<Option<SpillRun>>, col: usize) -> BTreeMap<Option<i64>
             let b = b.unwrap();
             let k = b.column(col).as_any().downcast_ref::<Int64Array>().unwrap();
             for i in 0..b.num_rows() {
-                runs_of.entry(k.is_valid(i).then(|| k.value(i))).or_default().insert(p);
+                runs_of
+                    .entry(k.is_valid(i).then(|| k.value(i)))
+                    .or_default()
+                    .insert(p);
             }
         }
     }
@@ -273,6 +276,8 @@ fn spread_nulls_go_to_every_run_and_other_keys_stay_together() {
         assert_eq!(runs_of.len(), 10);
         // Round-robin: 100 NULL rows reach every one of the 16 runs.
         assert_eq!(runs_of[&None].len(), SPILL_FAN_OUT);
-        assert!(runs_of.iter().all(|(k, runs)| k.is_none() || runs.len() == 1));
+        assert!(runs_of
+            .iter()
+            .all(|(k, runs)| k.is_none() || runs.len() == 1));
     }
 }
