@@ -133,7 +133,7 @@ pub struct PartitionedSpill {
     /// Where the last row with a NULL key went, when such rows are spread
     /// (see the module doc).
     spread_cursor: Option<usize>,
-    /// The first cursor: the level, so that levels spread differently.
+    /// The level: it picks the hash seed and where spreading starts.
     level: usize,
 }
 

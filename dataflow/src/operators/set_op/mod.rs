@@ -260,17 +260,9 @@ impl RunPair {
     /// The pairs of `right` and `left` (partitioned alike): a partition
     /// without left rows emits nothing and is dropped.
     fn pair_up(right: PartitionedSpill, left: PartitionedSpill, level: usize) -> Result<Vec<Self>> {
-        Ok(right
-            .finish()?
-            .into_iter()
-            .zip(left.finish()?)
-            .filter_map(|(right, left)| {
-                Some(RunPair {
-                    right,
-                    left: left?,
-                    level,
-                })
-            })
+        let runs = right.finish()?.into_iter().zip(left.finish()?);
+        Ok(runs
+            .filter_map(|(right, left)| left.map(|left| RunPair { right, left, level }))
             .collect())
     }
 }

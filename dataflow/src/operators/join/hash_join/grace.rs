@@ -179,11 +179,14 @@ impl PairLoader {
         )?;
         let mut builds = null_spreading(builds, keys);
         let mut probes = builds.alongside(&spec.right_schema, keys.right.clone());
+        // One side's runs at a time: the build side's are ended before
+        // the probe side's are opened.
         if let Some(run) = pair.build {
             for batch in SpillRun::read_shared(&run)? {
                 builds.write(&batch?)?;
             }
         }
+        let builds = builds.finish()?;
         if let Some(run) = pair.probe {
             for batch in run.read()? {
                 probes.write(&batch?)?;
@@ -191,7 +194,6 @@ impl PairLoader {
         }
         Ok(Loaded::Split(
             builds
-                .finish()?
                 .into_iter()
                 .zip(probes.finish()?)
                 .map(|(build, probe)| PartitionPair {
