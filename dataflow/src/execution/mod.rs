@@ -33,6 +33,7 @@ pub use memory::{default_memory_limit, format_bytes, memory_limit, memory_pool, 
 pub use operator::{Operator, OperatorProperties};
 pub use spill::{
     compact_views, partition_indices, read_batch_size, remove_stale_spill_dirs, PartitionedSpill,
-    SpillArea, SpillReader, SpillRun, SpillWriter, MAX_SPILL_LEVEL, SPILL_FAN_OUT,
+    SpillArea, SpillReader, SpillRun, SpillWriter, MAX_SPILL_LEVEL, PARTITION_HASH_SEED,
+    SPILL_FAN_OUT,
 };
 pub use tasks::{catch_panic, QueryTasks};

@@ -23,16 +23,12 @@ use futures::StreamExt;
 
 use crate::error::{DataflowError, Result};
 use crate::exchange::PartitionWriter;
-use crate::execution::{catch_panic, partition_indices};
+use crate::execution::{catch_panic, partition_indices, PARTITION_HASH_SEED};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::evaluate_all;
 use crate::functions::FunctionRegistry;
 use crate::plan::Partitioning;
 use crate::stream::SendableRecordBatchStream;
-
-/// The seed of the partitioning hash. Fixed, so that every process (and
-/// both sides of a join) sends equal keys to the same partition.
-pub const PARTITION_HASH_SEED: u64 = 0x0ffc_0ffe_e5ee_d001;
 
 /// How one producer deals its rows over the output partitions: a compiled
 /// [`Partitioning`]. The embedded exchange and the distributed runtime's
@@ -261,7 +257,7 @@ pub fn hash_partition(
     random_state: &RandomState,
     hashes: &mut Vec<u64>,
 ) -> Result<Vec<Vec<u32>>> {
-    partition_indices(&evaluate_all(keys, batch)?, n, random_state, hashes)
+    partition_indices(&evaluate_all(keys, batch)?, n, random_state, hashes, None)
 }
 
 impl Operator for Exchange {

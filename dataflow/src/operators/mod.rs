@@ -12,7 +12,6 @@ pub mod projection;
 pub mod scan;
 pub mod set_op;
 pub mod sort;
-pub mod spill_partition;
 pub mod stage_input;
 pub mod union;
 pub mod values;

@@ -19,8 +19,9 @@
 //! metrics (`EXPLAIN ANALYZE`).
 //!
 //! An operator whose hash table does not fit deals its rows over several
-//! runs by hash of their keys ([`PartitionedSpill`], `partitioned.rs`) and
-//! later processes one run at a time.
+//! runs by hash of their keys ([`PartitionedSpill`], `partitioned.rs`, the
+//! one partitioning kernel of the hash join, the hash aggregate, the set
+//! operations and the exchange) and later processes one run at a time.
 //!
 //! Reads and writes are plain blocking file I/O of one batch at a time:
 //! each call is as long as encoding or decoding one batch, like the CPU
@@ -46,7 +47,9 @@ use crate::metrics::OperatorMetrics;
 
 mod partitioned;
 
-pub use partitioned::{partition_indices, PartitionedSpill, MAX_SPILL_LEVEL, SPILL_FAN_OUT};
+pub use partitioned::{
+    partition_indices, PartitionedSpill, MAX_SPILL_LEVEL, PARTITION_HASH_SEED, SPILL_FAN_OUT,
+};
 
 /// The prefix of every query's spill directory.
 const DIR_PREFIX: &str = "ffq-spill-";

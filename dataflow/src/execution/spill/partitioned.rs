@@ -1,13 +1,17 @@
-//! Hash-partitioned spilling: rows dealt by the hash of their keys over
-//! [`SPILL_FAN_OUT`] spill runs, so that an operator whose hash table does
-//! not fit can later process one partition at a time.
+//! Hash partitioning: rows dealt by the hash of their keys, over the
+//! output partitions of an exchange ([`partition_indices`]) or over
+//! [`SPILL_FAN_OUT`] spill runs ([`PartitionedSpill`]), so that an operator
+//! whose state does not fit (a hash aggregate's groups, a set operation's
+//! counts, a hash join's build side) can later process one partition at a
+//! time. It is the one partitioning kernel of every spilling operator.
 //!
 //! A partition is self-contained: equal keys hash alike, so every row (or
 //! group state) of a key lands in the same run, and the runs of two inputs
-//! partitioned with the same level (e.g. both sides of a set operation)
-//! pair up by index. A partition that still does not fit is partitioned
-//! again one level deeper, with a different hash seed so that its rows
-//! spread out instead of landing in one run again:
+//! partitioned with the same level (both sides of a join or of a set
+//! operation) pair up by index. A partition that still does not fit is
+//! partitioned again one level deeper, with a different hash seed: rows
+//! that share a run share their hash modulo the fan-out under one seed, so
+//! under the same seed they would land in one run again:
 //!
 //! ```text
 //!  input ──▶ table ──refused──▶ level 0: runs 0..16 ──▶ run i ──▶ table
@@ -18,12 +22,23 @@
 //!
 //! Past [`MAX_SPILL_LEVEL`] the state cannot be split further (one key
 //! holds it all): [`PartitionedSpill::try_new`] gives the refused
-//! reservation's error back. No level uses the exchange's hash seed, which
-//! would put all rows of one exchange partition into the same spill run.
+//! reservation's error back. No level uses the exchange's hash seed
+//! ([`PARTITION_HASH_SEED`]), which already decided which operator
+//! partition a row reached: under it, all rows of one operator partition
+//! would share one spill run.
+//!
+//! Rows whose key has a NULL can be spread over all runs instead
+//! ([`PartitionedSpill::spreading_nulls`]) where they need not meet each
+//! other (a join where NULL never equals NULL): hashed, they would all
+//! share one run that no re-split can make smaller.
+//!
+//! Runs are made on their first row: a partition that receives nothing
+//! leaves no file.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use datafusion_common::hash_utils::{create_hashes, RandomState};
@@ -34,6 +49,14 @@ use crate::error::{DataflowError, Result};
 use crate::execution::TaskContext;
 use crate::expr::evaluate_all;
 
+#[cfg(test)]
+mod tests;
+
+/// The seed of the exchange's partitioning hash. Fixed, so that every
+/// process (and both sides of a join) sends equal keys to the same
+/// partition.
+pub const PARTITION_HASH_SEED: u64 = 0x0ffc_0ffe_e5ee_d001;
+
 /// How many runs one level of spilling deals rows over.
 pub const SPILL_FAN_OUT: usize = 16;
 
@@ -42,28 +65,59 @@ pub const SPILL_FAN_OUT: usize = 16;
 /// level above.
 pub const MAX_SPILL_LEVEL: usize = 4;
 
-/// The hash seed of spill level `level` (not the exchange's).
+/// The hash seed of spill level `level` (0 for the first split).
 fn level_seed(level: usize) -> u64 {
-    0x5e11_0ff5_eed0_0000 ^ (level as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    // An odd multiple of an odd constant is never 0: never the exchange's
+    // seed, and distinct per level.
+    PARTITION_HASH_SEED ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(2 * level as u64 + 1)
 }
 
 /// Row indices of each of `n` partitions, by hash of the key columns
-/// `keys` (`hashes` is scratch space). Shared with the exchange.
+/// `keys` (`hashes` is scratch space). With `spread_nulls`, rows with a
+/// NULL in any key go round-robin instead, to the partition after the
+/// cursor (which moves on). Shared with the exchange.
 pub fn partition_indices(
     keys: &[ArrayRef],
     n: usize,
     random_state: &RandomState,
     hashes: &mut Vec<u64>,
+    spread_nulls: Option<&mut usize>,
 ) -> Result<Vec<Vec<u32>>> {
+    let n = n.max(1);
     let num_rows = keys.first().map(|k| k.len()).unwrap_or(0);
     hashes.clear();
     hashes.resize(num_rows, 0);
     create_hashes(keys, random_state, hashes)?;
     let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(num_rows / n + 1); n];
-    for (i, h) in hashes.iter().enumerate() {
-        parts[(*h % n as u64) as usize].push(i as u32);
+    let nulls = spread_nulls.and_then(|cursor| Some((any_null(keys)?, cursor)));
+    match nulls {
+        None => {
+            for (i, h) in hashes.iter().enumerate() {
+                parts[(*h % n as u64) as usize].push(i as u32);
+            }
+        }
+        Some((nulls, cursor)) => {
+            for (i, h) in hashes.iter().enumerate() {
+                let part = if nulls.is_null(i) {
+                    *cursor = (*cursor + 1) % n;
+                    *cursor
+                } else {
+                    (*h % n as u64) as usize
+                };
+                parts[part].push(i as u32);
+            }
+        }
     }
     Ok(parts)
+}
+
+/// The rows where any of `keys` is NULL (`None`: no such row).
+fn any_null(keys: &[ArrayRef]) -> Option<NullBuffer> {
+    keys.iter()
+        .fold(None, |acc, k| {
+            NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
+        })
+        .filter(|nulls| nulls.null_count() > 0)
 }
 
 /// Rows of one schema dealt over [`SPILL_FAN_OUT`] spill runs by the hash
@@ -76,9 +130,25 @@ pub struct PartitionedSpill {
     random_state: RandomState,
     writers: Vec<Option<SpillWriter>>,
     hashes: Vec<u64>,
+    /// Where the last row with a NULL key went, when such rows are spread
+    /// (see the module doc).
+    spread_cursor: Option<usize>,
+    /// The level: it picks the hash seed and where spreading starts.
+    level: usize,
 }
 
 impl PartitionedSpill {
+    /// Partitions of rows of `schema` by `keys` (expressions over
+    /// `schema`) at level 0, the first split of an operator's input, which
+    /// may always spill.
+    pub fn new(
+        ctx: &Arc<TaskContext>,
+        schema: &SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Self {
+        Self::at_level(ctx, schema, keys, 0)
+    }
+
     /// Partitions of rows of `schema` by `keys` (expressions over
     /// `schema`) at spill level `level`. Past [`MAX_SPILL_LEVEL`] nothing
     /// can be split further: fails with `refused`, the error of the
@@ -93,28 +163,43 @@ impl PartitionedSpill {
         if level > MAX_SPILL_LEVEL {
             return Err(refused);
         }
-        Ok(PartitionedSpill {
+        Ok(Self::at_level(ctx, schema, keys, level))
+    }
+
+    fn at_level(
+        ctx: &Arc<TaskContext>,
+        schema: &SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        level: usize,
+    ) -> Self {
+        PartitionedSpill {
             ctx: Arc::clone(ctx),
             schema: Arc::clone(schema),
             keys,
             random_state: RandomState::with_seed(level_seed(level)),
             writers: (0..SPILL_FAN_OUT).map(|_| None).collect(),
             hashes: Vec::new(),
-        })
+            spread_cursor: None,
+            level,
+        }
+    }
+
+    /// Spreads rows with a NULL key over all runs (see the module doc).
+    pub fn spreading_nulls(mut self) -> Self {
+        self.spread_cursor = Some(self.level);
+        self
     }
 
     /// Partitions of rows of another `schema` by its `keys` (of the same
-    /// types as this one's) at the same level: run `i` of both holds the
-    /// same keys. For the second input of an operator that partitioned
-    /// its first (e.g. the probe side after the build side).
+    /// types as this one's) at the same level, spreading NULL keys if this
+    /// one does: run `i` of both holds the same keys. For the second input
+    /// of an operator that partitioned its first (e.g. the probe side
+    /// after the build side).
     pub fn alongside(&self, schema: &SchemaRef, keys: Vec<Arc<dyn PhysicalExpr>>) -> Self {
-        PartitionedSpill {
-            ctx: Arc::clone(&self.ctx),
-            schema: Arc::clone(schema),
-            keys,
-            random_state: self.random_state.clone(),
-            writers: (0..SPILL_FAN_OUT).map(|_| None).collect(),
-            hashes: Vec::new(),
+        let other = Self::at_level(&self.ctx, schema, keys, self.level);
+        match self.spread_cursor {
+            Some(_) => other.spreading_nulls(),
+            None => other,
         }
     }
 
@@ -132,7 +217,13 @@ impl PartitionedSpill {
 
     fn write_slice(&mut self, batch: &RecordBatch) -> Result<()> {
         let keys = evaluate_all(&self.keys, batch)?;
-        let parts = partition_indices(&keys, SPILL_FAN_OUT, &self.random_state, &mut self.hashes)?;
+        let parts = partition_indices(
+            &keys,
+            SPILL_FAN_OUT,
+            &self.random_state,
+            &mut self.hashes,
+            self.spread_cursor.as_mut(),
+        )?;
         for (p, indices) in parts.into_iter().enumerate() {
             if indices.is_empty() {
                 continue;
@@ -151,18 +242,13 @@ impl PartitionedSpill {
         Ok(())
     }
 
-    /// Ends every run: the partitions that got rows, in partition order
-    /// (the same index pairs runs of inputs partitioned alike).
-    pub fn finish(self) -> Result<Vec<(usize, SpillRun)>> {
-        let mut runs = Vec::new();
-        for (p, w) in self.writers.into_iter().enumerate() {
-            if let Some(w) = w {
-                runs.push((p, w.finish()?));
-            }
-        }
-        Ok(runs)
+    /// Ends every run: [`SPILL_FAN_OUT`] of them in partition order (the
+    /// same index pairs runs of inputs partitioned alike), `None` where a
+    /// partition received no row.
+    pub fn finish(self) -> Result<Vec<Option<SpillRun>>> {
+        self.writers
+            .into_iter()
+            .map(|w| w.map(SpillWriter::finish).transpose())
+            .collect()
     }
 }
-
-#[cfg(test)]
-mod tests;

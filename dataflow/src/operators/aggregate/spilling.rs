@@ -138,9 +138,7 @@ impl<'a> GroupTable<'a> {
             Some(spill) => spill.finish()?,
             None => vec![],
         };
-        Ok(Finished::Spilled(
-            runs.into_iter().map(|(_, run)| run).collect(),
-        ))
+        Ok(Finished::Spilled(runs.into_iter().flatten().collect()))
     }
 
     /// Writes the groups to this level's spill runs (opened now on the

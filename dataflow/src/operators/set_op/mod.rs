@@ -260,14 +260,10 @@ impl RunPair {
     /// The pairs of `right` and `left` (partitioned alike): a partition
     /// without left rows emits nothing and is dropped.
     fn pair_up(right: PartitionedSpill, left: PartitionedSpill, level: usize) -> Result<Vec<Self>> {
-        let mut right = right.finish()?.into_iter().peekable();
-        let mut pairs = vec![];
-        for (p, left) in left.finish()? {
-            while right.next_if(|(r, _)| *r < p).is_some() {}
-            let right = right.next_if(|(r, _)| *r == p).map(|(_, run)| run);
-            pairs.push(RunPair { right, left, level });
-        }
-        Ok(pairs)
+        let runs = right.finish()?.into_iter().zip(left.finish()?);
+        Ok(runs
+            .filter_map(|(right, left)| left.map(|left| RunPair { right, left, level }))
+            .collect())
     }
 }
 

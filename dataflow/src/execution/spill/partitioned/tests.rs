@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -67,8 +67,10 @@ fn partition(
     }
     let mut run_of = BTreeMap::new();
     let mut rows = vec![];
-    for (p, run) in spill.finish().unwrap() {
-        assert!(p < SPILL_FAN_OUT);
+    let runs = spill.finish().unwrap();
+    assert_eq!(runs.len(), SPILL_FAN_OUT);
+    for (p, run) in runs.into_iter().enumerate() {
+        let Some(run) = run else { continue };
         for b in run.read().unwrap() {
             let b = b.unwrap();
             let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -120,10 +122,18 @@ fn deeper_levels_spread_one_run_again() {
     let k: Int64Array = keys.iter().map(|&k| Some(k)).collect();
     let v: StringArray = keys.iter().map(|k| Some(format!("r{k}"))).collect();
     let one_run = RecordBatch::try_new(schema(), vec![Arc::new(k), Arc::new(v)]).unwrap();
+    // The same level keeps the run together; the next one spreads it.
+    let (again, rows) = partition(&ctx, std::slice::from_ref(&one_run), 0);
+    assert_eq!(rows.len(), keys.len());
+    assert!(again.values().all(|&p| p == 3), "{again:?}");
     let (level1, rows) = partition(&ctx, &[one_run], 1);
     assert_eq!(rows.len(), keys.len());
     let used: std::collections::BTreeSet<_> = level1.values().collect();
     assert!(used.len() > SPILL_FAN_OUT / 2, "{used:?}");
+    assert_ne!(level_seed(0), level_seed(1));
+    for level in 0..=MAX_SPILL_LEVEL {
+        assert_ne!(level_seed(level), PARTITION_HASH_SEED);
+    }
 }
 
 #[test]
@@ -137,6 +147,18 @@ fn past_the_deepest_level_the_refusal_is_returned() {
             .map(|e| e.to_string());
     assert_eq!(err.as_deref(), Some("internal error: refused"));
     assert!(ctx.spill_path().is_none(), "nothing was written");
+}
+
+#[test]
+fn runs_are_made_only_for_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _tasks) = context(dir.path());
+    let mut spill = PartitionedSpill::new(&ctx, &schema(), key_column());
+    spill.write(&batch(0..0, 10)).unwrap();
+    let runs = spill.finish().unwrap();
+    assert_eq!(runs.len(), SPILL_FAN_OUT);
+    assert!(runs.iter().all(Option::is_none));
+    assert!(ctx.spill_path().is_none(), "nothing spilled, no directory");
 }
 
 #[test]
@@ -174,8 +196,10 @@ fn inputs_partitioned_alongside_pair_up_by_run() {
     )
     .unwrap();
     second.write(&swapped).unwrap();
-    let keys_of = |runs: Vec<(usize, SpillRun)>, col: usize| {
+    let keys_of = |runs: Vec<Option<SpillRun>>, col: usize| {
         runs.into_iter()
+            .enumerate()
+            .filter_map(|(p, run)| Some((p, run?)))
             .map(|(p, run)| {
                 let mut keys: Vec<Option<i64>> = vec![];
                 for b in run.read().unwrap() {
@@ -201,8 +225,59 @@ fn large_batches_are_dealt_out_in_slices() {
     let mut spill = PartitionedSpill::try_new(&ctx, &schema(), key_column(), 0, refused).unwrap();
     // One key: every row goes to one run, in slices of at most 100 rows.
     spill.write(&batch(0..1050, 1)).unwrap();
-    let runs = spill.finish().unwrap();
+    let runs: Vec<SpillRun> = spill.finish().unwrap().into_iter().flatten().collect();
     assert_eq!(runs.len(), 1);
-    let run = &runs[0].1;
+    let run = &runs[0];
     assert_eq!((run.rows(), run.batches()), (1050, 11));
+}
+
+/// Key -> the runs its rows went to.
+fn runs_of_keys(runs: Vec<Option<SpillRun>>, col: usize) -> BTreeMap<Option<i64>, BTreeSet<usize>> {
+    let mut runs_of: BTreeMap<_, BTreeSet<usize>> = BTreeMap::new();
+    for (p, run) in runs.into_iter().enumerate() {
+        let Some(run) = run else { continue };
+        for b in run.read().unwrap() {
+            let b = b.unwrap();
+            let k = b.column(col).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                runs_of
+                    .entry(k.is_valid(i).then(|| k.value(i)))
+                    .or_default()
+                    .insert(p);
+            }
+        }
+    }
+    runs_of
+}
+
+#[test]
+fn spread_nulls_go_to_every_run_and_other_keys_stay_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, _tasks) = context(dir.path());
+    let mut first = PartitionedSpill::new(&ctx, &schema(), key_column()).spreading_nulls();
+    let other = Arc::new(Schema::new(vec![
+        Field::new("v", DataType::Utf8, true),
+        Field::new("k", DataType::Int64, true),
+    ]));
+    // The second input spreads its NULLs too.
+    let mut second = first.alongside(&other, vec![Arc::new(Column::new("k", 1))]);
+    // 100 NULL keys (every tenth row) among 1000 rows, in two batches.
+    first.write(&batch(0..600, 10)).unwrap();
+    first.write(&batch(600..1000, 10)).unwrap();
+    let b = batch(0..1000, 10);
+    let swapped = RecordBatch::try_new(
+        Arc::clone(&other),
+        vec![b.column(1).clone(), b.column(0).clone()],
+    )
+    .unwrap();
+    second.write(&swapped).unwrap();
+    for (runs, col) in [(first.finish().unwrap(), 0), (second.finish().unwrap(), 1)] {
+        let runs_of = runs_of_keys(runs, col);
+        assert_eq!(runs_of.len(), 10);
+        // Round-robin: 100 NULL rows reach every one of the 16 runs.
+        assert_eq!(runs_of[&None].len(), SPILL_FAN_OUT);
+        assert!(runs_of
+            .iter()
+            .all(|(k, runs)| k.is_none() || runs.len() == 1));
+    }
 }

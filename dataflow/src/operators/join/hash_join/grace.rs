@@ -9,8 +9,12 @@
 //!   probe rows ────────────────hash(keys, level 0) % 16──▶ probe runs p0..p15
 //!   for each pair (bi, pi): build bi in memory, stream pi through it
 //!     refused again? split (bi, pi) with the next level's seed (at most
-//!     MAX_LEVELS levels; past that the refusal is the query's error)
+//!     MAX_SPILL_LEVEL; past that the refusal is the query's error)
 //! ```
+//!
+//! Both sides are partitioned by the operator-neutral kernel
+//! [`PartitionedSpill`], which the hash aggregate and the set operations
+//! share.
 //!
 //! Rows with equal keys share a partition on both sides, so each pair
 //! joins on its own: unmatched rows of the preserved side are emitted per
@@ -32,7 +36,6 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion_physical_expr::PhysicalExpr;
 use futures::{Stream, StreamExt};
 
 use super::super::keys::JoinKeys;
@@ -40,19 +43,12 @@ use super::super::spec::JoinSpec;
 use super::super::table::{Built, JoinTable, TableBuilder};
 use super::probe::{NotInFacts, ProbeSettings, TableProbe};
 use crate::error::{DataflowError, Result};
-use crate::execution::{OperatorMemory, SpillRun, TaskContext};
-use crate::operators::spill_partition::SpillPartitioner;
+use crate::execution::{OperatorMemory, PartitionedSpill, SpillRun, TaskContext};
 use crate::stream::SendableRecordBatchStream;
 
-/// Partitions per split.
-pub(super) const FAN_OUT: usize = 16;
-
-/// Partitioning levels: the first split and up to three re-splits of a
-/// partition that still does not fit.
-pub(super) const MAX_LEVELS: u32 = 4;
-
 /// The build side of a partition: a table in memory, or spilled in
-/// [`FAN_OUT`] runs (`None`: no row) split at level 0.
+/// [`SPILL_FAN_OUT`](crate::execution::SPILL_FAN_OUT) runs (`None`: no
+/// row) split at level 0.
 #[derive(Clone)]
 pub(super) enum BuildSide {
     Table(Arc<JoinTable>),
@@ -88,7 +84,7 @@ async fn spill_build(
     schema: &SchemaRef,
     ctx: &Arc<TaskContext>,
 ) -> Result<BuildSide> {
-    let mut runs = partitioner(ctx, schema, &keys.left, keys, 0);
+    let mut runs = null_spreading(PartitionedSpill::new(ctx, schema, keys.left.clone()), keys);
     for batch in held {
         runs.write(&batch)?;
     }
@@ -101,22 +97,14 @@ async fn spill_build(
     ))
 }
 
-/// A partitioner of one side's rows on its `side_keys`. Rows with a NULL
-/// key match nothing unless NULLs are equal, so they may go to any
-/// partition: spread, they cannot pile up in one that no split makes
-/// smaller.
-fn partitioner(
-    ctx: &Arc<TaskContext>,
-    schema: &SchemaRef,
-    side_keys: &[Arc<dyn PhysicalExpr>],
-    keys: &JoinKeys,
-    level: u32,
-) -> SpillPartitioner {
-    let p = SpillPartitioner::new(ctx, schema, side_keys, FAN_OUT, level);
+/// `runs`, spreading rows with a NULL key unless NULLs are equal: such
+/// rows match nothing, so they may go to any partition; spread, they
+/// cannot pile up in one that no split makes smaller.
+fn null_spreading(runs: PartitionedSpill, keys: &JoinKeys) -> PartitionedSpill {
     if keys.null_equals_null {
-        p
+        runs
     } else {
-        p.spreading_nulls()
+        runs.spreading_nulls()
     }
 }
 
@@ -125,7 +113,7 @@ struct PartitionPair {
     build: Option<Arc<SpillRun>>,
     probe: Option<SpillRun>,
     /// The level of the split that made the pair.
-    level: u32,
+    level: usize,
 }
 
 /// What to do with a partition pair.
@@ -181,27 +169,33 @@ impl PairLoader {
         memory: OperatorMemory,
     ) -> Result<Loaded> {
         let level = pair.level + 1;
-        if level >= MAX_LEVELS {
-            return Err(refused);
-        }
         let (keys, spec) = (&self.keys, &self.spec);
-        let builds = match pair.build {
-            Some(run) => self.resplit(
-                SpillRun::read_shared(&run)?,
-                &spec.left_schema,
-                &keys.left,
-                level,
-            )?,
-            None => (0..FAN_OUT).map(|_| None).collect(),
-        };
-        let probes = match pair.probe {
-            Some(run) => self.resplit(run.read()?, &spec.right_schema, &keys.right, level)?,
-            None => (0..FAN_OUT).map(|_| None).collect(),
-        };
+        let builds = PartitionedSpill::try_new(
+            &self.ctx,
+            &spec.left_schema,
+            keys.left.clone(),
+            level,
+            refused,
+        )?;
+        let mut builds = null_spreading(builds, keys);
+        let mut probes = builds.alongside(&spec.right_schema, keys.right.clone());
+        // One side's runs at a time: the build side's are ended before
+        // the probe side's are opened.
+        if let Some(run) = pair.build {
+            for batch in SpillRun::read_shared(&run)? {
+                builds.write(&batch?)?;
+            }
+        }
+        let builds = builds.finish()?;
+        if let Some(run) = pair.probe {
+            for batch in run.read()? {
+                probes.write(&batch?)?;
+            }
+        }
         Ok(Loaded::Split(
             builds
                 .into_iter()
-                .zip(probes)
+                .zip(probes.finish()?)
                 .map(|(build, probe)| PartitionPair {
                     build: build.map(Arc::new),
                     probe,
@@ -210,20 +204,6 @@ impl PairLoader {
                 .collect(),
             memory,
         ))
-    }
-
-    fn resplit(
-        &self,
-        rows: impl Iterator<Item = Result<RecordBatch>>,
-        schema: &SchemaRef,
-        keys: &[Arc<dyn PhysicalExpr>],
-        level: u32,
-    ) -> Result<Vec<Option<SpillRun>>> {
-        let mut runs = partitioner(&self.ctx, schema, keys, &self.keys, level);
-        for batch in rows {
-            runs.write(&batch?)?;
-        }
-        runs.finish()
     }
 }
 
@@ -240,7 +220,10 @@ pub(super) fn grace_join(
     async_stream::try_stream! {
         let (spec, keys) = (&settings.spec, &settings.keys);
         let mut not_in = settings.null_aware.then(NotInFacts::default);
-        let mut runs = partitioner(&ctx, &spec.right_schema, &keys.right, keys, 0);
+        let mut runs = null_spreading(
+            PartitionedSpill::new(&ctx, &spec.right_schema, keys.right.clone()),
+            keys,
+        );
         while let Some(batch) = right.next().await {
             let batch = batch?;
             if let Some(facts) = not_in.as_mut() {

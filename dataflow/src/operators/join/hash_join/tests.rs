@@ -742,7 +742,7 @@ async fn assert_spill_dir_gone(base: &std::path::Path) {
 
 /// Fan-out of one split: more spill files than two splits' worth means a
 /// partition was split again.
-const ONE_SPLIT_FILES: u64 = 2 * grace::FAN_OUT as u64;
+const ONE_SPLIT_FILES: u64 = 2 * crate::execution::SPILL_FAN_OUT as u64;
 
 /// Runs `case` without a limit and under `limit`: same rows, and the
 /// limited run spilled.
