@@ -63,6 +63,11 @@ fn main() {
             .iter()
             .map(|t| format!("{t}={}", settings.dir.join(t).display()))
             .collect(),
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| fail(&format!("tokio runtime: {e}"))),
     };
     let modes = std::env::var("FFQ_BENCH_MODES").unwrap_or_else(|_| "embedded,cluster".into());
     let worker_limit = match parse_size(&bench.worker_limit) {
@@ -125,6 +130,8 @@ struct Bench {
     partitions: usize,
     /// `NAME=PATH` of every table, as `--table` takes it.
     tables: Vec<String>,
+    /// Where the clusters are started (zenoh needs a multi-thread runtime).
+    runtime: tokio::runtime::Runtime,
 }
 
 /// Where a query runs, under which memory limit.
@@ -184,11 +191,8 @@ impl Bench {
     /// `limit` bytes (`None`: no limit); returns the client's run and the
     /// peak of the larger worker in KiB.
     fn on_cluster(&self, limit: Option<usize>, sql: &str) -> Result<(Run, u64), String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        let cluster = runtime
+        let cluster = self
+            .runtime
             .block_on(
                 ProcessCluster::builder(&self.bin)
                     .workers(2)
