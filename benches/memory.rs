@@ -51,9 +51,10 @@ const RSS_TARGET: f64 = 1.25;
 const TIME_TARGET: f64 = 1.5;
 
 fn main() {
+    let bin = ffq_binary();
     let settings = common::BenchSettings::from_env_or(10.0, 1, "1,9,18,21");
     let bench = Bench {
-        bin: ffq_binary(),
+        bin,
         limit: std::env::var("FFQ_BENCH_LIMIT").unwrap_or_else(|_| "2GiB".into()),
         worker_limit: std::env::var("FFQ_BENCH_WORKER_LIMIT").unwrap_or_else(|_| "1GiB".into()),
         explain: env_or("FFQ_BENCH_EXPLAIN", 1) != 0,
@@ -263,6 +264,7 @@ impl Bench {
                 .lines()
                 .find(|l| !l.trim().is_empty() && !l.starts_with('\t'))
                 .unwrap_or("no error message");
+            let error = error.strip_prefix("error: ").unwrap_or(error);
             return Err(format!("failed: {error}"));
         }
         let report = |what: &str| {

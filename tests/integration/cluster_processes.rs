@@ -6,11 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ffq::cluster::process::free_port;
+use ffq::cluster::process::{free_port, ProcessCluster};
 use ffq::cluster::protocol::ClusterStatus;
 use ffq::Engine;
 
-use crate::common::ffq_binary::{ffq, ffq_process_cluster};
+use crate::common::ffq_binary::{ffq, ffq_process_cluster, FFQ};
 use crate::common::{
     check_parity, compare_rows, normalize, output_order, tpch_cluster_engine, tpch_engine,
     tpch_query, OutputOrder,
@@ -241,4 +241,32 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_run_with_the_memory_limit_the_cluster_gives_them() {
+    for (limit, shown) in [(Some(48 << 20), "/48.0MiB "), (None, "/unlimited ")] {
+        let cluster = ProcessCluster::builder(FFQ)
+            .workers(2)
+            .slots(1)
+            .worker_memory_limit(limit)
+            .start()
+            .await
+            .unwrap();
+        let pids = cluster.worker_pids();
+        assert_eq!(pids.len(), 2);
+        for pid in pids {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            assert!(status.contains("VmHWM:"), "{status}");
+        }
+        let (ok, status, err) = ffq_cli(&[
+            "status",
+            "--connect",
+            cluster.endpoint(),
+            "--cluster",
+            cluster.name(),
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(status.matches(shown).count(), 2, "{status}");
+    }
 }
