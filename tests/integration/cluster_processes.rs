@@ -190,6 +190,19 @@ fn ffq_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// What `ffq status` prints for `cluster`.
+fn ffq_status(cluster: &ProcessCluster) -> String {
+    let (ok, status, err) = ffq_cli(&[
+        "status",
+        "--connect",
+        cluster.endpoint(),
+        "--cluster",
+        cluster.name(),
+    ]);
+    assert!(ok, "{err}");
+    status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() {
     let cluster = ffq_process_cluster(2, 2, 10_000).await;
@@ -213,14 +226,7 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
     assert_eq!(distributed, embedded);
     assert_eq!(distributed.lines().count(), 6, "{distributed}");
 
-    let (ok, status, err) = ffq_cli(&[
-        "status",
-        "--connect",
-        cluster.endpoint(),
-        "--cluster",
-        cluster.name(),
-    ]);
-    assert!(ok, "{err}");
+    let status = ffq_status(&cluster);
     assert!(status.contains("workers: 2 alive"), "{status}");
     assert!(status.contains("submitted=1"), "{status}");
 
@@ -259,14 +265,7 @@ async fn workers_run_with_the_memory_limit_the_cluster_gives_them() {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
             assert!(status.contains("VmHWM:"), "{status}");
         }
-        let (ok, status, err) = ffq_cli(&[
-            "status",
-            "--connect",
-            cluster.endpoint(),
-            "--cluster",
-            cluster.name(),
-        ]);
-        assert!(ok, "{err}");
+        let status = ffq_status(&cluster);
         assert_eq!(status.matches(shown).count(), 2, "{status}");
     }
 }
