@@ -95,8 +95,8 @@ fn main() {
     for q in settings.queries {
         let query = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("queries/tpch/q{q}.sql"));
         if modes.contains("embedded") {
-            let unlimited = bench.embedded(&query, "none");
-            let limited = bench.embedded(&query, &bench.limit);
+            let unlimited = bench.measure(&query, Limit::Embedded("none"));
+            let limited = bench.measure(&query, Limit::Embedded(&bench.limit));
             let spilled = bench
                 .explain
                 .then(|| bench.spill_files(&query, Limit::Embedded(&bench.limit)));
@@ -104,8 +104,8 @@ fn main() {
             print_row(q, "embedded", &unlimited, &limited, spilled, target);
         }
         if modes.contains("cluster") {
-            let unlimited = bench.cluster(&query, None);
-            let limited = bench.cluster(&query, Some(worker_limit));
+            let unlimited = bench.measure(&query, Limit::Workers(None));
+            let limited = bench.measure(&query, Limit::Workers(Some(worker_limit)));
             let spilled = bench
                 .explain
                 .then(|| bench.spill_files(&query, Limit::Workers(Some(worker_limit))));
@@ -159,46 +159,57 @@ struct Run {
 }
 
 impl Bench {
-    /// Runs `query` embedded with `--memory-limit limit`.
-    fn embedded(&self, query: &Path, limit: &str) -> Result<Measured, String> {
-        self.measure(|| {
-            self.sql(&["--memory-limit", limit], &format!("@{}", query.display()))
-                .map(|run| (run, None))
-        })
-    }
-
-    /// Runs `query` on fresh clusters of two workers, each limited to
-    /// `limit` bytes (`None`: no limit).
-    fn cluster(&self, query: &Path, limit: Option<usize>) -> Result<Measured, String> {
+    /// Runs `query` `self.runs` times under `limit`.
+    fn measure(&self, query: &Path, limit: Limit) -> Result<Measured, String> {
         let sql = format!("@{}", query.display());
-        self.measure(|| {
-            self.on_cluster(limit, &sql)
-                .map(|(run, peak)| (run, Some(peak)))
+        let mut times = Vec::new();
+        let mut peak_kib = 0;
+        let mut rows: Option<Vec<String>> = None;
+        for _ in 0..self.runs {
+            let (run, peak) = self.run(&sql, &limit)?;
+            times.push(run.elapsed);
+            peak_kib = peak_kib.max(peak);
+            let mut lines: Vec<String> = run.stdout.lines().map(str::to_string).collect();
+            lines.sort_unstable();
+            match &rows {
+                Some(first) if *first != lines => return Err("rows changed between runs".into()),
+                Some(_) => {}
+                None => rows = Some(lines),
+            }
+        }
+        Ok(Measured {
+            median: common::median(times),
+            peak_kib,
+            rows: rows.unwrap_or_default(),
         })
     }
 
-    /// Runs `query` as `EXPLAIN ANALYZE` and counts the spill files it
-    /// shows.
+    /// Runs `query` as `EXPLAIN ANALYZE` under `limit` and counts the
+    /// spill files it shows.
     fn spill_files(&self, query: &Path, limit: Limit) -> Result<u64, String> {
-        let sql = explain_analyze(query)?;
-        let run = match limit {
-            Limit::Embedded(limit) => self.sql(&["--memory-limit", limit], &sql)?,
-            Limit::Workers(limit) => self.on_cluster(limit, &sql)?.0,
-        };
+        let (run, _) = self.run(&explain_analyze(query)?, &limit)?;
         Ok(spill_files(&run.stdout))
     }
 
-    /// Runs `sql` on a fresh cluster of two workers, each limited to
-    /// `limit` bytes (`None`: no limit); returns the client's run and the
-    /// peak of the larger worker in KiB.
-    fn on_cluster(&self, limit: Option<usize>, sql: &str) -> Result<(Run, u64), String> {
+    /// Runs `sql` once under `limit`; returns the client's run and the peak
+    /// in KiB: the `ffq sql` process's embedded, the larger worker's on a
+    /// cluster (a fresh one: two workers with one slot each).
+    fn run(&self, sql: &str, limit: &Limit) -> Result<(Run, u64), String> {
+        let workers = match limit {
+            Limit::Embedded(limit) => {
+                let run = self.sql(&["--memory-limit", limit], sql)?;
+                let peak = run.peak_kib;
+                return Ok((run, peak));
+            }
+            Limit::Workers(limit) => *limit,
+        };
         let cluster = self
             .runtime
             .block_on(
                 ProcessCluster::builder(&self.bin)
                     .workers(2)
                     .slots(1)
-                    .worker_memory_limit(limit)
+                    .worker_memory_limit(workers)
                     .start(),
             )
             .map_err(|e| format!("start the cluster: {e}"))?;
@@ -212,34 +223,6 @@ impl Bench {
             .max()
             .unwrap_or(0);
         Ok((run, peak))
-    }
-
-    /// Runs `self.runs` times; `run` returns the run and the peak to count
-    /// instead of the process's own (the cluster's workers).
-    fn measure(
-        &self,
-        mut run: impl FnMut() -> Result<(Run, Option<u64>), String>,
-    ) -> Result<Measured, String> {
-        let mut times = Vec::new();
-        let mut peak_kib = 0;
-        let mut rows: Option<Vec<String>> = None;
-        for _ in 0..self.runs {
-            let (out, peak) = run()?;
-            times.push(out.elapsed);
-            peak_kib = peak_kib.max(peak.unwrap_or(out.peak_kib));
-            let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
-            lines.sort_unstable();
-            match &rows {
-                Some(first) if *first != lines => return Err("rows changed between runs".into()),
-                Some(_) => {}
-                None => rows = Some(lines),
-            }
-        }
-        Ok(Measured {
-            median: common::median(times),
-            peak_kib,
-            rows: rows.unwrap_or_default(),
-        })
     }
 
     /// `/usr/bin/time -v ffq sql --table ... FLAGS QUERY`.
