@@ -79,7 +79,8 @@ fn main() {
     println!(
         "TPC-H SF {}, Parquet, {} partitions, {} run(s) per cell (median time, highest peak); \
          embedded: --memory-limit {}; cluster: 2 workers with 1 slot, --memory-limit {} each, \
-         peak of the larger worker; binary {}\n",
+         peak of the larger worker; binary {}; ✓/✗: peak RSS limited ≤ {RSS_TARGET} × the limit, \
+         ratio ≤ {TIME_TARGET}\n",
         settings.sf,
         bench.partitions,
         bench.runs,
