@@ -104,9 +104,15 @@ impl BenchSettings {
     /// `FFQ_BENCH_QUERIES` (1,3,5,6,9,10,12,18), `FFQ_BENCH_DIR`
     /// (/var/tmp/ffq-bench/sf<SF>); the data is written if missing.
     pub fn from_env() -> Self {
-        let sf: f64 = env_or("FFQ_BENCH_SF", 1.0);
+        Self::from_env_or(1.0, 3, "1,3,5,6,9,10,12,18")
+    }
+
+    /// [`BenchSettings::from_env`] with other defaults for the scale
+    /// factor, the runs and the queries.
+    pub fn from_env_or(sf: f64, runs: usize, queries: &str) -> Self {
+        let sf: f64 = env_or("FFQ_BENCH_SF", sf);
         let queries = std::env::var("FFQ_BENCH_QUERIES")
-            .unwrap_or_else(|_| "1,3,5,6,9,10,12,18".into())
+            .unwrap_or_else(|_| queries.into())
             .split(',')
             .filter_map(|q| q.trim().parse().ok())
             .collect();
@@ -116,7 +122,7 @@ impl BenchSettings {
         ensure_tpch_parquet(sf, &dir);
         BenchSettings {
             sf,
-            runs: env_or("FFQ_BENCH_RUNS", 3),
+            runs: env_or("FFQ_BENCH_RUNS", runs),
             partitions: env_or("FFQ_BENCH_PARTITIONS", 2),
             queries,
             dir,

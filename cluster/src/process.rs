@@ -64,6 +64,9 @@ pub struct NodeSpec {
     pub slots: Option<u32>,
     /// The zenoh lease of the node's session (zenoh's default if unset).
     pub lease: Option<Duration>,
+    /// A worker's memory limit in bytes, `Some(None)` for no limit (the
+    /// binary's default if unset).
+    pub memory_limit: Option<Option<usize>>,
 }
 
 /// Where a worker listens: any free loopback port.
@@ -80,6 +83,10 @@ impl NodeSpec {
                 args.extend(["--listen".into(), WORKER_LISTEN.into()]);
                 if let Some(slots) = self.slots {
                     args.extend(["--slots".into(), slots.to_string()]);
+                }
+                if let Some(limit) = self.memory_limit {
+                    let limit = limit.map_or_else(|| "none".into(), |bytes| bytes.to_string());
+                    args.extend(["--memory-limit".into(), limit]);
                 }
             }
         }
@@ -110,6 +117,7 @@ impl NodeSpec {
             cluster: crate::config::DEFAULT_CLUSTER.to_string(),
             slots: None,
             lease: None,
+            memory_limit: None,
         };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
@@ -130,6 +138,14 @@ impl NodeSpec {
                     let slots = u32::try_from(number(value)?)
                         .map_err(|e| bad(format!("{flag} {value}: {e}")))?;
                     spec.slots = Some(slots);
+                }
+                (NodeRole::Worker, "--memory-limit") if value == "none" => {
+                    spec.memory_limit = Some(None);
+                }
+                (NodeRole::Worker, "--memory-limit") => {
+                    let bytes = usize::try_from(number(value)?)
+                        .map_err(|e| bad(format!("{flag} {value}: {e}")))?;
+                    spec.memory_limit = Some(Some(bytes));
                 }
                 (_, "--cluster") => spec.cluster = value.clone(),
                 (_, "--lease-ms") => spec.lease = Some(Duration::from_millis(number(value)?)),
@@ -175,6 +191,9 @@ impl NodeSpec {
                 if let Some(slots) = self.slots {
                     worker.slots = slots;
                 }
+                if let Some(limit) = self.memory_limit {
+                    worker.memory_limit = limit;
+                }
                 let _worker = Worker::start(worker).await?;
                 std::future::pending::<()>().await;
             }
@@ -190,6 +209,7 @@ pub struct ProcessClusterBuilder {
     workers: usize,
     slots: Option<u32>,
     lease: Option<Duration>,
+    memory_limit: Option<Option<usize>>,
     cluster: Option<String>,
     log_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
@@ -206,6 +226,13 @@ impl ProcessClusterBuilder {
     /// Slots of every worker (default: the program's).
     pub fn slots(mut self, n: u32) -> Self {
         self.slots = Some(n);
+        self
+    }
+
+    /// The memory limit of every worker in bytes, `None` for no limit
+    /// (default: the program's).
+    pub fn worker_memory_limit(mut self, limit: Option<usize>) -> Self {
+        self.memory_limit = Some(limit);
         self
     }
 
@@ -255,6 +282,7 @@ impl ProcessClusterBuilder {
             cluster: name.clone(),
             slots: self.slots,
             lease: self.lease,
+            memory_limit: self.memory_limit.filter(|_| role == NodeRole::Worker),
         };
         let mut cluster = ProcessCluster {
             name: name.clone(),
@@ -338,6 +366,7 @@ impl ProcessCluster {
             workers: 2,
             slots: None,
             lease: None,
+            memory_limit: None,
             cluster: None,
             log_dir: None,
             env: Vec::new(),
@@ -358,6 +387,15 @@ impl ProcessCluster {
     /// The config a client connects with.
     pub fn client_config(&self) -> Result<ClusterConfig> {
         ClusterConfig::new(self.endpoint.clone()).with_cluster(&self.name)
+    }
+
+    /// The process ids of the workers.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter(|node| node.role == NodeRole::Worker)
+            .map(|node| node.child.id())
+            .collect()
     }
 
     /// Fails if a node's process has exited.
@@ -412,14 +450,20 @@ mod tests {
             cluster: "c1".into(),
             slots: Some(3),
             lease: Some(Duration::from_millis(1500)),
+            memory_limit: Some(Some(1 << 30)),
+        };
+        let unlimited = NodeSpec {
+            memory_limit: Some(None),
+            ..worker.clone()
         };
         let coordinator = NodeSpec {
             role: NodeRole::Coordinator,
             slots: None,
             lease: None,
+            memory_limit: None,
             ..worker.clone()
         };
-        for spec in [worker, coordinator] {
+        for spec in [worker, unlimited, coordinator] {
             let parsed = NodeSpec::parse(&spec.args()).unwrap().unwrap();
             assert_eq!(parsed, spec);
         }

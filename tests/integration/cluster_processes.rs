@@ -6,11 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ffq::cluster::process::free_port;
+use ffq::cluster::process::{free_port, ProcessCluster};
 use ffq::cluster::protocol::ClusterStatus;
 use ffq::Engine;
 
-use crate::common::ffq_binary::{ffq, ffq_process_cluster};
+use crate::common::ffq_binary::{ffq, ffq_process_cluster, FFQ};
 use crate::common::{
     check_parity, compare_rows, normalize, output_order, tpch_cluster_engine, tpch_engine,
     tpch_query, OutputOrder,
@@ -190,6 +190,19 @@ fn ffq_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// What `ffq status` prints for `cluster`.
+fn ffq_status(cluster: &ProcessCluster) -> String {
+    let (ok, status, err) = ffq_cli(&[
+        "status",
+        "--connect",
+        cluster.endpoint(),
+        "--cluster",
+        cluster.name(),
+    ]);
+    assert!(ok, "{err}");
+    status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() {
     let cluster = ffq_process_cluster(2, 2, 10_000).await;
@@ -213,14 +226,7 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
     assert_eq!(distributed, embedded);
     assert_eq!(distributed.lines().count(), 6, "{distributed}");
 
-    let (ok, status, err) = ffq_cli(&[
-        "status",
-        "--connect",
-        cluster.endpoint(),
-        "--cluster",
-        cluster.name(),
-    ]);
-    assert!(ok, "{err}");
+    let status = ffq_status(&cluster);
     assert!(status.contains("workers: 2 alive"), "{status}");
     assert!(status.contains("submitted=1"), "{status}");
 
@@ -241,4 +247,25 @@ async fn cli_sql_connect_prints_what_embedded_prints_and_status_lists_workers() 
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_run_with_the_memory_limit_the_cluster_gives_them() {
+    for (limit, shown) in [(Some(48 << 20), "/48.0MiB "), (None, "/unlimited ")] {
+        let cluster = ProcessCluster::builder(FFQ)
+            .workers(2)
+            .slots(1)
+            .worker_memory_limit(limit)
+            .start()
+            .await
+            .unwrap();
+        let pids = cluster.worker_pids();
+        assert_eq!(pids.len(), 2);
+        for pid in pids {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            assert!(status.contains("VmHWM:"), "{status}");
+        }
+        let status = ffq_status(&cluster);
+        assert_eq!(status.matches(shown).count(), 2, "{status}");
+    }
 }
