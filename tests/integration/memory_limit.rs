@@ -5,37 +5,22 @@
 //! operator and the limit; under a generous limit they return the same rows
 //! as without one.
 
-use std::path::Path;
-use std::time::Duration;
-
-use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 
-use ffq::cluster::SchedulerConfig;
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::Engine;
 
 use crate::common::differential::{check_all, check_same};
 use crate::common::ffq_binary::ffq;
+use crate::common::spill::{
+    assert_spill_dir_empty, explain_analyze, limited_local_cluster, spilled, tpch_limited_engine,
+};
 use crate::common::{assert_no_failures, oracle_ctx, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
 
 fn limited_engine(partitions: usize, limit: usize) -> Engine {
-    spilling_engine(partitions, limit, None)
-}
-
-/// [`limited_engine`] spilling to `spill_dir` (`None`: the temp dir).
-fn spilling_engine(partitions: usize, limit: usize, spill_dir: Option<&Path>) -> Engine {
-    let engine = Engine::with_config(EngineConfig {
-        target_partitions: partitions,
-        batch_size: 8192,
-        memory_limit: Some(limit),
-        spill_dir: spill_dir.map(Path::to_path_buf),
-    });
-    engine
-        .register_tpch(SF)
-        .unwrap_or_else(|e| panic!("register_tpch({SF}): {e}"));
-    engine
+    tpch_limited_engine(SF, partitions, limit, None)
 }
 
 /// Operators that reserve memory: one of them must be named.
@@ -47,28 +32,6 @@ const STATEFUL: [&str; 6] = [
     "NestedLoopJoin (node ",
     "SetOperation (node ",
 ];
-
-/// The `EXPLAIN ANALYZE` text of `sql`.
-async fn explain_analyze(engine: &Engine, sql: &str) -> String {
-    let batches = match engine.sql(&format!("EXPLAIN ANALYZE {sql}")).await {
-        Ok(df) => df.collect().await,
-        Err(e) => Err(e),
-    }
-    .unwrap_or_else(|e| panic!("EXPLAIN ANALYZE: {e}"));
-    let mut text = String::new();
-    for b in batches {
-        let plans = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap_or_else(|| panic!("EXPLAIN ANALYZE plan column"));
-        for i in 0..b.num_rows() {
-            text.push_str(plans.value(i));
-            text.push('\n');
-        }
-    }
-    text
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_under_a_tiny_limit_spills_aggregates_or_fails_with_resources_exhausted() {
@@ -142,21 +105,6 @@ const SPILLING_JOINS: [&str; 6] = [
      (SELECT o_custkey FROM orders WHERE o_orderstatus = 'O')",
 ];
 
-/// The plan text of an `EXPLAIN ANALYZE` result.
-fn analyzed_plan(batches: &[arrow::array::RecordBatch]) -> String {
-    use arrow::array::{Array, StringArray};
-    let mut text = String::new();
-    for b in batches {
-        if let Some(plans) = b.column(1).as_any().downcast_ref::<StringArray>() {
-            for i in 0..plans.len() {
-                text.push_str(plans.value(i));
-                text.push('\n');
-            }
-        }
-    }
-    text
-}
-
 const JOIN_SPILL_LIMIT: usize = 32 << 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,17 +115,9 @@ async fn joins_spill_under_a_small_limit_and_return_the_same_rows() {
         let engine = limited_engine(partitions, JOIN_SPILL_LIMIT);
         failures.extend(check_all(&SPILLING_JOINS, &engine, &ctx).await);
         for sql in SPILLING_JOINS {
-            let batches = match engine.sql(&format!("EXPLAIN ANALYZE {sql}")).await {
-                Ok(df) => df.collect().await,
-                Err(e) => Err(e),
-            }
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let text = analyzed_plan(&batches);
-            let join = text
-                .lines()
-                .find(|l| l.contains("HashJoin") && l.contains(" spill_files="));
+            let text = explain_analyze(&engine, sql).await;
             assert!(
-                join.is_some(),
+                spilled(&text, "HashJoin"),
                 "{sql} (partitions {partitions}): the join did not spill:\n{text}"
             );
         }
@@ -209,54 +149,22 @@ async fn sort_larger_than_the_limit_spills_and_returns_the_same_rows() {
     for partitions in [1, 2] {
         let want = collect(&tpch_engine(SF, partitions), sql).await;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let engine = spilling_engine(partitions, limit, Some(dir.path()));
+        let engine = tpch_limited_engine(SF, partitions, limit, Some(dir.path()));
         let got = collect(&engine, sql).await;
         assert_eq!(concat(&got), concat(&want), "partitions {partitions}");
-        let analyzed = collect(&engine, &format!("EXPLAIN ANALYZE {sql}")).await;
-        let plan = analyzed[0]
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .map(|plans| plans.value(0).to_string())
-            .unwrap_or_default();
+        let plan = explain_analyze(&engine, sql).await;
         let sort = plan
             .lines()
             .find(|l| l.trim_start().starts_with("Sort:"))
             .unwrap_or_else(|| panic!("no Sort in {plan}"));
         assert!(sort.contains(" spilled="), "{plan}");
-        // The query's directory goes with its operators, which tasks may
-        // drop a moment after the last batch.
-        let mut left = Vec::new();
-        for _ in 0..200 {
-            left = std::fs::read_dir(dir.path())
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            if left.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(left.is_empty(), "spill files left: {left:?}");
+        assert_spill_dir_empty(dir.path(), &format!("the sort, partitions {partitions}")).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_run_tasks_under_their_limit() {
-    let mut cluster = LocalCluster::builder()
-        .workers(0)
-        .scheduler(SchedulerConfig {
-            backoff_base: Duration::from_millis(10),
-            ..SchedulerConfig::default()
-        })
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("cluster: {e}"));
-    for _ in 0..2 {
-        cluster
-            .add_worker_with(|w| w.memory_limit = Some(4096))
-            .await
-            .unwrap_or_else(|e| panic!("worker: {e}"));
-    }
+    let cluster = limited_local_cluster(4096, None).await;
     let engine = tpch_cluster_engine(cluster.client_config(), SF, 2).await;
     // q3: joins and aggregates run on the workers.
     let result = match engine.sql(&tpch_query(3)).await {

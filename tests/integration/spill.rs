@@ -6,14 +6,15 @@
 //! dropped stream.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use arrow::array::{Array, StringArray};
-use ffq::cluster::SchedulerConfig;
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, EngineConfig};
 use futures::StreamExt;
 
 use crate::common::differential::{assert_no_failures, check_parity};
+use crate::common::spill::{
+    assert_spill_dir_empty as assert_empty, explain_analyze as analyze, leftovers,
+    limited_local_cluster, spilled, tpch_limited_engine,
+};
 use crate::common::{tpch_engine, tpch_query};
 
 const SF: f64 = 0.1;
@@ -24,72 +25,13 @@ const BIG_SORT: &str = "SELECT l_orderkey, l_linenumber, l_comment FROM lineitem
                         ORDER BY l_comment, l_orderkey, l_linenumber";
 
 fn limited_engine(partitions: usize, spill_dir: &Path) -> Engine {
-    let engine = Engine::with_config(EngineConfig {
-        target_partitions: partitions,
-        batch_size: 8192,
-        memory_limit: Some(LIMIT),
-        spill_dir: Some(spill_dir.to_path_buf()),
-    });
-    engine
-        .register_tpch(SF)
-        .unwrap_or_else(|e| panic!("register_tpch({SF}): {e}"));
-    engine
+    tpch_limited_engine(SF, partitions, LIMIT, Some(spill_dir))
 }
 
-/// The entries of `dir` (spill directories of queries still held).
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits up to 10 s for `dir` to be empty (tasks of a dropped stream end
-/// asynchronously), then asserts it.
-async fn assert_empty(dir: &Path, after: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !leftovers(dir).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        leftovers(dir),
-        Vec::<String>::new(),
-        "spill files after {after}"
-    );
-}
-
-/// The `EXPLAIN ANALYZE` text of `sql`.
-async fn analyze(engine: &Engine, sql: &str) -> String {
-    let batches = engine
-        .sql(&format!("EXPLAIN ANALYZE {sql}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut text = String::new();
-    for b in batches {
-        let plans = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap_or_else(|| panic!("plan column is not text"));
-        for i in 0..plans.len() {
-            text.push_str(plans.value(i));
-            text.push('\n');
-        }
-    }
-    text
-}
-
-/// Asserts that an operator line starting with `operator` spilled.
+/// Asserts that an operator line containing `operator` spilled.
 fn assert_spilled(plan: &str, operator: &str, what: &str) {
     assert!(
-        plan.lines()
-            .any(|l| l.trim_start().starts_with(operator) && l.contains(" spill_files=")),
+        spilled(plan, operator),
         "{what}: no {operator} line spilled in\n{plan}"
     );
 }
@@ -167,25 +109,7 @@ async fn spill_files_are_removed_after_an_error_and_a_dropped_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tpch_under_16_mib_per_worker_returns_the_unlimited_rows() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut cluster = LocalCluster::builder()
-        .workers(0)
-        .scheduler(SchedulerConfig {
-            backoff_base: Duration::from_millis(10),
-            ..SchedulerConfig::default()
-        })
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("cluster: {e}"));
-    for _ in 0..2 {
-        let spill_dir = dir.path().to_path_buf();
-        cluster
-            .add_worker_with(move |w| {
-                w.memory_limit = Some(LIMIT);
-                w.spill_dir = spill_dir.clone();
-            })
-            .await
-            .unwrap_or_else(|e| panic!("worker: {e}"));
-    }
+    let cluster = limited_local_cluster(LIMIT, Some(dir.path())).await;
     let client = Engine::connect_with_config(
         cluster.client_config(),
         EngineConfig {

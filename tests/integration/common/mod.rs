@@ -17,6 +17,7 @@ pub mod ffq_binary;
 pub mod fixture;
 pub mod order;
 pub mod rows;
+pub mod spill;
 
 pub use compare::{compare_rows, compare_schemas};
 pub use data::{lineitem_batch_time, tpch_query, warm_up_tpchgen};
