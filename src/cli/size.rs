@@ -9,7 +9,9 @@ pub struct MemoryLimit(pub Option<usize>);
 pub fn parse_memory_limit(text: &str) -> Result<MemoryLimit, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "none" | "unlimited" => Ok(MemoryLimit(None)),
-        _ => parse_size(text).map(|b| MemoryLimit(Some(b))),
+        _ => parse_size(text)
+            .map(|b| MemoryLimit(Some(b)))
+            .map_err(|e| format!("{e} (or `none` for no limit)")),
     }
 }
 
@@ -63,7 +65,8 @@ mod tests {
         assert_eq!(parse_memory_limit("none"), Ok(MemoryLimit(None)));
         assert_eq!(parse_memory_limit("Unlimited"), Ok(MemoryLimit(None)));
         assert_eq!(parse_memory_limit("2GiB"), Ok(MemoryLimit(Some(2 << 30))));
-        assert!(parse_memory_limit("lots").is_err());
+        let err = parse_memory_limit("lots").err().unwrap_or_default();
+        assert!(err.ends_with("(or `none` for no limit)"), "{err}");
     }
 
     #[test]

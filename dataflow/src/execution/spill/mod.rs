@@ -76,6 +76,12 @@ impl SpillArea {
         if let Some(d) = dir.as_ref() {
             return Ok(Arc::clone(d));
         }
+        if self.base.exists() && !self.base.is_dir() {
+            return Err(DataflowError::Execution(format!(
+                "spilling: the spill directory {} is not a directory",
+                self.base.display()
+            )));
+        }
         std::fs::create_dir_all(&self.base).map_err(|e| spill_error(&self.base, "creating", e))?;
         let made = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
@@ -421,6 +427,21 @@ mod tests {
             .column(0)
             .to_data()
             .ptr_eq(&compact.column(0).to_data()));
+    }
+
+    #[test]
+    fn a_spill_dir_that_is_a_file_is_a_clear_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let area = SpillArea::new(file.path().to_path_buf());
+        let b = batch(vec![1]);
+        let err = area.writer(&b.schema(), None).err().map(|e| e.to_string());
+        assert_eq!(
+            err,
+            Some(format!(
+                "execution error: spilling: the spill directory {} is not a directory",
+                file.path().display()
+            ))
+        );
     }
 
     #[test]
