@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use ffq_dataflow::error::{DataflowError, Result as DfResult};
 use ffq_dataflow::exchange::StageInputs;
+use ffq_dataflow::execution::MemoryPool;
 use ffq_dataflow::stream::SendableRecordBatchStream;
 use ffq_transport::zenoh_exchange::{
     fetch_partition_with, merge_fetches, AttemptRef, ClusterId, DataKey, FetchOptions, FetchStats,
@@ -46,6 +47,14 @@ impl ZenohStageInputs {
             },
             stats: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same inputs, each fetch reserving its buffered replies in `pool`
+    /// (see `ffq_transport`'s fetch module): a worker's fetches count
+    /// against its memory limit.
+    pub fn with_memory_pool(mut self, pool: Arc<dyn MemoryPool>) -> Self {
+        self.options.memory_pool = Some(pool);
+        self
     }
 
     /// Frames of other attempts dropped by the fetches so far.

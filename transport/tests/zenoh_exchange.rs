@@ -203,6 +203,49 @@ async fn three_partitions_round_trip_with_slicing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_reserves_its_replies_in_the_memory_pool() {
+    let pair = pair(OutputStore::default(), ServeOptions::default()).await;
+    let task = attempt("qm", 1, 0, 0);
+    let mut writer = ZenohPartitionWriter::new(&pair.store, task.clone(), 1, schema()).unwrap();
+    let mut written = Vec::new();
+    for i in 0..40 {
+        // About 6 MiB in all, more than one get's budget under the limit.
+        let b = batch(2_000, i, 60);
+        use ffq_dataflow::exchange::PartitionWriter;
+        writer.send(0, Ok(b.clone())).await.unwrap();
+        written.push(b);
+    }
+    writer.finish().unwrap();
+    let total: usize = written.iter().map(|b| b.get_array_memory_size()).sum();
+    assert!(total > 3 << 20, "{total} bytes");
+
+    // A 64 MiB limit: gets of at most a 64th of it, 1 MiB, each reserved.
+    let pool = ffq_dataflow::execution::memory_pool(Some(64 << 20));
+    let options = FetchOptions {
+        memory_pool: Some(Arc::clone(&pool)),
+        ..FetchOptions::default()
+    };
+    let mut fetch = fetch_partition_with(&pair.consumer, &pair.key(&task, 0), options);
+    let stats = fetch.stats();
+    let mut got = vec![fetch.next().await.unwrap().unwrap()];
+    assert_eq!(pool.reserved(), 1 << 20, "the budget of the get in flight");
+    while let Some(b) = fetch.next().await {
+        got.push(b.unwrap());
+    }
+    assert_eq!(got, written);
+    assert!(stats.gets() >= 3, "{} gets of 1 MiB", stats.gets());
+    drop(fetch);
+    assert_eq!(pool.reserved(), 0, "a finished fetch holds nothing");
+
+    // Without a pool the server's 32 MiB budget takes it in one get.
+    let fetch = fetch_partition(&pair.consumer, &pair.key(&task, 0));
+    let stats = fetch.stats();
+    assert_eq!(collect(fetch).await.unwrap(), written);
+    assert_eq!(stats.gets(), 1);
+    pair.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_errors_clearly() {
     let pair = pair(OutputStore::default(), ServeOptions::default()).await;
     let key = pair.key(&attempt("nope", 3, 4, 5), 6);

@@ -88,12 +88,15 @@ impl Shared {
             DataflowError::Internal("the root stage runs in the client, not on a worker".into())
         })?;
         let tables = self.tables_for(a).await?;
-        let inputs = Arc::new(ZenohStageInputs::new(
-            self.session.clone(),
-            self.cluster.clone(),
-            a.query.clone(),
-            a.inputs.clone(),
-        ));
+        let inputs = Arc::new(
+            ZenohStageInputs::new(
+                self.session.clone(),
+                self.cluster.clone(),
+                a.query.clone(),
+                a.inputs.clone(),
+            )
+            .with_memory_pool(Arc::clone(&self.memory_pool)),
+        );
         let config = ExecConfig {
             batch_size: a.batch_size,
             memory_pool: Arc::clone(&self.memory_pool),

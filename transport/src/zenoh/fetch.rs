@@ -9,6 +9,13 @@
 //! [`FetchOptions::max_reply_bytes`]), and the next get is only issued once
 //! the batches of the previous one were taken. A consumer reading many
 //! partitions at once buffers up to one budget per partition.
+//!
+//! With a memory pool ([`FetchOptions::memory_pool`]), each fetch reserves
+//! the budget of its get in flight, unspillable (the replies arrive whether
+//! or not the pool has room): under a limit the budget shrinks to what the
+//! pool grants, down to [`MIN_REPLY_BYTES`], and to a 64th of the limit at
+//! most, so that the operators reading the fetches see what is buffered
+//! for them and spill earlier instead of the process exceeding its limit.
 
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -21,6 +28,7 @@ use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
 use ffq_dataflow::error::{DataflowError, Result as DfResult};
+use ffq_dataflow::execution::{memory_limit, MemoryConsumer, MemoryPool, MemoryReservation};
 use ffq_dataflow::stream::{boxed, SendableRecordBatchStream};
 use futures::Stream;
 use zenoh::bytes::ZBytes;
@@ -31,7 +39,11 @@ use zenoh::Session;
 use super::error::TransportError;
 use super::frame::{Frame, StreamVerifier, Verified};
 use super::keys::DataKey;
-use super::serve::{FROM_PARAM, MAX_BYTES_PARAM};
+use super::serve::{DEFAULT_MAX_REPLY_BYTES, FROM_PARAM, MAX_BYTES_PARAM};
+
+/// The smallest per-get budget a fetch asks for under memory pressure:
+/// smaller gets would cost more round trips than the memory they save.
+pub const MIN_REPLY_BYTES: usize = 1 << 20;
 
 /// How a partition is fetched.
 #[derive(Debug, Clone)]
@@ -46,6 +58,9 @@ pub struct FetchOptions {
     /// Bytes one get may return at most (the server's bound applies too):
     /// bounds what this fetch buffers. `None`: the server's bound.
     pub max_reply_bytes: Option<usize>,
+    /// The pool in which the budget of the get in flight is reserved
+    /// (see the module doc). `None`: nothing is reserved.
+    pub memory_pool: Option<Arc<dyn MemoryPool>>,
 }
 
 impl Default for FetchOptions {
@@ -54,6 +69,7 @@ impl Default for FetchOptions {
             get_timeout: Duration::from_secs(30),
             any_attempt: false,
             max_reply_bytes: None,
+            memory_pool: None,
         }
     }
 }
@@ -165,12 +181,21 @@ pub fn fetch_partition_with(
             .into()
         }
     };
+    let reservation = options.memory_pool.as_ref().map(|pool| {
+        let reservation = MemoryConsumer::new(format!("fetch of {}", key.stream)).register(pool);
+        (reservation, memory_limit(pool.as_ref()))
+    });
     let inner = async_stream::stream! {
+        let reservation = reservation;
         let mut verifier = StreamVerifier::new(expected);
         'gets: loop {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
             let mut selector = format!("{ask}?{FROM_PARAM}={}", verifier.next_seq());
-            if let Some(max) = options.max_reply_bytes {
+            let budget = match &reservation {
+                Some((r, limit)) => Some(reserve_budget(r, *limit, options.max_reply_bytes)),
+                None => options.max_reply_bytes,
+            };
+            if let Some(max) = budget {
                 selector.push_str(&format!(";{MAX_BYTES_PARAM}={max}"));
             }
             counters.gets.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +282,33 @@ pub fn fetch_partition_with(
         key: key.clone(),
         stats,
         inner: Box::pin(inner),
+    }
+}
+
+/// Reserves the budget of the next get in `reservation` and returns it:
+/// `wanted` (the server's default if `None`), at most a 64th of the pool's
+/// `limit`, halved while the pool refuses it, and [`MIN_REPLY_BYTES`] granted
+/// in any case (a fetch must make progress; the operators that read it
+/// spill to make room).
+fn reserve_budget(
+    reservation: &MemoryReservation,
+    limit: Option<usize>,
+    wanted: Option<usize>,
+) -> usize {
+    let mut budget = wanted.unwrap_or(DEFAULT_MAX_REPLY_BYTES);
+    if let Some(limit) = limit {
+        budget = budget.min(limit / 64);
+    }
+    let mut budget = budget.max(MIN_REPLY_BYTES);
+    loop {
+        if reservation.try_resize(budget).is_ok() {
+            return budget;
+        }
+        if budget <= MIN_REPLY_BYTES {
+            reservation.resize(MIN_REPLY_BYTES);
+            return MIN_REPLY_BYTES;
+        }
+        budget = (budget / 2).max(MIN_REPLY_BYTES);
     }
 }
 

@@ -49,12 +49,15 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            max_reply_bytes: 32 << 20,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             idle_wait: Duration::from_millis(1000),
             max_get_time: Duration::from_secs(5),
         }
     }
 }
+
+/// What one get returns at most by default, in bytes.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 32 << 20;
 
 /// The selector parameter naming the first frame wanted.
 pub const FROM_PARAM: &str = "from";

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
@@ -135,12 +135,41 @@ pub async fn collect_batch(
     })
 }
 
-/// Concatenates batches into one batch of `schema`.
+/// Concatenates batches into one batch of `schema`, one column at a time,
+/// dropping each input column once it is copied: while it runs, the copy
+/// needs room for the held batches and one more column, not for all of the
+/// batches twice (a build side is most of what a join holds).
 pub fn concat(schema: &SchemaRef, mut batches: Vec<RecordBatch>) -> Result<RecordBatch> {
     if batches.len() == 1 {
         if let Some(b) = batches.pop() {
             return rebind(schema, b.columns().to_vec(), b.num_rows());
         }
     }
-    Ok(arrow::compute::concat_batches(schema, &batches)?)
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(Arc::clone(schema)));
+    }
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut by_column: Vec<Vec<ArrayRef>> = (0..schema.fields().len())
+        .map(|_| Vec::with_capacity(batches.len()))
+        .collect();
+    for batch in batches {
+        let (_, columns, _) = batch.into_parts();
+        if columns.len() != by_column.len() {
+            return Err(DataflowError::Internal(format!(
+                "concatenating a batch of {} columns into {} columns",
+                columns.len(),
+                by_column.len()
+            )));
+        }
+        for (parts, column) in by_column.iter_mut().zip(columns) {
+            parts.push(column);
+        }
+    }
+    let mut columns = Vec::with_capacity(by_column.len());
+    for parts in by_column.iter_mut() {
+        let parts = std::mem::take(parts);
+        let arrays: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        columns.push(arrow::compute::concat(&arrays)?);
+    }
+    rebind(schema, columns, rows)
 }
