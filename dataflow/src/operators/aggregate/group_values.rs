@@ -198,9 +198,16 @@ pub(crate) struct RowGroups {
     hasher: DefaultHashBuilder,
     /// The encoded rows of the current batch.
     scratch: Rows,
-    /// With float keys: the key row each group was first seen with, by
-    /// group index, and the current batch's rows as given.
-    originals: Option<(Rows, Rows)>,
+    /// With float keys: the key rows as given.
+    originals: Option<Box<FirstSeen>>,
+}
+
+/// The key rows of groups with float keys as given (not canonical).
+struct FirstSeen {
+    /// The key row each group was first seen with, by group index.
+    groups: Rows,
+    /// The current batch's key rows.
+    batch: Rows,
 }
 
 impl RowGroups {
@@ -213,10 +220,12 @@ impl RowGroups {
         )?;
         let rows = converter.empty_rows(0, 0);
         let scratch = converter.empty_rows(0, 0);
-        let originals = key_types
-            .iter()
-            .any(needs_canonical)
-            .then(|| (converter.empty_rows(0, 0), converter.empty_rows(0, 0)));
+        let originals = key_types.iter().any(needs_canonical).then(|| {
+            Box::new(FirstSeen {
+                groups: converter.empty_rows(0, 0),
+                batch: converter.empty_rows(0, 0),
+            })
+        });
         Ok(RowGroups {
             converter,
             rows,
@@ -233,9 +242,9 @@ impl RowGroups {
         self.scratch.clear();
         self.converter
             .append(&mut self.scratch, &canonical_keys(keys))?;
-        if let Some((_, given)) = &mut self.originals {
-            given.clear();
-            self.converter.append(given, keys)?;
+        if let Some(first_seen) = &mut self.originals {
+            first_seen.batch.clear();
+            self.converter.append(&mut first_seen.batch, keys)?;
         }
         Ok(())
     }
@@ -289,8 +298,8 @@ impl GroupValues for RowGroups {
                 None => {
                     let id = rows.num_rows();
                     rows.push(row);
-                    if let Some((first_seen, given)) = originals {
-                        first_seen.push(given.row(i));
+                    if let Some(first_seen) = originals {
+                        first_seen.groups.push(first_seen.batch.row(i));
                     }
                     table.insert_unique(h, (h, id), |&(gh, _)| gh);
                     id
@@ -305,7 +314,7 @@ impl GroupValues for RowGroups {
         let originals = self
             .originals
             .as_ref()
-            .map_or(0, |(first_seen, given)| first_seen.size() + given.size());
+            .map_or(0, |f| f.groups.size() + f.batch.size());
         self.rows.size()
             + self.scratch.size()
             + originals
@@ -318,9 +327,9 @@ impl GroupValues for RowGroups {
 
     fn emit(&mut self) -> Result<Vec<ArrayRef>> {
         let emitted = match &mut self.originals {
-            Some((first_seen, _)) => {
-                let columns = self.converter.convert_rows(first_seen.iter())?;
-                first_seen.clear();
+            Some(first_seen) => {
+                let columns = self.converter.convert_rows(first_seen.groups.iter())?;
+                first_seen.groups.clear();
                 columns
             }
             None => self.converter.convert_rows(self.rows.iter())?,

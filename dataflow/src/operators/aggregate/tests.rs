@@ -1133,7 +1133,10 @@ fn float_keys_group_zeros_and_nans_together() {
         None,
     ]);
     let expected = vec!["-0|2", "1.5|1", "NULL|1", "NaN|2"];
-    assert_eq!(run_single(&keys, &aggs, &[input.clone()]), expected);
+    assert_eq!(
+        run_single(&keys, &aggs, std::slice::from_ref(&input)),
+        expected
+    );
     // The zeros and NaNs of different partial aggregates meet in the final.
     let parts = [
         vec![float_batch(vec![Some(-0.0), Some(nan), Some(1.5)])],
