@@ -71,8 +71,10 @@ impl<T: ArrowPrimitiveType> FloatMinMax<T> {
             _type: PhantomData,
         }
     }
+}
 
-    fn fold(
+impl<T: ArrowPrimitiveType + Send> GroupsAccumulator for FloatMinMax<T> {
+    fn update_batch(
         &mut self,
         values: &[ArrayRef],
         group_indices: &[usize],
@@ -110,18 +112,6 @@ impl<T: ArrowPrimitiveType> FloatMinMax<T> {
         }
         Ok(())
     }
-}
-
-impl<T: ArrowPrimitiveType + Send> GroupsAccumulator for FloatMinMax<T> {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> datafusion_common::Result<()> {
-        self.fold(values, group_indices, opt_filter, total_num_groups)
-    }
 
     fn merge_batch(
         &mut self,
@@ -129,7 +119,8 @@ impl<T: ArrowPrimitiveType + Send> GroupsAccumulator for FloatMinMax<T> {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> datafusion_common::Result<()> {
-        self.fold(values, group_indices, None, total_num_groups)
+        // A state is the value itself: merging is folding again.
+        self.update_batch(values, group_indices, None, total_num_groups)
     }
 
     /// The state of one row is its value, NULL where filtered out.

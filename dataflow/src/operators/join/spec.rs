@@ -51,18 +51,19 @@ impl JoinSpec {
             JoinType::RightSemi | JoinType::RightAnti => {
                 right_schema.fields().iter().map(|f| f.as_ref()).collect()
             }
-            JoinType::LeftMark => left_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref())
-                .chain([&mark])
-                .collect(),
-            JoinType::RightMark => right_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref())
-                .chain([&mark])
-                .collect(),
+            JoinType::LeftMark | JoinType::RightMark => {
+                let preserved = if join_type == JoinType::LeftMark {
+                    &left_schema
+                } else {
+                    &right_schema
+                };
+                preserved
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref())
+                    .chain([&mark])
+                    .collect()
+            }
         };
         if expected.len() != schema.fields().len() {
             return Err(DataflowError::Internal(format!(
