@@ -281,6 +281,16 @@ pub fn join_schema(left: &SchemaRef, right: &SchemaRef, join_type: JoinType) -> 
         }
         LeftSemi | LeftAnti => nullable(left.fields()),
         RightSemi | RightAnti => nullable(right.fields()),
+        LeftMark | RightMark => {
+            let side = if join_type == LeftMark { left } else { right };
+            let mut f = nullable(side.fields());
+            f.push(Field::new(
+                "mark",
+                arrow::datatypes::DataType::Boolean,
+                false,
+            ));
+            f
+        }
     };
     Arc::new(Schema::new(fields))
 }

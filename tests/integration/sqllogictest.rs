@@ -5,6 +5,9 @@
 //!   on FFQ; fails listing the failing files. Skipped files (records FFQ does not support)
 //!   are printed with their reason. `FFQ_SLT_DIR=DIR` runs another directory
 //!   (or file) instead; `FFQ_SLT_STRICT=1` counts skips as failures.
+//! - `sqllogictest_on_a_cluster`: the files of [`CLUSTER_FILES`] again on
+//!   an in-process cluster of 2 workers (memory tables are sent to the
+//!   workers; aggregates, joins and exchanges run distributed).
 //! - `cargo test --test integration sqllogictest::datafusion_oracle -- --ignored
 //!   --nocapture`: runs the same files on DataFusion (the expected outputs
 //!   were produced with it); records marked `skipif datafusion` are those
@@ -13,14 +16,17 @@
 //!   from DataFusion's results instead (review the diff!).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ffq::slt::{
-    batches_to_output, column_validator, run_file_on, run_slt_path, slt_files, ColType, FileReport,
-    FileStatus, SltOptions,
+    batches_to_output, column_validator, run_file_logged, run_file_on, run_slt_path, slt_files,
+    ColType, FfqDb, FileReport, FileStatus, PanicLog, SltError, SltOptions,
 };
-use ffq::EngineConfig;
+use ffq::{EngineConfig, LocalCluster};
+
+use crate::common::connect_engine;
 use sqllogictest::{AsyncDB, DBOutput, Runner};
 
 /// Files of tests/sql that are known to fail now, with the reason. The test
@@ -36,6 +42,17 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "the USING column of RIGHT/FULL joins is the left column, not \
          COALESCE(left, right) (DataFusion's planner)",
     ),
+];
+
+/// Files of tests/sql that also run on a 2-worker cluster: the promise is
+/// the same rows embedded and distributed, and these cover hash keys,
+/// partial/final aggregates and exchanges.
+const CLUSTER_FILES: &[&str] = &[
+    "distinct_aggregates_mixed.slt",
+    "float_zero_nan_keys.slt",
+    "mark_joins.slt",
+    "min_max_nan.slt",
+    "ordered_aggregates.slt",
 ];
 
 fn slt_dir() -> (PathBuf, bool) {
@@ -112,6 +129,40 @@ async fn sqllogictest() {
         fixed.is_empty(),
         "listed in KNOWN_FAILURES but did not fail (remove them from the list): {}",
         fixed.join(", ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqllogictest_on_a_cluster() {
+    let cluster = LocalCluster::start(2)
+        .await
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut failed = Vec::new();
+    for name in CLUSTER_FILES {
+        // A fresh engine per file, as embedded: the files' tables differ.
+        let engine = connect_engine(cluster.client_config(), 3, 8192).await;
+        let panics = PanicLog::default();
+        let log = Arc::clone(&panics);
+        let make = move || {
+            let db =
+                FfqDb::with_panic_log(engine.clone(), Duration::from_secs(120), Arc::clone(&log));
+            async move { Ok::<_, SltError>(db) }
+        };
+        let report = run_file_logged(&dir.join(name), make, true, panics).await;
+        println!("cluster: {}", report.summary_line());
+        if report.status != FileStatus::Passed {
+            for failure in &report.failures {
+                println!("{}", indent(failure));
+            }
+            failed.push(*name);
+        }
+    }
+    cluster.shutdown().await;
+    assert!(
+        failed.is_empty(),
+        "sqllogictest files failed on a cluster: {}",
+        failed.join(", ")
     );
 }
 

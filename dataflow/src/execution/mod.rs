@@ -12,12 +12,15 @@
 //! - [`QueryTasks`] (the query's task set) and [`catch_panic`];
 //! - [`Instrumented`], the wrapper `compile` puts around every operator: it
 //!   checks partition indices and counts rows, batches and time;
-//! - [`BatchBuilder`], the one place that coalesces small batches.
+//! - [`BatchBuilder`], the one place that coalesces small batches;
+//! - [`canonical_keys`]: float keys as hash-based operators see them
+//!   (`-0.0` is `0.0`, one NaN).
 //!
 //! Which operator a plan node becomes is decided in [`crate::compile`];
 //! running a compiled plan is [`crate::runner`].
 
 mod batch_builder;
+mod canonical_keys;
 pub(crate) mod context;
 mod instrumented;
 mod memory;
@@ -26,6 +29,7 @@ mod spill;
 mod tasks;
 
 pub use batch_builder::BatchBuilder;
+pub use canonical_keys::{canonical_key, canonical_keys, is_nan, needs_canonical};
 pub use context::{ExecConfig, QueryServices, TaskContext};
 pub use datafusion_execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 pub use instrumented::Instrumented;

@@ -149,6 +149,13 @@ pub enum JoinType {
     LeftAnti,
     RightSemi,
     RightAnti,
+    /// Every left row once, with one more Boolean column (the mark): true
+    /// when the row has a match, false when not (DataFusion's plan of
+    /// `EXISTS` / `IN (subquery)` inside `OR` or in the SELECT list).
+    LeftMark,
+    /// [`JoinType::LeftMark`] with the sides exchanged: every right row
+    /// once, with its mark.
+    RightMark,
 }
 
 impl JoinType {
@@ -157,8 +164,18 @@ impl JoinType {
     pub fn emits_unmatched_left(self) -> bool {
         matches!(
             self,
-            JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti
+            JoinType::Left
+                | JoinType::Full
+                | JoinType::LeftSemi
+                | JoinType::LeftAnti
+                | JoinType::LeftMark
         )
+    }
+
+    /// Whether the output ends with a mark column (see
+    /// [`JoinType::LeftMark`]).
+    pub fn is_mark(self) -> bool {
+        matches!(self, JoinType::LeftMark | JoinType::RightMark)
     }
 }
 

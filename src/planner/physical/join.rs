@@ -1,18 +1,21 @@
 //! Lowering of joins: equi-joins build on the smaller side (swapping the
 //! inputs, and projecting the columns back, when that is the right one),
 //! broadcast a small build side and otherwise hash-partition both sides on
-//! the keys; joins without equi keys become nested loop joins.
+//! the keys; joins without equi keys become nested loop joins. Mark joins
+//! (`EXISTS` / `IN` under `OR` or in the SELECT list) keep their outer
+//! side's rows: swapped, they build on the subquery and stream the outer
+//! rows (`RightMark`), which also lets a small subquery be broadcast.
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::NullEquality;
 use datafusion_expr::JoinType as LJoinType;
 use ffq_dataflow::expr::PhysExpr;
 use ffq_dataflow::plan::{JoinType, PhysicalPlan};
 
 use super::PhysicalPlanner;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::planner::exchange::{gather, hash_exchange};
 use crate::planner::expr::lower_expr;
 use crate::planner::stats::estimate_rows;
@@ -35,7 +38,8 @@ impl PhysicalPlanner<'_> {
             LJoinType::LeftAnti => JoinType::LeftAnti,
             LJoinType::RightSemi => JoinType::RightSemi,
             LJoinType::RightAnti => JoinType::RightAnti,
-            other => return Err(Error::NotSupported(format!("{other} join"))),
+            LJoinType::LeftMark => JoinType::LeftMark,
+            LJoinType::RightMark => JoinType::RightMark,
         };
         let left = self.lower(&j.left)?;
         let right = self.lower(&j.right)?;
@@ -172,6 +176,8 @@ impl JoinSide {
             JoinType::RightSemi => JoinType::LeftSemi,
             JoinType::LeftAnti => JoinType::RightAnti,
             JoinType::RightAnti => JoinType::LeftAnti,
+            JoinType::LeftMark => JoinType::RightMark,
+            JoinType::RightMark => JoinType::LeftMark,
         };
         let both_sides = matches!(
             self.join_type,
@@ -212,6 +218,16 @@ fn join_schema(s: &JoinSide) -> SchemaRef {
     let mut fields = match s.join_type {
         JoinType::LeftSemi | JoinType::LeftAnti => side(&s.left, false),
         JoinType::RightSemi | JoinType::RightAnti => side(&s.right, false),
+        JoinType::LeftMark | JoinType::RightMark => {
+            let preserved = if s.join_type == JoinType::LeftMark {
+                &s.left
+            } else {
+                &s.right
+            };
+            let mut f = side(preserved, false);
+            f.push(Field::new("mark", DataType::Boolean, false));
+            f
+        }
         _ => {
             let mut f = side(&s.left, pad_left);
             f.extend(side(&s.right, pad_right));

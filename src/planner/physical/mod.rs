@@ -4,7 +4,10 @@
 //! - scans get `target_partitions` partitions (Parquet: row groups dealt
 //!   over partitions; CSV: one partition per file; small TPC-H tables: one);
 //! - aggregates split into partial (per input partition) and final (after
-//!   a hash exchange on the group keys, or a gather without keys);
+//!   a hash exchange on the group keys, or a gather without keys), except
+//!   order-sensitive ones, which run in one stage after a gather; those
+//!   whose accumulators need their rows in order (`nth_value ... ORDER BY`)
+//!   read their input sorted;
 //! - equi-joins build on the smaller side (swapping inputs when that is the
 //!   right one), broadcast a small build side (`collect_left`), and
 //!   otherwise hash-partition both sides on the keys (`join.rs`);
@@ -21,17 +24,19 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::DFSchema;
 use datafusion_expr::logical_plan::{FetchType, SkipType};
 use datafusion_expr::LogicalPlan;
-use ffq_dataflow::expr::{AggExpr, PhysExpr};
+use ffq_dataflow::expr::{AggExpr, PhysExpr, SortExpr};
 use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::aggregate::grouping_ids;
 use ffq_dataflow::operators::parquet_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_splits;
 use ffq_dataflow::plan::{AggregateMode, Partitioning, PhysicalPlan, ScanSource};
 
+mod aggregate_order;
 mod join;
 
 pub use join::BROADCAST_MAX_ROWS;
 
+use self::aggregate_order::required_input_order;
 use super::exchange::gather;
 use super::expr::{group_keys, lower_aggregate, lower_expr, lower_exprs, lower_sort};
 use super::window;
@@ -83,20 +88,7 @@ impl PhysicalPlanner<'_> {
                     .iter()
                     .map(|e| lower_sort(e, s.input.schema()))
                     .collect::<Result<Vec<_>>>()?;
-                let sorted = PhysicalPlan::Sort {
-                    input: Box::new(input),
-                    order: order.clone(),
-                    fetch: s.fetch,
-                };
-                Ok(if sorted.output_partitions() > 1 {
-                    PhysicalPlan::SortPreservingMerge {
-                        input: Box::new(sorted),
-                        order,
-                        fetch: s.fetch,
-                    }
-                } else {
-                    sorted
-                })
+                Ok(sorted(input, order, s.fetch))
             }
             LogicalPlan::Limit(l) => {
                 let skip = match l.get_skip_type()? {
@@ -284,12 +276,13 @@ impl PhysicalPlanner<'_> {
         // sets the `__grouping_id` (as in the logical schema).
         let gk = g + usize::from(!grouping_sets.is_empty());
         let out = a.schema.as_ref();
-        let aggregates = a
+        let mut aggregates = a
             .aggr_expr
             .iter()
             .enumerate()
             .map(|(i, e)| lower_aggregate(e, in_df, out.field(gk + i).name()))
             .collect::<Result<Vec<AggExpr>>>()?;
+        let input_order = required_input_order(&mut aggregates, self.registry)?;
 
         // Output fields: group keys as evaluated (nullable in grouping sets,
         // which set keys to NULL), the grouping id, then aggregate results.
@@ -318,8 +311,14 @@ impl PhysicalPlanner<'_> {
         let order_sensitive = aggregates.iter().any(|a| !a.order_by.is_empty());
 
         if input.output_partitions() == 1 || order_sensitive {
+            // One stage: a partial/final split would merge states that
+            // order-sensitive accumulators cannot always order.
+            let input = match input_order {
+                Some(order) => sorted(input, order, None),
+                None => gather(input),
+            };
             return Ok(PhysicalPlan::Aggregate {
-                input: Box::new(gather(input)),
+                input: Box::new(input),
                 mode: AggregateMode::Single,
                 group_by,
                 grouping_sets,
@@ -397,6 +396,25 @@ impl PhysicalPlanner<'_> {
         Ok(Arc::new(Schema::new(
             self.expr_fields(exprs, input, logical)?,
         )))
+    }
+}
+
+/// `input` sorted by `order` into one partition (each partition sorted,
+/// then merged), at most `fetch` rows.
+fn sorted(input: PhysicalPlan, order: Vec<SortExpr>, fetch: Option<usize>) -> PhysicalPlan {
+    let sorted = PhysicalPlan::Sort {
+        input: Box::new(input),
+        order: order.clone(),
+        fetch,
+    };
+    if sorted.output_partitions() > 1 {
+        PhysicalPlan::SortPreservingMerge {
+            input: Box::new(sorted),
+            order,
+            fetch,
+        }
+    } else {
+        sorted
     }
 }
 

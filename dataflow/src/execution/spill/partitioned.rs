@@ -46,7 +46,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::{SpillRun, SpillWriter};
 use crate::error::{DataflowError, Result};
-use crate::execution::TaskContext;
+use crate::execution::{canonical_keys, TaskContext};
 use crate::expr::evaluate_all;
 
 #[cfg(test)]
@@ -73,7 +73,8 @@ fn level_seed(level: usize) -> u64 {
 }
 
 /// Row indices of each of `n` partitions, by hash of the key columns
-/// `keys` (`hashes` is scratch space). With `spread_nulls`, rows with a
+/// `keys` in canonical form (`-0.0` and `0.0`, and all NaNs, go to one
+/// partition) (`hashes` is scratch space). With `spread_nulls`, rows with a
 /// NULL in any key go round-robin instead, to the partition after the
 /// cursor (which moves on). Shared with the exchange.
 pub fn partition_indices(
@@ -87,7 +88,7 @@ pub fn partition_indices(
     let num_rows = keys.first().map(|k| k.len()).unwrap_or(0);
     hashes.clear();
     hashes.resize(num_rows, 0);
-    create_hashes(keys, random_state, hashes)?;
+    create_hashes(canonical_keys(keys).as_ref(), random_state, hashes)?;
     let mut parts: Vec<Vec<u32>> = vec![Vec::with_capacity(num_rows / n + 1); n];
     let nulls = spread_nulls.and_then(|cursor| Some((any_null(keys)?, cursor)));
     match nulls {

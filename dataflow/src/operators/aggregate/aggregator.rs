@@ -10,9 +10,11 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
+use super::float_min_max::float_min_max;
 use super::group_values::{new_group_values, GroupValues};
 use super::spec::{field_names, AggSpec};
 use crate::error::{DataflowError, Result};
+use crate::execution::canonical_keys;
 use crate::operators::scan::files::conform_columns;
 use crate::plan::AggregateMode;
 
@@ -26,10 +28,23 @@ pub(crate) struct Aggregator {
     group_ids: Vec<usize>,
 }
 
+/// The groups accumulator of one aggregate: FFQ's own for `min`/`max` over
+/// floats (NaN handling, see `float_min_max`), DataFusion's specialised one
+/// where it computes the same as the row accumulator, else the row
+/// accumulators behind an adapter.
+///
+/// DataFusion runs ungrouped aggregates with row accumulators only, and
+/// some of its groups accumulators ignore DISTINCT (`bit_xor`): a DISTINCT
+/// aggregate uses a specialised one only where it implements DISTINCT
+/// (`count`).
 pub(super) fn create_group_accumulator(
     func: &Arc<AggregateFunctionExpr>,
 ) -> Result<Box<dyn GroupsAccumulator>> {
-    if func.groups_accumulator_supported() {
+    if let Some(acc) = float_min_max(func)? {
+        return Ok(acc);
+    }
+    let honours_distinct = !func.is_distinct() || func.fun().name() == "count";
+    if func.groups_accumulator_supported() && honours_distinct {
         Ok(func.create_groups_accumulator()?)
     } else {
         let f = Arc::clone(func);
@@ -71,7 +86,11 @@ impl Aggregator {
         let keys = crate::expr::evaluate_all(&spec.group_exprs, batch)?;
         let mut inputs = Vec::with_capacity(spec.aggs.len());
         for item in &spec.aggs {
-            let values = crate::expr::evaluate_all(&item.inputs, batch)?;
+            let mut values = crate::expr::evaluate_all(&item.inputs, batch)?;
+            if item.canonical_inputs {
+                // DISTINCT compares values like keys: one zero, one NaN.
+                values = canonical_keys(&values).into_owned();
+            }
             let filter = match &item.filter {
                 Some(f) if spec.mode != AggregateMode::Final => {
                     Some(evaluate_filter(f.as_ref(), batch)?)

@@ -2,7 +2,9 @@
 //! interned with a hash map on the native value; any other key list is
 //! encoded with arrow-row and the encoded rows are kept contiguously in a
 //! [`Rows`] buffer, found through a [`HashTable`] keyed by the hash of the
-//! row bytes. Also used by the set operations to count key rows.
+//! row bytes. Also used by the set operations to count key rows. Float
+//! keys go the row way, compared in canonical form (`-0.0` is `0.0`, one
+//! NaN) but emitted as first seen.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use hashbrown::hash_map::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use crate::error::{DataflowError, Result};
+use crate::execution::{canonical_keys, needs_canonical};
 
 /// Maps key rows to dense group indices `0..len()`, in order of first
 /// appearance.
@@ -183,16 +186,28 @@ where
 }
 
 /// Any list of keys, encoded as arrow rows: maps each distinct key row to a
-/// dense index (also used by the multiset set operations).
+/// dense index (also used by the multiset set operations). Float keys are
+/// compared in canonical form (`-0.0` is `0.0`, one NaN), and each group
+/// keeps the key row it was first seen with, which it is emitted as.
 pub(crate) struct RowGroups {
     converter: RowConverter,
-    /// The encoded key row of each group, by group index.
+    /// The encoded (canonical) key row of each group, by group index.
     rows: Rows,
     /// (hash of the row bytes, group index)
     table: HashTable<(u64, usize)>,
     hasher: DefaultHashBuilder,
     /// The encoded rows of the current batch.
     scratch: Rows,
+    /// With float keys: the key rows as given.
+    originals: Option<Box<FirstSeen>>,
+}
+
+/// The key rows of groups with float keys as given (not canonical).
+struct FirstSeen {
+    /// The key row each group was first seen with, by group index.
+    groups: Rows,
+    /// The current batch's key rows.
+    batch: Rows,
 }
 
 impl RowGroups {
@@ -205,27 +220,46 @@ impl RowGroups {
         )?;
         let rows = converter.empty_rows(0, 0);
         let scratch = converter.empty_rows(0, 0);
+        let originals = key_types.iter().any(needs_canonical).then(|| {
+            Box::new(FirstSeen {
+                groups: converter.empty_rows(0, 0),
+                batch: converter.empty_rows(0, 0),
+            })
+        });
         Ok(RowGroups {
             converter,
             rows,
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             scratch,
+            originals,
         })
+    }
+
+    /// Encodes `keys` into `scratch` in canonical form (and as given into
+    /// the originals' scratch).
+    fn encode(&mut self, keys: &[ArrayRef]) -> Result<()> {
+        self.scratch.clear();
+        self.converter
+            .append(&mut self.scratch, &canonical_keys(keys))?;
+        if let Some(first_seen) = &mut self.originals {
+            first_seen.batch.clear();
+            self.converter.append(&mut first_seen.batch, keys)?;
+        }
+        Ok(())
     }
 
     /// The index of each row of `keys` among the rows seen so far (`None`
     /// for a row never interned), without adding any.
     pub(crate) fn lookup(&mut self, keys: &[ArrayRef], out: &mut Vec<Option<usize>>) -> Result<()> {
+        self.encode(keys)?;
         let RowGroups {
-            converter,
             rows,
             table,
             hasher,
             scratch,
+            ..
         } = self;
-        scratch.clear();
-        converter.append(scratch, keys)?;
         out.reserve(scratch.num_rows());
         for row in scratch.iter() {
             let bytes = row.data();
@@ -242,18 +276,18 @@ impl RowGroups {
 
 impl GroupValues for RowGroups {
     fn intern(&mut self, keys: &[ArrayRef], num_rows: usize, out: &mut Vec<usize>) -> Result<()> {
+        self.encode(keys)?;
         let RowGroups {
-            converter,
             rows,
             table,
             hasher,
             scratch,
+            originals,
+            ..
         } = self;
-        scratch.clear();
-        converter.append(scratch, keys)?;
         debug_assert_eq!(scratch.num_rows(), num_rows);
         out.reserve(scratch.num_rows());
-        for row in scratch.iter() {
+        for (i, row) in scratch.iter().enumerate() {
             let bytes = row.data();
             let h = hasher.hash_one(bytes);
             let found = table
@@ -264,6 +298,9 @@ impl GroupValues for RowGroups {
                 None => {
                     let id = rows.num_rows();
                     rows.push(row);
+                    if let Some(first_seen) = originals {
+                        first_seen.groups.push(first_seen.batch.row(i));
+                    }
                     table.insert_unique(h, (h, id), |&(gh, _)| gh);
                     id
                 }
@@ -274,8 +311,13 @@ impl GroupValues for RowGroups {
     }
 
     fn size(&self) -> usize {
+        let originals = self
+            .originals
+            .as_ref()
+            .map_or(0, |f| f.groups.size() + f.batch.size());
         self.rows.size()
             + self.scratch.size()
+            + originals
             + self.table.capacity() * std::mem::size_of::<(u64, usize)>()
     }
 
@@ -284,9 +326,16 @@ impl GroupValues for RowGroups {
     }
 
     fn emit(&mut self) -> Result<Vec<ArrayRef>> {
-        let columns = self.converter.convert_rows(self.rows.iter())?;
+        let emitted = match &mut self.originals {
+            Some(first_seen) => {
+                let columns = self.converter.convert_rows(first_seen.groups.iter())?;
+                first_seen.groups.clear();
+                columns
+            }
+            None => self.converter.convert_rows(self.rows.iter())?,
+        };
         self.rows.clear();
         self.table.clear();
-        Ok(columns)
+        Ok(emitted)
     }
 }

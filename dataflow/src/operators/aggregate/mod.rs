@@ -56,6 +56,7 @@ use crate::plan::AggregateMode;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 mod aggregator;
+mod float_min_max;
 pub mod group_values;
 pub mod grouping_sets;
 mod spec;

@@ -12,6 +12,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::grouping_sets::{grouping_id_scalar, grouping_ids, GroupingSet};
 use crate::error::{DataflowError, Result};
+use crate::execution::needs_canonical;
 use crate::expr::{AggExpr, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::AggregateMode;
@@ -38,6 +39,10 @@ pub(super) struct AggItem {
     pub(super) input_types: Vec<DataType>,
     /// `FILTER (WHERE ...)`, applied on original rows only.
     pub(super) filter: Option<Arc<dyn PhysicalExpr>>,
+    /// A DISTINCT aggregate over original rows with float inputs: they are
+    /// fed in canonical form (`-0.0` is `0.0`, one NaN), so that equal
+    /// values count once.
+    pub(super) canonical_inputs: bool,
 }
 
 /// Everything an [`Aggregator`] needs; shared by the partitions.
@@ -192,11 +197,14 @@ impl AggSpec {
                     func.name()
                 )));
             }
+            let canonical_inputs =
+                raw_input && func.is_distinct() && input_types.iter().any(needs_canonical);
             aggs.push(AggItem {
                 func,
                 inputs,
                 input_types,
                 filter,
+                canonical_inputs,
             });
         }
 
@@ -304,6 +312,7 @@ impl AggSpec {
                 inputs,
                 input_types,
                 filter: None,
+                canonical_inputs: false,
             });
         }
         if col != layout.schema.fields().len() {

@@ -1102,3 +1102,127 @@ mod spilling {
         assert_spill_dir_empty(dir.path()).await;
     }
 }
+
+/// One batch of the input schema whose float column `f` holds `f` (the
+/// other columns constant, `v` = 1).
+fn float_batch(f: Vec<Option<f64>>) -> RecordBatch {
+    let n = f.len();
+    RecordBatch::try_new(
+        input_schema(),
+        vec![
+            Arc::new(StringArray::from(vec![Some("a"); n])),
+            Arc::new(Int32Array::from(vec![Some(1); n])),
+            Arc::new(Int64Array::from(vec![Some(1); n])),
+            Arc::new(Float64Array::from(f)),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn float_keys_group_zeros_and_nans_together() {
+    let nan = f64::NAN;
+    let aggs = [agg("count", vec![col(2, "v")], "n")];
+    let keys = [col(3, "f")];
+    let input = float_batch(vec![
+        Some(-0.0),
+        Some(0.0),
+        Some(nan),
+        Some(-nan),
+        Some(1.5),
+        None,
+    ]);
+    let expected = vec!["-0|2", "1.5|1", "NULL|1", "NaN|2"];
+    assert_eq!(
+        run_single(&keys, &aggs, std::slice::from_ref(&input)),
+        expected
+    );
+    // The zeros and NaNs of different partial aggregates meet in the final.
+    let parts = [
+        vec![float_batch(vec![Some(-0.0), Some(nan), Some(1.5)])],
+        vec![float_batch(vec![Some(0.0), Some(-nan), None])],
+    ];
+    assert_eq!(run_two_phase(&keys, &aggs, &parts), expected);
+    // With another key beside the float one (the row-encoded path).
+    let two_keys = [col(0, "k1"), col(3, "f")];
+    assert_eq!(
+        run_single(&two_keys, &aggs, &[input]),
+        vec!["a|-0|2", "a|1.5|1", "a|NULL|1", "a|NaN|2"]
+    );
+    // A group shows the first value it saw.
+    let zero_first = float_batch(vec![Some(0.0), Some(-0.0)]);
+    assert_eq!(run_single(&keys, &aggs, &[zero_first]), vec!["0|2"]);
+}
+
+#[test]
+fn min_max_over_floats_with_nan() {
+    let nan = f64::NAN;
+    let aggs = [
+        agg("min", vec![col(3, "f")], "mn"),
+        agg("max", vec![col(3, "f")], "mx"),
+    ];
+    let numbers = float_batch(vec![Some(1.0), Some(nan), Some(-3.0), None]);
+    assert_eq!(run_single(&[], &aggs, &[numbers]), vec!["-3|NaN"]);
+    // A negative NaN is a NaN too.
+    let negative = float_batch(vec![Some(1.0), Some(-nan), Some(-3.0)]);
+    assert_eq!(run_single(&[], &aggs, &[negative]), vec!["-3|NaN"]);
+    let only_nan = float_batch(vec![Some(nan), None, Some(nan)]);
+    assert_eq!(run_single(&[], &aggs, &[only_nan]), vec!["NaN|NaN"]);
+    let parts = [
+        vec![float_batch(vec![Some(1.0)])],
+        vec![float_batch(vec![Some(nan)])],
+        vec![float_batch(vec![Some(-3.0)])],
+        vec![float_batch(vec![None])],
+    ];
+    assert_eq!(run_two_phase(&[], &aggs, &parts), vec!["-3|NaN"]);
+    assert_eq!(
+        run_two_phase(&[col(0, "k1")], &aggs, &parts),
+        vec!["a|-3|NaN"]
+    );
+}
+
+#[test]
+fn distinct_aggregates_beside_other_aggregates() {
+    let distinct = |func: &str, alias: &str| {
+        let mut a = agg(func, vec![col(2, "v")], alias);
+        a.distinct = true;
+        a
+    };
+    let aggs = [
+        distinct("bit_xor", "x"),
+        distinct("sum", "s"),
+        distinct("bit_or", "o"),
+        agg("count", vec![col(2, "v")], "n"),
+    ];
+    let v = |values: Vec<i64>| {
+        batch(
+            vec![Some("a"); values.len()],
+            vec![Some(1); values.len()],
+            values.into_iter().map(Some).collect(),
+        )
+    };
+    // Distinct values {1, 2, 3}: xor 0, sum 6, or 3; six rows.
+    let input = [v(vec![1, 1, 2]), v(vec![3, 3, 3])];
+    assert_eq!(run_single(&[], &aggs, &input), vec!["0|6|3|6"]);
+    assert_eq!(
+        run_two_phase(
+            &[],
+            &aggs,
+            &[vec![input[0].clone()], vec![input[1].clone()]]
+        ),
+        vec!["0|6|3|6"]
+    );
+    assert_eq!(
+        run_single(&[col(0, "k1")], &aggs, &input),
+        vec!["a|0|6|3|6"]
+    );
+}
+
+#[test]
+fn distinct_aggregates_count_zeros_and_nans_once() {
+    let mut d = agg("count", vec![col(3, "f")], "d");
+    d.distinct = true;
+    let aggs = [d, agg("count", vec![col(3, "f")], "n")];
+    let input = float_batch(vec![Some(0.0), Some(-0.0), Some(f64::NAN), Some(-f64::NAN)]);
+    assert_eq!(run_single(&[], &aggs, &[input]), vec!["2|4"]);
+}

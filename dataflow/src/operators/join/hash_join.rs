@@ -136,8 +136,10 @@ impl HashJoin {
             return ProbeMode::AllPairs;
         }
         match self.spec.join_type {
-            JoinType::LeftSemi | JoinType::LeftAnti => ProbeMode::MarkBuild,
-            JoinType::RightSemi | JoinType::RightAnti => ProbeMode::FirstMatch,
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => ProbeMode::MarkBuild,
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+                ProbeMode::FirstMatch
+            }
             _ => ProbeMode::AllPairs,
         }
     }

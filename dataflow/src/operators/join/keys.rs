@@ -2,7 +2,9 @@
 //! encoding. Fixed-width integer keys are packed into one `u64` or `u128`
 //! (compared and hashed as integers), other keys use the arrow row format.
 //! Rows with a NULL key are never inserted nor looked up unless
-//! `null_equals_null` (then NULLs are part of the row encoding).
+//! `null_equals_null` (then NULLs are part of the row encoding). Float
+//! keys are encoded in canonical form (`-0.0` matches `0.0`, NaN matches
+//! NaN, as the SQL `=` of hash joins means here).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use datafusion_common::hash_utils::RandomState;
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::error::{DataflowError, Result};
+use crate::execution::canonical_keys;
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
 
@@ -172,7 +175,9 @@ impl KeyEncoding {
                 pack_keys!(arrays, widths, v, n, u128,
                     1 => u8, 2 => u16, 4 => u32, 8 => u64, 16 => u128)
             }
-            (KeyEncoding::Rows(c), KeyBuf::Rows(rows)) => Ok(c.append(rows, arrays)?),
+            (KeyEncoding::Rows(c), KeyBuf::Rows(rows)) => {
+                Ok(c.append(rows, &canonical_keys(arrays))?)
+            }
             _ => Err(DataflowError::Internal("join key encodings differ".into())),
         }
     }

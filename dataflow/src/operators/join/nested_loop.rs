@@ -143,7 +143,12 @@ impl Operator for NestedLoopJoin {
             let all_match_no_pairs = spec.filter.is_none()
                 && matches!(
                     spec.join_type,
-                    JoinType::LeftSemi | JoinType::LeftAnti | JoinType::RightSemi | JoinType::RightAnti
+                    JoinType::LeftSemi
+                        | JoinType::LeftAnti
+                        | JoinType::LeftMark
+                        | JoinType::RightSemi
+                        | JoinType::RightAnti
+                        | JoinType::RightMark
                 );
             // With an empty build side some joins have no output, but the
             // probe input is still drained: an exchange producer stops

@@ -1,11 +1,14 @@
 //! What a join operator needs to know about its join type: which rows it
 //! tracks, and how it assembles output (matched pairs, unmatched probe
-//! rows per probe batch, unmatched or matched build rows at the end).
+//! rows per probe batch, unmatched or matched build rows at the end, or
+//! every row of the preserved side with its mark for mark joins).
+
+use std::sync::Arc;
 
 use arrow::array::{new_null_array, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Field, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::filter::JoinFilter;
 use super::gather::{rebind, Indices};
@@ -32,6 +35,9 @@ impl JoinSpec {
         schema: SchemaRef,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        // The mark column of mark joins (its name comes from the output
+        // schema).
+        let mark = Field::new("mark", DataType::Boolean, false);
         let expected: Vec<&Field> = match join_type {
             JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => left_schema
                 .fields()
@@ -44,6 +50,19 @@ impl JoinSpec {
             }
             JoinType::RightSemi | JoinType::RightAnti => {
                 right_schema.fields().iter().map(|f| f.as_ref()).collect()
+            }
+            JoinType::LeftMark | JoinType::RightMark => {
+                let preserved = if join_type == JoinType::LeftMark {
+                    &left_schema
+                } else {
+                    &right_schema
+                };
+                preserved
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref())
+                    .chain([&mark])
+                    .collect()
             }
         };
         if expected.len() != schema.fields().len() {
@@ -85,7 +104,11 @@ impl JoinSpec {
     pub fn tracks_probe(&self) -> bool {
         matches!(
             self.join_type,
-            JoinType::Right | JoinType::Full | JoinType::RightSemi | JoinType::RightAnti
+            JoinType::Right
+                | JoinType::Full
+                | JoinType::RightSemi
+                | JoinType::RightAnti
+                | JoinType::RightMark
         )
     }
 
@@ -94,7 +117,7 @@ impl JoinSpec {
     pub fn empty_build_gives_empty(&self) -> bool {
         !matches!(
             self.join_type,
-            JoinType::Right | JoinType::Full | JoinType::RightAnti
+            JoinType::Right | JoinType::Full | JoinType::RightAnti | JoinType::RightMark
         )
     }
 
@@ -159,12 +182,16 @@ impl JoinSpec {
     }
 
     /// After all pairs of a probe batch: its unmatched rows (right and full
-    /// outer, right anti) or its matched rows (right semi).
+    /// outer, right anti), its matched rows (right semi), or all of them
+    /// with their marks (right mark).
     pub fn finish_probe_batch(
         &self,
         probe: &RecordBatch,
         probe_matched: &[bool],
     ) -> Result<Option<RecordBatch>> {
+        if self.join_type == JoinType::RightMark {
+            return self.marked(probe, probe_matched).map(Some);
+        }
         let want = match self.join_type {
             JoinType::Right | JoinType::Full | JoinType::RightAnti => false,
             JoinType::RightSemi => true,
@@ -196,8 +223,8 @@ impl JoinSpec {
     }
 
     /// After the probe side ended, for build rows `start..start + len`: the
-    /// unmatched ones (left and full outer, left anti) or the matched ones
-    /// (left semi).
+    /// unmatched ones (left and full outer, left anti), the matched ones
+    /// (left semi), or all of them with their marks (left mark).
     pub fn finish_build_rows(
         &self,
         build: &RecordBatch,
@@ -205,6 +232,14 @@ impl JoinSpec {
         start: usize,
         len: usize,
     ) -> Result<Option<RecordBatch>> {
+        if self.join_type == JoinType::LeftMark {
+            let len = len.min(build.num_rows().saturating_sub(start));
+            if len == 0 {
+                return Ok(None);
+            }
+            let matched = build_matched.get(start..start + len).unwrap_or_default();
+            return self.marked(&build.slice(start, len), matched).map(Some);
+        }
         let want = match self.join_type {
             JoinType::Left | JoinType::Full | JoinType::LeftAnti => false,
             JoinType::LeftSemi => true,
@@ -235,5 +270,18 @@ impl JoinSpec {
             );
         }
         Ok(Some(rebind(&self.schema, columns, m)?))
+    }
+
+    /// All `rows` of a mark join's preserved side, with the mark column:
+    /// whether each row matched.
+    fn marked(&self, rows: &RecordBatch, matched: &[bool]) -> Result<RecordBatch> {
+        let n = rows.num_rows();
+        let mark = BooleanArray::new(
+            BooleanBuffer::collect_bool(n, |i| matched.get(i).copied().unwrap_or(false)),
+            None,
+        );
+        let mut columns = rows.columns().to_vec();
+        columns.push(Arc::new(mark));
+        rebind(&self.schema, columns, n)
     }
 }

@@ -146,11 +146,25 @@ fn expected(join_type: JoinType) -> Vec<String> {
         LeftAnti => &["NULL|lnull", "4|l4"],
         RightSemi => &["2|r2", "1|r1a", "1|r1b"],
         RightAnti => &["3|r3", "NULL|rnull"],
+        LeftMark => &[
+            "1|l1|true",
+            "2|l2a|true",
+            "2|l2b|true",
+            "NULL|lnull|false",
+            "4|l4|false",
+        ],
+        RightMark => &[
+            "2|r2|true",
+            "3|r3|false",
+            "NULL|rnull|false",
+            "1|r1a|true",
+            "1|r1b|true",
+        ],
     };
     sorted(v)
 }
 
-const ALL: [JoinType; 8] = [
+const ALL: [JoinType; 10] = [
     JoinType::Inner,
     JoinType::Left,
     JoinType::Right,
@@ -159,6 +173,8 @@ const ALL: [JoinType; 8] = [
     JoinType::LeftAnti,
     JoinType::RightSemi,
     JoinType::RightAnti,
+    JoinType::LeftMark,
+    JoinType::RightMark,
 ];
 
 #[tokio::test]
@@ -191,6 +207,7 @@ async fn collect_left_shared_build() {
         JoinType::Right,
         JoinType::RightSemi,
         JoinType::RightAnti,
+        JoinType::RightMark,
     ] {
         for partitions in [1, 3] {
             let case = Case {
@@ -318,6 +335,13 @@ async fn empty_sides() {
                 "NULL|NULL|1|r1b",
             ]),
             RightAnti => sorted(&["2|r2", "3|r3", "NULL|rnull", "1|r1a", "1|r1b"]),
+            RightMark => sorted(&[
+                "2|r2|false",
+                "3|r3|false",
+                "NULL|rnull|false",
+                "1|r1a|false",
+                "1|r1b|false",
+            ]),
             _ => vec![],
         };
         assert_eq!(got, exp, "empty build {jt:?}");
@@ -332,6 +356,13 @@ async fn empty_sides() {
                 "4|l4|NULL|NULL",
             ]),
             LeftAnti => sorted(&["1|l1", "2|l2a", "2|l2b", "NULL|lnull", "4|l4"]),
+            LeftMark => sorted(&[
+                "1|l1|false",
+                "2|l2a|false",
+                "2|l2b|false",
+                "NULL|lnull|false",
+                "4|l4|false",
+            ]),
             _ => vec![],
         };
         assert_eq!(got, exp, "empty probe {jt:?}");
@@ -389,6 +420,8 @@ async fn non_equi_filter() {
                 LeftAnti => &["1|d", "2|a", "NULL|a"],
                 RightSemi => &["1|c"],
                 RightAnti => &["1|a", "2|a", "3|z"],
+                LeftMark => &["1|b|true", "1|d|false", "2|a|false", "NULL|a|false"],
+                RightMark => &["1|c|true", "1|a|false", "2|a|false", "3|z|false"],
             };
             assert_eq!(got, sorted(exp), "{jt:?} partitions={partitions}");
         }

@@ -8,7 +8,7 @@ use crate::expr::BinaryOp;
 use crate::plan::{JoinType, PhysicalPlan};
 use crate::test_util::*;
 
-const ALL: [JoinType; 8] = [
+const ALL: [JoinType; 10] = [
     JoinType::Inner,
     JoinType::Left,
     JoinType::Right,
@@ -17,6 +17,8 @@ const ALL: [JoinType; 8] = [
     JoinType::LeftAnti,
     JoinType::RightSemi,
     JoinType::RightAnti,
+    JoinType::LeftMark,
+    JoinType::RightMark,
 ];
 
 async fn run_nlj(
@@ -110,6 +112,8 @@ async fn filter_all_join_types() {
                     LeftAnti => &["NULL|n", "9|z"],
                     RightSemi => &["2|x", "4|y"],
                     RightAnti => &["NULL|m", "0|w"],
+                    LeftMark => &["1|a|true", "3|b|true", "NULL|n|false", "9|z|false"],
+                    RightMark => &["2|x|true", "4|y|true", "NULL|m|false", "0|w|false"],
                 };
                 assert_eq!(
                     got,
@@ -132,7 +136,7 @@ async fn cross_join_and_no_filter() {
         let got = run_nlj(jt, None, left_rows(), right_rows(), parts, 4).await;
         let n = match jt {
             Inner | Left | Right | Full => 16,
-            LeftSemi | RightSemi => 4,
+            LeftSemi | RightSemi | LeftMark | RightMark => 4,
             LeftAnti | RightAnti => 0,
         };
         assert_eq!(got.len(), n, "{jt:?}");
@@ -145,13 +149,13 @@ async fn empty_sides() {
     for jt in ALL {
         let got = run_nlj(jt, Some(lk_lt_rk()), vec![], right_rows(), 1, 4).await;
         let n = match jt {
-            Right | Full | RightAnti => 4,
+            Right | Full | RightAnti | RightMark => 4,
             _ => 0,
         };
         assert_eq!(got.len(), n, "empty left {jt:?}");
         let got = run_nlj(jt, None, left_rows(), vec![], 1, 4).await;
         let n = match jt {
-            Left | Full | LeftAnti => 4,
+            Left | Full | LeftAnti | LeftMark => 4,
             _ => 0,
         };
         assert_eq!(got.len(), n, "empty right {jt:?}");
