@@ -35,9 +35,12 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::functions::FunctionRegistry;
 use crate::stream::{boxed, SendableRecordBatchStream};
+use large::ChunkedPlan;
 
 mod expr;
 mod kernel;
+mod large;
+mod streaming;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +56,8 @@ pub struct Window {
     input: Arc<dyn Operator>,
     exprs: Arc<Vec<Arc<dyn DfWindowExpr>>>,
     keys: Arc<Vec<Arc<dyn PhysicalExpr>>>,
+    /// How a window partition that does not fit is evaluated, if it can.
+    chunked: Option<Arc<ChunkedPlan>>,
 }
 
 impl Window {
@@ -100,11 +105,13 @@ impl Window {
                 .collect::<Result<Vec<_>>>()?,
             None => vec![],
         };
+        let chunked = ChunkedPlan::try_new(exprs, &compiled, &input_schema, &schema, registry)?;
         Ok(Window {
             properties: OperatorProperties::new("Window", schema, input.output_partitions()),
             input,
             exprs: Arc::new(compiled),
             keys: Arc::new(keys),
+            chunked: chunked.map(Arc::new),
         })
     }
 }
@@ -126,23 +133,47 @@ impl Operator for Window {
             self.input.schema(),
             self.schema(),
             ctx.config.batch_size,
-        );
+        )
+        .with_chunked(self.chunked.clone());
         // The buffered rows, and while complete window partitions are
-        // evaluated, their copy and output. Not spillable: a window
-        // partition that does not fit fails the query.
-        let memory = ctx.reserve(Some("window partition"));
+        // evaluated, their copy and output; a refusal hands the first
+        // buffered window partition to chunked evaluation.
+        let memory = ctx.reserve_spillable(Some("window partition"));
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
-            while let Some(batch) = input.next().await {
-                kernel.buffer(batch?)?;
-                memory.try_resize(kernel.size() + kernel.evaluation_size())?;
+            let mut ended = false;
+            while !ended {
+                match input.next().await {
+                    Some(batch) => kernel.buffer(batch?)?,
+                    None => {
+                        kernel.end_input();
+                        ended = true;
+                    }
+                }
+                loop {
+                    while let Some(outs) = kernel.step()? {
+                        // Working off the rows buffered at a refusal only
+                        // shrinks what is held; after that, what the
+                        // chunked evaluation holds must fit.
+                        if !kernel.has_backlog() {
+                            memory.try_resize(kernel.size())?;
+                        }
+                        for out in outs {
+                            yield out;
+                        }
+                    }
+                    match memory.try_resize(kernel.size() + kernel.evaluation_size()) {
+                        Ok(()) => break,
+                        Err(refused) => {
+                            if !kernel.start_chunked(|schema| ctx.spill_writer(schema))? {
+                                Err(refused)?;
+                            }
+                        }
+                    }
+                }
                 for out in kernel.evaluate_complete()? {
                     yield out;
                 }
-            }
-            kernel.end_input();
-            memory.try_resize(kernel.size() + kernel.evaluation_size())?;
-            for out in kernel.evaluate_complete()? {
-                yield out;
             }
             for out in kernel.flush()? {
                 yield out;
