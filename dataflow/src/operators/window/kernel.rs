@@ -144,7 +144,7 @@ impl WindowKernel {
         if n == 0 {
             return Ok(());
         }
-        if self.large.is_some() {
+        if self.large.is_some() || !self.backlog.is_empty() {
             self.backlog.push_back(batch);
             return Ok(());
         }
@@ -221,7 +221,7 @@ impl WindowKernel {
     /// One step of chunked evaluation: reads back one spilled batch, or
     /// feeds one backlog batch to the partition in chunks. Returns the
     /// output batches completed, `None` when there is nothing to do until
-    /// more input arrives.
+    /// more input arrives or the buffered rows are evaluated.
     pub fn step(&mut self) -> Result<Option<Vec<RecordBatch>>> {
         if let Some(drain) = &mut self.drain {
             match drain.next()? {
@@ -230,11 +230,20 @@ impl WindowKernel {
             }
         }
         let Some(large) = &mut self.large else {
+            // The rows after the partition in chunks are buffered again;
+            // the operator then evaluates them or starts the next
+            // partition in chunks.
+            for batch in std::mem::take(&mut self.backlog) {
+                self.buffer(batch)?;
+            }
+            if self.input_ended {
+                self.end_input();
+            }
             return Ok(None);
         };
         let Some(batch) = self.backlog.pop_front() else {
             if self.input_ended {
-                return self.finish_large(None).map(Some);
+                return self.finish_large().map(Some);
             }
             return Ok(None);
         };
@@ -242,33 +251,26 @@ impl WindowKernel {
         let out = large.push(&batch.slice(0, n))?;
         let mut outputs = self.emit(out)?;
         if n < batch.num_rows() {
-            let rest = batch.slice(n, batch.num_rows() - n);
-            outputs.extend(self.finish_large(Some(rest))?);
+            self.backlog
+                .push_front(batch.slice(n, batch.num_rows() - n));
+            outputs.extend(self.finish_large()?);
         }
         Ok(Some(outputs))
     }
 
-    /// Ends the partition in chunks; buffers the rows after it (`rest`
-    /// and the backlog) as usual.
-    fn finish_large(&mut self, rest: Option<RecordBatch>) -> Result<Vec<RecordBatch>> {
-        let outputs = match self.large.take() {
+    /// Ends the partition in chunks: emits its last rows, or starts
+    /// reading it back when it spilled.
+    fn finish_large(&mut self) -> Result<Vec<RecordBatch>> {
+        match self.large.take() {
             Some(large) => match large.finish()? {
-                Finished::Done(out) => self.emit(out)?,
+                Finished::Done(out) => self.emit(out),
                 Finished::Spilled(drain) => {
                     self.drain = Some(drain);
-                    vec![]
+                    Ok(vec![])
                 }
             },
-            None => vec![],
-        };
-        let backlog = std::mem::take(&mut self.backlog);
-        for batch in rest.into_iter().chain(backlog) {
-            self.buffer(batch)?;
+            None => Ok(vec![]),
         }
-        if self.input_ended {
-            self.end_input();
-        }
-        Ok(outputs)
     }
 
     fn emit(&mut self, out: Option<RecordBatch>) -> Result<Vec<RecordBatch>> {
@@ -354,10 +356,7 @@ fn continuing_rows(
     if !same_key(key, &values, 0)? {
         return Ok(0);
     }
-    Ok(partition(&values)?
-        .ranges()
-        .first()
-        .map_or(0, |r| r.end))
+    Ok(partition(&values)?.ranges().first().map_or(0, |r| r.end))
 }
 
 /// Whether row `i` of `keys` has the partition key `prev` (NULLs equal).

@@ -55,7 +55,11 @@ struct WholeAggregate {
 
 impl WholeAggregate {
     fn accumulator(&self) -> Result<Box<dyn Accumulator>> {
-        match self.expr.as_any().downcast_ref::<PlainAggregateWindowExpr>() {
+        match self
+            .expr
+            .as_any()
+            .downcast_ref::<PlainAggregateWindowExpr>()
+        {
             Some(e) => Ok(e.get_aggregate_expr().create_accumulator()?),
             None => Err(DataflowError::Internal(format!(
                 "window: {} is not a plain aggregate",
@@ -103,7 +107,9 @@ fn is_whole_partition(e: &WindowExpr) -> bool {
         FrameBound::Preceding(v) | FrameBound::Following(v) => v.0.is_null(),
         FrameBound::CurrentRow => e.frame.units == FrameUnits::Range && e.order_by.is_empty(),
     };
-    matches!(e.func, WindowFunc::Aggregate(_)) && unbounded(&e.frame.start) && unbounded(&e.frame.end)
+    matches!(e.func, WindowFunc::Aggregate(_))
+        && unbounded(&e.frame.start)
+        && unbounded(&e.frame.end)
 }
 
 impl ChunkedPlan {
@@ -125,11 +131,13 @@ impl ChunkedPlan {
             output: Arc::clone(output),
         };
         for (e, c) in exprs.iter().zip(compiled) {
-            if streams(e, c) {
-                plan.slots.push(Slot::Streamed(plan.streamed.len()));
-                plan.streamed.push(Arc::clone(c));
-            } else if is_whole_partition(e)
-                && c.as_any().downcast_ref::<PlainAggregateWindowExpr>().is_some()
+            // First: a whole-partition aggregate may look bounded
+            // (`RANGE UNBOUNDED PRECEDING AND CURRENT ROW` without ORDER
+            // BY) but gives no row before the partition ends.
+            if is_whole_partition(e)
+                && c.as_any()
+                    .downcast_ref::<PlainAggregateWindowExpr>()
+                    .is_some()
             {
                 let filter = match &e.filter {
                     Some(f) => Some(f.compile_with(&positional_df_schema(input)?, registry)?),
@@ -140,6 +148,9 @@ impl ChunkedPlan {
                     expr: Arc::clone(c),
                     filter,
                 });
+            } else if streams(e, c) {
+                plan.slots.push(Slot::Streamed(plan.streamed.len()));
+                plan.streamed.push(Arc::clone(c));
             } else {
                 return Ok(None);
             }
@@ -169,13 +180,14 @@ impl ChunkedPlan {
             .slots
             .iter()
             .map(|s| match s {
-                Slot::Streamed(i) => values
-                    .get(*i)
-                    .cloned()
-                    .ok_or_else(|| DataflowError::Internal("window: streamed value missing".into())),
+                Slot::Streamed(i) => values.get(*i).cloned().ok_or_else(|| {
+                    DataflowError::Internal("window: streamed value missing".into())
+                }),
                 Slot::Whole(i) => match constants.get(*i) {
                     Some(c) => Ok(c.to_array_of_size(n)?),
-                    None => Err(DataflowError::Internal("window: aggregate value missing".into())),
+                    None => Err(DataflowError::Internal(
+                        "window: aggregate value missing".into(),
+                    )),
                 },
             })
             .collect::<Result<Vec<_>>>()?;

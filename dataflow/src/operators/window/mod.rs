@@ -40,6 +40,8 @@ use large::ChunkedPlan;
 mod expr;
 mod kernel;
 mod large;
+#[cfg(test)]
+mod spill_tests;
 mod streaming;
 #[cfg(test)]
 mod tests;
@@ -155,8 +157,10 @@ impl Operator for Window {
                         // Working off the rows buffered at a refusal only
                         // shrinks what is held; after that, what the
                         // chunked evaluation holds must fit.
-                        if !kernel.has_backlog() {
-                            memory.try_resize(kernel.size())?;
+                        if let Err(refused) = memory.try_resize(kernel.size()) {
+                            if !kernel.has_backlog() {
+                                Err(refused)?;
+                            }
                         }
                         for out in outs {
                             yield out;

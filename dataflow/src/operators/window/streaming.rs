@@ -92,7 +92,8 @@ impl StreamingWindow {
     /// are now known, with one column per expression.
     pub fn push(&mut self, rows: &RecordBatch) -> Result<Option<(RecordBatch, Vec<ArrayRef>)>> {
         let part = self.part_mut()?;
-        part.record_batch = concat_batches(&part.record_batch.schema(), [&part.record_batch, rows])?;
+        part.record_batch =
+            concat_batches(&part.record_batch.schema(), [&part.record_batch, rows])?;
         self.evaluate()
     }
 
@@ -117,7 +118,11 @@ impl StreamingWindow {
         }
         let rows = match self.partition.get(&key()) {
             Some(p) => p.record_batch.clone(),
-            None => return Err(DataflowError::Internal("window: streamed partition missing".into())),
+            None => {
+                return Err(DataflowError::Internal(
+                    "window: streamed partition missing".into(),
+                ))
+            }
         };
         let states = self
             .states
@@ -134,10 +139,7 @@ impl StreamingWindow {
             .min()
             .unwrap_or(rows.num_rows() - self.emitted);
         let out = if ready > 0 {
-            let values = states
-                .iter()
-                .map(|s| s.out_col.slice(0, ready))
-                .collect();
+            let values = states.iter().map(|s| s.out_col.slice(0, ready)).collect();
             let out_rows = rows.slice(self.emitted, ready);
             self.emitted += ready;
             Some((out_rows, values))
