@@ -449,20 +449,18 @@ async fn window_partitions_larger_than_the_memory_limit() {
     for (over, partitions) in [("", 1), ("PARTITION BY k", 2)] {
         let unlimited = big_engine(&table, partitions, None);
         let limited = big_engine(&table, partitions, Some(dir.path()));
-        {
-            for (what, sql, spills) in [
-                ("streamed", streamed_windows(over), false),
-                ("whole-partition", whole_partition_windows(over), true),
-            ] {
-                queries += 1;
-                let label = format!("{what} OVER ({over}), {partitions} partitions, 1 MiB");
-                if let Err(e) = check_parity(&label, &sql, &unlimited, &limited).await {
-                    failures.push(e);
-                }
-                let plan = explain_analyze(&limited, &sql).await;
-                assert_eq!(spilled(&plan, "Window:"), spills, "{label}:\n{plan}");
-                assert!(spilled(&plan, "Sort:"), "{label}:\n{plan}");
+        for (what, sql, spills) in [
+            ("streamed", streamed_windows(over), false),
+            ("whole-partition", whole_partition_windows(over), true),
+        ] {
+            queries += 1;
+            let label = format!("{what} OVER ({over}), {partitions} partitions, 1 MiB");
+            if let Err(e) = check_parity(&label, &sql, &unlimited, &limited).await {
+                failures.push(e);
             }
+            let plan = explain_analyze(&limited, &sql).await;
+            assert_eq!(spilled(&plan, "Window:"), spills, "{label}:\n{plan}");
+            assert!(spilled(&plan, "Sort:"), "{label}:\n{plan}");
         }
     }
     assert_no_failures(&failures, queries);

@@ -29,7 +29,8 @@ const OUTPUT_BYTES_PER_ROW: usize = 16;
 
 /// The operator's state over one input partition: the rows of the current
 /// (incomplete) window partition, the rows of complete window partitions
-/// not evaluated yet, and the output being coalesced.
+/// not evaluated yet, the window partition evaluated in chunks if one did
+/// not fit, and the output being coalesced.
 pub struct WindowKernel {
     exprs: Arc<Vec<Arc<dyn DfWindowExpr>>>,
     keys: Arc<Vec<Arc<dyn PhysicalExpr>>>,
@@ -49,7 +50,7 @@ pub struct WindowKernel {
     /// Rows of [`Self::large`] and after it, in order, to feed to it.
     backlog: VecDeque<RecordBatch>,
     /// A spilled window partition being read back.
-    drain: Option<Drain>,
+    drain: Option<Box<Drain>>,
     input_ended: bool,
 }
 
@@ -86,8 +87,9 @@ impl WindowKernel {
     }
 
     /// Bytes held: the buffered rows, of the window partition not complete
-    /// yet and of the complete ones not evaluated yet (slices count their
-    /// whole buffers, which they keep alive).
+    /// yet and of the complete ones not evaluated yet, the backlog, and
+    /// what the chunked evaluation retains (slices count their whole
+    /// buffers, which they keep alive).
     pub fn size(&self) -> usize {
         let rows: usize = self
             .pending
@@ -97,11 +99,12 @@ impl WindowKernel {
             .map(RecordBatch::get_array_memory_size)
             .sum();
         rows + self.large.as_ref().map_or(0, LargePartition::size)
-            + self.drain.as_ref().map_or(0, Drain::size)
+            + self.drain.as_ref().map_or(0, |d| d.size())
     }
 
-    /// Whether rows buffered before the last refusal are still being
-    /// handed to chunked evaluation: the bytes held then only shrink.
+    /// Whether rows buffered before the last refusal (or after the window
+    /// partition in chunks) wait in the backlog: while they are worked
+    /// off, what is held does not grow beyond what was held then.
     pub fn has_backlog(&self) -> bool {
         !self.backlog.is_empty()
     }

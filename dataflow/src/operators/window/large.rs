@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::compute::filter;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use datafusion_expr::Accumulator;
 use datafusion_physical_expr::window::{PlainAggregateWindowExpr, WindowExpr as DfWindowExpr};
@@ -163,10 +163,6 @@ impl ChunkedPlan {
         !self.whole.is_empty()
     }
 
-    pub fn input_schema(&self) -> &Schema {
-        &self.input
-    }
-
     /// Output rows: `rows` with the streamed `values` and the
     /// whole-partition `constants`, in the node's column order.
     fn assemble(
@@ -212,7 +208,7 @@ pub enum Finished {
     /// Streamed: its last output rows.
     Done(Option<RecordBatch>),
     /// Spilled: read back in [`Drain`].
-    Spilled(Drain),
+    Spilled(Box<Drain>),
 }
 
 impl LargePartition {
@@ -273,12 +269,12 @@ impl LargePartition {
                     .iter_mut()
                     .map(|a| Ok(a.evaluate()?))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Finished::Spilled(Drain {
+                Ok(Finished::Spilled(Box::new(Drain {
                     reader: Some(run.finish()?.read()?),
                     streaming: self.streaming,
                     constants,
                     plan: self.plan,
-                }))
+                })))
             }
             None => match self.streaming.finish()? {
                 Some((rows, values)) => Ok(Finished::Done(Some(self.plan.assemble(

@@ -13,14 +13,41 @@
 //! the first row of the next one arrives (or the input ends). Without
 //! PARTITION BY the whole input partition is one window partition.
 //!
-//! Memory: the buffered rows are reserved (unspillable), and before a
+//! Memory: the buffered rows are reserved (spillable), and before a
 //! window partition is evaluated, also its copy into one batch and its
-//! output. A window partition that does not fit fails the query with
-//! resources exhausted, naming the Window operator's reservation
-//! (`Window (node n, partition p) window partition`). Its input, a Sort,
-//! spills, so this buffer is the only part of a windowed query that must
-//! fit in memory. Not done yet: spilling the rows of one large window
-//! partition and evaluating running frames over them in chunks.
+//! output. Without a limit, or while that fits, nothing else happens: one
+//! evaluation over each whole window partition, no extra copies.
+//!
+//! Spilling: when the reservation is refused, the first buffered window
+//! partition is evaluated in chunks instead (`large.rs`), with the rows
+//! of that partition still to come fed to it as they arrive:
+//!
+//! ```text
+//!  input ─► buffer ─► fits? ──yes──► evaluate whole window partitions ─► output
+//!                       │ no
+//!                       ▼
+//!     first window partition in chunks (DataFusion's stateful evaluation)
+//!       · streamed expressions only: rows go straight through, dropped
+//!         once no frame reaches them (memory: frames and peer groups)
+//!       · with whole-partition aggregates (`sum(x) OVER (PARTITION BY
+//!         k)`): rows go to a spill run while the aggregates accumulate,
+//!         then the run is read back through the streamed expressions
+//! ```
+//!
+//! The rows after it are buffered again as usual. Running and sliding
+//! frames (ROWS, RANGE, GROUPS) ending at CURRENT ROW or n FOLLOWING,
+//! `row_number`, `rank`, `dense_rank`, `lag`, `lead`, `first_value`,
+//! `last_value` and `nth_value` over such frames stream; aggregates over
+//! the whole partition spill. A node with anything else (`ntile`,
+//! `percent_rank`, `cume_dist`, frames from a bounded start to UNBOUNDED
+//! FOLLOWING, IGNORE NULLS) keeps a window partition in memory, and one
+//! that does not fit fails the query with resources exhausted, naming the
+//! Window operator's reservation (`Window (node n, partition p) window
+//! partition`); so does a frame or peer group that alone does not fit.
+//! Chunked evaluation gives the rows of the in-memory one, in the same
+//! order; only floating-point whole-partition aggregates (`sum`, `avg` of
+//! floats) may differ in the last digits, being summed chunk by chunk.
+//! Its input, a Sort, spills too.
 //!
 //! Output: the input columns followed by one column per window expression.
 
