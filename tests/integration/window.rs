@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::spill::{
-    assert_spill_dir_empty, explain_analyze, limited_local_cluster, spilled,
+    assert_spill_dir_empty, cluster_spilled_bytes, explain_analyze, limited_local_cluster,
+    query_error, spilled, stream_after_first_batch,
 };
 use crate::common::{
     assert_no_failures, check_against, check_parity, run_ffq, run_oracle, Fixture, Runs,
@@ -20,7 +21,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use ffq::{Engine, EngineConfig};
-use futures::StreamExt;
 
 /// 30 rows: `id` unique; `k` (partition key) and `g` with NULLs; `v` with
 /// NULLs and ties; floats, decimals and dates.
@@ -475,25 +475,16 @@ async fn window_spill_files_are_removed_after_an_error_and_a_dropped_stream() {
 
     // ntile needs the size of its window partition before its first row:
     // it cannot be evaluated in chunks.
-    let err = match engine
-        .sql("SELECT id, ntile(4) OVER (ORDER BY id) AS t FROM big")
-        .await
-    {
-        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
-    };
-    let err = err.unwrap_or_else(|| panic!("ntile over 3 MiB under 1 MiB did not fail"));
+    let err = query_error(
+        &engine,
+        "SELECT id, ntile(4) OVER (ORDER BY id) AS t FROM big",
+    )
+    .await
+    .unwrap_or_else(|| panic!("ntile over 3 MiB under 1 MiB did not fail"));
     assert!(err.starts_with("resources exhausted: Window"), "{err}");
     assert_spill_dir_empty(dir.path(), "an error").await;
 
-    let mut stream = engine
-        .sql(&whole_partition_windows(""))
-        .await
-        .unwrap()
-        .execute_stream()
-        .unwrap();
-    let first = stream.next().await.unwrap().unwrap();
-    assert!(first.num_rows() > 0);
+    let stream = stream_after_first_batch(&engine, &whole_partition_windows("")).await;
     drop(stream);
     assert_spill_dir_empty(dir.path(), "a dropped stream").await;
 }
@@ -517,12 +508,7 @@ async fn window_partitions_larger_than_the_limit_of_each_worker() {
     ] {
         check_parity(&sql, &sql, &unlimited, &client).await.unwrap();
     }
-    let spilled: u64 = cluster
-        .worker_states()
-        .iter()
-        .map(|w| w.task_spilled_bytes)
-        .sum();
-    assert!(spilled > 0, "no task spilled");
+    assert!(cluster_spilled_bytes(&cluster) > 0, "no task spilled");
     assert_spill_dir_empty(dir.path(), "the cluster's window queries").await;
     cluster.shutdown().await;
 }

@@ -13,13 +13,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{concat, concat_batches, partition};
 use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::window::WindowExpr as DfWindowExpr;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::large::{ChunkedPlan, Drain, Finished, LargePartition};
+use super::streaming::with_columns;
 use crate::error::{DataflowError, Result};
 use crate::execution::{BatchBuilder, SpillWriter};
 use crate::expr::evaluate_all;
@@ -331,17 +332,18 @@ impl WindowKernel {
                 out.push(values);
             }
         }
-        let mut columns = batch.columns().to_vec();
-        for arrays in results {
-            columns.push(if arrays.len() == 1 {
-                Arc::clone(&arrays[0])
-            } else {
-                let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
-                concat(&refs)?
-            });
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(n));
-        let out = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
+        let values = results
+            .into_iter()
+            .map(|arrays| {
+                Ok(if arrays.len() == 1 {
+                    Arc::clone(&arrays[0])
+                } else {
+                    let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+                    concat(&refs)?
+                })
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let out = with_columns(&self.schema, &batch, values)?;
         self.output.push(out)
     }
 }

@@ -11,12 +11,12 @@ use datafusion_common::ScalarValue;
 
 use super::large::ChunkedPlan;
 use super::tests::{
-    asc, batch, col, data, kernel, out_schema, range_to_current, rows_frame, schema, sorted,
-    sorted_window_plan, wexpr, Tuple,
+    asc, batch, by_id_exprs, col, data, kernel, out_schema, range_to_current, rows_frame, schema,
+    sorted, sorted_window_plan, wexpr, Tuple,
 };
 use super::*;
 use crate::execution::SpillArea;
-use crate::expr::PhysExpr;
+use crate::expr::{PhysExpr, Scalar};
 use crate::functions::FunctionRegistry;
 use crate::plan::PhysicalPlan;
 use crate::test_util::{
@@ -43,8 +43,19 @@ fn unbounded_to_unbounded(units: FrameUnits) -> WindowFrame {
     }
 }
 
+/// GROUPS BETWEEN `n` PRECEDING AND `n` FOLLOWING.
+fn groups_around(n: u64) -> WindowFrame {
+    let bound = Scalar(ScalarValue::UInt64(Some(n)));
+    WindowFrame {
+        units: FrameUnits::Groups,
+        start: FrameBound::Preceding(bound.clone()),
+        end: FrameBound::Following(bound),
+    }
+}
+
 /// Expressions that stream, over `partition_by`: ORDER BY v (with ties
-/// and NULLs), then id. Ranks and a RANGE running sum see peers.
+/// and NULLs), then id. Ranks, a RANGE running sum and a GROUPS frame see
+/// peers.
 fn streamed_exprs(partition_by: &[PhysExpr]) -> Vec<WindowExpr> {
     let by_v = vec![asc(2)];
     let by_v_id = vec![asc(2), asc(0)];
@@ -129,6 +140,14 @@ fn streamed_exprs(partition_by: &[PhysExpr]) -> Vec<WindowExpr> {
             by_v.clone(),
             range_to_current(),
             "last",
+        ),
+        wexpr(
+            a("max"),
+            vec![col(0)],
+            p.clone(),
+            by_v.clone(),
+            groups_around(1),
+            "max_groups",
         ),
         wexpr(
             w("first_value"),
@@ -424,14 +443,7 @@ async fn whole_partition_aggregates_spill_the_window_partition() {
 async fn window_partition_that_cannot_be_chunked_fails_naming_the_window() {
     let rows = big_rows(60_000, 2);
     let exprs = vec![
-        wexpr(
-            w("row_number"),
-            vec![],
-            vec![col(1)],
-            vec![asc(0)],
-            rows_frame(None, Some(0)),
-            "rn",
-        ),
+        by_id_exprs().remove(0),
         wexpr(
             w("ntile"),
             vec![lit(4)],

@@ -124,7 +124,7 @@ pub(super) fn wexpr(
 
 /// row_number, sum over 1 preceding row, lag(v, 1, -1), count(*) over
 /// the partition: PARTITION BY k ORDER BY id.
-fn by_id_exprs() -> Vec<WindowExpr> {
+pub(super) fn by_id_exprs() -> Vec<WindowExpr> {
     let w = |f: &str| WindowFunc::Window(f.into());
     let a = |f: &str| WindowFunc::Aggregate(f.into());
     vec![
