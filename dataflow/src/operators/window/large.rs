@@ -11,14 +11,17 @@
 //!           read back ──► StreamingWindow + the whole-partition values ──► output
 //! ```
 //!
-//! Each expression of the node is either streamed ([`streams`]) or a
+//! Each expression of the node is streamed ([`streams`]), a
 //! whole-partition aggregate (an aggregate whose frame is the whole
 //! partition, e.g. `sum(x) OVER (PARTITION BY k)`: one value for every
-//! row, known once every row was seen). When a node has any other
-//! expression (a frame reaching UNBOUNDED FOLLOWING that does not start
-//! at UNBOUNDED PRECEDING, `ntile`, `percent_rank`, `cume_dist`, IGNORE
-//! NULLS), [`ChunkedPlan::try_new`] gives `None` and a window partition
-//! that does not fit fails with resources exhausted.
+//! row, known once every row was seen), or a function of the partition's
+//! size (`ntile`, `percent_rank`, `cume_dist`, `sized.rs`: a streamed
+//! helper gives each row's position, the size is counted while spilling).
+//! When a node has any other expression (a frame reaching UNBOUNDED
+//! FOLLOWING that does not start at UNBOUNDED PRECEDING, IGNORE NULLS
+//! outside a whole-partition aggregate), [`ChunkedPlan::try_new`] gives
+//! `None` and a window partition that does not fit fails with resources
+//! exhausted.
 
 use std::sync::Arc;
 
@@ -30,6 +33,7 @@ use datafusion_expr::Accumulator;
 use datafusion_physical_expr::window::{PlainAggregateWindowExpr, WindowExpr as DfWindowExpr};
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::sized::SizedFunc;
 use super::streaming::{streams, with_columns, StreamingWindow};
 use crate::error::{DataflowError, Result};
 use crate::execution::{SpillReader, SpillWriter};
@@ -44,6 +48,12 @@ enum Slot {
     Streamed(usize),
     /// The `i`th whole-partition aggregate.
     Whole(usize),
+    /// A function of the position (the `position`th streamed expression,
+    /// if any) and the size of the partition.
+    Sized {
+        func: SizedFunc,
+        position: Option<usize>,
+    },
 }
 
 /// A whole-partition aggregate: its window expression (arguments) and
@@ -151,6 +161,19 @@ impl ChunkedPlan {
             } else if streams(e, c) {
                 plan.slots.push(Slot::Streamed(plan.streamed.len()));
                 plan.streamed.push(Arc::clone(c));
+            } else if let Some((func, helper)) = SizedFunc::of(e, c)? {
+                let position = match helper {
+                    Some(h) => {
+                        let compiled = h.compile(input, registry)?;
+                        if !streams(&h, &compiled) {
+                            return Ok(None);
+                        }
+                        plan.streamed.push(compiled);
+                        Some(plan.streamed.len() - 1)
+                    }
+                    None => None,
+                };
+                plan.slots.push(Slot::Sized { func, position });
             } else {
                 return Ok(None);
             }
@@ -158,18 +181,23 @@ impl ChunkedPlan {
         Ok(Some(plan))
     }
 
-    /// Whether a large window partition goes through a spill file.
+    /// Whether a large window partition goes through a spill file: when
+    /// some value needs all of its rows first.
     pub fn spills(&self) -> bool {
-        !self.whole.is_empty()
+        self.slots
+            .iter()
+            .any(|s| matches!(s, Slot::Whole(_) | Slot::Sized { .. }))
     }
 
-    /// Output rows: `rows` with the streamed `values` and the
-    /// whole-partition `constants`, in the node's column order.
+    /// Output rows: `rows` with the streamed `values`, the whole-partition
+    /// `constants`, and the functions of the partition's `size`, in the
+    /// node's column order.
     fn assemble(
         &self,
         rows: &RecordBatch,
         values: Vec<ArrayRef>,
         constants: &[ScalarValue],
+        size: usize,
     ) -> Result<RecordBatch> {
         let n = rows.num_rows();
         let columns = self
@@ -185,6 +213,9 @@ impl ChunkedPlan {
                         "window: aggregate value missing".into(),
                     )),
                 },
+                Slot::Sized { func, position } => {
+                    func.evaluate(position.and_then(|p| values.get(p)), n, size)
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         with_columns(&self.output, rows, columns)
@@ -197,9 +228,11 @@ pub struct LargePartition {
     /// The partition key (arrays of one row).
     pub key: Vec<ArrayRef>,
     streaming: StreamingWindow,
-    /// With whole-partition aggregates: their accumulators and the run the
-    /// rows go to until the partition ends.
+    /// When the plan spills: the whole-partition aggregates' accumulators,
+    /// the rows so far, and the run the rows go to until the partition
+    /// ends.
     accumulators: Vec<Box<dyn Accumulator>>,
+    rows: usize,
     spill: Option<SpillWriter>,
 }
 
@@ -229,6 +262,7 @@ impl LargePartition {
             plan,
             key,
             accumulators,
+            rows: 0,
             spill,
         })
     }
@@ -248,13 +282,14 @@ impl LargePartition {
         match &mut self.spill {
             Some(run) => {
                 run.write(rows)?;
+                self.rows += rows.num_rows();
                 for (w, acc) in self.plan.whole.iter().zip(&mut self.accumulators) {
                     w.update(acc.as_mut(), rows)?;
                 }
                 Ok(None)
             }
             None => match self.streaming.push(rows)? {
-                Some((rows, values)) => Ok(Some(self.plan.assemble(&rows, values, &[])?)),
+                Some((rows, values)) => Ok(Some(self.plan.assemble(&rows, values, &[], 0)?)),
                 None => Ok(None),
             },
         }
@@ -273,6 +308,7 @@ impl LargePartition {
                     reader: Some(run.finish()?.read()?),
                     streaming: self.streaming,
                     constants,
+                    size: self.rows,
                     plan: self.plan,
                 })))
             }
@@ -281,6 +317,7 @@ impl LargePartition {
                     &rows,
                     values,
                     &[],
+                    0,
                 )?))),
                 None => Ok(Finished::Done(None)),
             },
@@ -294,6 +331,8 @@ pub struct Drain {
     reader: Option<SpillReader>,
     streaming: StreamingWindow,
     constants: Vec<ScalarValue>,
+    /// Rows of the partition.
+    size: usize,
     plan: Arc<ChunkedPlan>,
 }
 
@@ -317,7 +356,12 @@ impl Drain {
             }
         };
         Ok(Some(match computed {
-            Some((rows, values)) => Some(self.plan.assemble(&rows, values, &self.constants)?),
+            Some((rows, values)) => {
+                Some(
+                    self.plan
+                        .assemble(&rows, values, &self.constants, self.size)?,
+                )
+            }
             None => None,
         }))
     }

@@ -67,6 +67,7 @@ use large::ChunkedPlan;
 mod expr;
 mod kernel;
 mod large;
+mod sized;
 #[cfg(test)]
 mod spill_tests;
 mod streaming;

@@ -198,6 +198,56 @@ fn whole_partition_exprs(partition_by: &[PhysExpr]) -> Vec<WindowExpr> {
     exprs
 }
 
+/// Functions of the partition's size (these spill the window partition),
+/// with a streamed expression: ntile by v and id, percent_rank and
+/// cume_dist by v (ties), cume_dist without ORDER BY.
+fn sized_exprs(partition_by: &[PhysExpr]) -> Vec<WindowExpr> {
+    let p = partition_by.to_vec();
+    let by_v_id = vec![asc(2), asc(0)];
+    vec![
+        wexpr(
+            w("ntile"),
+            vec![lit(7)],
+            p.clone(),
+            by_v_id.clone(),
+            rows_frame(None, Some(0)),
+            "tile",
+        ),
+        wexpr(
+            w("percent_rank"),
+            vec![],
+            p.clone(),
+            vec![asc(2)],
+            range_to_current(),
+            "pr",
+        ),
+        wexpr(
+            w("cume_dist"),
+            vec![],
+            p.clone(),
+            vec![asc(2)],
+            range_to_current(),
+            "cd",
+        ),
+        wexpr(
+            w("cume_dist"),
+            vec![],
+            p.clone(),
+            vec![],
+            range_to_current(),
+            "cd_all",
+        ),
+        wexpr(
+            w("lag"),
+            vec![col(0)],
+            p,
+            by_v_id,
+            rows_frame(None, Some(0)),
+            "lag",
+        ),
+    ]
+}
+
 fn chunked_kernel(exprs: &[WindowExpr], batch_size: usize) -> WindowKernel {
     let input = schema();
     let registry = FunctionRegistry::with_defaults();
@@ -273,6 +323,7 @@ fn chunked_evaluation_equals_in_memory() {
         for exprs in [
             streamed_exprs(&partition_by),
             whole_partition_exprs(&partition_by),
+            sized_exprs(&partition_by),
         ] {
             let input = sorted(&rows, &exprs);
             let expected = in_memory(&exprs, &input);
@@ -333,28 +384,12 @@ fn expressions_that_need_the_partition_have_no_chunked_plan() {
     lag_ignoring_nulls.ignore_nulls = true;
     for e in [
         wexpr(
-            w("ntile"),
-            vec![lit(3)],
+            w("last_value"),
+            vec![col(2)],
             vec![],
             vec![asc(0)],
-            rows_frame(None, Some(0)),
-            "t",
-        ),
-        wexpr(
-            w("percent_rank"),
-            vec![],
-            vec![],
-            vec![asc(0)],
-            range_to_current(),
-            "p",
-        ),
-        wexpr(
-            w("cume_dist"),
-            vec![],
-            vec![],
-            vec![asc(0)],
-            range_to_current(),
-            "c",
+            WindowFrame::whole_partition(),
+            "l",
         ),
         wexpr(a("sum"), vec![col(2)], vec![], vec![asc(0)], to_end, "s"),
         lag_ignoring_nulls,
@@ -414,10 +449,14 @@ async fn streamed_window_partition_larger_than_the_limit() {
 }
 
 #[tokio::test]
-async fn whole_partition_aggregates_spill_the_window_partition() {
+async fn whole_partition_aggregates_and_sized_functions_spill_the_window_partition() {
     let rows = big_rows(60_000, 3);
-    for partition_by in [vec![], vec![col(1)]] {
-        let exprs = whole_partition_exprs(&partition_by);
+    for exprs in [
+        whole_partition_exprs(&[]),
+        whole_partition_exprs(&[col(1)]),
+        sized_exprs(&[]),
+        sized_exprs(&[col(1)]),
+    ] {
         let plan = sorted_window_plan(&exprs);
         let dir = tempfile::tempdir().unwrap();
         let tables = vec![("t", rows.chunks(1000).map(batch).collect())];
@@ -442,15 +481,21 @@ async fn whole_partition_aggregates_spill_the_window_partition() {
 #[tokio::test]
 async fn window_partition_that_cannot_be_chunked_fails_naming_the_window() {
     let rows = big_rows(60_000, 2);
+    // A frame from the current row to the partition's end.
+    let to_end = WindowFrame {
+        units: FrameUnits::Rows,
+        start: FrameBound::CurrentRow,
+        ..WindowFrame::whole_partition()
+    };
     let exprs = vec![
         by_id_exprs().remove(0),
         wexpr(
-            w("ntile"),
-            vec![lit(4)],
+            a("sum"),
+            vec![col(2)],
             vec![col(1)],
             vec![asc(0)],
-            rows_frame(None, Some(0)),
-            "t",
+            to_end,
+            "rest",
         ),
     ];
     let plan = sorted_window_plan(&exprs);

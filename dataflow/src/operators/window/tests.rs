@@ -567,15 +567,19 @@ async fn window_partition_that_does_not_fit_fails_naming_the_window() {
         assert_exhausted, assert_spill_dir_empty, run_counting_spills, spilling_config,
     };
     let rows = data(2000);
-    // No PARTITION BY: all 2000 rows are one window partition, and ntile
-    // needs its size before its first row.
+    // No PARTITION BY: all 2000 rows are one window partition, and the
+    // frame of the first row reaches the last.
     let exprs = vec![wexpr(
-        WindowFunc::Window("ntile".into()),
-        vec![PhysExpr::lit(ScalarValue::Int64(Some(3)))],
+        WindowFunc::Aggregate("sum".into()),
+        vec![col(2)],
         vec![],
         vec![asc(0)],
-        rows_frame(None, Some(0)),
-        "tile",
+        WindowFrame {
+            units: FrameUnits::Rows,
+            start: FrameBound::CurrentRow,
+            ..WindowFrame::whole_partition()
+        },
+        "rest",
     )];
     let plan = sorted_window_plan(&exprs);
     let dir = tempfile::tempdir().unwrap();
