@@ -425,8 +425,9 @@ fn streamed_windows(over: &str) -> String {
     )
 }
 
-/// Whole-partition aggregates (these spill the window partition), with a
-/// streamed expression in the same window node.
+/// Whole-partition aggregates and functions of the partition's size
+/// (these spill the window partition), with a streamed expression in the
+/// same window node.
 fn whole_partition_windows(over: &str) -> String {
     format!(
         "SELECT id, k, v, \
@@ -434,7 +435,10 @@ fn whole_partition_windows(over: &str) -> String {
             count(*) OVER ({over}) AS n, \
             avg(v) OVER ({over}) AS mean, \
             max(id) OVER ({over} ORDER BY v RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS max_id, \
-            row_number() OVER ({over} ORDER BY v, id) AS rn \
+            row_number() OVER ({over} ORDER BY v, id) AS rn, \
+            ntile(6) OVER ({over} ORDER BY v, id) AS tile, \
+            percent_rank() OVER ({over} ORDER BY v) AS pr, \
+            cume_dist() OVER ({over} ORDER BY v) AS cd \
          FROM big"
     )
 }
@@ -451,7 +455,11 @@ async fn window_partitions_larger_than_the_memory_limit() {
         let limited = big_engine(&table, partitions, Some(dir.path()));
         for (what, sql, spills) in [
             ("streamed", streamed_windows(over), false),
-            ("whole-partition", whole_partition_windows(over), true),
+            (
+                "whole-partition and sized",
+                whole_partition_windows(over),
+                true,
+            ),
         ] {
             queries += 1;
             let label = format!("{what} OVER ({over}), {partitions} partitions, 1 MiB");
@@ -473,14 +481,13 @@ async fn window_spill_files_are_removed_after_an_error_and_a_dropped_stream() {
     let dir = tempfile::tempdir().unwrap();
     let engine = big_engine(&table, 2, Some(dir.path()));
 
-    // ntile needs the size of its window partition before its first row:
-    // it cannot be evaluated in chunks.
-    let err = query_error(
-        &engine,
-        "SELECT id, ntile(4) OVER (ORDER BY id) AS t FROM big",
-    )
-    .await
-    .unwrap_or_else(|| panic!("ntile over 3 MiB under 1 MiB did not fail"));
+    // The frame of the first row reaches the last: the window partition
+    // must be held.
+    let to_end = "SELECT id, sum(v) OVER (ORDER BY id \
+                  ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS rest FROM big";
+    let err = query_error(&engine, to_end)
+        .await
+        .unwrap_or_else(|| panic!("a frame over 3 MiB under 1 MiB did not fail"));
     assert!(err.starts_with("resources exhausted: Window"), "{err}");
     assert_spill_dir_empty(dir.path(), "an error").await;
 

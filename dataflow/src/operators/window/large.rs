@@ -124,8 +124,8 @@ fn is_whole_partition(e: &WindowExpr) -> bool {
 
 impl ChunkedPlan {
     /// The plan for `exprs` (compiled into `compiled`) over `input`,
-    /// `None` when some expression can neither stream nor be a
-    /// whole-partition aggregate.
+    /// `None` when some expression is neither streamed, nor a
+    /// whole-partition aggregate, nor a function of the partition's size.
     pub fn try_new(
         exprs: &[WindowExpr],
         compiled: &[Arc<dyn DfWindowExpr>],
