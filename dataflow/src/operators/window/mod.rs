@@ -30,18 +30,22 @@
 //!       · streamed expressions only: rows go straight through, dropped
 //!         once no frame reaches them (memory: frames and peer groups)
 //!       · with whole-partition aggregates (`sum(x) OVER (PARTITION BY
-//!         k)`): rows go to a spill run while the aggregates accumulate,
-//!         then the run is read back through the streamed expressions
+//!         k)`) or functions of the partition's size (`ntile`,
+//!         `percent_rank`, `cume_dist`): rows go to a spill run while the
+//!         aggregates accumulate and the rows are counted, then the run is
+//!         read back through the streamed expressions
 //! ```
 //!
 //! The rows after it are buffered again as usual. Running and sliding
 //! frames (ROWS, RANGE, GROUPS) ending at CURRENT ROW or n FOLLOWING,
 //! `row_number`, `rank`, `dense_rank`, `lag`, `lead`, `first_value`,
 //! `last_value` and `nth_value` over such frames stream; aggregates over
-//! the whole partition spill. A node with anything else (`ntile`,
-//! `percent_rank`, `cume_dist`, frames from a bounded start to UNBOUNDED
-//! FOLLOWING, IGNORE NULLS) keeps a window partition in memory, and one
-//! that does not fit fails the query with resources exhausted, naming the
+//! the whole partition and the functions of its size spill. A node with
+//! anything else (frames from a bounded start to UNBOUNDED FOLLOWING, as
+//! `sum(x) OVER (ORDER BY t ROWS BETWEEN CURRENT ROW AND UNBOUNDED
+//! FOLLOWING)`; value functions over the whole partition; IGNORE NULLS
+//! outside aggregates) keeps a window partition in memory, and one that
+//! does not fit fails the query with resources exhausted, naming the
 //! Window operator's reservation (`Window (node n, partition p) window
 //! partition`); so does a frame or peer group that alone does not fit.
 //! Chunked evaluation gives the rows of the in-memory one, in the same
