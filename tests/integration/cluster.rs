@@ -12,8 +12,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use ffq::cluster::{FaultHook, SchedulerConfig};
 use ffq::tpch::{write_tpch, TpchFileFormat};
 use ffq::{Engine, LocalCluster};
-use futures::StreamExt;
 
+use crate::common::spill::stream_after_first_batch;
 use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
@@ -120,14 +120,8 @@ async fn garbage_collection_after_success_failure_and_dropped_stream() {
     assert_workers_clear(&engine, "a failed query").await;
 
     // A stream dropped after its first batch.
-    let mut stream = engine
-        .sql("SELECT l_orderkey, l_comment FROM lineitem")
-        .await
-        .unwrap()
-        .execute_stream()
-        .unwrap();
-    let first = stream.next().await.unwrap().unwrap();
-    assert!(first.num_rows() > 0);
+    let stream =
+        stream_after_first_batch(&engine, "SELECT l_orderkey, l_comment FROM lineitem").await;
     drop(stream);
     assert_workers_clear(&engine, "a dropped stream").await;
     cluster.shutdown().await;

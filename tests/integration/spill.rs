@@ -8,12 +8,12 @@
 use std::path::Path;
 
 use ffq::{Engine, EngineConfig};
-use futures::StreamExt;
 
 use crate::common::differential::{assert_no_failures, check_parity};
 use crate::common::spill::{
-    assert_spill_dir_empty as assert_empty, explain_analyze as analyze, leftovers,
-    limited_local_cluster, spilled, tpch_limited_engine,
+    assert_spill_dir_empty as assert_empty, cluster_spilled_bytes, explain_analyze as analyze,
+    leftovers, limited_local_cluster, query_error, spilled, stream_after_first_batch,
+    tpch_limited_engine,
 };
 use crate::common::{tpch_engine, tpch_query};
 
@@ -80,27 +80,14 @@ async fn spill_files_are_removed_after_an_error_and_a_dropped_stream() {
     // reach the failing cast.
     let failing = "SELECT l_orderkey FROM lineitem ORDER BY l_comment, \
                    CASE WHEN l_orderkey > 500000 THEN CAST(l_comment AS INT) ELSE 0 END";
-    let err = match engine.sql(failing).await {
-        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
-    };
-    let err = err.unwrap_or_else(|| panic!("the cast did not fail"));
+    let err = query_error(&engine, failing)
+        .await
+        .unwrap_or_else(|| panic!("the cast did not fail"));
     assert!(err.contains("Cannot cast"), "{err}");
     assert_empty(dir.path(), "an error").await;
 
     // A spilling sort whose consumer goes away after the first batch.
-    let mut stream = engine
-        .sql(BIG_SORT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .execute_stream()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let first = stream
-        .next()
-        .await
-        .unwrap_or_else(|| panic!("no batch"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(first.num_rows() > 0);
+    let stream = stream_after_first_batch(&engine, BIG_SORT).await;
     assert!(!leftovers(dir.path()).is_empty(), "the sort did not spill");
     drop(stream);
     assert_empty(dir.path(), "a dropped stream").await;
@@ -134,12 +121,7 @@ async fn tpch_under_16_mib_per_worker_returns_the_unlimited_rows() {
         }
     }
     assert_no_failures(&failures, queries.len());
-    let spilled: u64 = cluster
-        .worker_states()
-        .iter()
-        .map(|w| w.task_spilled_bytes)
-        .sum();
-    assert!(spilled > 0, "no task spilled");
+    assert!(cluster_spilled_bytes(&cluster) > 0, "no task spilled");
     for w in cluster.worker_states() {
         assert_eq!(w.memory_limit, Some(LIMIT as u64), "{w:?}");
     }

@@ -1,16 +1,26 @@
 //! Window functions against DataFusion: ranking, offsets, value functions,
 //! aggregates over ROWS / RANGE / GROUPS frames, NULLs in partition and
 //! order keys, with and without PARTITION BY; with 1 partition and with 3
-//! partitions and tiny batches; plus TPC-H queries.
+//! partitions and tiny batches; plus TPC-H queries. And window partitions
+//! far larger than the memory limit (embedded and on 2 workers), which
+//! are evaluated in chunks or spilled, with the rows of an unlimited run.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::common::{assert_no_failures, check_against, run_ffq, run_oracle, Fixture, Runs};
+use crate::common::spill::{
+    assert_spill_dir_empty, cluster_spilled_bytes, explain_analyze, limited_local_cluster,
+    query_error, spilled, stream_after_first_batch,
+};
+use crate::common::{
+    assert_no_failures, check_against, check_parity, run_ffq, run_oracle, Fixture, Runs,
+};
 use arrow::array::{
     ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use ffq::{Engine, EngineConfig};
 
 /// 30 rows: `id` unique; `k` (partition key) and `g` with NULLs; `v` with
 /// NULLs and ties; floats, decimals and dates.
@@ -337,4 +347,175 @@ async fn invalid_windows_fail_like_datafusion() {
         }
     }
     assert_no_failures(&failures, queries.len() * runs.len());
+}
+
+/// Rows of the table of the window-spill tests (`big`).
+const BIG_ROWS: i32 = 200_000;
+/// A limit far below one window partition of `big` (~3 MiB of rows).
+const BIG_LIMIT: usize = 1 << 20;
+
+/// `big(id, k, v)` in a Parquet file (a memory table would be held in
+/// the pool): `id` unique and scrambled; `k` in 3 huge window partitions
+/// and a NULL one; `v` with ~40 ties per value and NULLs.
+fn big_parquet() -> tempfile::TempDir {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("k", DataType::Int32, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("big.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), None).unwrap();
+    let rows: Vec<i32> = (0..BIG_ROWS).collect();
+    for c in rows.chunks(10_000) {
+        let id = c.iter().map(|i| (i * 7919) % BIG_ROWS);
+        let k = c.iter().map(|i| (i % 4 != 0).then_some(i % 4));
+        let v = c
+            .iter()
+            .map(|i| (i % 307 != 5).then_some((i % 5003) as i64));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from_iter_values(id)),
+            Arc::new(Int32Array::from_iter(k)),
+            Arc::new(Int64Array::from_iter(v)),
+        ];
+        writer
+            .write(&RecordBatch::try_new(Arc::clone(&schema), columns).unwrap())
+            .unwrap();
+    }
+    writer.close().unwrap();
+    dir
+}
+
+fn big_path(table: &tempfile::TempDir) -> String {
+    table.path().join("big.parquet").display().to_string()
+}
+
+fn big_engine_config(partitions: usize, limit: Option<&Path>) -> EngineConfig {
+    EngineConfig {
+        target_partitions: partitions,
+        batch_size: 1024,
+        memory_limit: limit.map(|_| BIG_LIMIT),
+        spill_dir: limit.map(Path::to_path_buf),
+    }
+}
+
+/// An engine with `big`, under [`BIG_LIMIT`] spilling to `spill_dir`
+/// (`None`: no limit).
+fn big_engine(table: &tempfile::TempDir, partitions: usize, spill_dir: Option<&Path>) -> Engine {
+    let engine = Engine::with_config(big_engine_config(partitions, spill_dir));
+    engine.register_parquet("big", &big_path(table)).unwrap();
+    engine
+}
+
+/// Window expressions that stream in chunks over a window partition
+/// `over` (PARTITION BY or not): ranks with ties, running aggregates by
+/// ROWS and RANGE (peers), a sliding frame, lag and lead.
+fn streamed_windows(over: &str) -> String {
+    format!(
+        "SELECT id, k, v, \
+            row_number() OVER ({over} ORDER BY v, id) AS rn, \
+            rank() OVER ({over} ORDER BY v) AS r, \
+            dense_rank() OVER ({over} ORDER BY v) AS dr, \
+            sum(v) OVER ({over} ORDER BY v) AS running_range, \
+            count(v) OVER ({over} ORDER BY v, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running_rows, \
+            min(id) OVER ({over} ORDER BY v, id ROWS BETWEEN 3 PRECEDING AND 2 FOLLOWING) AS sliding, \
+            lag(v, 2) OVER ({over} ORDER BY v, id) AS lag2, \
+            lead(id) OVER ({over} ORDER BY v, id) AS lead1 \
+         FROM big"
+    )
+}
+
+/// Whole-partition aggregates and functions of the partition's size
+/// (these spill the window partition), with a streamed expression in the
+/// same window node.
+fn whole_partition_windows(over: &str) -> String {
+    format!(
+        "SELECT id, k, v, \
+            sum(v) OVER ({over}) AS total, \
+            count(*) OVER ({over}) AS n, \
+            avg(v) OVER ({over}) AS mean, \
+            max(id) OVER ({over} ORDER BY v RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS max_id, \
+            row_number() OVER ({over} ORDER BY v, id) AS rn, \
+            ntile(6) OVER ({over} ORDER BY v, id) AS tile, \
+            percent_rank() OVER ({over} ORDER BY v) AS pr, \
+            cume_dist() OVER ({over} ORDER BY v) AS cd \
+         FROM big"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_partitions_larger_than_the_memory_limit() {
+    let table = big_parquet();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut queries = 0;
+    // Without PARTITION BY the input is gathered into one partition.
+    for (over, partitions) in [("", 1), ("PARTITION BY k", 2)] {
+        let unlimited = big_engine(&table, partitions, None);
+        let limited = big_engine(&table, partitions, Some(dir.path()));
+        for (what, sql, spills) in [
+            ("streamed", streamed_windows(over), false),
+            (
+                "whole-partition and sized",
+                whole_partition_windows(over),
+                true,
+            ),
+        ] {
+            queries += 1;
+            let label = format!("{what} OVER ({over}), {partitions} partitions, 1 MiB");
+            if let Err(e) = check_parity(&label, &sql, &unlimited, &limited).await {
+                failures.push(e);
+            }
+            let plan = explain_analyze(&limited, &sql).await;
+            assert_eq!(spilled(&plan, "Window:"), spills, "{label}:\n{plan}");
+            assert!(spilled(&plan, "Sort:"), "{label}:\n{plan}");
+        }
+    }
+    assert_no_failures(&failures, queries);
+    assert_spill_dir_empty(dir.path(), "window queries").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_spill_files_are_removed_after_an_error_and_a_dropped_stream() {
+    let table = big_parquet();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = big_engine(&table, 2, Some(dir.path()));
+
+    // The frame of the first row reaches the last: the window partition
+    // must be held.
+    let to_end = "SELECT id, sum(v) OVER (ORDER BY id \
+                  ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS rest FROM big";
+    let err = query_error(&engine, to_end)
+        .await
+        .unwrap_or_else(|| panic!("a frame over 3 MiB under 1 MiB did not fail"));
+    assert!(err.starts_with("resources exhausted: Window"), "{err}");
+    assert_spill_dir_empty(dir.path(), "an error").await;
+
+    let stream = stream_after_first_batch(&engine, &whole_partition_windows("")).await;
+    drop(stream);
+    assert_spill_dir_empty(dir.path(), "a dropped stream").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn window_partitions_larger_than_the_limit_of_each_worker() {
+    let table = big_parquet();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = limited_local_cluster(BIG_LIMIT, Some(dir.path())).await;
+    let client = Engine::connect_with_config(
+        cluster.client_config(),
+        big_engine_config(2, Some(dir.path())),
+    )
+    .await
+    .unwrap();
+    client.register_parquet("big", &big_path(&table)).unwrap();
+    let unlimited = big_engine(&table, 2, None);
+    for sql in [
+        streamed_windows(""),
+        whole_partition_windows("PARTITION BY k"),
+    ] {
+        check_parity(&sql, &sql, &unlimited, &client).await.unwrap();
+    }
+    assert!(cluster_spilled_bytes(&cluster) > 0, "no task spilled");
+    assert_spill_dir_empty(dir.path(), "the cluster's window queries").await;
+    cluster.shutdown().await;
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, StringArray};
 use ffq::cluster::SchedulerConfig;
-use ffq::{Engine, EngineConfig, LocalCluster};
+use ffq::{Engine, EngineConfig, LocalCluster, SendableRecordBatchStream};
+use futures::StreamExt;
 
 /// An engine with the TPC-H tables at `sf`, `partitions` partitions and a
 /// memory limit of `limit` bytes, spilling to `spill_dir` (`None`: the
@@ -56,6 +57,15 @@ pub async fn limited_local_cluster(limit: usize, spill_dir: Option<&Path>) -> Lo
             .unwrap_or_else(|e| panic!("worker: {e}"));
     }
     cluster
+}
+
+/// Bytes the tasks of `cluster`'s workers spilled.
+pub fn cluster_spilled_bytes(cluster: &LocalCluster) -> u64 {
+    cluster
+        .worker_states()
+        .iter()
+        .map(|w| w.task_spilled_bytes)
+        .sum()
 }
 
 /// The plan text `EXPLAIN ANALYZE <sql>` returns (panics on an error).
@@ -111,4 +121,31 @@ pub async fn assert_spill_dir_empty(dir: &Path, after: &str) {
         Vec::<String>::new(),
         "spill files after {after}"
     );
+}
+
+/// The error `sql` fails with on `engine` (planning or running), `None`
+/// when it succeeds.
+pub async fn query_error(engine: &Engine, sql: &str) -> Option<String> {
+    match engine.sql(sql).await {
+        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// The output stream of `sql` after its first batch (not empty), for a
+/// test to drop mid-way.
+pub async fn stream_after_first_batch(engine: &Engine, sql: &str) -> SendableRecordBatchStream {
+    let mut stream = engine
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .execute_stream()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let first = stream
+        .next()
+        .await
+        .unwrap_or_else(|| panic!("{sql}: no batch"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert!(first.num_rows() > 0, "{sql}: an empty first batch");
+    stream
 }

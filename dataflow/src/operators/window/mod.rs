@@ -13,14 +13,45 @@
 //! the first row of the next one arrives (or the input ends). Without
 //! PARTITION BY the whole input partition is one window partition.
 //!
-//! Memory: the buffered rows are reserved (unspillable), and before a
+//! Memory: the buffered rows are reserved (spillable), and before a
 //! window partition is evaluated, also its copy into one batch and its
-//! output. A window partition that does not fit fails the query with
-//! resources exhausted, naming the Window operator's reservation
-//! (`Window (node n, partition p) window partition`). Its input, a Sort,
-//! spills, so this buffer is the only part of a windowed query that must
-//! fit in memory. Not done yet: spilling the rows of one large window
-//! partition and evaluating running frames over them in chunks.
+//! output. Without a limit, or while that fits, nothing else happens: one
+//! evaluation over each whole window partition, no extra copies.
+//!
+//! Spilling: when the reservation is refused, the first buffered window
+//! partition is evaluated in chunks instead (`large.rs`), with the rows
+//! of that partition still to come fed to it as they arrive:
+//!
+//! ```text
+//!  input ─► buffer ─► fits? ──yes──► evaluate whole window partitions ─► output
+//!                       │ no
+//!                       ▼
+//!     first window partition in chunks (DataFusion's stateful evaluation)
+//!       · streamed expressions only: rows go straight through, dropped
+//!         once no frame reaches them (memory: frames and peer groups)
+//!       · with whole-partition aggregates (`sum(x) OVER (PARTITION BY
+//!         k)`) or functions of the partition's size (`ntile`,
+//!         `percent_rank`, `cume_dist`): rows go to a spill run while the
+//!         aggregates accumulate and the rows are counted, then the run is
+//!         read back through the streamed expressions
+//! ```
+//!
+//! The rows after it are buffered again as usual. Running and sliding
+//! frames (ROWS, RANGE, GROUPS) ending at CURRENT ROW or n FOLLOWING,
+//! `row_number`, `rank`, `dense_rank`, `lag`, `lead`, `first_value`,
+//! `last_value` and `nth_value` over such frames stream; aggregates over
+//! the whole partition and the functions of its size spill. A node with
+//! anything else (frames from a bounded start to UNBOUNDED FOLLOWING, as
+//! `sum(x) OVER (ORDER BY t ROWS BETWEEN CURRENT ROW AND UNBOUNDED
+//! FOLLOWING)`; value functions over the whole partition; IGNORE NULLS
+//! outside aggregates) keeps a window partition in memory, and one that
+//! does not fit fails the query with resources exhausted, naming the
+//! Window operator's reservation (`Window (node n, partition p) window
+//! partition`); so does a frame or peer group that alone does not fit.
+//! Chunked evaluation gives the rows of the in-memory one, in the same
+//! order; only floating-point whole-partition aggregates (`sum`, `avg` of
+//! floats) may differ in the last digits, being summed chunk by chunk.
+//! Its input, a Sort, spills too.
 //!
 //! Output: the input columns followed by one column per window expression.
 
@@ -35,9 +66,15 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::functions::FunctionRegistry;
 use crate::stream::{boxed, SendableRecordBatchStream};
+use large::ChunkedPlan;
 
 mod expr;
 mod kernel;
+mod large;
+mod sized;
+#[cfg(test)]
+mod spill_tests;
+mod streaming;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +90,8 @@ pub struct Window {
     input: Arc<dyn Operator>,
     exprs: Arc<Vec<Arc<dyn DfWindowExpr>>>,
     keys: Arc<Vec<Arc<dyn PhysicalExpr>>>,
+    /// How a window partition that does not fit is evaluated, if it can.
+    chunked: Option<Arc<ChunkedPlan>>,
 }
 
 impl Window {
@@ -100,11 +139,13 @@ impl Window {
                 .collect::<Result<Vec<_>>>()?,
             None => vec![],
         };
+        let chunked = ChunkedPlan::try_new(exprs, &compiled, &input_schema, &schema, registry)?;
         Ok(Window {
             properties: OperatorProperties::new("Window", schema, input.output_partitions()),
             input,
             exprs: Arc::new(compiled),
             keys: Arc::new(keys),
+            chunked: chunked.map(Arc::new),
         })
     }
 }
@@ -126,23 +167,49 @@ impl Operator for Window {
             self.input.schema(),
             self.schema(),
             ctx.config.batch_size,
-        );
+        )
+        .with_chunked(self.chunked.clone());
         // The buffered rows, and while complete window partitions are
-        // evaluated, their copy and output. Not spillable: a window
-        // partition that does not fit fails the query.
-        let memory = ctx.reserve(Some("window partition"));
+        // evaluated, their copy and output; a refusal hands the first
+        // buffered window partition to chunked evaluation.
+        let memory = ctx.reserve_spillable(Some("window partition"));
+        let ctx = Arc::clone(ctx);
         let stream = async_stream::try_stream! {
-            while let Some(batch) = input.next().await {
-                kernel.buffer(batch?)?;
-                memory.try_resize(kernel.size() + kernel.evaluation_size())?;
+            let mut ended = false;
+            while !ended {
+                match input.next().await {
+                    Some(batch) => kernel.buffer(batch?)?,
+                    None => {
+                        kernel.end_input();
+                        ended = true;
+                    }
+                }
+                loop {
+                    while let Some(outs) = kernel.step()? {
+                        // Working off the rows buffered at a refusal only
+                        // shrinks what is held; after that, what the
+                        // chunked evaluation holds must fit.
+                        if let Err(refused) = memory.try_resize(kernel.size()) {
+                            if !kernel.has_backlog() {
+                                Err(refused)?;
+                            }
+                        }
+                        for out in outs {
+                            yield out;
+                        }
+                    }
+                    match memory.try_resize(kernel.size() + kernel.evaluation_size()) {
+                        Ok(()) => break,
+                        Err(refused) => {
+                            if !kernel.start_chunked(|schema| ctx.spill_writer(schema))? {
+                                Err(refused)?;
+                            }
+                        }
+                    }
+                }
                 for out in kernel.evaluate_complete()? {
                     yield out;
                 }
-            }
-            kernel.end_input();
-            memory.try_resize(kernel.size() + kernel.evaluation_size())?;
-            for out in kernel.evaluate_complete()? {
-                yield out;
             }
             for out in kernel.flush()? {
                 yield out;

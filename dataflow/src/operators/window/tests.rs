@@ -17,9 +17,9 @@ use crate::operators::sort::SortKeys;
 use crate::plan::{Partitioning, PhysicalPlan};
 use crate::test_util::{run_plan, scan};
 
-type Tuple = (i32, Option<i32>, Option<i64>);
+pub(super) type Tuple = (i32, Option<i32>, Option<i64>);
 
-fn schema() -> SchemaRef {
+pub(super) fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int32, false),
         Field::new("k", DataType::Int32, true),
@@ -29,7 +29,7 @@ fn schema() -> SchemaRef {
 
 /// `n` rows: k cycles through NULL, 1, 2, 3 (with a skew), v has NULLs
 /// and ties.
-fn data(n: usize) -> Vec<Tuple> {
+pub(super) fn data(n: usize) -> Vec<Tuple> {
     (0..n as i32)
         .map(|i| {
             let k = match (i * 7 + i / 3) % 5 {
@@ -48,7 +48,7 @@ fn data(n: usize) -> Vec<Tuple> {
         .collect()
 }
 
-fn batch(rows: &[Tuple]) -> RecordBatch {
+pub(super) fn batch(rows: &[Tuple]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
@@ -66,11 +66,11 @@ fn batch(rows: &[Tuple]) -> RecordBatch {
     .unwrap()
 }
 
-fn col(i: usize) -> PhysExpr {
+pub(super) fn col(i: usize) -> PhysExpr {
     PhysExpr::col(i, ["id", "k", "v"][i])
 }
 
-fn asc(i: usize) -> SortExpr {
+pub(super) fn asc(i: usize) -> SortExpr {
     SortExpr {
         expr: col(i),
         asc: true,
@@ -78,7 +78,7 @@ fn asc(i: usize) -> SortExpr {
     }
 }
 
-fn rows_frame(preceding: Option<u64>, following: Option<u64>) -> WindowFrame {
+pub(super) fn rows_frame(preceding: Option<u64>, following: Option<u64>) -> WindowFrame {
     let bound = |v: Option<u64>| Scalar(ScalarValue::UInt64(v));
     WindowFrame {
         units: FrameUnits::Rows,
@@ -93,7 +93,7 @@ fn rows_frame(preceding: Option<u64>, following: Option<u64>) -> WindowFrame {
     }
 }
 
-fn range_to_current() -> WindowFrame {
+pub(super) fn range_to_current() -> WindowFrame {
     WindowFrame {
         units: FrameUnits::Range,
         start: FrameBound::Preceding(Scalar(ScalarValue::UInt64(None))),
@@ -101,7 +101,7 @@ fn range_to_current() -> WindowFrame {
     }
 }
 
-fn wexpr(
+pub(super) fn wexpr(
     func: WindowFunc,
     args: Vec<PhysExpr>,
     partition_by: Vec<PhysExpr>,
@@ -124,7 +124,7 @@ fn wexpr(
 
 /// row_number, sum over 1 preceding row, lag(v, 1, -1), count(*) over
 /// the partition: PARTITION BY k ORDER BY id.
-fn by_id_exprs() -> Vec<WindowExpr> {
+pub(super) fn by_id_exprs() -> Vec<WindowExpr> {
     let w = |f: &str| WindowFunc::Window(f.into());
     let a = |f: &str| WindowFunc::Aggregate(f.into());
     vec![
@@ -188,7 +188,10 @@ fn by_id_reference(rows: &[Tuple]) -> BTreeMap<i32, Vec<Option<i64>>> {
 }
 
 /// Output rows as id -> window values (cast to Int64).
-fn window_values(batches: &[RecordBatch], n_in: usize) -> BTreeMap<i32, Vec<Option<i64>>> {
+pub(super) fn window_values(
+    batches: &[RecordBatch],
+    n_in: usize,
+) -> BTreeMap<i32, Vec<Option<i64>>> {
     let mut out = BTreeMap::new();
     for b in batches {
         let ids = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
@@ -210,7 +213,7 @@ fn window_values(batches: &[RecordBatch], n_in: usize) -> BTreeMap<i32, Vec<Opti
     out
 }
 
-fn out_schema(exprs: &[WindowExpr]) -> SchemaRef {
+pub(super) fn out_schema(exprs: &[WindowExpr]) -> SchemaRef {
     let input = schema();
     let registry = FunctionRegistry::with_defaults();
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -220,7 +223,7 @@ fn out_schema(exprs: &[WindowExpr]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn kernel(exprs: &[WindowExpr], batch_size: usize) -> WindowKernel {
+pub(super) fn kernel(exprs: &[WindowExpr], batch_size: usize) -> WindowKernel {
     let input = schema();
     let registry = FunctionRegistry::with_defaults();
     let compiled = exprs
@@ -242,7 +245,7 @@ fn kernel(exprs: &[WindowExpr], batch_size: usize) -> WindowKernel {
 }
 
 /// The rows sorted in the required order of `exprs`.
-fn sorted(rows: &[Tuple], exprs: &[WindowExpr]) -> RecordBatch {
+pub(super) fn sorted(rows: &[Tuple], exprs: &[WindowExpr]) -> RecordBatch {
     let order = required_order(exprs).unwrap();
     let keys = SortKeys::try_new(&order, &schema(), &FunctionRegistry::with_defaults()).unwrap();
     keys.sort_batch(&batch(rows), None).unwrap()
@@ -522,7 +525,7 @@ fn window_expr_roundtrips_through_cbor() {
 
 /// Sort by the required order of `exprs`, then the window, over one
 /// partition of the scan of `schema()`.
-fn sorted_window_plan(exprs: &[WindowExpr]) -> PhysicalPlan {
+pub(super) fn sorted_window_plan(exprs: &[WindowExpr]) -> PhysicalPlan {
     PhysicalPlan::Window {
         input: Box::new(PhysicalPlan::Sort {
             input: Box::new(scan(&schema(), 1)),
@@ -564,14 +567,19 @@ async fn window_partition_that_does_not_fit_fails_naming_the_window() {
         assert_exhausted, assert_spill_dir_empty, run_counting_spills, spilling_config,
     };
     let rows = data(2000);
-    // No PARTITION BY: all 2000 rows are one window partition.
+    // No PARTITION BY: all 2000 rows are one window partition, and the
+    // frame of the first row reaches the last.
     let exprs = vec![wexpr(
-        WindowFunc::Window("row_number".into()),
-        vec![],
+        WindowFunc::Aggregate("sum".into()),
+        vec![col(2)],
         vec![],
         vec![asc(0)],
-        rows_frame(None, Some(0)),
-        "rn",
+        WindowFrame {
+            units: FrameUnits::Rows,
+            start: FrameBound::CurrentRow,
+            ..WindowFrame::whole_partition()
+        },
+        "rest",
     )];
     let plan = sorted_window_plan(&exprs);
     let dir = tempfile::tempdir().unwrap();
