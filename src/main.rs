@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cli::allocator::tune();
     let args = cli::Cli::parse();
     init_logging(&args);
     match cli::run(args) {

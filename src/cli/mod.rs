@@ -1,5 +1,6 @@
 //! Command-line arguments and subcommands of the `ffq` binary.
 
+pub mod allocator;
 mod cluster;
 mod progress_bar;
 mod repl;
