@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    cli::allocator::tune();
     let args = cli::Cli::parse();
+    if matches!(args.command, Some(cli::Command::Worker(_))) {
+        cli::allocator::tune();
+    }
     init_logging(&args);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

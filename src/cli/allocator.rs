@@ -1,4 +1,5 @@
-//! Tunes glibc's allocator for a process that runs under `--memory-limit`.
+//! Tunes glibc's allocator for `ffq worker`, a long-lived process that must
+//! stay near its `--memory-limit`.
 //!
 //! Measured on TPC-H q18 at SF 10 on two workers limited to 1 GiB: with
 //! glibc's defaults a worker's resident memory peaked at 1.35–1.55 GiB
@@ -8,7 +9,9 @@
 //! buffers that stop being returned to the system once glibc raises its
 //! mmap threshold on its own. Two arenas per process and a fixed 256 KiB
 //! mmap threshold (Arrow buffers above it are unmapped when freed) brought
-//! the peak to 1.15–1.2 GiB, for about 5% more time on unlimited queries.
+//! the peak to 1.15–1.2 GiB, for 5–10% more time (TPC-H q1 and q9 at
+//! SF 10 embedded): so workers use these settings, while one-shot `ffq sql`
+//! runs (which stayed within their limit anyway) keep glibc's defaults.
 //! A user's own `GLIBC_TUNABLES`, `MALLOC_ARENA_MAX` or
 //! `MALLOC_MMAP_THRESHOLD_` wins.
 
