@@ -12,17 +12,28 @@ use zenoh::qos::CongestionControl;
 use zenoh::query::{ConsolidationMode, Query, QueryTarget, Reply};
 use zenoh::Session;
 
+use ffq_dataflow::limits::{on_deep_stack, CBOR_NESTING_LIMIT};
+
 use crate::error::{ClusterError, Result};
 
+/// Encodes a control message. Messages carry plans up to the nesting
+/// bounds of `ffq_dataflow::limits`, so the walk runs on the deep stack.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out)
-        .map_err(|e| ClusterError::Protocol(format!("encoding: {e}")))?;
-    Ok(out)
+    on_deep_stack(|| {
+        let mut out = Vec::new();
+        ciborium::into_writer(value, &mut out)
+            .map_err(|e| ClusterError::Protocol(format!("encoding: {e}")))?;
+        Ok(out)
+    })
 }
 
+/// Decodes a control message, accepting the nesting of any plan the planner
+/// accepts ([`CBOR_NESTING_LIMIT`]) and no deeper.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    ciborium::from_reader(bytes).map_err(|e| ClusterError::Protocol(format!("decoding: {e}")))
+    on_deep_stack(|| {
+        ciborium::de::from_reader_with_recursion_limit(bytes, CBOR_NESTING_LIMIT)
+            .map_err(|e| ClusterError::Protocol(format!("decoding: {e}")))
+    })
 }
 
 /// Sends `request` to the queryable on `key` and decodes its answer.
