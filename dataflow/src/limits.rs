@@ -25,6 +25,19 @@ pub const MAX_EXPR_DEPTH: usize = 256;
 /// nested subqueries, joins in a chain).
 pub const MAX_PLAN_DEPTH: usize = 256;
 
+/// The deepest nesting of subqueries inside expressions (`(SELECT ...)`,
+/// `EXISTS`, `IN (SELECT ...)` within one another). DataFusion's analyzer
+/// and optimizer revisit inner subqueries for each outer one, so planning
+/// time doubles with each level: 12 levels plan in about a second.
+pub const MAX_EXPR_SUBQUERY_DEPTH: usize = 12;
+
+/// The SQL parser's recursion limit. The parser runs on the deep stack and
+/// grows its own when needed, so the limit only needs to be above what
+/// [`MAX_EXPR_DEPTH`] and [`MAX_PLAN_DEPTH`] admit (a nesting level may take
+/// several parser levels): queries within the bounds always parse, deeper
+/// ones are refused by the bounds' own check with a clear message.
+pub const PARSER_RECURSION_LIMIT: usize = 16 * MAX_EXPR_DEPTH;
+
 /// CBOR nesting levels one plan or expression level may take: a node is an
 /// externally tagged enum (a map) holding a struct (a map) whose children
 /// sit in a `Vec` or an `Option` (an array), with a boxed plan inside.

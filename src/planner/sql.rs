@@ -6,12 +6,12 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_expr::LogicalPlan;
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimizer::{Optimizer, OptimizerConfig, OptimizerContext};
-use datafusion_sql::parser::{DFParser, Statement};
+use datafusion_sql::parser::{DFParserBuilder, Statement};
 use datafusion_sql::planner::SqlToRel;
 use sqlparser::dialect::GenericDialect;
 
 use ffq_dataflow::functions::FunctionRegistry;
-use ffq_dataflow::limits::on_deep_stack;
+use ffq_dataflow::limits::{on_deep_stack, PARSER_RECURSION_LIMIT};
 
 use super::context::{DfRegistry, PlannerContext};
 use super::depth;
@@ -22,14 +22,29 @@ use crate::error::{Error, Result};
 /// (see [`super::depth`]).
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     on_deep_stack(|| {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(|e| Error::Sql(strip_parser_prefix(&e.to_string())))?;
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(&GenericDialect {})
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .build()
+            .and_then(|mut parser| parser.parse_statements())
+            .map_err(parse_error)?;
         let mut statements: Vec<Statement> = statements.into_iter().collect();
         for s in &mut statements {
             depth::check_statement(s)?;
         }
         Ok(statements)
     })
+}
+
+fn parse_error(e: datafusion_common::DataFusionError) -> Error {
+    let message = e.to_string();
+    if message.contains("RecursionLimitExceeded") {
+        return Error::Sql(format!(
+            "the query nests deeper than the parser's limit of {PARSER_RECURSION_LIMIT} levels \
+             (parentheses, subqueries, CASE); split the query or simplify it"
+        ));
+    }
+    Error::Sql(strip_parser_prefix(&message))
 }
 
 fn strip_parser_prefix(msg: &str) -> String {

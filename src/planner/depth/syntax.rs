@@ -8,13 +8,14 @@ use sqlparser::ast::{
     BinaryOperator, Expr, Query, SetExpr, SetOperator, SetQuantifier, Value, Values, VisitMut, VisitorMut,
 };
 
-use ffq_dataflow::limits::{too_deep, MAX_EXPR_DEPTH};
+use ffq_dataflow::limits::{too_deep, MAX_EXPR_DEPTH, MAX_EXPR_SUBQUERY_DEPTH, MAX_PLAN_DEPTH};
 
 use super::{balanced, BALANCE_FROM};
 use crate::error::{Error, Result};
 
 /// Balances the long chains of `statement` and checks its expression
-/// nesting against `MAX_EXPR_DEPTH`. Run it on the deep stack: the
+/// nesting against `MAX_EXPR_DEPTH` and its query nesting against
+/// `MAX_PLAN_DEPTH`. Run it on the deep stack: the
 /// syntax tree's own walks recurse.
 pub fn check_statement(statement: &mut Statement) -> Result<()> {
     let mut visitor = Checker::default();
@@ -28,43 +29,80 @@ pub fn check_statement(statement: &mut Statement) -> Result<()> {
         Statement::CreateExternalTable(_) | Statement::Reset(_) => ControlFlow::Continue(()),
     };
     match flow {
-        ControlFlow::Break(depth) => Err(Error::Sql(too_deep(
-            "expression",
-            depth,
-            MAX_EXPR_DEPTH,
-        ))),
+        ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
     }
 }
 
-/// Tracks the expression nesting of the walk; breaks with the depth
-/// reached once it passes the limit.
+/// Tracks the expression and query nesting of the walk; breaks with the
+/// error once one passes its limit.
 #[derive(Default)]
 struct Checker {
     depth: usize,
+    queries: usize,
+    /// Subqueries inside expressions, nested: DataFusion's analyzer and
+    /// optimizer take time exponential in this nesting.
+    expr_subqueries: usize,
 }
 
 impl VisitorMut for Checker {
-    type Break = usize;
+    type Break = Error;
 
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<usize> {
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<Error> {
         balance_unions(&mut query.body);
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<usize> {
-        balance_and_or(expr);
-        self.depth += 1;
-        if self.depth > MAX_EXPR_DEPTH {
-            return ControlFlow::Break(self.depth + chain_depth(expr));
+        self.queries += 1;
+        if self.queries > MAX_PLAN_DEPTH {
+            return ControlFlow::Break(Error::Sql(too_deep(
+                "subquery",
+                self.queries,
+                MAX_PLAN_DEPTH,
+            )));
         }
         ControlFlow::Continue(())
     }
 
-    fn post_visit_expr(&mut self, _expr: &mut Expr) -> ControlFlow<usize> {
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Error> {
+        self.queries -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        balance_and_or(expr);
+        if is_subquery(expr) {
+            self.expr_subqueries += 1;
+            if self.expr_subqueries > MAX_EXPR_SUBQUERY_DEPTH {
+                return ControlFlow::Break(Error::Sql(too_deep(
+                    "subquery-in-expression",
+                    self.expr_subqueries,
+                    MAX_EXPR_SUBQUERY_DEPTH,
+                )));
+            }
+        }
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return ControlFlow::Break(Error::Sql(too_deep(
+                "expression",
+                self.depth + chain_depth(expr),
+                MAX_EXPR_DEPTH,
+            )));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        if is_subquery(expr) {
+            self.expr_subqueries -= 1;
+        }
         self.depth -= 1;
         ControlFlow::Continue(())
     }
+}
+
+fn is_subquery(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+    )
 }
 
 /// How much deeper the left spine of `expr` goes (for the error message:
