@@ -43,6 +43,20 @@ pub const PARSER_RECURSION_LIMIT: usize = 16 * MAX_EXPR_DEPTH;
 /// sit in a `Vec` or an `Option` (an array), with a boxed plan inside.
 const CBOR_LEVELS_PER_NODE: usize = 4;
 
+/// The most partitions an exchange may have. Plans arrive from the
+/// network, and per-partition state is allocated up front.
+pub const MAX_PARTITIONS: usize = 1 << 16;
+
+/// Refuses a partition count above [`MAX_PARTITIONS`].
+pub fn check_partitions(partitions: usize) -> crate::Result<()> {
+    if partitions > MAX_PARTITIONS {
+        return Err(crate::DataflowError::Plan(format!(
+            "{partitions} partitions exceed the limit {MAX_PARTITIONS}"
+        )));
+    }
+    Ok(())
+}
+
 /// The CBOR decoder's nesting limit: a plan at both depth bounds, plus the
 /// envelope of the message that carries it.
 pub const CBOR_NESTING_LIMIT: usize = CBOR_LEVELS_PER_NODE * (MAX_PLAN_DEPTH + MAX_EXPR_DEPTH) + 64;
