@@ -264,8 +264,7 @@ impl SessionState {
 /// column and both types.
 fn infer_csv_files(name: &str, files: &[String], options: &CsvOptions) -> Result<SchemaRef> {
     let first = csv_scan::csv_infer_schema(&files[0], options.has_header, options.delimiter)?;
-    let mut fields: Vec<Field> =
-        first.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut from: Vec<&String> = vec![&files[0]; fields.len()];
     for f in &files[1..] {
         let schema = csv_scan::csv_infer_schema(f, options.has_header, options.delimiter)?;

@@ -179,7 +179,8 @@ pub fn optimize(
     keep_scalar_subqueries: bool,
 ) -> Result<LogicalPlan> {
     on_deep_stack(|| {
-        let optimized = depth::balance_plan(run_optimizer(plan, registry, keep_scalar_subqueries)?)?;
+        let optimized =
+            depth::balance_plan(run_optimizer(plan, registry, keep_scalar_subqueries)?)?;
         depth::check_plan(&optimized)?;
         Ok(optimized)
     })

@@ -302,14 +302,25 @@ fn one_column(name: &str, column: ArrayRef) -> RecordBatch {
 #[tokio::test]
 async fn parquet_files_whose_column_types_conflict_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    write_parquet(dir.path(), "a.parquet", &one_column("x", Arc::new(Int64Array::from(vec![5]))));
-    write_parquet(dir.path(), "b.parquet", &one_column("x", Arc::new(StringArray::from(vec!["six"]))));
+    write_parquet(
+        dir.path(),
+        "a.parquet",
+        &one_column("x", Arc::new(Int64Array::from(vec![5]))),
+    );
+    write_parquet(
+        dir.path(),
+        "b.parquet",
+        &one_column("x", Arc::new(StringArray::from(vec!["six"]))),
+    );
     let e = common::ffq_engine(2, 8192);
     let msg = e
         .register_parquet("t", dir.path().to_str().unwrap())
         .unwrap_err()
         .to_string();
-    assert_contains(&msg, &["b.parquet", "column x", "Utf8", "Int64", "a.parquet"]);
+    assert_contains(
+        &msg,
+        &["b.parquet", "column x", "Utf8", "Int64", "a.parquet"],
+    );
 }
 
 #[tokio::test]
@@ -327,8 +338,16 @@ async fn csv_files_whose_column_types_conflict_are_refused() {
     // Without a conflict the files read as one table.
     std::fs::write(dir.path().join("b.csv"), "x,y\n6,3\n").unwrap();
     e.register_csv("t", path, CsvOptions::default()).unwrap();
-    let rows = e.sql("SELECT sum(x), sum(y) FROM t").await.unwrap().collect().await.unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let rows = e
+        .sql("SELECT sum(x), sum(y) FROM t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
     assert!(text.contains("| 7 ") && text.contains("| 5 "), "{text}");
 }
 
@@ -339,12 +358,22 @@ async fn special_files_as_table_paths_are_named_for_what_they_are() {
         .register_csv("t", "/dev/zero", CsvOptions::default())
         .unwrap_err()
         .to_string();
-    assert_contains(&msg, &["/dev/zero", "character device", "not a regular file or a directory"]);
+    assert_contains(
+        &msg,
+        &[
+            "/dev/zero",
+            "character device",
+            "not a regular file or a directory",
+        ],
+    );
     assert!(!msg.contains("os error 20"), "{msg}");
 
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let msg = e
         .register_parquet("p", fifo.to_str().unwrap())

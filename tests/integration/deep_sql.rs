@@ -24,7 +24,12 @@ fn chain(op: &str, terms: impl Iterator<Item = String>) -> String {
 
 /// The cases, each as (name, SQL, expected).
 fn cases() -> Vec<(&'static str, String, Expect)> {
-    let plus = |n: usize| format!("SELECT {} AS v FROM {VALUES}", chain(" + ", (0..n).map(|_| "a".into())));
+    let plus = |n: usize| {
+        format!(
+            "SELECT {} AS v FROM {VALUES}",
+            chain(" + ", (0..n).map(|_| "a".into()))
+        )
+    };
     let nested = |open: &str, close: &str, n: usize, body: &str| {
         format!("{}{body}{}", open.repeat(n), close.repeat(n))
     };
@@ -73,12 +78,18 @@ fn cases() -> Vec<(&'static str, String, Expect)> {
         ),
         (
             "300 nested subqueries in FROM",
-            format!("SELECT * FROM {}", nested("(SELECT * FROM ", ") s", 300, VALUES)),
+            format!(
+                "SELECT * FROM {}",
+                nested("(SELECT * FROM ", ") s", 300, VALUES)
+            ),
             Expect::Error("subquery nesting depth 257 exceeds the limit 256"),
         ),
         (
             "100 nested subqueries in FROM",
-            format!("SELECT * FROM {}", nested("(SELECT * FROM ", ") s", 100, VALUES)),
+            format!(
+                "SELECT * FROM {}",
+                nested("(SELECT * FROM ", ") s", 100, VALUES)
+            ),
             Expect::Value("1".into()),
         ),
         (
@@ -132,10 +143,7 @@ fn union_all(branches: i64) -> String {
 async fn run(engine: &Engine, sql: &str) -> Result<String, String> {
     let df = engine.sql(sql).await.map_err(|e| e.to_string())?;
     let batches: Vec<RecordBatch> = df.collect().await.map_err(|e| e.to_string())?;
-    let batch = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .ok_or("no rows")?;
+    let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or("no rows")?;
     assert_eq!(
         batches.iter().map(|b| b.num_rows()).sum::<usize>(),
         1,
@@ -148,7 +156,10 @@ fn check(mode: &str, name: &str, got: &Result<String, String>, expect: &Expect) 
     match (got, expect) {
         (Ok(v), Expect::Value(want)) => assert_eq!(v, want, "{name} ({mode})"),
         (Err(e), Expect::Error(want)) => {
-            assert!(e.contains(want), "{name} ({mode}): error {e:?} lacks {want:?}")
+            assert!(
+                e.contains(want),
+                "{name} ({mode}): error {e:?} lacks {want:?}"
+            )
         }
         (got, Expect::Value(want)) => panic!("{name} ({mode}): want {want}, got {got:?}"),
         (got, Expect::Error(want)) => panic!("{name} ({mode}): want error {want:?}, got {got:?}"),
@@ -211,7 +222,10 @@ fn the_cli_and_the_repl_report_deep_queries_instead_of_crashing() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("exceeds the limit 256"), "{stderr}");
 
-    let script = format!("{deep};\nSELECT {} AS ok;\n", chain(" AND ", (0..10_000).map(|_| "true".into())));
+    let script = format!(
+        "{deep};\nSELECT {} AS ok;\n",
+        chain(" AND ", (0..10_000).map(|_| "true".into()))
+    );
     let out = ffq(&["repl"], Some(&script));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -98,9 +98,8 @@ fn check_plan_at(plan: &LogicalPlan, depth: usize) -> Result<()> {
 
 fn subquery_plan(e: &Expr) -> Option<&LogicalPlan> {
     match e {
-        Expr::ScalarSubquery(s) | Expr::Exists(datafusion_expr::expr::Exists { subquery: s, .. }) => {
-            Some(&s.subquery)
-        }
+        Expr::ScalarSubquery(s)
+        | Expr::Exists(datafusion_expr::expr::Exists { subquery: s, .. }) => Some(&s.subquery),
         Expr::InSubquery(i) => Some(&i.subquery.subquery),
         _ => None,
     }

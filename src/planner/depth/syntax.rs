@@ -5,7 +5,8 @@ use std::ops::ControlFlow;
 
 use datafusion_sql::parser::{CopyToSource, Statement};
 use sqlparser::ast::{
-    BinaryOperator, Expr, Query, SetExpr, SetOperator, SetQuantifier, Value, Values, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Query, SetExpr, SetOperator, SetQuantifier, Value, Values, VisitMut,
+    VisitorMut,
 };
 
 use ffq_dataflow::limits::{too_deep, MAX_EXPR_DEPTH, MAX_EXPR_SUBQUERY_DEPTH, MAX_PLAN_DEPTH};
@@ -131,8 +132,8 @@ fn balance_and_or(expr: &mut Expr) {
     }
     let whole = std::mem::replace(expr, Expr::value(Value::Null));
     let terms = collect_terms(whole, |e| match e {
-        Expr::BinaryOp { left, op: o, right } if o == op => Ok((*left, *right)),
-        other => Err(other),
+        Expr::BinaryOp { left, op: o, right } if o == op => Split::Link(*left, *right),
+        other => Split::Term(other),
     });
     if let Some(tree) = balanced(terms, |a, b| Expr::BinaryOp {
         left: Box::new(a),
@@ -169,8 +170,8 @@ fn balance_unions(body: &mut SetExpr) {
             op: SetOperator::Union,
             set_quantifier,
             right,
-        } if set_quantifier == quantifier => Ok((*left, *right)),
-        other => Err(other),
+        } if set_quantifier == quantifier => Split::Link(*left, *right),
+        other => Split::Term(other),
     });
     if let Some(tree) = balanced(terms, |a, b| SetExpr::SetOperation {
         left: Box::new(a),
@@ -215,18 +216,24 @@ fn chain_len<'a, T>(root: &'a T, links: impl Fn(&'a T) -> Option<[&'a T; 2]>) ->
     terms
 }
 
+/// A chain node taken apart, or a term given back.
+enum Split<T> {
+    Link(T, T),
+    Term(T),
+}
+
 /// The terms of the chain at `root`, in order (`split` takes a chain node
 /// apart and gives a term back), without recursion.
-fn collect_terms<T>(root: T, split: impl Fn(T) -> std::result::Result<(T, T), T>) -> Vec<T> {
+fn collect_terms<T>(root: T, split: impl Fn(T) -> Split<T>) -> Vec<T> {
     let mut terms = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
         match split(node) {
-            Ok((left, right)) => {
+            Split::Link(left, right) => {
                 stack.push(right);
                 stack.push(left);
             }
-            Err(term) => terms.push(term),
+            Split::Term(term) => terms.push(term),
         }
     }
     terms

@@ -26,7 +26,10 @@ fn where_spines(statement: &Statement) -> (usize, usize) {
     let spine = |left: bool| {
         let mut depth = 0;
         let mut e = select.selection.as_ref().expect("a WHERE");
-        while let Expr::BinaryOp { left: l, right: r, .. } = e {
+        while let Expr::BinaryOp {
+            left: l, right: r, ..
+        } = e
+        {
             depth += 1;
             e = if left { l } else { r };
         }

@@ -182,8 +182,8 @@ impl Frame {
     /// Decodes the IPC body: the schema and the batch, if any (see
     /// `ffq_dataflow::ipc` for why this is safe on hostile bodies).
     pub fn decode_body(&self) -> Result<(SchemaRef, Option<RecordBatch>)> {
-        let (schema, mut batches) = ffq_dataflow::ipc::decode_stream(self.body.clone())
-            .map_err(|e| {
+        let (schema, mut batches) =
+            ffq_dataflow::ipc::decode_stream(self.body.clone()).map_err(|e| {
                 TransportError::Frame(format!(
                     "frame {} of {}: bad IPC body: {e}",
                     self.header.seq, self.header.stream
