@@ -2,12 +2,9 @@
 //! valid encodings decode to an error or a value, never a panic or an
 //! allocation the message does not pay for.
 
-use std::sync::Arc;
-
-use arrow::datatypes::{DataType, Field, Schema};
 use datafusion_common::ScalarValue;
 use ffq_dataflow::expr::{BinaryOp, PhysExpr};
-use ffq_dataflow::plan::{Partitioning, PhysicalPlan, ScanSource, TpchTable};
+use ffq_dataflow::plan::{Partitioning, PhysicalPlan};
 use ffq_dataflow::stage::split_stages;
 use ffq_transport::zenoh_exchange::{ClientId, QueryId};
 use proptest::prelude::*;
@@ -18,18 +15,7 @@ use super::{EventsRequest, Release, SubmitQuery, TaskReport, WorkerInfo, WorkerS
 /// A submit whose plan has a scan, a filter with a literal (an Arrow IPC
 /// body inside the CBOR) and an exchange.
 fn submit() -> SubmitQuery {
-    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-    let scan = PhysicalPlan::Scan {
-        source: ScanSource::Tpch {
-            table: TpchTable::Nation,
-            scale_factor: 0.01,
-            partitions: 3,
-        },
-        table_schema: Arc::clone(&schema),
-        projection: None,
-        pruning: vec![],
-        schema,
-    };
+    let scan = crate::scheduler::tests::nation_scan();
     let filter = PhysicalPlan::Filter {
         input: Box::new(scan),
         predicate: PhysExpr::Binary {
