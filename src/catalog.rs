@@ -303,6 +303,15 @@ pub fn list_files(path: &str, ext: &str) -> Result<Vec<String>> {
     if meta.is_file() {
         return Ok(vec![path.to_string()]);
     }
+    if !meta.is_dir() {
+        return Err(Error::file(
+            path,
+            format!(
+                "is {}, not a regular file or a directory",
+                describe_file_type(&meta.file_type())
+            ),
+        ));
+    }
     let mut files = Vec::new();
     let entries = std::fs::read_dir(p).map_err(|e| Error::file(path, describe_io(&e)))?;
     for entry in entries {
@@ -321,6 +330,28 @@ pub fn list_files(path: &str, ext: &str) -> Result<Vec<String>> {
         return Err(Error::file(path, format!("directory has no .{ext} files")));
     }
     Ok(files)
+}
+
+/// What kind of special file `t` is, for messages.
+fn describe_file_type(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = t;
+    "a special file"
 }
 
 fn describe_io(e: &std::io::Error) -> String {

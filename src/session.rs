@@ -9,7 +9,7 @@
 use std::sync::{Arc, RwLock};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::LogicalPlan;
 use ffq_dataflow::custom::{CustomOperator, OperatorRegistry};
 use ffq_dataflow::execution::{memory_pool, MemoryPool};
@@ -182,10 +182,24 @@ impl SessionState {
         for f in &files {
             let (file_schema, file_rows) = parquet_scan::parquet_file_info(f)?;
             for field in schema.fields() {
-                if file_schema.field_with_name(field.name()).is_err() {
+                let Ok(here) = file_schema.field_with_name(field.name()) else {
                     return Err(Error::file(
                         f.clone(),
                         format!("column {} of table {name} is missing", field.name()),
+                    ));
+                };
+                // The scan reads every file with the table's types: a
+                // different type would be read as NULLs or fail late.
+                if here.data_type() != field.data_type() {
+                    return Err(Error::file(
+                        f.clone(),
+                        format!(
+                            "column {} of table {name} is {} here but {} in {}",
+                            field.name(),
+                            here.data_type(),
+                            field.data_type(),
+                            files[0]
+                        ),
                     ));
                 }
             }
@@ -204,7 +218,7 @@ impl SessionState {
         let files = list_files(path, "csv")?;
         let schema = match &options.schema {
             Some(s) => Arc::clone(s),
-            None => csv_scan::csv_infer_schema(&files[0], options.has_header, options.delimiter)?,
+            None => infer_csv_files(name, &files, &options)?,
         };
         self.catalog.register(TableEntry {
             name: name.to_string(),
@@ -240,6 +254,69 @@ impl SessionState {
         self.memory.remove(name);
         let table = self.catalog.deregister(name).is_some();
         table || self.catalog.deregister_view(name).is_some()
+    }
+}
+
+/// The schema of a CSV table over `files`: each file's inferred schema,
+/// merged where a type only widens without loss (a narrower integer into a
+/// wider one of the same sign, `Float32` into `Float64`, an all-empty
+/// column into any type); any other difference names both files, the
+/// column and both types.
+fn infer_csv_files(name: &str, files: &[String], options: &CsvOptions) -> Result<SchemaRef> {
+    let first = csv_scan::csv_infer_schema(&files[0], options.has_header, options.delimiter)?;
+    let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut from: Vec<&String> = vec![&files[0]; fields.len()];
+    for f in &files[1..] {
+        let schema = csv_scan::csv_infer_schema(f, options.has_header, options.delimiter)?;
+        if schema.fields().len() != fields.len() {
+            return Err(Error::file(
+                f.clone(),
+                format!(
+                    "table {name}: {} columns here but {} in {}",
+                    schema.fields().len(),
+                    fields.len(),
+                    files[0]
+                ),
+            ));
+        }
+        for ((field, here), source) in fields.iter_mut().zip(schema.fields()).zip(&mut from) {
+            let (a, b) = (field.data_type(), here.data_type());
+            if a == b || widens_losslessly(b, a) {
+                continue;
+            }
+            if widens_losslessly(a, b) {
+                *field = field.clone().with_data_type(b.clone());
+                *source = f;
+                continue;
+            }
+            return Err(Error::file(
+                f.clone(),
+                format!(
+                    "column {} of table {name} is {b} here but {a} in {source}",
+                    field.name()
+                ),
+            ));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Whether every value of type `from` is a value of type `to`.
+fn widens_losslessly(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let rank = |t: &DataType| match t {
+        Int8 | UInt8 => Some(1),
+        Int16 | UInt16 => Some(2),
+        Int32 | UInt32 => Some(3),
+        Int64 | UInt64 => Some(4),
+        _ => None,
+    };
+    match (from, to) {
+        (Null, _) | (Float32, Float64) => true,
+        _ => match (rank(from), rank(to)) {
+            (Some(a), Some(b)) => a < b && from.is_signed_integer() == to.is_signed_integer(),
+            _ => false,
+        },
     }
 }
 

@@ -16,8 +16,11 @@ use crate::operators::{
 use crate::plan::{NodeId, NumberedNode, PhysicalPlan, ScanSource};
 
 /// Compiles a plan tree into operators without running anything.
+///
+/// Runs on the deep stack: DataFusion's expression compiler recurses with
+/// large frames, and plans come up to the bounds of [`crate::limits`].
 pub fn compile(plan: &PhysicalPlan, ctx: &Arc<TaskContext>) -> Result<Arc<dyn Operator>> {
-    compile_at(&plan.numbered(), NodeId(0), ctx)
+    crate::limits::on_deep_stack(|| compile_at(&plan.numbered(), NodeId(0), ctx))
 }
 
 fn compile_at(

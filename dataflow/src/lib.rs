@@ -12,6 +12,8 @@ pub mod exchange;
 pub mod execution;
 pub mod expr;
 pub mod functions;
+pub mod ipc;
+pub mod limits;
 pub mod metrics;
 pub mod operators;
 pub mod plan;

@@ -9,6 +9,7 @@
 //! Nothing here runs a query by itself or knows the engine.
 
 pub mod context;
+pub mod depth;
 pub mod exchange;
 pub mod expr;
 pub mod physical;

@@ -6,20 +6,45 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_expr::LogicalPlan;
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimizer::{Optimizer, OptimizerConfig, OptimizerContext};
-use datafusion_sql::parser::{DFParser, Statement};
+use datafusion_sql::parser::{DFParserBuilder, Statement};
 use datafusion_sql::planner::SqlToRel;
 use sqlparser::dialect::GenericDialect;
 
 use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::limits::{on_deep_stack, PARSER_RECURSION_LIMIT};
 
 use super::context::{DfRegistry, PlannerContext};
+use super::depth;
 use crate::error::{Error, Result};
 
-/// Parses `sql` into statements (several when separated by `;`).
+/// Parses `sql` into statements (several when separated by `;`), with
+/// long `AND`/`OR`/`UNION` chains balanced and expression nesting checked
+/// (see [`super::depth`]).
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-        .map_err(|e| Error::Sql(strip_parser_prefix(&e.to_string())))?;
-    Ok(statements.into_iter().collect())
+    on_deep_stack(|| {
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(&GenericDialect {})
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .build()
+            .and_then(|mut parser| parser.parse_statements())
+            .map_err(parse_error)?;
+        let mut statements: Vec<Statement> = statements.into_iter().collect();
+        for s in &mut statements {
+            depth::check_statement(s)?;
+        }
+        Ok(statements)
+    })
+}
+
+fn parse_error(e: datafusion_common::DataFusionError) -> Error {
+    let message = e.to_string();
+    if message.contains("RecursionLimitExceeded") {
+        return Error::Sql(format!(
+            "the query nests deeper than the parser's limit of {PARSER_RECURSION_LIMIT} levels \
+             (parentheses, subqueries, CASE); split the query or simplify it"
+        ));
+    }
+    Error::Sql(strip_parser_prefix(&message))
 }
 
 fn strip_parser_prefix(msg: &str) -> String {
@@ -56,23 +81,11 @@ pub fn split_statements(sql: &str) -> Result<Vec<String>> {
 /// quoted identifiers and comments are single tokens, so a `;` inside them
 /// does not cut). `None` when the text does not tokenize.
 fn split_at_semicolons(sql: &str) -> Option<Vec<String>> {
-    use sqlparser::tokenizer::{Location, Token, Tokenizer};
+    use sqlparser::tokenizer::{Token, Tokenizer};
     let tokens = Tokenizer::new(&GenericDialect {}, sql)
         .tokenize_with_location()
         .ok()?;
-    // Byte offset of each line start; columns count characters.
-    let mut line_starts = vec![0usize];
-    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
-    let offset = |loc: Location| -> Option<usize> {
-        let line = usize::try_from(loc.line).ok()?.checked_sub(1)?;
-        let col = usize::try_from(loc.column).ok()?.checked_sub(1)?;
-        let start = *line_starts.get(line)?;
-        let rest = sql.get(start..)?;
-        Some(match rest.char_indices().nth(col) {
-            Some((i, _)) => start + i,
-            None => sql.len(),
-        })
-    };
+    let mut cursor = TextCursor::new(sql);
     let mut pieces = Vec::new();
     let mut current: Option<(usize, usize)> = None;
     for t in &tokens {
@@ -84,8 +97,8 @@ fn split_at_semicolons(sql: &str) -> Option<Vec<String>> {
             }
             Token::Whitespace(_) | Token::EOF => {}
             _ => {
-                let a = offset(t.span.start)?;
-                let b = offset(t.span.end)?;
+                let a = cursor.offset(t.span.start)?;
+                let b = cursor.offset(t.span.end)?;
                 current = Some(match current {
                     Some((start, _)) => (start, b),
                     None => (a, b),
@@ -99,10 +112,55 @@ fn split_at_semicolons(sql: &str) -> Option<Vec<String>> {
     Some(pieces)
 }
 
+/// Byte offsets of token locations (line and character column, both from
+/// 1), asked in increasing order: the cursor only moves forward, so a long
+/// one-line statement costs one pass, not one pass per token.
+struct TextCursor<'a> {
+    sql: &'a str,
+    line: u64,
+    column: u64,
+    byte: usize,
+}
+
+impl<'a> TextCursor<'a> {
+    fn new(sql: &'a str) -> Self {
+        TextCursor {
+            sql,
+            line: 1,
+            column: 1,
+            byte: 0,
+        }
+    }
+
+    /// The byte offset of `loc`; `None` when it lies behind the cursor or
+    /// outside the text.
+    fn offset(&mut self, loc: sqlparser::tokenizer::Location) -> Option<usize> {
+        if (loc.line, loc.column) < (self.line, self.column) {
+            return None;
+        }
+        while self.line < loc.line {
+            let newline = self.sql.get(self.byte..)?.find('\n')?;
+            self.byte += newline + 1;
+            self.line += 1;
+            self.column = 1;
+        }
+        let mut chars = self.sql.get(self.byte..)?.chars();
+        while self.column < loc.column {
+            match chars.next() {
+                Some(c) => {
+                    self.byte += c.len_utf8();
+                    self.column += 1;
+                }
+                None => break,
+            }
+        }
+        Some(self.byte)
+    }
+}
+
 /// Plans one statement into a logical plan (not yet optimized).
 pub fn plan_statement(ctx: &PlannerContext<'_>, statement: Statement) -> Result<LogicalPlan> {
-    let planner = SqlToRel::new(ctx);
-    Ok(planner.statement_to_plan(statement)?)
+    on_deep_stack(|| Ok(SqlToRel::new(ctx).statement_to_plan(statement)?))
 }
 
 /// Runs DataFusion's analyzer (type coercion, checks) and optimizer
@@ -112,7 +170,23 @@ pub fn plan_statement(ctx: &PlannerContext<'_>, statement: Statement) -> Result<
 /// the plan as expressions, for the engine to run first (which checks that
 /// they return at most one row); otherwise they become joins, which plan
 /// without running anything (EXPLAIN).
+///
+/// The result has its long `AND`/`OR` chains balanced and is within the
+/// nesting bounds (see [`super::depth`]).
 pub fn optimize(
+    plan: LogicalPlan,
+    registry: &FunctionRegistry,
+    keep_scalar_subqueries: bool,
+) -> Result<LogicalPlan> {
+    on_deep_stack(|| {
+        let optimized =
+            depth::balance_plan(run_optimizer(plan, registry, keep_scalar_subqueries)?)?;
+        depth::check_plan(&optimized)?;
+        Ok(optimized)
+    })
+}
+
+fn run_optimizer(
     plan: LogicalPlan,
     registry: &FunctionRegistry,
     keep_scalar_subqueries: bool,

@@ -281,3 +281,103 @@ async fn invalid_arguments() {
         .expect_err("bad name");
     assert_contains(&err.to_string(), &["bad name"]);
 }
+
+/// Writes `batch` as the Parquet file `dir/file`.
+fn write_parquet(dir: &std::path::Path, file: &str, batch: &RecordBatch) {
+    let out = std::fs::File::create(dir.join(file)).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn one_column(name: &str, column: ArrayRef) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        name,
+        column.data_type().clone(),
+        true,
+    )]));
+    RecordBatch::try_new(schema, vec![column]).unwrap()
+}
+
+#[tokio::test]
+async fn parquet_files_whose_column_types_conflict_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_parquet(
+        dir.path(),
+        "a.parquet",
+        &one_column("x", Arc::new(Int64Array::from(vec![5]))),
+    );
+    write_parquet(
+        dir.path(),
+        "b.parquet",
+        &one_column("x", Arc::new(StringArray::from(vec!["six"]))),
+    );
+    let e = common::ffq_engine(2, 8192);
+    let msg = e
+        .register_parquet("t", dir.path().to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_contains(
+        &msg,
+        &["b.parquet", "column x", "Utf8", "Int64", "a.parquet"],
+    );
+}
+
+#[tokio::test]
+async fn csv_files_whose_column_types_conflict_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.csv"), "x,y\n1,2\n").unwrap();
+    std::fs::write(dir.path().join("b.csv"), "x,y\nsix,3\n").unwrap();
+    let e = common::ffq_engine(2, 8192);
+    let path = dir.path().to_str().unwrap();
+    let msg = e
+        .register_csv("t", path, CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_contains(&msg, &["b.csv", "column x", "Utf8", "Int64", "a.csv"]);
+    // Without a conflict the files read as one table.
+    std::fs::write(dir.path().join("b.csv"), "x,y\n6,3\n").unwrap();
+    e.register_csv("t", path, CsvOptions::default()).unwrap();
+    let rows = e
+        .sql("SELECT sum(x), sum(y) FROM t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 7 ") && text.contains("| 5 "), "{text}");
+}
+
+#[tokio::test]
+async fn special_files_as_table_paths_are_named_for_what_they_are() {
+    let e = common::ffq_engine(2, 8192);
+    let msg = e
+        .register_csv("t", "/dev/zero", CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_contains(
+        &msg,
+        &[
+            "/dev/zero",
+            "character device",
+            "not a regular file or a directory",
+        ],
+    );
+    assert!(!msg.contains("os error 20"), "{msg}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let msg = e
+        .register_parquet("p", fifo.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_contains(&msg, &["pipe", "a FIFO (named pipe)"]);
+}

@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_gc;
 mod cluster_processes;
 mod custom_operators;
+mod deep_sql;
 mod edge_cases;
 mod explain_analyze;
 mod grouping_sets_set_ops;

@@ -12,17 +12,28 @@ use zenoh::qos::CongestionControl;
 use zenoh::query::{ConsolidationMode, Query, QueryTarget, Reply};
 use zenoh::Session;
 
+use ffq_dataflow::limits::{on_deep_stack, CBOR_NESTING_LIMIT};
+
 use crate::error::{ClusterError, Result};
 
+/// Encodes a control message. Messages carry plans up to the nesting
+/// bounds of `ffq_dataflow::limits`, so the walk runs on the deep stack.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out)
-        .map_err(|e| ClusterError::Protocol(format!("encoding: {e}")))?;
-    Ok(out)
+    on_deep_stack(|| {
+        let mut out = Vec::new();
+        ciborium::into_writer(value, &mut out)
+            .map_err(|e| ClusterError::Protocol(format!("encoding: {e}")))?;
+        Ok(out)
+    })
 }
 
+/// Decodes a control message, accepting the nesting of any plan the planner
+/// accepts ([`CBOR_NESTING_LIMIT`]) and no deeper.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    ciborium::from_reader(bytes).map_err(|e| ClusterError::Protocol(format!("decoding: {e}")))
+    on_deep_stack(|| {
+        ciborium::de::from_reader_with_recursion_limit(bytes, CBOR_NESTING_LIMIT)
+            .map_err(|e| ClusterError::Protocol(format!("decoding: {e}")))
+    })
 }
 
 /// Sends `request` to the queryable on `key` and decodes its answer.
@@ -32,6 +43,7 @@ pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
     request: &Req,
     timeout: Duration,
 ) -> Result<Resp> {
+    let sent = std::time::Instant::now();
     let replies = get(session, key, request, QueryTarget::BestMatching, timeout).await?;
     match replies.recv_async().await {
         Ok(reply) => match reply.result() {
@@ -45,8 +57,22 @@ pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
         },
         Err(_) => Err(ClusterError::Unreachable {
             key: key.to_string(),
-            reason: format!("no reply within {timeout:?}"),
+            reason: no_reply(sent.elapsed(), timeout),
         }),
+    }
+}
+
+/// Why a get ended without a reply: zenoh closes the reply channel at
+/// once when nothing serves the key, and only at the timeout otherwise.
+fn no_reply(elapsed: Duration, timeout: Duration) -> String {
+    if elapsed < timeout.saturating_sub(Duration::from_millis(100)) {
+        format!(
+            "nothing answers on this key (the get ended after {:.2} s, before its \
+             {timeout:?} timeout): is the process running and in this cluster?",
+            elapsed.as_secs_f64()
+        )
+    } else {
+        format!("no reply within {timeout:?}")
     }
 }
 
@@ -115,5 +141,32 @@ pub(crate) async fn answer<T: Serialize>(query: &Query, result: Result<T>) {
     };
     if let Err(e) = sent {
         tracing::debug!(key = %query.key_expr(), "reply not sent: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_key_nobody_serves_is_reported_as_such_not_as_a_timeout() {
+        let config = ffq_transport::zenoh_exchange::peer_config(None, &[]).unwrap();
+        let session = zenoh::open(config).await.unwrap();
+        let timeout = Duration::from_secs(30);
+        let start = std::time::Instant::now();
+        let err = call::<(), ()>(&session, "ffq/nobody/ctl/x", &(), timeout)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(err.contains("nothing answers on this key"), "{err}");
+        assert!(!err.contains("no reply within"), "{err}");
+        session.close().await.unwrap();
+    }
+
+    #[test]
+    fn a_real_timeout_says_so() {
+        let t = Duration::from_secs(2);
+        assert_eq!(no_reply(t, t), "no reply within 2s");
     }
 }

@@ -32,6 +32,8 @@
 //! - [`call`]: the bytes on the wire (CBOR over zenoh get/reply).
 
 pub mod call;
+#[cfg(test)]
+mod decode_fuzz;
 pub mod messages;
 pub mod requests;
 pub mod status;

@@ -29,7 +29,7 @@ mod placement;
 mod query;
 mod retry;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -27,7 +27,7 @@ fn info(id: &str, slots: u32) -> WorkerInfo {
 }
 
 /// A TPC-H nation scan in 3 partitions.
-fn nation_scan() -> PhysicalPlan {
+pub(crate) fn nation_scan() -> PhysicalPlan {
     let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
     PhysicalPlan::Scan {
         source: ScanSource::Tpch {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use arrow::ipc::reader::StreamReader;
 use ffq_transport::zenoh_exchange::{ClientId, ClusterId, QueryId};
 use zenoh::Session;
 
@@ -50,9 +49,7 @@ pub(super) async fn fetch_table(
     if bytes.is_empty() {
         return Ok(vec![]);
     }
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes.as_ref()), None)
-        .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
+    ffq_dataflow::ipc::decode_stream(arrow::buffer::Buffer::from_slice_ref(bytes.as_ref()))
+        .map(|(_, batches)| batches)
         .map_err(|e| ClusterError::Protocol(format!("memory table {name}: {e}")))
 }

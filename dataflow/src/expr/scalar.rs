@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::{Field, Schema};
-use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use datafusion_common::ScalarValue;
 use serde::{Deserialize, Serialize};
@@ -86,9 +85,10 @@ fn scalar_to_ipc(v: &ScalarValue) -> Result<Vec<u8>> {
 }
 
 fn scalar_from_ipc(bytes: &[u8]) -> Result<ScalarValue> {
-    let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
-    let batch = reader
-        .next()
-        .ok_or_else(|| DataflowError::Internal("empty literal encoding".into()))??;
+    let (_, batches) = crate::ipc::decode_stream(arrow::buffer::Buffer::from_slice_ref(bytes))?;
+    let batch = batches
+        .first()
+        .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
+        .ok_or_else(|| DataflowError::Plan("a literal that is not one value".into()))?;
     Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
 }

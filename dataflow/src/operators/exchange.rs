@@ -52,6 +52,7 @@ impl Partitioner {
         schema: &SchemaRef,
         registry: &FunctionRegistry,
     ) -> Result<Self> {
+        crate::limits::check_partitions(partitioning.partitions())?;
         let mode = match partitioning {
             Partitioning::Hash { keys, partitions } => Mode::Hash(
                 keys.iter()

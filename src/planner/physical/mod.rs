@@ -51,9 +51,9 @@ pub struct PhysicalPlanner<'a> {
 
 impl PhysicalPlanner<'_> {
     /// Lowers `plan` into a physical plan with a single output partition.
+    /// Runs on the deep stack: lowering recurses over plan and expressions.
     pub fn plan(&self, plan: &LogicalPlan) -> Result<PhysicalPlan> {
-        let physical = self.lower(plan)?;
-        Ok(gather(physical))
+        ffq_dataflow::limits::on_deep_stack(|| Ok(gather(self.lower(plan)?)))
     }
 
     fn lower(&self, plan: &LogicalPlan) -> Result<PhysicalPlan> {

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamWriter;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +39,9 @@ pub const MAGIC: [u8; 4] = *b"FFQ\x01";
 const FIXED: usize = 16;
 /// Bodies start at a multiple of this.
 const BODY_ALIGN: usize = 64;
+/// The largest frame header accepted (a header holds ids, counters and at
+/// most an error message); longer ones are refused before decoding.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
 /// Default bound of one frame's IPC body.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
 
@@ -143,6 +145,11 @@ impl Frame {
         }
         let header_len = u32::from_le_bytes(bytes[4..8].try_into().unwrap_or_default()) as usize;
         let body_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+        if header_len > MAX_HEADER_BYTES {
+            return Err(bad(format!(
+                "frame header of {header_len} bytes, more than the limit {MAX_HEADER_BYTES}"
+            )));
+        }
         let prefix = (FIXED + header_len).div_ceil(BODY_ALIGN) * BODY_ALIGN;
         if bytes.len() < FIXED + header_len {
             return Err(bad(format!(
@@ -153,7 +160,8 @@ impl Frame {
         }
         let header: FrameHeader = ciborium::from_reader(&bytes[FIXED..FIXED + header_len])
             .map_err(|e| bad(format!("undecodable frame header: {e}")))?;
-        let expected = prefix as u64 + body_len;
+        // Lengths are only compared with what arrived, never allocated.
+        let expected = (prefix as u64).saturating_add(body_len);
         if bytes.len() as u64 != expected {
             return Err(bad(format!(
                 "frame {} of {}: {} bytes, its header says {expected} (body {body_len} bytes)",
@@ -171,35 +179,23 @@ impl Frame {
         Frame::decode(Buffer::from_slice_ref(bytes))
     }
 
-    /// Decodes the IPC body: the schema and the batch, if any.
+    /// Decodes the IPC body: the schema and the batch, if any (see
+    /// `ffq_dataflow::ipc` for why this is safe on hostile bodies).
     pub fn decode_body(&self) -> Result<(SchemaRef, Option<RecordBatch>)> {
-        let ctx = |e: arrow::error::ArrowError| {
-            TransportError::Frame(format!(
-                "frame {} of {}: bad IPC body: {e}",
+        let (schema, mut batches) =
+            ffq_dataflow::ipc::decode_stream(self.body.clone()).map_err(|e| {
+                TransportError::Frame(format!(
+                    "frame {} of {}: bad IPC body: {e}",
+                    self.header.seq, self.header.stream
+                ))
+            })?;
+        if batches.len() > 1 {
+            return Err(TransportError::Frame(format!(
+                "frame {} of {}: more than one batch in a frame",
                 self.header.seq, self.header.stream
-            ))
-        };
-        let mut decoder = StreamDecoder::new();
-        let mut buf = self.body.clone();
-        let mut batch = None;
-        while !buf.is_empty() {
-            if let Some(b) = decoder.decode(&mut buf).map_err(ctx)? {
-                if batch.replace(b).is_some() {
-                    return Err(TransportError::Frame(format!(
-                        "frame {} of {}: more than one batch in a frame",
-                        self.header.seq, self.header.stream
-                    )));
-                }
-            }
+            )));
         }
-        decoder.finish().map_err(ctx)?;
-        let schema = decoder.schema().ok_or_else(|| {
-            TransportError::Frame(format!(
-                "frame {} of {}: IPC body without schema",
-                self.header.seq, self.header.stream
-            ))
-        })?;
-        Ok((schema, batch))
+        Ok((schema, batches.pop()))
     }
 }
 

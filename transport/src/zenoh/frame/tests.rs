@@ -255,3 +255,77 @@ fn schema_overhead_is_small() {
     assert!(s.len() < 2048, "schema frame {} bytes", s.len());
     assert!((s.len() as f64) / (f[0].len() as f64) < 0.01);
 }
+
+/// Decodes `bytes` as a frame and its body the way a consumer does; any
+/// outcome but a panic is fine.
+fn decode_all(bytes: &[u8]) {
+    if let Ok(frame) = Frame::decode_slice(bytes) {
+        let _ = frame.decode_body();
+    }
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_frames() -> Vec<Vec<u8>> {
+        encode_stream(&[mixed_batch(40, 3)], DEFAULT_MAX_FRAME_BYTES)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            decode_all(&bytes);
+            let mut framed = MAGIC.to_vec();
+            framed.extend_from_slice(&bytes);
+            decode_all(&framed);
+        }
+
+        #[test]
+        fn mutated_frames_never_panic(
+            which in 0usize..3,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            let frames = valid_frames();
+            let mut bytes = frames[which % frames.len()].clone();
+            for (at, value) in flips {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            decode_all(&bytes);
+        }
+    }
+}
+
+#[test]
+fn a_small_frame_claiming_huge_lengths_is_refused_without_allocating() {
+    let frames = encode_stream(&[mixed_batch(4, 1)], DEFAULT_MAX_FRAME_BYTES);
+    let mut body_claim = frames[0].clone();
+    body_claim[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let err = Frame::decode_slice(&body_claim).unwrap_err().to_string();
+    assert!(err.contains("its header says"), "{err}");
+
+    let mut header_claim = vec![0u8; 1024];
+    header_claim[..4].copy_from_slice(&MAGIC);
+    header_claim[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let err = Frame::decode_slice(&header_claim).unwrap_err().to_string();
+    assert!(err.contains("more than the limit 65536"), "{err}");
+
+    // A CBOR header whose error message claims 2^60 bytes.
+    let mut cbor = vec![0x7b];
+    cbor.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    cbor.extend_from_slice(&[b'x'; 64]);
+    let mut frame = MAGIC.to_vec();
+    frame.extend_from_slice(&(cbor.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&0u64.to_le_bytes());
+    frame.extend_from_slice(&cbor);
+    frame.resize(1024, 0);
+    let err = Frame::decode_slice(&frame).unwrap_err().to_string();
+    assert!(err.contains("undecodable frame header"), "{err}");
+}
