@@ -28,4 +28,4 @@ pub use error::{ClusterError, Result};
 pub use local::{LocalCluster, LocalClusterBuilder};
 pub use scheduler::SchedulerConfig;
 pub use status::format_status;
-pub use worker::{FaultHook, Worker, WorkerConfig};
+pub use worker::{FaultHook, PathPolicy, Worker, WorkerConfig};

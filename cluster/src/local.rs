@@ -2,6 +2,7 @@
 //! its own zenoh session, talking over loopback TCP (real zenoh, not
 //! channels). For tests and examples.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ffq_transport::zenoh_exchange::{loopback_endpoint, WorkerId};
@@ -22,6 +23,7 @@ pub struct LocalClusterBuilder {
     scheduler: SchedulerConfig,
     fault: Option<FaultHook>,
     lease: Option<Duration>,
+    allowed_paths: Vec<PathBuf>,
 }
 
 impl LocalClusterBuilder {
@@ -51,6 +53,15 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// The directories whose files every worker may read
+    /// (`WorkerConfig::allowed_paths`), instead of the default `/`: the
+    /// workers of a local cluster run in the caller's process, which can
+    /// read those files anyway.
+    pub fn allowed_paths(mut self, roots: Vec<PathBuf>) -> Self {
+        self.allowed_paths = roots;
+        self
+    }
+
     pub async fn start(self) -> Result<LocalCluster> {
         let endpoint = loopback_endpoint()?;
         let mut base = ClusterConfig::new(endpoint.clone()).with_cluster(&self.cluster)?;
@@ -73,6 +84,7 @@ impl LocalClusterBuilder {
             workers: Vec::new(),
             slots: self.slots,
             fault: self.fault.clone(),
+            allowed_paths: self.allowed_paths.clone(),
         };
         for _ in 0..self.workers {
             cluster.add_worker().await?;
@@ -90,6 +102,7 @@ pub struct LocalCluster {
     workers: Vec<Option<Worker>>,
     slots: u32,
     fault: Option<FaultHook>,
+    allowed_paths: Vec<PathBuf>,
 }
 
 impl LocalCluster {
@@ -106,6 +119,7 @@ impl LocalCluster {
             scheduler: SchedulerConfig::default(),
             fault: None,
             lease: None,
+            allowed_paths: vec![PathBuf::from("/")],
         }
     }
 
@@ -140,6 +154,7 @@ impl LocalCluster {
         );
         config.slots = self.slots;
         config.fault = self.fault.clone();
+        config.allowed_paths = self.allowed_paths.clone();
         configure(&mut config);
         let worker = Worker::start(config).await?;
         let id = worker.id().clone();

@@ -67,6 +67,9 @@ pub struct NodeSpec {
     /// A worker's memory limit in bytes, `Some(None)` for no limit (the
     /// binary's default if unset).
     pub memory_limit: Option<Option<usize>>,
+    /// Directories whose files a worker may read (`--allow-path`, one
+    /// each; none by default).
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 /// Where a worker listens: any free loopback port.
@@ -87,6 +90,9 @@ impl NodeSpec {
                 if let Some(limit) = self.memory_limit {
                     let limit = limit.map_or_else(|| "none".into(), |bytes| bytes.to_string());
                     args.extend(["--memory-limit".into(), limit]);
+                }
+                for root in &self.allowed_paths {
+                    args.extend(["--allow-path".into(), root.display().to_string()]);
                 }
             }
         }
@@ -118,6 +124,7 @@ impl NodeSpec {
             slots: None,
             lease: None,
             memory_limit: None,
+            allowed_paths: vec![],
         };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
@@ -147,6 +154,7 @@ impl NodeSpec {
                         .map_err(|e| bad(format!("{flag} {value}: {e}")))?;
                     spec.memory_limit = Some(Some(bytes));
                 }
+                (NodeRole::Worker, "--allow-path") => spec.allowed_paths.push(value.into()),
                 (_, "--cluster") => spec.cluster = value.clone(),
                 (_, "--lease-ms") => spec.lease = Some(Duration::from_millis(number(value)?)),
                 _ => return Err(bad(format!("unexpected {flag} {value}"))),
@@ -194,6 +202,7 @@ impl NodeSpec {
                 if let Some(limit) = self.memory_limit {
                     worker.memory_limit = limit;
                 }
+                worker.allowed_paths = self.allowed_paths.clone();
                 let _worker = Worker::start(worker).await?;
                 std::future::pending::<()>().await;
             }
@@ -210,6 +219,7 @@ pub struct ProcessClusterBuilder {
     slots: Option<u32>,
     lease: Option<Duration>,
     memory_limit: Option<Option<usize>>,
+    allowed_paths: Vec<PathBuf>,
     cluster: Option<String>,
     log_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
@@ -233,6 +243,14 @@ impl ProcessClusterBuilder {
     /// (default: the program's).
     pub fn worker_memory_limit(mut self, limit: Option<usize>) -> Self {
         self.memory_limit = Some(limit);
+        self
+    }
+
+    /// Lets every worker read the files under `root` (`--allow-path`;
+    /// repeatable). Without any, workers read no file: only generated and
+    /// memory tables.
+    pub fn allow_path(mut self, root: impl Into<PathBuf>) -> Self {
+        self.allowed_paths.push(root.into());
         self
     }
 
@@ -283,6 +301,10 @@ impl ProcessClusterBuilder {
             slots: self.slots,
             lease: self.lease,
             memory_limit: self.memory_limit.filter(|_| role == NodeRole::Worker),
+            allowed_paths: match role {
+                NodeRole::Worker => self.allowed_paths.clone(),
+                NodeRole::Coordinator => vec![],
+            },
         };
         let mut cluster = ProcessCluster {
             name: name.clone(),
@@ -367,6 +389,7 @@ impl ProcessCluster {
             slots: None,
             lease: None,
             memory_limit: None,
+            allowed_paths: vec![],
             cluster: None,
             log_dir: None,
             env: Vec::new(),
@@ -451,6 +474,7 @@ mod tests {
             slots: Some(3),
             lease: Some(Duration::from_millis(1500)),
             memory_limit: Some(Some(1 << 30)),
+            allowed_paths: vec!["/data/a".into(), "/data/b c".into()],
         };
         let unlimited = NodeSpec {
             memory_limit: Some(None),
@@ -461,6 +485,7 @@ mod tests {
             slots: None,
             lease: None,
             memory_limit: None,
+            allowed_paths: vec![],
             ..worker.clone()
         };
         for spec in [worker, unlimited, coordinator] {

@@ -20,6 +20,10 @@ pub enum DataflowError {
     /// Reading or writing a file failed; the path is part of the message.
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    /// A worker refused to open a path outside the roots it was started
+    /// with; the message names the path.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// An error raised while running an operator.
     #[error("execution error: {0}")]
     Execution(String),
@@ -80,6 +84,7 @@ impl DataflowError {
     pub fn is_deterministic(&self) -> bool {
         match self {
             DataflowError::NotSupported(_)
+            | DataflowError::NotAllowed(_)
             | DataflowError::Plan(_)
             | DataflowError::Internal(_) => true,
             DataflowError::Arrow(e) => arrow_is_deterministic(e),
@@ -109,6 +114,7 @@ impl DataflowError {
         match self {
             DataflowError::NotSupported(m) => DataflowError::NotSupported(m.clone()),
             DataflowError::Plan(m) => DataflowError::Plan(m.clone()),
+            DataflowError::NotAllowed(m) => DataflowError::NotAllowed(m.clone()),
             DataflowError::File { path, message } => DataflowError::File {
                 path: path.clone(),
                 message: message.clone(),

@@ -90,6 +90,13 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "DIR")]
     spill_dir: Option<std::path::PathBuf>,
 
+    /// A directory whose files (Parquet, CSV) tasks may read, whatever a
+    /// client's plan names; repeatable. Without any, the worker reads no
+    /// file (only TPC-H and memory tables): a plan scanning a file outside
+    /// these fails with a "not allowed" error.
+    #[arg(long = "allow-path", value_name = "DIR")]
+    allow_path: Vec<std::path::PathBuf>,
+
     /// The worker's id [default: generated].
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -167,6 +174,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
             worker.spill_dir = dir.clone();
             worker.store.spill_dir = Some(dir.clone());
         }
+        worker.allowed_paths = args.allow_path.clone();
         let (id, slots) = (worker.id.clone(), worker.slots);
         let worker = Worker::start(worker).await.map_err(cluster_error)?;
         eprintln!(

@@ -35,9 +35,12 @@ use zenoh::Session;
 /// off briefly comes back and reconciles by itself.
 const COORDINATOR_GRACE: Duration = Duration::from_secs(3);
 
+mod paths;
 mod release;
 mod tables;
 mod task;
+
+pub use paths::PathPolicy;
 
 use crate::error::{ClusterError, Result};
 use crate::protocol::{worker_ctl_key, Release, WorkerInfo, WorkerRequest, WorkerState};
@@ -73,6 +76,11 @@ pub struct WorkerConfig {
     /// Where tasks spill operator state when the memory limit is reached
     /// (a directory per task, removed when it ends).
     pub spill_dir: std::path::PathBuf,
+    /// Directories whose files (Parquet, CSV) tasks may read, whatever the
+    /// client's plan names (`ffq worker --allow-path`); default: none, so a
+    /// plan scanning any file fails with a "not allowed" error. Generated
+    /// and memory tables need none. See [`PathPolicy`].
+    pub allowed_paths: Vec<std::path::PathBuf>,
 }
 
 impl WorkerConfig {
@@ -92,6 +100,7 @@ impl WorkerConfig {
             advertise: None,
             memory_limit: ffq_dataflow::execution::default_memory_limit(),
             spill_dir: std::env::temp_dir(),
+            allowed_paths: vec![],
         }
     }
 }
@@ -117,6 +126,8 @@ struct Shared {
     memory_pool: Arc<dyn MemoryPool>,
     /// Where tasks make their spill directories.
     spill_dir: std::path::PathBuf,
+    /// The files tasks may read.
+    paths: PathPolicy,
     /// Bytes the operators of this worker's tasks spilled, in all.
     task_spilled_bytes: std::sync::atomic::AtomicU64,
     advertised: Vec<String>,
@@ -138,6 +149,7 @@ pub struct Worker {
 impl Worker {
     /// Opens the worker's zenoh session and starts serving.
     pub async fn start(config: WorkerConfig) -> Result<Worker> {
+        let paths = PathPolicy::new(&config.allowed_paths)?;
         let session = zenoh::open(config.zenoh.clone())
             .await
             .map_err(ClusterError::zenoh)?;
@@ -159,6 +171,7 @@ impl Worker {
             operators: Arc::new(config.operators.clone()),
             memory_pool,
             spill_dir: config.spill_dir.clone(),
+            paths,
             advertised: config
                 .advertise
                 .clone()

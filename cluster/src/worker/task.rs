@@ -87,6 +87,8 @@ impl Shared {
         let output = a.stage.output.as_ref().ok_or_else(|| {
             DataflowError::Internal("the root stage runs in the client, not on a worker".into())
         })?;
+        // Before anything of the task runs: a refused file is never opened.
+        self.paths.check(&a.stage.plan)?;
         let tables = self.tables_for(a).await?;
         let inputs = Arc::new(
             ZenohStageInputs::new(

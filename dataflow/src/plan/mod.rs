@@ -41,6 +41,23 @@ pub enum ScanSource {
     },
 }
 
+impl ScanSource {
+    /// The files the scan opens (none for generated and memory tables).
+    pub fn files(&self) -> Vec<&str> {
+        match self {
+            ScanSource::Parquet { partitions } => partitions
+                .iter()
+                .flatten()
+                .map(|split| split.path.as_str())
+                .collect(),
+            ScanSource::Csv { partitions, .. } => {
+                partitions.iter().flatten().map(String::as_str).collect()
+            }
+            ScanSource::Memory { .. } | ScanSource::Tpch { .. } => vec![],
+        }
+    }
+}
+
 /// Row groups of one Parquet file read by one partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParquetSplit {

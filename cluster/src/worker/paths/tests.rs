@@ -1,0 +1,126 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use ffq_dataflow::plan::{ParquetSplit, PhysicalPlan, ScanSource};
+
+use super::PathPolicy;
+use crate::scheduler::tests::nation_scan;
+
+fn scan(source: ScanSource) -> PhysicalPlan {
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+    PhysicalPlan::Scan {
+        source,
+        table_schema: Arc::clone(&schema),
+        projection: None,
+        pruning: vec![],
+        schema,
+    }
+}
+
+fn csv(paths: &[&Path]) -> PhysicalPlan {
+    scan(ScanSource::Csv {
+        partitions: vec![paths.iter().map(|p| p.display().to_string()).collect()],
+        has_header: true,
+        delimiter: b',',
+    })
+}
+
+fn parquet(path: &Path) -> PhysicalPlan {
+    scan(ScanSource::Parquet {
+        partitions: vec![vec![ParquetSplit {
+            path: path.display().to_string(),
+            row_groups: vec![0],
+        }]],
+    })
+}
+
+/// A root with `inside.csv` and a sibling directory with `outside.csv`.
+struct Dirs {
+    _base: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    let other = base.path().join("other");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(root.join("inside.csv"), "a\n1\n").unwrap();
+    let outside = other.join("outside.csv");
+    std::fs::write(&outside, "a\n2\n").unwrap();
+    Dirs {
+        root,
+        outside,
+        _base: base,
+    }
+}
+
+fn refusal(policy: &PathPolicy, plan: &PhysicalPlan) -> String {
+    let err = policy.check(plan).unwrap_err();
+    assert!(err.is_deterministic(), "{err}");
+    err.to_string()
+}
+
+#[test]
+fn files_under_a_root_pass_and_others_are_named() {
+    let d = dirs();
+    let policy = PathPolicy::new(std::slice::from_ref(&d.root)).unwrap();
+    policy.check(&csv(&[&d.root.join("inside.csv")])).unwrap();
+    policy.check(&parquet(&d.root.join("inside.csv"))).unwrap();
+    let message = refusal(&policy, &csv(&[&d.root.join("inside.csv"), &d.outside]));
+    assert_eq!(
+        message,
+        format!(
+            "not allowed: {} is outside the worker's allowed paths (--allow-path)",
+            d.outside.display()
+        )
+    );
+    let message = refusal(&policy, &parquet(Path::new("/etc/passwd")));
+    assert!(message.starts_with("not allowed: /etc/passwd is outside"), "{message}");
+}
+
+#[test]
+fn no_root_refuses_every_file_but_not_generated_tables() {
+    let d = dirs();
+    let policy = PathPolicy::new(&[]).unwrap();
+    refusal(&policy, &csv(&[&d.root.join("inside.csv")]));
+    policy.check(&nation_scan()).unwrap();
+    policy
+        .check(&scan(ScanSource::Memory {
+            table: "t".into(),
+            partitions: 1,
+        }))
+        .unwrap();
+}
+
+#[test]
+fn dot_dot_and_symlinks_do_not_lead_out() {
+    let d = dirs();
+    let policy = PathPolicy::new(std::slice::from_ref(&d.root)).unwrap();
+    let escape = d.root.join("..").join("other").join("outside.csv");
+    assert!(refusal(&policy, &csv(&[&escape])).contains(&escape.display().to_string()));
+    // A missing file is judged on its lexical form.
+    let missing = d.root.join("..").join("other").join("missing.csv");
+    refusal(&policy, &csv(&[&missing]));
+    policy
+        .check(&csv(&[&d.root.join("sub").join("..").join("missing.csv")]))
+        .unwrap();
+    #[cfg(unix)]
+    {
+        let link = d.root.join("link.csv");
+        std::os::unix::fs::symlink(&d.outside, &link).unwrap();
+        refusal(&policy, &csv(&[&link]));
+        let dir_link = d.root.join("dir");
+        std::os::unix::fs::symlink(d.outside.parent().unwrap(), &dir_link).unwrap();
+        refusal(&policy, &csv(&[&dir_link.join("outside.csv")]));
+    }
+}
+
+#[test]
+fn a_root_that_does_not_exist_is_a_config_error() {
+    let err = PathPolicy::new(&[PathBuf::from("/no/such/ffq/root")]).unwrap_err();
+    assert!(err.to_string().contains("--allow-path /no/such/ffq/root"), "{err}");
+}
