@@ -46,6 +46,7 @@ fn main() {
             .workers(workers)
             .slots(1)
             .cluster("bench")
+            .allow_path(&dir)
             .start()
             .await
             .expect("start the coordinator and worker processes");

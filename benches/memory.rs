@@ -60,6 +60,7 @@ fn main() {
         explain: env_or("FFQ_BENCH_EXPLAIN", 1) != 0,
         runs: settings.runs.max(1),
         partitions: settings.partitions,
+        dir: settings.dir.clone(),
         tables: TABLES
             .iter()
             .map(|t| format!("{t}={}", settings.dir.join(t).display()))
@@ -131,6 +132,8 @@ struct Bench {
     runs: usize,
     partitions: usize,
     /// `NAME=PATH` of every table, as `--table` takes it.
+    /// Where the tables are (the workers' --allow-path).
+    dir: std::path::PathBuf,
     tables: Vec<String>,
     /// Where the clusters are started (zenoh needs a multi-thread runtime).
     runtime: tokio::runtime::Runtime,
@@ -211,6 +214,7 @@ impl Bench {
                     .workers(2)
                     .slots(1)
                     .worker_memory_limit(workers)
+                    .allow_path(&self.dir)
                     .start(),
             )
             .map_err(|e| format!("start the cluster: {e}"))?;
