@@ -129,13 +129,21 @@ async fn workers_read_only_files_under_their_allowed_paths() {
     // The refusals were not charged to the workers.
     let status = engine.cluster().unwrap().status().await.unwrap();
     assert!(
-        status.workers.iter().all(|w| w.alive && w.excluded_ms.is_none()),
+        status
+            .workers
+            .iter()
+            .all(|w| w.alive && w.excluded_ms.is_none()),
         "{:?}",
         status.workers
     );
-    check_parity("after refusals", "SELECT a FROM t ORDER BY a", &embedded, &engine)
-        .await
-        .unwrap();
+    check_parity(
+        "after refusals",
+        "SELECT a FROM t ORDER BY a",
+        &embedded,
+        &engine,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -144,11 +152,8 @@ async fn workers_without_allowed_paths_read_generated_and_memory_tables_only() {
     let engine = tpch_cluster_engine(cluster.client_config().unwrap(), 0.01, 2).await;
     let embedded = tpch_engine(0.01, 2);
     let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![Arc::new(Int64Array::from_iter_values(0..100))],
-    )
-    .unwrap();
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..100))]).unwrap();
     for e in [&engine, &embedded] {
         e.register_batches("numbers", vec![batch.clone()]).unwrap();
     }

@@ -79,7 +79,10 @@ fn files_under_a_root_pass_and_others_are_named() {
         )
     );
     let message = refusal(&policy, &parquet(Path::new("/etc/passwd")));
-    assert!(message.starts_with("not allowed: /etc/passwd is outside"), "{message}");
+    assert!(
+        message.starts_with("not allowed: /etc/passwd is outside"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -122,5 +125,8 @@ fn dot_dot_and_symlinks_do_not_lead_out() {
 #[test]
 fn a_root_that_does_not_exist_is_a_config_error() {
     let err = PathPolicy::new(&[PathBuf::from("/no/such/ffq/root")]).unwrap_err();
-    assert!(err.to_string().contains("--allow-path /no/such/ffq/root"), "{err}");
+    assert!(
+        err.to_string().contains("--allow-path /no/such/ffq/root"),
+        "{err}"
+    );
 }
