@@ -264,14 +264,18 @@ impl RowGroups {
         for row in scratch.iter() {
             let bytes = row.data();
             let h = hasher.hash_one(bytes);
-            out.push(
-                table
-                    .find(h, |&(gh, gid)| gh == h && rows.row(gid).data() == bytes)
-                    .map(|&(_, gid)| gid),
-            );
+            out.push(find_group(table, rows, h, bytes));
         }
         Ok(())
     }
+}
+
+/// The group whose encoded key is `bytes` (hashed to `h`), if it exists:
+/// the probe both interning and lookup make.
+fn find_group(table: &HashTable<(u64, usize)>, rows: &Rows, h: u64, bytes: &[u8]) -> Option<usize> {
+    table
+        .find(h, |&(gh, gid)| gh == h && rows.row(gid).data() == bytes)
+        .map(|&(_, gid)| gid)
 }
 
 impl GroupValues for RowGroups {
@@ -290,10 +294,7 @@ impl GroupValues for RowGroups {
         for (i, row) in scratch.iter().enumerate() {
             let bytes = row.data();
             let h = hasher.hash_one(bytes);
-            let found = table
-                .find(h, |&(gh, gid)| gh == h && rows.row(gid).data() == bytes)
-                .map(|&(_, gid)| gid);
-            let id = match found {
+            let id = match find_group(table, rows, h, bytes) {
                 Some(id) => id,
                 None => {
                     let id = rows.num_rows();
