@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{env_or, measure, query_text, TABLES};
+use common::{env_or, measure_ffq, query_text, TABLES};
 use ffq::cluster::process::ProcessCluster;
 use ffq::{Engine, EngineConfig};
 
@@ -30,11 +30,7 @@ fn main() {
     } = common::BenchSettings::from_env();
     let workers: usize = env_or("FFQ_BENCH_WORKERS", 2);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(partitions.max(2))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime(partitions);
     runtime.block_on(async {
         let config = EngineConfig {
             target_partitions: partitions,
@@ -69,26 +65,8 @@ fn main() {
         println!("|---|---:|---:|---:|---:|");
         for q in queries {
             let sql = query_text(q);
-            let e = measure(runs, || async {
-                embedded
-                    .sql(&sql)
-                    .await
-                    .expect("plans")
-                    .collect()
-                    .await
-                    .expect("runs")
-            })
-            .await;
-            let c = measure(runs, || async {
-                cluster
-                    .sql(&sql)
-                    .await
-                    .expect("plans")
-                    .collect()
-                    .await
-                    .expect("runs")
-            })
-            .await;
+            let e = measure_ffq(runs, &embedded, &sql).await;
+            let c = measure_ffq(runs, &cluster, &sql).await;
             println!(
                 "| q{q} | {:.0} | {:.0} | {:.2} | {}{} |",
                 e.median.as_secs_f64() * 1e3,

@@ -19,7 +19,7 @@ use ffq::{Engine, EngineConfig};
 
 mod common;
 
-use common::{measure, query_text, TABLES};
+use common::{measure, measure_ffq, query_text, TABLES};
 
 fn main() {
     let common::BenchSettings {
@@ -30,11 +30,7 @@ fn main() {
         dir,
     } = common::BenchSettings::from_env();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(partitions.max(2))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = common::runtime(partitions);
 
     runtime.block_on(async {
         let engine = Engine::with_config(EngineConfig {
@@ -64,11 +60,7 @@ fn main() {
         println!("|---|---:|---:|---:|---:|---:|---:|");
         for q in queries {
             let sql = query_text(q);
-            let ffq_m = measure(runs, || async {
-                let df = engine.sql(&sql).await.expect("ffq plans");
-                df.collect().await.expect("ffq runs")
-            })
-            .await;
+            let ffq_m = measure_ffq(runs, &engine, &sql).await;
             let df_m = measure(runs, || async {
                 let df = ctx.sql(&sql).await.expect("datafusion plans");
                 df.collect().await.expect("datafusion runs")

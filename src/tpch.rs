@@ -300,7 +300,16 @@ fn write_part(
         job.parts as i32,
         GEN_BATCH_SIZE,
     );
+    // Each generated batch, unless another file failed: then the part stops.
     let mut rows = 0u64;
+    let mut batches = batches.map(|batch| {
+        if failed.load(Ordering::Relaxed) {
+            return Err(file_err(&"stopped after an error in another file"));
+        }
+        let batch = batch.map_err(|e| file_err(&format!("generating data: {e}")))?;
+        rows += batch.num_rows() as u64;
+        Ok(batch)
+    });
     match format {
         TpchFileFormat::Parquet => {
             let props = WriterProperties::builder()
@@ -312,25 +321,15 @@ fn write_part(
                 .build();
             let mut writer = ArrowWriter::try_new(BufWriter::new(file), schema, Some(props))
                 .map_err(|e| file_err(&e))?;
-            for batch in batches {
-                if failed.load(Ordering::Relaxed) {
-                    return Err(file_err(&"stopped after an error in another file"));
-                }
-                let batch = batch.map_err(|e| file_err(&format!("generating data: {e}")))?;
-                rows += batch.num_rows() as u64;
-                writer.write(&batch).map_err(|e| file_err(&e))?;
+            for batch in &mut batches {
+                writer.write(&batch?).map_err(|e| file_err(&e))?;
             }
             writer.close().map_err(|e| file_err(&e))?;
         }
         TpchFileFormat::Csv => {
             let mut writer = CsvWriter::new(BufWriter::with_capacity(1 << 20, file), schema);
-            for batch in batches {
-                if failed.load(Ordering::Relaxed) {
-                    return Err(file_err(&"stopped after an error in another file"));
-                }
-                let batch = batch.map_err(|e| file_err(&format!("generating data: {e}")))?;
-                rows += batch.num_rows() as u64;
-                writer.write(&batch).map_err(|e| file_err(&e))?;
+            for batch in &mut batches {
+                writer.write(&batch?).map_err(|e| file_err(&e))?;
             }
             let out = writer.finish().map_err(|e| file_err(&e))?;
             out.into_inner()
@@ -339,6 +338,7 @@ fn write_part(
                 .map_err(|e| file_err(&e))?;
         }
     }
+    drop(batches);
     Ok(rows)
 }
 

@@ -79,6 +79,26 @@ where
     }
 }
 
+/// [`measure`] of `sql` on an FFQ engine, planned and collected anew each
+/// run.
+pub async fn measure_ffq(runs: usize, engine: &ffq::Engine, sql: &str) -> Measured {
+    measure(runs, || async {
+        let df = engine.sql(sql).await.expect("ffq plans");
+        df.collect().await.expect("ffq runs")
+    })
+    .await
+}
+
+/// The multi-threaded runtime the benchmarks run in: one thread per
+/// partition, at least two.
+pub fn runtime(partitions: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(partitions.max(2))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Writes TPC-H SF `sf` as Parquet (two files per table) under `dir`
 /// unless it is there already.
 pub fn ensure_tpch_parquet(sf: f64, dir: &Path) {

@@ -228,6 +228,21 @@ pub fn memory_scan(name: &str, schema: &SchemaRef, partitions: usize) -> Physica
     }
 }
 
+/// A memory-scan operator over table `name` (no projection), for tests
+/// that build operators directly rather than compiling a plan.
+pub fn memory_scan_operator(
+    name: &str,
+    partitions: usize,
+    schema: &SchemaRef,
+) -> std::sync::Arc<dyn crate::operators::Operator> {
+    std::sync::Arc::new(crate::operators::memory_scan::MemoryScan::new(
+        name.into(),
+        partitions,
+        None,
+        schema.clone(),
+    ))
+}
+
 /// A hash exchange on column `key` into `partitions` partitions.
 pub fn hash_exchange(input: PhysicalPlan, key: usize, partitions: usize) -> PhysicalPlan {
     PhysicalPlan::Exchange {
@@ -245,6 +260,20 @@ pub fn gather(input: PhysicalPlan) -> PhysicalPlan {
         partitioning: Partitioning::Gather,
     }
 }
+
+/// Every join type, for tests that run each.
+pub const ALL_JOIN_TYPES: [JoinType; 10] = [
+    JoinType::Inner,
+    JoinType::Left,
+    JoinType::Right,
+    JoinType::Full,
+    JoinType::LeftSemi,
+    JoinType::LeftAnti,
+    JoinType::RightSemi,
+    JoinType::RightAnti,
+    JoinType::LeftMark,
+    JoinType::RightMark,
+];
 
 /// A table of nullable (Int32 key, Utf8 value) rows, `(k, v)`.
 pub fn kv_schema(k: &str, v: &str) -> SchemaRef {

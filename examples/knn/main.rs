@@ -72,18 +72,7 @@ async fn main() -> ffq::Result<()> {
     let embedded = Engine::new();
     embedded.register_operator(NAME, Arc::new(KnnFactory))?;
     embedded.register_batches("points", data.clone())?;
-    let start = Instant::now();
-    let local = embedded
-        .sql(sql)
-        .await?
-        .with_operator(NAME, &config)?
-        .collect()
-        .await?;
-    println!(
-        "embedded, {n} vectors, {:?}:\n{}",
-        start.elapsed(),
-        pretty_format_batches(&local)?
-    );
+    let local = run_knn(&embedded, sql, &config, &format!("embedded, {n} vectors")).await?;
 
     // Two workers, each registering the operator.
     let mut cluster = LocalCluster::builder().workers(0).start().await?;
@@ -99,18 +88,7 @@ async fn main() -> ffq::Result<()> {
     let distributed = Engine::connect(cluster.client_config()).await?;
     distributed.register_operator(NAME, Arc::new(KnnFactory))?;
     distributed.register_batches("points", data)?;
-    let start = Instant::now();
-    let remote = distributed
-        .sql(sql)
-        .await?
-        .with_operator(NAME, &config)?
-        .collect()
-        .await?;
-    println!(
-        "2 workers, {:?}:\n{}",
-        start.elapsed(),
-        pretty_format_batches(&remote)?
-    );
+    let remote = run_knn(&distributed, sql, &config, "2 workers").await?;
     let same =
         pretty_format_batches(&local)?.to_string() == pretty_format_batches(&remote)?.to_string();
     println!("same rows: {same}");
@@ -122,4 +100,27 @@ async fn main() -> ffq::Result<()> {
             "the cluster's rows differ from embedded".into(),
         ))
     }
+}
+
+/// Runs `sql` with the k-NN operator on `engine`; prints the rows and the
+/// time under `label`.
+async fn run_knn(
+    engine: &Engine,
+    sql: &str,
+    config: &str,
+    label: &str,
+) -> ffq::Result<Vec<RecordBatch>> {
+    let start = Instant::now();
+    let batches = engine
+        .sql(sql)
+        .await?
+        .with_operator(NAME, config)?
+        .collect()
+        .await?;
+    println!(
+        "{label}, {:?}:\n{}",
+        start.elapsed(),
+        pretty_format_batches(&batches)?
+    );
+    Ok(batches)
 }

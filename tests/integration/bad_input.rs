@@ -1,7 +1,7 @@
 //! Bad input gives a clear error (checked on its Display text), never a
 //! panic.
 
-use crate::common;
+use crate::common::{self, assert_contains, query_error};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
@@ -33,26 +33,6 @@ async fn plan_error(engine: &Engine, sql: &str) -> String {
     match engine.sql(sql).await {
         Ok(_) => panic!("expected an error planning {sql:?}"),
         Err(e) => e.to_string(),
-    }
-}
-
-/// The error of planning or running `sql` (panics when both succeed).
-async fn query_error(engine: &Engine, sql: &str) -> String {
-    match engine.sql(sql).await {
-        Err(e) => e.to_string(),
-        Ok(df) => match df.collect().await {
-            Ok(b) => panic!("expected an error running {sql:?}, got {} batches", b.len()),
-            Err(e) => e.to_string(),
-        },
-    }
-}
-
-fn assert_contains(msg: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(
-            msg.contains(p),
-            "error message {msg:?} should contain {p:?}"
-        );
     }
 }
 
@@ -198,13 +178,14 @@ async fn truncated_parquet_file_names_the_path() {
     assert_contains(&msg, &[path]);
 }
 
-#[tokio::test]
-async fn csv_wrong_field_count_names_line_and_path() {
+/// An engine with `contents` written to a CSV file registered as `c` with
+/// two `Int64` columns (so registration reads no records); returns the
+/// error of `SELECT a, b FROM c`.
+async fn csv_query_error(contents: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.csv");
-    // The record on line 4 has one field instead of two.
-    std::fs::write(&path, "a,b\n1,2\n3,4\n5\n6,7\n").unwrap();
-    let path = path.to_str().unwrap();
+    std::fs::write(&path, contents).unwrap();
+    let path = path.to_str().unwrap().to_string();
     let e = Engine::new();
     let schema = Arc::new(Schema::new(vec![
         Field::new("a", DataType::Int64, true),
@@ -212,47 +193,27 @@ async fn csv_wrong_field_count_names_line_and_path() {
     ]));
     e.register_csv(
         "c",
-        path,
+        &path,
         CsvOptions {
             schema: Some(schema),
             ..CsvOptions::default()
         },
     )
     .expect("registering with an explicit schema reads no records");
-    let df = e
-        .sql("SELECT a, b FROM c")
-        .await
-        .expect("planning succeeds");
-    let msg = df
-        .collect()
-        .await
-        .expect_err("the bad record must fail")
-        .to_string();
-    assert_contains(&msg, &[path, "line 4"]);
+    (query_error(&e, "SELECT a, b FROM c").await, path)
+}
+
+#[tokio::test]
+async fn csv_wrong_field_count_names_line_and_path() {
+    // The record on line 4 has one field instead of two.
+    let (msg, path) = csv_query_error("a,b\n1,2\n3,4\n5\n6,7\n").await;
+    assert_contains(&msg, &[&path, "line 4"]);
 }
 
 #[tokio::test]
 async fn csv_bad_value_names_line_and_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad_value.csv");
-    std::fs::write(&path, "a,b\n1,2\n3,4\n5,x\n").unwrap();
-    let path = path.to_str().unwrap();
-    let e = Engine::new();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("a", DataType::Int64, true),
-        Field::new("b", DataType::Int64, true),
-    ]));
-    e.register_csv(
-        "c",
-        path,
-        CsvOptions {
-            schema: Some(schema),
-            ..CsvOptions::default()
-        },
-    )
-    .unwrap();
-    let msg = query_error(&e, "SELECT a, b FROM c").await;
-    assert_contains(&msg, &[path, "line 4"]);
+    let (msg, path) = csv_query_error("a,b\n1,2\n3,4\n5,x\n").await;
+    assert_contains(&msg, &[&path, "line 4"]);
 }
 
 #[tokio::test]

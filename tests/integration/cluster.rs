@@ -14,7 +14,7 @@ use ffq::tpch::{write_tpch, TpchFileFormat};
 use ffq::{Engine, LocalCluster};
 
 use crate::common::spill::stream_after_first_batch;
-use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
+use crate::common::{check_parity, query_error, tpch_cluster_engine, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
 
@@ -104,14 +104,7 @@ async fn garbage_collection_after_success_failure_and_dropped_stream() {
 
     // Failure: a cast that fails at run time on the workers. It would fail
     // the same way again: the query fails without retrying it.
-    let err = engine
-        .sql("SELECT sum(CAST(l_comment AS INT)) FROM lineitem")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = query_error(&engine, "SELECT sum(CAST(l_comment AS INT)) FROM lineitem").await;
     assert!(
         err.contains("failed (worker ") && err.contains("Cannot cast"),
         "{err}"
@@ -164,14 +157,7 @@ async fn a_task_that_always_fails_fails_the_query_within_the_attempt_budget() {
         .unwrap();
     let engine = tpch_cluster_engine(cluster.client_config(), SF, 4).await;
     let start = Instant::now();
-    let err = engine
-        .sql(&tpch_query(1))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = query_error(&engine, &tpch_query(1)).await;
     assert!(
         err.contains("stage 1 task 0 failed after 4 attempts")
             && err.contains("injected failure of attempt 3"),

@@ -13,8 +13,8 @@ use ffq::Engine;
 
 use crate::common::ffq_binary::FFQ;
 use crate::common::{
-    assert_same, check_against, ffq_engine, normalize, oracle_ctx, oracle_session, render_rows,
-    run_oracle, tpch_engine, tpch_query, Fixture,
+    assert_contains, assert_same, check_against, ffq_engine, normalize, oracle_ctx, oracle_session,
+    query_error, render_rows, run_oracle, tpch_engine, tpch_query, Fixture,
 };
 
 /// Runs `sql` (one statement) in FFQ and returns its batches.
@@ -46,23 +46,6 @@ async fn run_both(engine: &Engine, ctx: &SessionContext, script: &str) {
     }
 }
 
-/// The error of planning or running `sql` in FFQ.
-async fn ffq_error(engine: &Engine, sql: &str) -> String {
-    match engine.sql(sql).await {
-        Err(e) => e.to_string(),
-        Ok(df) => match df.collect().await {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("expected an error from: {sql}"),
-        },
-    }
-}
-
-fn assert_contains(msg: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(msg.contains(p), "{msg:?} should contain {p:?}");
-    }
-}
-
 fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
     batches
         .iter()
@@ -78,6 +61,16 @@ fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The first value of the first column, an `Int64`.
+fn first_i64(batches: &[RecordBatch]) -> i64 {
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("an Int64 column")
+        .value(0)
 }
 
 fn total_rows(batches: &[RecordBatch]) -> usize {
@@ -228,20 +221,13 @@ async fn create_table_and_insert() {
 async fn create_table_if_not_exists_and_or_replace() {
     let engine = ffq_engine(2, 8192);
     ffq_run(&engine, "create table t as select 1 as a").await;
-    let e = ffq_error(&engine, "create table t as select 2 as a").await;
+    let e = query_error(&engine, "create table t as select 2 as a").await;
     assert_contains(&e, &["table 't' already exists"]);
     // IF NOT EXISTS: nothing happens.
     ffq_run(&engine, "create table if not exists t as select 2 as a").await;
     ffq_run(&engine, "create table if not exists t (x int)").await;
     let b = ffq_run(&engine, "select a from t").await;
-    assert_eq!(
-        b[0].column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0),
-        1
-    );
+    assert_eq!(first_i64(&b), 1);
     // OR REPLACE replaces the table and its rows.
     ffq_run(&engine, "create or replace table t as select 'x' as b").await;
     let b = ffq_run(&engine, "select * from t").await;
@@ -255,19 +241,19 @@ async fn insert_errors() {
     ffq_run(&engine, "create table t (a int not null, b varchar)").await;
     ffq_run(&engine, "create view v as select * from t").await;
 
-    let e = ffq_error(&engine, "insert into t values ('not a number', 'x')").await;
+    let e = query_error(&engine, "insert into t values ('not a number', 'x')").await;
     assert_contains(&e, &["not a number", "Int32"]);
-    let e = ffq_error(&engine, "insert into t values (null, 'x')").await;
+    let e = query_error(&engine, "insert into t values (null, 'x')").await;
     assert_contains(&e, &["non-nullable"]);
-    let e = ffq_error(&engine, "insert into t values (1)").await;
+    let e = query_error(&engine, "insert into t values (1)").await;
     assert_contains(&e, &["planning error"]);
-    let e = ffq_error(&engine, "insert into t (a, nope) values (1, 2)").await;
+    let e = query_error(&engine, "insert into t (a, nope) values (1, 2)").await;
     assert_contains(&e, &["nope"]);
-    let e = ffq_error(&engine, "insert into missing values (1)").await;
+    let e = query_error(&engine, "insert into missing values (1)").await;
     assert_contains(&e, &["table 'missing' not found"]);
-    let e = ffq_error(&engine, "insert into nation select * from nation").await;
+    let e = query_error(&engine, "insert into nation select * from nation").await;
     assert_contains(&e, &["not supported", "TPC-H table 'nation'"]);
-    let e = ffq_error(&engine, "insert into v values (1, 'x')").await;
+    let e = query_error(&engine, "insert into v values (1, 'x')").await;
     assert_contains(&e, &["not supported", "view 'v'"]);
     // Nothing was inserted by the failed statements.
     assert_eq!(total_rows(&ffq_run(&engine, "select * from t").await), 0);
@@ -311,15 +297,15 @@ async fn views() {
     assert_same("select * from v1", &engine, &ctx).await;
 
     // Errors and IF NOT EXISTS.
-    let e = ffq_error(&engine, "create view v1 as select 1").await;
+    let e = query_error(&engine, "create view v1 as select 1").await;
     assert_contains(&e, &["view 'v1' already exists"]);
-    let e = ffq_error(&engine, "create view base as select 1").await;
+    let e = query_error(&engine, "create view base as select 1").await;
     assert_contains(&e, &["table 'base' already exists"]);
-    let e = ffq_error(&engine, "create or replace view base as select 1").await;
+    let e = query_error(&engine, "create or replace view base as select 1").await;
     assert_contains(&e, &["table 'base' already exists", "OR REPLACE"]);
-    let e = ffq_error(&engine, "create view bad (a, b) as select 1").await;
+    let e = query_error(&engine, "create view bad (a, b) as select 1").await;
     assert_contains(&e, &["planning error"]);
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         "create view dup as select a.id, b.id from base a, base b",
     )
@@ -332,14 +318,14 @@ async fn views() {
     assert_eq!(total_rows(&b), 1);
 
     // DROP VIEW.
-    let e = ffq_error(&engine, "drop view base").await;
+    let e = query_error(&engine, "drop view base").await;
     assert_contains(&e, &["'base' is a table", "DROP TABLE"]);
-    let e = ffq_error(&engine, "drop table v1").await;
+    let e = query_error(&engine, "drop table v1").await;
     assert_contains(&e, &["'v1' is a view", "DROP VIEW"]);
     ffq_run(&engine, "drop view v3").await;
-    let e = ffq_error(&engine, "select * from v3").await;
+    let e = query_error(&engine, "select * from v3").await;
     assert_contains(&e, &["table 'v3' not found"]);
-    let e = ffq_error(&engine, "drop view v3").await;
+    let e = query_error(&engine, "drop view v3").await;
     assert_contains(&e, &["view 'v3' not found"]);
     ffq_run(&engine, "drop view if exists v3").await;
 }
@@ -352,19 +338,12 @@ async fn views_see_inserts_and_notice_dropped_tables() {
     ffq_run(&engine, "create view w as select sum(b) as s from v").await;
     ffq_run(&engine, "insert into t values (2)").await;
     let b = ffq_run(&engine, "select s from w").await;
-    assert_eq!(
-        b[0].column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0),
-        30
-    );
+    assert_eq!(first_i64(&b), 30);
     // Replaced by a table with other columns: the views say so.
     ffq_run(&engine, "drop table t").await;
     ffq_run(&engine, "create table t as select 'x' as a").await;
     for sql in ["select * from v", "select * from w", "describe w"] {
-        let e = ffq_error(&engine, sql).await;
+        let e = query_error(&engine, sql).await;
         assert_contains(&e, &["is out of date", "table 't'"]);
     }
     ffq_run(&engine, "drop view w").await;
@@ -394,7 +373,7 @@ async fn tpch_q15_view_matches_datafusion() {
     ffq_run(&engine, &statements[2]).await;
     df_run(&ctx, &statements[2]).await;
     assert!(!engine.table_names().contains(&"revenue0".to_string()));
-    let e = ffq_error(&engine, "select * from revenue0").await;
+    let e = query_error(&engine, "select * from revenue0").await;
     assert_contains(&e, &["revenue0", "not found"]);
 }
 
@@ -408,15 +387,15 @@ async fn drop_table() {
     ffq_run(&engine, "create table t as select 1 as a").await;
     ffq_run(&engine, "drop table t").await;
     assert!(engine.table_schema("t").is_none());
-    let e = ffq_error(&engine, "select * from t").await;
+    let e = query_error(&engine, "select * from t").await;
     assert_contains(&e, &["table 't' not found"]);
-    let e = ffq_error(&engine, "drop table t").await;
+    let e = query_error(&engine, "drop table t").await;
     assert_contains(&e, &["table 't' not found"]);
     ffq_run(&engine, "drop table if exists t").await;
     // The name can be used again, with a different schema.
     ffq_run(&engine, "create table t as select 'x' as b, 2 as c").await;
     assert_eq!(total_rows(&ffq_run(&engine, "select b, c from t").await), 1);
-    let e = ffq_error(&engine, "drop table other.t").await;
+    let e = query_error(&engine, "drop table other.t").await;
     assert_contains(&e, &["not supported", "other.t"]);
 }
 
@@ -432,7 +411,7 @@ async fn describe_matches_datafusion() {
     ] {
         assert_same(sql, &engine, &ctx).await;
     }
-    let e = ffq_error(&engine, "describe nope").await;
+    let e = query_error(&engine, "describe nope").await;
     assert_contains(&e, &["table 'nope' not found"]);
 }
 
@@ -464,7 +443,7 @@ async fn show_tables() {
     assert!(listed.contains(&expect("t1", "BASE TABLE")), "{listed:?}");
     assert!(listed.contains(&expect("v1", "VIEW")), "{listed:?}");
     assert_eq!(listed.len(), 10, "{listed:?}");
-    let e = ffq_error(&engine, "show tables like 'x%'").await;
+    let e = query_error(&engine, "show tables like 'x%'").await;
     assert_contains(&e, &["not supported"]);
 }
 
@@ -495,7 +474,7 @@ async fn unsupported_statements() {
         ("create temporary table tt (a int)", "not supported"),
         ("create table pk (a int primary key)", "PRIMARY KEY"),
     ] {
-        let e = ffq_error(&engine, sql).await;
+        let e = query_error(&engine, sql).await;
         assert_contains(&e, &["not supported", what]);
     }
     assert!(!std::path::Path::new("/tmp/ffq_never_written.csv").exists());
@@ -577,7 +556,7 @@ async fn create_external_table() {
     assert_same("describe p", &engine, &ctx).await;
 
     // IF NOT EXISTS, OR REPLACE, errors.
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!("create external table c stored as csv location '{csv}'"),
     )
@@ -597,19 +576,19 @@ async fn create_external_table() {
     assert_eq!(engine.table_schema("c").unwrap().fields().len(), 2);
 
     let missing = dir.path().join("missing.csv").display().to_string();
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!("create external table m stored as csv location '{missing}'"),
     )
     .await;
     assert_contains(&e, &["missing.csv", "no such file"]);
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!("create external table j stored as json location '{csv}'"),
     )
     .await;
     assert_contains(&e, &["not supported", "JSON"]);
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!(
             "create external table o stored as csv location '{csv}' options ('format.quote' '\"')"
@@ -617,13 +596,13 @@ async fn create_external_table() {
     )
     .await;
     assert_contains(&e, &["not supported", "format.quote"]);
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!("create external table o stored as csv location '{csv}' options ('format.delimiter' ';;')"),
     )
     .await;
     assert_contains(&e, &["format.delimiter", "one ASCII character"]);
-    let e = ffq_error(
+    let e = query_error(
         &engine,
         &format!("create external table o (x int) stored as parquet location '{pq}'"),
     )

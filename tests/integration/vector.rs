@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray, FixedSizeListArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema};
 use ffq::{Engine, LocalCluster};
 
-use crate::common::{connect_engine, ffq_engine};
+use crate::common::{connect_engine, ffq_engine, query_error};
 
 const ROWS: i64 = 1000;
 const DIM: i32 = 3;
@@ -128,13 +128,6 @@ async fn scores(engine: &Engine, sql: &str) -> Vec<(i64, Option<f64>)> {
     out
 }
 
-async fn error(engine: &Engine, sql: &str) -> String {
-    match run(engine, sql).await {
-        Ok(b) => panic!("{sql}: expected an error, got {b:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 fn nearest_sql() -> String {
     format!("SELECT id FROM t ORDER BY l2_distance(v, {QUERY_SQL}) LIMIT 5")
 }
@@ -236,17 +229,17 @@ async fn partition_counts_agree() {
 #[tokio::test]
 async fn bad_input_fails_clearly() {
     let e = engine(2);
-    let err = error(&e, "SELECT l2_distance(v, 'x') FROM t").await;
+    let err = query_error(&e, "SELECT l2_distance(v, 'x') FROM t").await;
     assert!(
         err.contains("l2_distance expects two vectors (lists of float), got Utf8"),
         "{err}"
     );
-    let err = error(&e, "SELECT id, dot_product(v, [1.0, 2.0]) FROM t").await;
+    let err = query_error(&e, "SELECT id, dot_product(v, [1.0, 2.0]) FROM t").await;
     assert!(
         err.contains("dot_product") && err.contains("(3 and 2)"),
         "{err}"
     );
-    let err = error(&e, "SELECT cosine_similarity(v) FROM t").await;
+    let err = query_error(&e, "SELECT cosine_similarity(v) FROM t").await;
     assert!(err.contains("cosine_similarity"), "{err}");
 }
 

@@ -21,7 +21,8 @@ use ffq_dataflow::plan::TpchTable;
 use ffq_transport::zenoh_exchange::frame::{Frame, FrameEncoder, StreamVerifier};
 use ffq_transport::zenoh_exchange::{
     fetch_partition, loopback_endpoint, peer_config, AttemptId, AttemptRef, ClusterId, DataKey,
-    OutputStore, PartitionId, QueryId, ServeOptions, StageId, TaskId, ZenohPartitionWriter,
+    OutputServer, OutputStore, PartitionId, QueryId, ServeOptions, StageId, TaskId,
+    ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
@@ -178,9 +179,23 @@ async fn consume(session: &zenoh::Session, task: u32) -> (usize, u64) {
 
 struct Sessions {
     store: OutputStore,
-    _server: ffq_transport::zenoh_exchange::OutputServer,
+    _server: OutputServer,
     producer: zenoh::Session,
     consumer: zenoh::Session,
+}
+
+/// An empty output store served on `session` under the bench's cluster.
+async fn serve_store(session: &zenoh::Session) -> (OutputStore, OutputServer) {
+    let store = OutputStore::default();
+    let server = store
+        .serve(
+            session,
+            &ClusterId::new(CLUSTER).unwrap(),
+            ServeOptions::default(),
+        )
+        .await
+        .unwrap();
+    (store, server)
 }
 
 async fn sessions() -> Sessions {
@@ -188,15 +203,7 @@ async fn sessions() -> Sessions {
     let producer = zenoh::open(peer_config(Some(&endpoint), &[]).unwrap())
         .await
         .unwrap();
-    let store = OutputStore::default();
-    let server = store
-        .serve(
-            &producer,
-            &ClusterId::new(CLUSTER).unwrap(),
-            ServeOptions::default(),
-        )
-        .await
-        .unwrap();
+    let (store, server) = serve_store(&producer).await;
     let consumer = zenoh::open(peer_config(None, &[&endpoint]).unwrap())
         .await
         .unwrap();
@@ -222,15 +229,7 @@ fn producer_main() {
         let session = zenoh::open(peer_config(Some(&endpoint), &[]).unwrap())
             .await
             .unwrap();
-        let store = OutputStore::default();
-        let _server = store
-            .serve(
-                &session,
-                &ClusterId::new(CLUSTER).unwrap(),
-                ServeOptions::default(),
-            )
-            .await
-            .unwrap();
+        let (store, _server) = serve_store(&session).await;
         let batches = lineitem(sf);
         let runs: u32 = env_or("FFQ_BENCH_RUNS", 3);
         for task in 0..runs {

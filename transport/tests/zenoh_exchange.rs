@@ -30,6 +30,27 @@ struct Pair {
     consumer: Session,
 }
 
+/// Serving that answers "nothing yet" after 100 ms, for tests of
+/// partitions still being written.
+fn short_idle_wait() -> ServeOptions {
+    ServeOptions {
+        idle_wait: Duration::from_millis(100),
+        ..ServeOptions::default()
+    }
+}
+
+/// The next batch of `stream`, which must come within `timeout`.
+async fn next_within<S>(stream: &mut S, timeout: Duration) -> RecordBatch
+where
+    S: futures::Stream<Item = ffq_dataflow::error::Result<RecordBatch>> + Unpin,
+{
+    tokio::time::timeout(timeout, stream.next())
+        .await
+        .expect("a batch within the timeout")
+        .expect("the stream has not ended")
+        .expect("no error")
+}
+
 /// A producer session (listening, serving `store`) and a consumer session
 /// connected to it.
 async fn pair(store: OutputStore, options: ServeOptions) -> Pair {
@@ -367,14 +388,7 @@ async fn release_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_being_written_streams() {
-    let pair = pair(
-        OutputStore::default(),
-        ServeOptions {
-            idle_wait: Duration::from_millis(100),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let pair = pair(OutputStore::default(), short_idle_wait()).await;
     let task = attempt("q5", 2, 1, 0);
     let mut w = pair
         .store
@@ -386,16 +400,8 @@ async fn a_partition_being_written_streams() {
     let mut fetch = fetch_partition(&pair.consumer, &pair.key(&task, 0));
     let stats = fetch.stats();
     let timeout = Duration::from_secs(10);
-    let first = tokio::time::timeout(timeout, fetch.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let second = tokio::time::timeout(timeout, fetch.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = next_within(&mut fetch, timeout).await;
+    let second = next_within(&mut fetch, timeout).await;
     assert_eq!((first, second), (batch(10, 1, 5), batch(20, 2, 5)));
     // Nothing more yet: the consumer keeps asking (pending answers).
     assert!(
@@ -404,11 +410,7 @@ async fn a_partition_being_written_streams() {
             .is_err()
     );
     w.write(&batch(30, 3, 5)).unwrap();
-    let third = tokio::time::timeout(timeout, fetch.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let third = next_within(&mut fetch, timeout).await;
     assert_eq!(third, batch(30, 3, 5));
     w.write(&batch(40, 4, 5)).unwrap();
     w.finish().unwrap();
@@ -421,14 +423,7 @@ async fn a_partition_being_written_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_errors_and_lost_streams_fail_the_fetch() {
-    let pair = pair(
-        OutputStore::default(),
-        ServeOptions {
-            idle_wait: Duration::from_millis(100),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let pair = pair(OutputStore::default(), short_idle_wait()).await;
     let task = attempt("q6", 0, 0, 0);
     let mut w = pair
         .store

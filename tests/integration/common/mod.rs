@@ -13,6 +13,7 @@ pub mod compare;
 pub mod data;
 pub mod differential;
 pub mod engines;
+pub mod errors;
 pub mod ffq_binary;
 pub mod fixture;
 pub mod order;
@@ -29,6 +30,7 @@ pub use engines::{
     connect_engine, ffq_engine, oracle_ctx, oracle_session, register_both, tpch_cluster_engine,
     tpch_engine,
 };
+pub use errors::{assert_contains, query_error};
 pub use fixture::{split, Fixture, Runs};
 pub use order::{output_order, OutputOrder};
 pub use rows::{normalize, render_row, render_rows, Cell, Row};

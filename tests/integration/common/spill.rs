@@ -123,15 +123,6 @@ pub async fn assert_spill_dir_empty(dir: &Path, after: &str) {
     );
 }
 
-/// The error `sql` fails with on `engine` (planning or running), `None`
-/// when it succeeds.
-pub async fn query_error(engine: &Engine, sql: &str) -> Option<String> {
-    match engine.sql(sql).await {
-        Ok(df) => df.collect().await.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
-    }
-}
-
 /// The output stream of `sql` after its first batch (not empty), for a
 /// test to drop mid-way.
 pub async fn stream_after_first_batch(engine: &Engine, sql: &str) -> SendableRecordBatchStream {

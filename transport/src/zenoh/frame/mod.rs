@@ -24,8 +24,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch, RecordBatchOptions,
+};
 use arrow::buffer::Buffer;
+use arrow::datatypes::ByteViewType;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::writer::StreamWriter;
 use serde::{Deserialize, Serialize};
@@ -234,26 +237,8 @@ fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
         .columns()
         .iter()
         .map(|c| match c.data_type() {
-            DataType::Utf8View => {
-                let a = c.as_string_view();
-                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
-                if held > 2 * a.total_buffer_bytes_used() + 1024 {
-                    changed = true;
-                    Arc::new(a.gc()) as ArrayRef
-                } else {
-                    Arc::clone(c)
-                }
-            }
-            DataType::BinaryView => {
-                let a = c.as_binary_view();
-                let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
-                if held > 2 * a.total_buffer_bytes_used() + 1024 {
-                    changed = true;
-                    Arc::new(a.gc()) as ArrayRef
-                } else {
-                    Arc::clone(c)
-                }
-            }
+            DataType::Utf8View => gc_if_sparse(c.as_string_view(), &mut changed),
+            DataType::BinaryView => gc_if_sparse(c.as_binary_view(), &mut changed),
             _ => Arc::clone(c),
         })
         .collect();
@@ -265,6 +250,21 @@ fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
         columns,
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
+}
+
+/// A copy of view array `a` holding only the bytes its views use, when it
+/// holds more than twice that (plus 1 KiB); else `a` itself.
+fn gc_if_sparse<T: ByteViewType + ?Sized>(
+    a: &GenericByteViewArray<T>,
+    changed: &mut bool,
+) -> ArrayRef {
+    let held: usize = a.data_buffers().iter().map(|b| b.len()).sum();
+    if held > 2 * a.total_buffer_bytes_used() + 1024 {
+        *changed = true;
+        Arc::new(a.gc())
+    } else {
+        Arc::new(a.clone())
+    }
 }
 
 /// Whether two schemas have the same column types (names, nullability and

@@ -164,22 +164,9 @@ fn expected(join_type: JoinType) -> Vec<String> {
     sorted(v)
 }
 
-const ALL: [JoinType; 10] = [
-    JoinType::Inner,
-    JoinType::Left,
-    JoinType::Right,
-    JoinType::Full,
-    JoinType::LeftSemi,
-    JoinType::LeftAnti,
-    JoinType::RightSemi,
-    JoinType::RightAnti,
-    JoinType::LeftMark,
-    JoinType::RightMark,
-];
-
 #[tokio::test]
 async fn all_join_types_single_partition() {
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         let got = run_case(&Case::new(jt), left_rows(), right_rows()).await;
         assert_eq!(got, expected(jt), "{jt:?}");
     }
@@ -187,7 +174,7 @@ async fn all_join_types_single_partition() {
 
 #[tokio::test]
 async fn all_join_types_partitioned() {
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         for batch_size in [1, 3, 100] {
             let case = Case {
                 partitions: 3,
@@ -225,18 +212,8 @@ async fn collect_left_shared_build() {
 fn collect_left_rejects_left_emitting_joins() {
     let ls = kv_schema("lk", "lv");
     let rs = kv_schema("rk", "rv");
-    let left: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
-        "l".into(),
-        1,
-        None,
-        ls.clone(),
-    ));
-    let right: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
-        "r".into(),
-        1,
-        None,
-        rs.clone(),
-    ));
+    let left: Arc<dyn Operator> = memory_scan_operator("l", 1, &ls);
+    let right: Arc<dyn Operator> = memory_scan_operator("r", 1, &rs);
     let on = [(PhysExpr::col(0, "lk"), PhysExpr::col(0, "rk"))];
     let reg = FunctionRegistry::with_defaults();
     for jt in [
@@ -262,12 +239,7 @@ fn collect_left_rejects_left_emitting_joins() {
         Field::new("rk", DataType::Int64, true),
         Field::new("rv", DataType::Utf8, true),
     ]));
-    let right2: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
-        "r".into(),
-        1,
-        None,
-        rs2.clone(),
-    ));
+    let right2: Arc<dyn Operator> = memory_scan_operator("r", 1, &rs2);
     let config = HashJoinConfig {
         join_type: JoinType::Inner,
         on: &on,
@@ -323,7 +295,7 @@ async fn null_equals_null() {
 #[tokio::test]
 async fn empty_sides() {
     use JoinType::*;
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         // Empty build side.
         let got = run_case(&Case::new(jt), vec![], right_rows()).await;
         let exp: Vec<String> = match jt {
@@ -388,7 +360,7 @@ async fn non_equi_filter() {
         (Some(2), "a"),
         (Some(3), "z"),
     ];
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         for partitions in [1, 2] {
             let case = Case {
                 filter: Some(lv_lt_rv()),
@@ -827,7 +799,7 @@ const SPLIT_AGAIN_LIMIT: usize = 3 << 10;
 #[tokio::test]
 async fn spilled_join_types_match_unlimited() {
     let (left, right) = (build_rows(), probe_rows());
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         for filter in [None, Some(lv_lt_rv())] {
             let case = Case {
                 filter,
@@ -846,7 +818,7 @@ async fn spilled_join_types_match_unlimited() {
 #[tokio::test]
 async fn spilled_partitioned_and_shared_builds_match_unlimited() {
     let (left, right) = (build_rows(), probe_rows());
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         for filter in [None, Some(lv_lt_rv())] {
             let case = Case {
                 filter: filter.clone(),
@@ -980,7 +952,7 @@ async fn dropped_stream_removes_spill_files() {
 async fn spilled_null_equals_null_joins_match_unlimited() {
     let left = spill_rows(1500, 97, 150, 37);
     let right = spill_rows(1200, 131, 170, 53);
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         let case = Case {
             null_equals_null: true,
             ..Case::new(jt)

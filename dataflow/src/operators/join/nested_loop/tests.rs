@@ -8,19 +8,6 @@ use crate::expr::BinaryOp;
 use crate::plan::{JoinType, PhysicalPlan};
 use crate::test_util::*;
 
-const ALL: [JoinType; 10] = [
-    JoinType::Inner,
-    JoinType::Left,
-    JoinType::Right,
-    JoinType::Full,
-    JoinType::LeftSemi,
-    JoinType::LeftAnti,
-    JoinType::RightSemi,
-    JoinType::RightAnti,
-    JoinType::LeftMark,
-    JoinType::RightMark,
-];
-
 async fn run_nlj(
     join_type: JoinType,
     filter: Option<PhysExpr>,
@@ -73,7 +60,7 @@ fn right_rows() -> Vec<(Option<i32>, &'static str)> {
 #[tokio::test]
 async fn filter_all_join_types() {
     use JoinType::*;
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         let parts: &[usize] = if jt.emits_unmatched_left() {
             &[1]
         } else {
@@ -131,7 +118,7 @@ async fn cross_join_and_no_filter() {
     let got = run_nlj(Inner, None, left_rows(), right_rows(), 3, 5).await;
     assert_eq!(got.len(), 16);
     assert!(got.contains(&"NULL|n|NULL|m".to_string()));
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         let parts = if jt.emits_unmatched_left() { 1 } else { 2 };
         let got = run_nlj(jt, None, left_rows(), right_rows(), parts, 4).await;
         let n = match jt {
@@ -146,7 +133,7 @@ async fn cross_join_and_no_filter() {
 #[tokio::test]
 async fn empty_sides() {
     use JoinType::*;
-    for jt in ALL {
+    for jt in ALL_JOIN_TYPES {
         let got = run_nlj(jt, Some(lk_lt_rk()), vec![], right_rows(), 1, 4).await;
         let n = match jt {
             Right | Full | RightAnti | RightMark => 4,
@@ -195,18 +182,8 @@ async fn zero_column_sides() {
 fn left_emitting_needs_one_right_partition() {
     let ls = kv_schema("lk", "lv");
     let rs = kv_schema("rk", "rv");
-    let left: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
-        "l".into(),
-        1,
-        None,
-        ls.clone(),
-    ));
-    let right: Arc<dyn Operator> = Arc::new(crate::operators::memory_scan::MemoryScan::new(
-        "r".into(),
-        2,
-        None,
-        rs.clone(),
-    ));
+    let left: Arc<dyn Operator> = memory_scan_operator("l", 1, &ls);
+    let right: Arc<dyn Operator> = memory_scan_operator("r", 2, &rs);
     let config = NestedLoopJoinConfig {
         join_type: JoinType::Left,
         filter: None,
