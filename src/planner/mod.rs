@@ -13,6 +13,7 @@ pub mod depth;
 pub mod exchange;
 pub mod expr;
 pub mod physical;
+pub mod semi_join;
 pub mod set_ops;
 pub mod sql;
 pub mod stats;

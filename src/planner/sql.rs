@@ -204,7 +204,8 @@ fn run_optimizer(
             .with_query_execution_start_time(chrono::Utc::now()),
         registry: DfRegistry(registry),
     };
-    Ok(Optimizer::new().optimize(analyzed, &context, |_, _| {})?)
+    let optimized = Optimizer::new().optimize(analyzed, &context, |_, _| {})?;
+    super::semi_join::push_down_semi_joins(optimized)
 }
 
 /// The optimizer's context with FFQ's function library: some rewrites

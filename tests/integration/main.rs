@@ -21,6 +21,7 @@ mod grouping_sets_set_ops;
 mod harness;
 mod memory_limit;
 mod path_policy;
+mod plan_rewrites;
 mod progress;
 mod spill;
 mod sqllogictest;

@@ -77,7 +77,16 @@ impl PhysicalPlanner<'_> {
         // Build on the smaller side: the SQL planner builds left-deep trees
         // that often put the large intermediate on the left. Every join
         // type has a mirror image, so any join can swap.
-        let side = if side.left_rows > side.right_rows * 1.5 && !side.null_aware {
+        // A semi or anti join builds on its subquery side unless that is
+        // larger: its keys are what the outer rows are tested against, and
+        // a filtered aggregate there is usually much smaller than estimated.
+        let subquery_side = matches!(side.join_type, JoinType::LeftSemi | JoinType::LeftAnti);
+        let swap = if subquery_side {
+            side.left_rows >= side.right_rows
+        } else {
+            side.left_rows > side.right_rows * 1.5
+        };
+        let side = if swap && !side.null_aware {
             side.swap()
         } else {
             side
