@@ -81,8 +81,10 @@ impl Engine {
         self.session.backend.cluster()
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.session.config
+    /// The settings statements start with now: the engine's
+    /// configuration, as `SET` changed it.
+    pub fn config(&self) -> EngineConfig {
+        self.session.config()
     }
 
     /// Registers record batches as table `name` (all batches must have the

@@ -34,7 +34,10 @@ use crate::planner::subquery::{resolve_scalar_subqueries, SubqueryRunner};
 
 /// The state behind an engine (see the module docs).
 pub(crate) struct SessionState {
-    pub config: EngineConfig,
+    /// The settings queries start with now (`SET` changes some of them).
+    config: RwLock<EngineConfig>,
+    /// The settings the engine was built with (what `RESET` restores).
+    initial_config: EngineConfig,
     pub catalog: Catalog,
     pub functions: Arc<FunctionRegistry>,
     pub memory: Arc<MemoryTableMap>,
@@ -54,13 +57,36 @@ impl SessionState {
         let memory_pool = memory_pool(config.memory_limit);
         SessionState {
             memory_pool: Arc::clone(&memory_pool),
-            config: config.normalized(),
+            config: RwLock::new(config.clone().normalized()),
+            initial_config: config.normalized(),
             catalog: Catalog::default(),
             functions: Arc::new(FunctionRegistry::with_defaults()),
             memory: Arc::new(MemoryTableMap::with_memory_pool(Arc::clone(&memory_pool))),
             operators: Default::default(),
             backend,
         }
+    }
+
+    /// The settings a statement starting now is planned and run with.
+    pub fn config(&self) -> EngineConfig {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The settings the engine was built with.
+    pub fn initial_config(&self) -> &EngineConfig {
+        &self.initial_config
+    }
+
+    /// Changes the settings of statements that start from now on.
+    pub fn update_config(&self, change: impl FnOnce(&mut EngineConfig)) {
+        let mut config = match self.config.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut config);
     }
 
     /// The custom operators registered now.
@@ -93,14 +119,15 @@ impl SessionState {
 
     /// What a query starting now runs with.
     pub fn resources(&self) -> QueryResources {
+        let config = self.config();
         QueryResources {
             memory: Arc::clone(&self.memory),
             functions: Arc::clone(&self.functions),
             operators: self.operators(),
             config: ExecConfig {
-                batch_size: self.config.batch_size,
+                batch_size: config.batch_size,
                 memory_pool: Arc::clone(&self.memory_pool),
-                spill_dir: spill_dir(&self.config),
+                spill_dir: spill_dir(&config),
                 ..ExecConfig::default()
             },
         }
@@ -118,7 +145,7 @@ impl SessionState {
     pub fn physical_planner(&self) -> PhysicalPlanner<'_> {
         PhysicalPlanner {
             registry: &self.functions,
-            target_partitions: self.config.target_partitions,
+            target_partitions: self.config().target_partitions,
         }
     }
 

@@ -21,6 +21,7 @@
 mod external;
 mod objects;
 mod output;
+mod settings;
 mod show;
 mod tables;
 mod views;
@@ -84,6 +85,10 @@ pub(crate) fn intercept(
             }
             show::show_tables(session).map(Some)
         }
+        SqlStatement::ShowVariable { variable } => {
+            let name: Vec<&str> = variable.iter().map(|i| i.value.as_str()).collect();
+            settings::show(session, &name.join(".")).map(Some)
+        }
         SqlStatement::CreateView(AstCreateView {
             if_not_exists,
             or_replace,
@@ -139,15 +144,17 @@ pub(crate) async fn execute(session: &Arc<SessionState>, plan: LogicalPlan) -> R
             other => Err(Error::NotSupported(format!("{other} statements"))),
         },
         LogicalPlan::DescribeTable(d) => show::describe(session, &d),
-        LogicalPlan::Statement(s) => not_supported(match s {
-            PlanStatement::TransactionStart(_) => "transactions (BEGIN / START TRANSACTION)",
-            PlanStatement::TransactionEnd(_) => "transactions (COMMIT / ROLLBACK)",
-            PlanStatement::SetVariable(_) => "SET",
-            PlanStatement::ResetVariable(_) => "RESET",
-            PlanStatement::Prepare(_) => "PREPARE",
-            PlanStatement::Execute(_) => "EXECUTE",
-            PlanStatement::Deallocate(_) => "DEALLOCATE",
-        }),
+        LogicalPlan::Statement(s) => match s {
+            PlanStatement::SetVariable(s) => settings::set(session, &s.variable, &s.value),
+            PlanStatement::ResetVariable(r) => settings::reset(session, &r.variable),
+            PlanStatement::TransactionStart(_) => {
+                not_supported("transactions (BEGIN / START TRANSACTION)")
+            }
+            PlanStatement::TransactionEnd(_) => not_supported("transactions (COMMIT / ROLLBACK)"),
+            PlanStatement::Prepare(_) => not_supported("PREPARE"),
+            PlanStatement::Execute(_) => not_supported("EXECUTE"),
+            PlanStatement::Deallocate(_) => not_supported("DEALLOCATE"),
+        },
         LogicalPlan::Copy(_) => not_supported("COPY"),
         other => Err(Error::Execution(DataflowError::Internal(format!(
             "not a statement: {}",

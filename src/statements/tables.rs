@@ -86,7 +86,7 @@ fn prepare_batches(
     batches: &[RecordBatch],
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let mut builder = BatchBuilder::new(Arc::clone(schema), session.config.batch_size);
+    let mut builder = BatchBuilder::new(Arc::clone(schema), session.config().batch_size);
     let mut out = Vec::new();
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
         out.extend(builder.push(conform(table, b, schema)?)?);

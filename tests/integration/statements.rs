@@ -468,7 +468,7 @@ async fn unsupported_statements() {
         ("commit", "not supported"),
         ("delete from t where a = 1", "DELETE"),
         ("update t set a = 2", "UPDATE"),
-        ("set datafusion.execution.batch_size = 10", "SET"),
+        ("set memory_limit = 10", "SET memory_limit"),
         ("copy t to '/tmp/ffq_never_written.csv'", "COPY"),
         ("create schema s", "CREATE SCHEMA"),
         ("create temporary table tt (a int)", "not supported"),
