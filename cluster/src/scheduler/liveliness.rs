@@ -19,6 +19,9 @@ pub(super) struct WorkerEntry {
     pub running: BTreeSet<AttemptRef>,
     pub consecutive_failures: u32,
     pub excluded_until: Option<Instant>,
+    /// An attempt of it stalled: it gets no task while another worker can
+    /// take it, until then or until it shows life.
+    pub suspected_until: Option<Instant>,
     /// Attempts it held when it was lost: released if it comes back.
     pub lost: Vec<AttemptRef>,
 }
@@ -31,6 +34,7 @@ impl WorkerEntry {
             running: BTreeSet::new(),
             consecutive_failures: 0,
             excluded_until: None,
+            suspected_until: None,
             lost: Vec::new(),
         }
     }
@@ -42,6 +46,22 @@ impl WorkerEntry {
 
     pub fn excluded(&self, now: Instant) -> bool {
         self.excluded_until.is_some_and(|t| t > now)
+    }
+
+    pub fn suspected(&self, now: Instant) -> bool {
+        self.suspected_until.is_some_and(|t| t > now)
+    }
+
+    /// Whether tasks avoid it now: excluded after failures or suspected
+    /// after a stall.
+    pub fn held_back(&self, now: Instant) -> bool {
+        self.excluded(now) || self.suspected(now)
+    }
+
+    /// It answered (a report, progress): whatever made it suspected is
+    /// over.
+    pub fn shows_life(&mut self) {
+        self.suspected_until = None;
     }
 
     pub fn free_slots(&self) -> usize {
@@ -58,6 +78,10 @@ impl WorkerEntry {
                 .filter(|t| *t > now)
                 .map(|t| (t - now).as_millis() as u64),
             consecutive_failures: self.consecutive_failures,
+            suspected_ms: self
+                .suspected_until
+                .filter(|t| *t > now)
+                .map(|t| (t - now).as_millis() as u64),
         }
     }
 }
