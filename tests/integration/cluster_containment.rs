@@ -174,7 +174,6 @@ async fn a_second_worker_with_the_id_of_a_live_or_paused_worker_is_refused() {
         cluster.name(),
     ];
     let refused = |what: &str| {
-        let start = Instant::now();
         let (status, stderr) = ffq_within(&duplicate, Duration::from_secs(30))
             .unwrap_or_else(|| panic!("{what}: the duplicate worker was not refused"));
         assert!(!status.success(), "{what}: {stderr}");
