@@ -38,9 +38,14 @@ async fn a_worker_that_accepts_tasks_and_never_answers_holds_a_query_only_until_
     let embedded = tpch_engine(SF, 4);
 
     let start = Instant::now();
-    check_parity("q1 beside a mute worker", &tpch_query(1), &embedded, &engine)
-        .await
-        .unwrap();
+    check_parity(
+        "q1 beside a mute worker",
+        &tpch_query(1),
+        &embedded,
+        &engine,
+    )
+    .await
+    .unwrap();
     let took = start.elapsed();
     assert!(mute.assigned() >= 1, "the mute worker was given tasks");
     assert!(
@@ -58,9 +63,14 @@ async fn a_worker_that_accepts_tasks_and_never_answers_holds_a_query_only_until_
 
     // Suspected, it gets nothing more while the honest worker can run.
     let given = mute.assigned();
-    check_parity("q6 beside a suspected worker", &tpch_query(6), &embedded, &engine)
-        .await
-        .unwrap();
+    check_parity(
+        "q6 beside a suspected worker",
+        &tpch_query(6),
+        &embedded,
+        &engine,
+    )
+    .await
+    .unwrap();
     assert_eq!(mute.assigned(), given);
     drop(mute);
     cluster.shutdown().await;
@@ -90,7 +100,10 @@ async fn with_every_worker_gone_a_query_fails_after_the_wait_with_a_clear_error(
     let query = {
         let engine = engine.clone();
         tokio::spawn(async move {
-            let df = engine.sql(&tpch_query(1)).await.map_err(|e| e.to_string())?;
+            let df = engine
+                .sql(&tpch_query(1))
+                .await
+                .map_err(|e| e.to_string())?;
             df.collect().await.map_err(|e| e.to_string())
         })
     };
@@ -111,7 +124,10 @@ async fn with_every_worker_gone_a_query_fails_after_the_wait_with_a_clear_error(
         err.contains("no live worker for stage") && err.contains("for 2s"),
         "{err}"
     );
-    assert!(took >= WAIT && took < WAIT + Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= WAIT && took < WAIT + Duration::from_secs(10),
+        "{took:?}"
+    );
     cluster.shutdown().await;
 }
 
@@ -188,10 +204,19 @@ async fn a_second_worker_with_the_id_of_a_live_or_paused_worker_is_refused() {
     signal(held.pid, "-CONT");
 
     let start = Instant::now();
-    check_parity("q1 after refused duplicates", &tpch_query(1), &embedded, &engine)
-        .await
-        .unwrap();
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    check_parity(
+        "q1 after refused duplicates",
+        &tpch_query(1),
+        &embedded,
+        &engine,
+    )
+    .await
+    .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
     let status = engine.cluster().unwrap().status().await.unwrap();
     assert_eq!(status.workers.len(), 2, "{status:?}");
     assert!(status.workers.iter().all(|w| w.alive), "{status:?}");

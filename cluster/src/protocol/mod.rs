@@ -44,8 +44,9 @@ use ffq_transport::zenoh_exchange::{ClientId, ClusterId, WorkerId};
 
 pub use call::{decode, encode};
 pub use messages::{
-    AttemptProgress, EventsRequest, InputAttempts, QueryEvent, Release, Released, ReportAck, SubmitQuery,
-    ProgressAck, TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo, WorkerState,
+    AttemptProgress, EventsRequest, InputAttempts, ProgressAck, QueryEvent, Release, Released,
+    ReportAck, SubmitQuery, TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo,
+    WorkerState,
 };
 pub use requests::{
     ask_coordinator, ask_worker, ask_workers, CoordinatorRequest, FinishQuery, InfoRequest,

@@ -22,8 +22,8 @@ use zenoh::Session;
 
 use super::call::{answer, call, gather, request_name, request_of};
 use super::messages::{
-    AttemptProgress, EventsRequest, ProgressAck, QueryEvent, Release, Released, ReportAck, SubmitQuery, TaskAssignment,
-    TaskReport, WorkerInfo, WorkerState,
+    AttemptProgress, EventsRequest, ProgressAck, QueryEvent, Release, Released, ReportAck,
+    SubmitQuery, TaskAssignment, TaskReport, WorkerInfo, WorkerState,
 };
 use super::status::{ClusterStatus, StageProfile};
 use super::{all_workers_key, coordinator_key, worker_ctl_key};

@@ -65,7 +65,8 @@ impl Scheduler {
                         .progress_at
                         .is_some_and(|at| now.duration_since(at) >= deadline)
                     {
-                        let attempt = AttemptRef::new(qid.clone(), s, TaskId(t as u32), running.attempt);
+                        let attempt =
+                            AttemptRef::new(qid.clone(), s, TaskId(t as u32), running.attempt);
                         stalled.push((running.worker.clone(), attempt));
                     }
                 }

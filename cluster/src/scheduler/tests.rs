@@ -465,8 +465,14 @@ fn an_attempt_without_progress_is_requeued_elsewhere_and_its_worker_suspected() 
     let ((mute, stuck), (busy, working)) = (on_mute[0].clone(), on_busy[0].clone());
     // Work that grows keeps an attempt running past the deadline; the
     // same number again does not count.
-    assert!(s.progress(&progress(&busy, &working, 5), t0 + 6 * second).running);
-    assert!(s.progress(&progress(&mute, &stuck, 0), t0 + 6 * second).running);
+    assert!(
+        s.progress(&progress(&busy, &working, 5), t0 + 6 * second)
+            .running
+    );
+    assert!(
+        s.progress(&progress(&mute, &stuck, 0), t0 + 6 * second)
+            .running
+    );
     let actions = s.tick(t0 + 10 * second);
     let released = releases(&actions);
     assert_eq!(
@@ -474,7 +480,10 @@ fn an_attempt_without_progress_is_requeued_elsewhere_and_its_worker_suspected() 
         vec![(mute.clone(), Release::Attempt(stuck.clone()))],
         "only the stalled attempt is dropped"
     );
-    assert_eq!((s.counters().stalled, s.counters().workers_suspected), (1, 1));
+    assert_eq!(
+        (s.counters().stalled, s.counters().workers_suspected),
+        (1, 1)
+    );
     let mute_status = |s: &Scheduler, now| {
         s.status(now)
             .workers
@@ -485,7 +494,10 @@ fn an_attempt_without_progress_is_requeued_elsewhere_and_its_worker_suspected() 
     assert!(mute_status(&s, t0 + 10 * second).suspected_ms.is_some());
     // Its answer now: stop. The retry waits for the busy worker, never
     // goes back to the suspected one though it has a free slot.
-    assert!(!s.progress(&progress(&mute, &stuck, 9), t0 + 11 * second).running);
+    assert!(
+        !s.progress(&progress(&mute, &stuck, 9), t0 + 11 * second)
+            .running
+    );
     let early = assigned(&s.tick(t0 + 11 * second));
     assert!(early.is_empty(), "{early:?}");
     let next = assigned(&s.report(ok(&busy, &working, 1), t0 + 12 * second).1);

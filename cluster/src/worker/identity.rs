@@ -33,10 +33,16 @@ pub(super) async fn ensure_id_is_free(
     cluster: &ClusterId,
     id: &WorkerId,
 ) -> Result<()> {
+    // Nobody connects to it, and it connects to nobody but its endpoints.
     let mut config = zenoh.clone();
-    config
-        .insert_json5("scouting/gossip/autoconnect", "[]")
-        .map_err(ClusterError::zenoh)?;
+    for (key, value) in [
+        ("listen/endpoints", "[]"),
+        ("scouting/gossip/autoconnect", "[]"),
+    ] {
+        config
+            .insert_json5(key, value)
+            .map_err(ClusterError::zenoh)?;
+    }
     let session = zenoh::open(config).await.map_err(ClusterError::zenoh)?;
     let checked = ask_until_answered(&session, cluster, id).await;
     let _ = session.close().await;

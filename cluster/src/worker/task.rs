@@ -15,9 +15,7 @@ use ffq_transport::zenoh_exchange::{AttemptRef, StoreStats, ZenohPartitionWriter
 use super::{tables, Shared};
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
-use crate::protocol::{
-    ask_coordinator, AttemptProgress, TaskAssignment, TaskOutcome, TaskReport,
-};
+use crate::protocol::{ask_coordinator, AttemptProgress, TaskAssignment, TaskOutcome, TaskReport};
 
 impl Shared {
     /// Starts an assigned attempt; it reports its outcome by itself. An
