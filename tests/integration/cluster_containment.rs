@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ffq::cluster::{FaultHook, LocalCluster, SchedulerConfig};
 
+use crate::cluster_processes::signal;
 use crate::common::fake_worker::MuteWorker;
 use crate::common::ffq_binary::{ffq_process_cluster, FFQ};
 use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
@@ -159,15 +160,6 @@ fn ffq_within(args: &[&str], limit: Duration) -> Option<(ExitStatus, String)> {
     stderr.seek(SeekFrom::Start(0)).expect("rewind");
     stderr.read_to_string(&mut text).expect("read stderr");
     Some((status, text))
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -61,7 +61,8 @@ async fn wait_for(
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+/// Sends signal `sig` (`-STOP`, `-KILL`...) to process `pid`.
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()

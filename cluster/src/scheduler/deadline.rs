@@ -90,7 +90,6 @@ impl Scheduler {
         let suspect_for = self.config.suspect_for;
         let mut actions = Vec::new();
         if let Some(w) = self.workers.get_mut(worker) {
-            w.running.remove(attempt);
             if !w.suspected(now) {
                 self.counters.workers_suspected += 1;
             }
@@ -104,18 +103,10 @@ impl Scheduler {
                 self.counters.releases += 1;
             }
         }
-        let Some(q) = self.queries.get_mut(&attempt.query) else {
+        let Some(lost) = self.requeue_away_from(worker, attempt) else {
             return actions;
         };
-        let task = q.task_mut(attempt.stage, attempt.task);
-        if !task.requeue(attempt.attempt) {
-            return actions;
-        }
-        task.last_failed_on = Some(worker.clone());
-        task.progress_at = None;
-        let lost = task.lost;
         self.counters.stalled += 1;
-        self.counters.requeued += 1;
         tracing::warn!(query = %attempt.query, stage = %attempt.stage, task = %attempt.task,
             attempt = %attempt.attempt, worker = %worker, ?deadline, ?suspect_for,
             "requeue: no progress within the deadline; worker suspected");

@@ -224,30 +224,47 @@ impl Scheduler {
             };
             return self.report(report, now).1;
         }
-        if let Some(w) = self.workers.get_mut(worker) {
-            w.running.remove(attempt);
-        }
         let mut actions = Vec::new();
-        let Some(q) = self.queries.get_mut(&attempt.query) else {
+        let Some(lost) = self.requeue_away_from(worker, attempt) else {
             return actions;
         };
-        let task = q.task_mut(attempt.stage, attempt.task);
-        if !task.requeue(attempt.attempt) {
-            return actions;
-        }
-        task.last_failed_on = Some(worker.clone());
-        self.counters.requeued += 1;
         tracing::info!(query = %attempt.query, stage = %attempt.stage, task = %attempt.task,
             attempt = %attempt.attempt, worker = %worker, "requeue: worker unreachable ({reason})");
-        if task.lost > self.config.max_lost {
+        if lost > self.config.max_lost {
             let message = format!(
-                "stage {} task {} could not be handed to a worker {} times (last: {worker}: {reason})",
-                attempt.stage, attempt.task, task.lost
+                "stage {} task {} could not be handed to a worker {lost} times (last: {worker}: {reason})",
+                attempt.stage, attempt.task
             );
             actions.extend(self.fail_query(&attempt.query, message));
         }
         actions.extend(self.schedule(now));
         actions
+    }
+}
+
+impl Scheduler {
+    /// Requeues the running attempt `attempt` of `worker`, which will not
+    /// report (it could not be delivered, or stalled): it charges the
+    /// task's `max_lost` budget, and the retry avoids `worker`. Returns the
+    /// task's count of lost attempts; `None` if `attempt` was not running.
+    pub(super) fn requeue_away_from(
+        &mut self,
+        worker: &WorkerId,
+        attempt: &AttemptRef,
+    ) -> Option<u32> {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(attempt);
+        }
+        let task = self
+            .queries
+            .get_mut(&attempt.query)?
+            .find_task_mut(attempt.stage, attempt.task)?;
+        if !task.requeue(attempt.attempt) {
+            return None;
+        }
+        task.last_failed_on = Some(worker.clone());
+        self.counters.requeued += 1;
+        Some(task.lost)
     }
 }
 

@@ -106,14 +106,19 @@ fn failed(worker: &WorkerId, attempt: &AttemptRef) -> TaskReport {
     }
 }
 
-fn ready(s: &Scheduler, q: &str) -> Option<InputAttempts> {
+/// The first event of query `q` that `pick` takes.
+fn find_event<T>(s: &Scheduler, q: &str, pick: impl Fn(QueryEvent) -> Option<T>) -> Option<T> {
     s.events(&QueryId::new(q).unwrap(), 0)
         .unwrap()
         .into_iter()
-        .find_map(|e| match e {
-            QueryEvent::Ready { inputs } => Some(inputs),
-            _ => None,
-        })
+        .find_map(pick)
+}
+
+fn ready(s: &Scheduler, q: &str) -> Option<InputAttempts> {
+    find_event(s, q, |e| match e {
+        QueryEvent::Ready { inputs } => Some(inputs),
+        _ => None,
+    })
 }
 
 #[test]
@@ -439,13 +444,10 @@ fn progress(worker: &WorkerId, attempt: &AttemptRef, work: u64) -> AttemptProgre
 }
 
 fn failure_message(s: &Scheduler, q: &str) -> Option<String> {
-    s.events(&QueryId::new(q).unwrap(), 0)
-        .unwrap()
-        .into_iter()
-        .find_map(|e| match e {
-            QueryEvent::Failed { message } => Some(message),
-            _ => None,
-        })
+    find_event(s, q, |e| match e {
+        QueryEvent::Failed { message } => Some(message),
+        _ => None,
+    })
 }
 
 #[test]
