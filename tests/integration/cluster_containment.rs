@@ -8,9 +8,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ffq::cluster::process::ProcessCluster;
 use ffq::cluster::{FaultHook, LocalCluster, SchedulerConfig};
 
-use crate::cluster_processes::signal;
+use crate::cluster_processes::{busy_worker, signal, start_query};
 use crate::common::fake_worker::MuteWorker;
 use crate::common::ffq_binary::{ffq_process_cluster, FFQ};
 use crate::common::{check_parity, tpch_cluster_engine, tpch_engine, tpch_query};
@@ -130,6 +131,38 @@ async fn with_every_worker_gone_a_query_fails_after_the_wait_with_a_clear_error(
         "{took:?}"
     );
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_worker_process_killed_mid_query_fails_it_after_the_wait() {
+    const WAIT: Duration = Duration::from_secs(3);
+    let cluster = ProcessCluster::builder(FFQ)
+        .workers(2)
+        .slots(1)
+        .no_worker_wait(WAIT)
+        .start()
+        .await
+        .unwrap();
+    // Six scan tasks on two one-slot workers: most are still to run when
+    // the first one is seen running.
+    let engine = tpch_cluster_engine(cluster.client_config().unwrap(), 0.1, 6).await;
+    let query = start_query(&engine, tpch_query(1));
+    busy_worker(&engine).await;
+    for pid in cluster.worker_pids() {
+        signal(pid, "-KILL");
+    }
+    let killed = Instant::now();
+    let err = tokio::time::timeout(WAIT + Duration::from_secs(20), query)
+        .await
+        .expect("the query ends instead of waiting forever")
+        .unwrap()
+        .expect_err("no worker is left to run it");
+    let took = killed.elapsed();
+    assert!(
+        err.contains("no live worker for stage") && err.contains("for 3s"),
+        "{err}"
+    );
+    assert!(took < WAIT + Duration::from_secs(10), "{took:?}");
 }
 
 /// Runs `ffq ARGS`, killing it after `limit`: its exit status and
