@@ -328,6 +328,10 @@ impl Inner {
                 self.dispatch(actions);
                 reply.send(Ok(ack)).await
             }
+            CoordinatorRequest::Progress(progress, reply) => {
+                let ack = self.with(|s| s.progress(&progress, Instant::now()));
+                reply.send(Ok(ack)).await
+            }
             CoordinatorRequest::Status(_, reply) => {
                 reply
                     .send(Ok(self.with(|s| s.status(Instant::now()))))

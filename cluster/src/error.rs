@@ -1,7 +1,7 @@
 //! Errors of the distributed runtime.
 
 use ffq_dataflow::error::DataflowError;
-use ffq_transport::zenoh_exchange::TransportError;
+use ffq_transport::zenoh_exchange::{TransportError, WorkerId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -22,6 +22,9 @@ pub enum ClusterError {
     Query(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// A worker was started with the id of a live worker.
+    #[error("worker id {0} is already held by a live worker")]
+    DuplicateWorker(WorkerId),
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]

@@ -31,6 +31,7 @@ use crate::client::ClusterClient;
 use crate::config::ClusterConfig;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::error::{ClusterError, Result};
+use crate::scheduler::SchedulerConfig;
 use crate::worker::{Worker, WorkerConfig};
 
 pub use ffq_transport::zenoh_exchange::free_port;
@@ -70,6 +71,12 @@ pub struct NodeSpec {
     /// Directories whose files a worker may read (`--allow-path`, one
     /// each; none by default).
     pub allowed_paths: Vec<PathBuf>,
+    /// The coordinator's progress deadline (`--progress-deadline-ms`;
+    /// the binary's default if unset).
+    pub progress_deadline: Option<Duration>,
+    /// How long the coordinator lets a task wait with no live worker
+    /// (`--no-worker-wait-ms`; the binary's default if unset).
+    pub no_worker_wait: Option<Duration>,
 }
 
 /// Where a worker listens: any free loopback port.
@@ -80,7 +87,18 @@ impl NodeSpec {
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![self.role.command().to_string()];
         match self.role {
-            NodeRole::Coordinator => args.extend(["--listen".into(), self.endpoint.clone()]),
+            NodeRole::Coordinator => {
+                args.extend(["--listen".into(), self.endpoint.clone()]);
+                if let Some(deadline) = self.progress_deadline {
+                    args.extend([
+                        "--progress-deadline-ms".into(),
+                        deadline.as_millis().to_string(),
+                    ]);
+                }
+                if let Some(wait) = self.no_worker_wait {
+                    args.extend(["--no-worker-wait-ms".into(), wait.as_millis().to_string()]);
+                }
+            }
             NodeRole::Worker => {
                 args.extend(["--connect".into(), self.endpoint.clone()]);
                 args.extend(["--listen".into(), WORKER_LISTEN.into()]);
@@ -125,6 +143,8 @@ impl NodeSpec {
             lease: None,
             memory_limit: None,
             allowed_paths: vec![],
+            progress_deadline: None,
+            no_worker_wait: None,
         };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
@@ -155,6 +175,12 @@ impl NodeSpec {
                     spec.memory_limit = Some(Some(bytes));
                 }
                 (NodeRole::Worker, "--allow-path") => spec.allowed_paths.push(value.into()),
+                (NodeRole::Coordinator, "--progress-deadline-ms") => {
+                    spec.progress_deadline = Some(Duration::from_millis(number(value)?));
+                }
+                (NodeRole::Coordinator, "--no-worker-wait-ms") => {
+                    spec.no_worker_wait = Some(Duration::from_millis(number(value)?));
+                }
                 (_, "--cluster") => spec.cluster = value.clone(),
                 (_, "--lease-ms") => spec.lease = Some(Duration::from_millis(number(value)?)),
                 _ => return Err(bad(format!("unexpected {flag} {value}"))),
@@ -186,10 +212,17 @@ impl NodeSpec {
         let config = self.config()?;
         match self.role {
             NodeRole::Coordinator => {
+                let mut scheduler = SchedulerConfig::default();
+                if let Some(deadline) = self.progress_deadline {
+                    scheduler.progress_deadline = deadline;
+                }
+                if let Some(wait) = self.no_worker_wait {
+                    scheduler.no_worker_wait = wait;
+                }
                 let _coordinator = Coordinator::start(CoordinatorConfig {
                     cluster: config.cluster.clone(),
                     zenoh: config.zenoh()?,
-                    scheduler: Default::default(),
+                    scheduler,
                 })
                 .await?;
                 std::future::pending::<()>().await;
@@ -220,6 +253,8 @@ pub struct ProcessClusterBuilder {
     lease: Option<Duration>,
     memory_limit: Option<Option<usize>>,
     allowed_paths: Vec<PathBuf>,
+    progress_deadline: Option<Duration>,
+    no_worker_wait: Option<Duration>,
     cluster: Option<String>,
     log_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
@@ -251,6 +286,19 @@ impl ProcessClusterBuilder {
     /// memory tables.
     pub fn allow_path(mut self, root: impl Into<PathBuf>) -> Self {
         self.allowed_paths.push(root.into());
+        self
+    }
+
+    /// The coordinator's progress deadline (default: the program's).
+    pub fn progress_deadline(mut self, deadline: Duration) -> Self {
+        self.progress_deadline = Some(deadline);
+        self
+    }
+
+    /// How long the coordinator lets a task wait while no worker is alive
+    /// before its query fails (default: the program's).
+    pub fn no_worker_wait(mut self, wait: Duration) -> Self {
+        self.no_worker_wait = Some(wait);
         self
     }
 
@@ -305,6 +353,12 @@ impl ProcessClusterBuilder {
                 NodeRole::Worker => self.allowed_paths.clone(),
                 NodeRole::Coordinator => vec![],
             },
+            progress_deadline: self
+                .progress_deadline
+                .filter(|_| role == NodeRole::Coordinator),
+            no_worker_wait: self
+                .no_worker_wait
+                .filter(|_| role == NodeRole::Coordinator),
         };
         let mut cluster = ProcessCluster {
             name: name.clone(),
@@ -390,6 +444,8 @@ impl ProcessCluster {
             lease: None,
             memory_limit: None,
             allowed_paths: vec![],
+            progress_deadline: None,
+            no_worker_wait: None,
             cluster: None,
             log_dir: None,
             env: Vec::new(),
@@ -475,6 +531,8 @@ mod tests {
             lease: Some(Duration::from_millis(1500)),
             memory_limit: Some(Some(1 << 30)),
             allowed_paths: vec!["/data/a".into(), "/data/b c".into()],
+            progress_deadline: None,
+            no_worker_wait: None,
         };
         let unlimited = NodeSpec {
             memory_limit: Some(None),
@@ -486,6 +544,8 @@ mod tests {
             lease: None,
             memory_limit: None,
             allowed_paths: vec![],
+            progress_deadline: Some(Duration::from_millis(2500)),
+            no_worker_wait: Some(Duration::ZERO),
             ..worker.clone()
         };
         for spec in [worker, unlimited, coordinator] {

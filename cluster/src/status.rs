@@ -42,6 +42,9 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
         if let Some(ms) = w.excluded_ms {
             let _ = write!(line, " excluded for {:.1}s", ms as f64 / 1000.0);
         }
+        if let Some(ms) = w.suspected_ms {
+            let _ = write!(line, " suspected for {:.1}s", ms as f64 / 1000.0);
+        }
         let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "queries: {}", status.queries.len());
@@ -56,7 +59,8 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
     let _ = writeln!(
         out,
         "counters: submitted={} failed={} attempts={} failed_attempts={} requeued={} recomputed={} \
-         workers_lost={} excluded={} stale_reports={} stale_frames={} releases={}",
+         workers_lost={} excluded={} stalled={} suspected={} stale_reports={} stale_frames={} \
+         releases={}",
         c.queries_submitted,
         c.queries_failed,
         c.attempts_started,
@@ -65,6 +69,8 @@ pub fn format_status(status: &ClusterStatus, states: &[WorkerState]) -> String {
         c.recomputed,
         c.workers_lost,
         c.workers_excluded,
+        c.stalled,
+        c.workers_suspected,
         c.stale_reports,
         c.stale_frames,
         c.releases

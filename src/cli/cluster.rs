@@ -58,6 +58,18 @@ pub struct CoordinatorArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_attempts: u32,
 
+    /// Milliseconds a running task attempt may go without progress before
+    /// it is requeued on another worker and its worker is suspected
+    /// (given no task while another can take it, for a minute or until it
+    /// shows life). Workers report progress four times per deadline.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    progress_deadline_ms: u64,
+
+    /// Milliseconds a task waits while no worker is alive before its query
+    /// fails ("no live worker for stage S task T").
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    no_worker_wait_ms: u64,
+
     #[command(flatten)]
     zenoh: ZenohArgs,
 }
@@ -134,6 +146,8 @@ pub fn run_coordinator(args: CoordinatorArgs) -> Result<(), CliError> {
             zenoh: config.zenoh().map_err(cluster_error)?,
             scheduler: SchedulerConfig {
                 max_attempts: args.max_attempts,
+                progress_deadline: Duration::from_millis(args.progress_deadline_ms),
+                no_worker_wait: Duration::from_millis(args.no_worker_wait_ms),
                 ..SchedulerConfig::default()
             },
         })

@@ -18,7 +18,7 @@ use crate::common::{
 
 /// The pid of a worker running a task attempt right now (as the worker
 /// itself reports it), waiting up to 30 s for one.
-async fn busy_worker(engine: &Engine) -> u32 {
+pub(crate) async fn busy_worker(engine: &Engine) -> u32 {
     let client = engine.cluster().unwrap();
     let start = Instant::now();
     loop {
@@ -61,7 +61,8 @@ async fn wait_for(
     }
 }
 
-fn signal(pid: u32, sig: &str) {
+/// Sends signal `sig` (`-STOP`, `-KILL`...) to process `pid`.
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()
@@ -85,7 +86,7 @@ async fn worker_processes_give_the_embedded_results_for_tpch() {
 }
 
 /// Starts `sql` on `engine` in the background.
-fn start_query(
+pub(crate) fn start_query(
     engine: &Engine,
     sql: String,
 ) -> tokio::task::JoinHandle<Result<Vec<arrow::array::RecordBatch>, String>> {

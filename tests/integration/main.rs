@@ -11,6 +11,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_containment;
 mod cluster_gc;
 mod cluster_processes;
 mod custom_operators;

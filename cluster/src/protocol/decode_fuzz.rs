@@ -10,7 +10,9 @@ use ffq_transport::zenoh_exchange::{ClientId, QueryId};
 use proptest::prelude::*;
 
 use super::call::{decode, encode};
-use super::{EventsRequest, Release, SubmitQuery, TaskReport, WorkerInfo, WorkerState};
+use super::{
+    AttemptProgress, EventsRequest, Release, SubmitQuery, TaskReport, WorkerInfo, WorkerState,
+};
 
 /// A submit whose plan has a scan, a filter with a literal (an Arrow IPC
 /// body inside the CBOR) and an exchange.
@@ -43,6 +45,7 @@ fn submit() -> SubmitQuery {
 fn decode_as_every_message(bytes: &[u8]) {
     let _ = decode::<SubmitQuery>(bytes);
     let _ = decode::<TaskReport>(bytes);
+    let _ = decode::<AttemptProgress>(bytes);
     let _ = decode::<Release>(bytes);
     let _ = decode::<EventsRequest>(bytes);
     let _ = decode::<WorkerInfo>(bytes);

@@ -74,6 +74,12 @@ pub struct TaskAssignment {
     pub inputs: InputAttempts,
     pub client: ClientId,
     pub batch_size: usize,
+    /// How often the worker tells the coordinator how far the attempt got
+    /// ([`AttemptProgress`]), in milliseconds; 0: never. An attempt that
+    /// shows no progress within the coordinator's progress deadline is
+    /// requeued elsewhere.
+    #[serde(default)]
+    pub progress_every_ms: u64,
 }
 
 impl TaskAssignment {
@@ -115,6 +121,24 @@ pub struct TaskReport {
     pub outcome: TaskOutcome,
     /// Frames the attempt's output holds (dropped unless it registers).
     pub frames: u64,
+}
+
+/// A running attempt is alive: `work` counts what it did so far (rows
+/// and busy time of its operators, frames of its output), so that an
+/// attempt stuck in place reports the same number again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptProgress {
+    pub worker: WorkerId,
+    pub attempt: AttemptRef,
+    pub work: u64,
+}
+
+/// The coordinator's answer to a progress message: whether the attempt is
+/// still the running attempt of its task. One that is not (it was
+/// requeued after stalling, or its query ended) is stopped by the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressAck {
+    pub running: bool,
 }
 
 /// The coordinator's answer to a report: whether the worker keeps the

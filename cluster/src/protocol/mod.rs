@@ -12,6 +12,7 @@
 //! coordinator/events            client -> coordinator   EventsRequest -> Vec<QueryEvent> (long poll)
 //! coordinator/finish            client -> coordinator   FinishQuery -> ()
 //! coordinator/report            worker -> coordinator   TaskReport -> ReportAck
+//! coordinator/progress          worker -> coordinator   AttemptProgress -> ProgressAck
 //! coordinator/status            anyone -> coordinator   StatusRequest -> ClusterStatus
 //! coordinator/profile           client -> coordinator   ProfileQuery -> Vec<StageProfile>
 //! worker/<id>/info              coordinator -> worker   InfoRequest -> WorkerInfo
@@ -43,8 +44,9 @@ use ffq_transport::zenoh_exchange::{ClientId, ClusterId, WorkerId};
 
 pub use call::{decode, encode};
 pub use messages::{
-    EventsRequest, InputAttempts, QueryEvent, Release, Released, ReportAck, SubmitQuery,
-    TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo, WorkerState,
+    AttemptProgress, EventsRequest, InputAttempts, ProgressAck, QueryEvent, Release, Released,
+    ReportAck, SubmitQuery, TableRequest, TaskAssignment, TaskOutcome, TaskReport, WorkerInfo,
+    WorkerState,
 };
 pub use requests::{
     ask_coordinator, ask_worker, ask_workers, CoordinatorRequest, FinishQuery, InfoRequest,

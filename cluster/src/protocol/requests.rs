@@ -22,8 +22,8 @@ use zenoh::Session;
 
 use super::call::{answer, call, gather, request_name, request_of};
 use super::messages::{
-    EventsRequest, QueryEvent, Release, Released, ReportAck, SubmitQuery, TaskAssignment,
-    TaskReport, WorkerInfo, WorkerState,
+    AttemptProgress, EventsRequest, ProgressAck, QueryEvent, Release, Released, ReportAck,
+    SubmitQuery, TaskAssignment, TaskReport, WorkerInfo, WorkerState,
 };
 use super::status::{ClusterStatus, StageProfile};
 use super::{all_workers_key, coordinator_key, worker_ctl_key};
@@ -146,6 +146,7 @@ control_requests! {
         Events(EventsRequest) = "events" -> Vec<QueryEvent>;
         Finish(FinishQuery) = "finish" -> ();
         Report(TaskReport) = "report" -> ReportAck;
+        Progress(AttemptProgress) = "progress" -> ProgressAck;
         Status(StatusRequest) = "status" -> ClusterStatus;
         Profile(ProfileQuery) = "profile" -> Vec<StageProfile>;
     }
@@ -235,6 +236,7 @@ mod tests {
             EventsRequest::NAME,
             FinishQuery::NAME,
             TaskReport::NAME,
+            AttemptProgress::NAME,
             StatusRequest::NAME,
             ProfileQuery::NAME,
             InfoRequest::NAME,
@@ -245,8 +247,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "submit", "events", "finish", "report", "status", "profile", "info", "assign",
-                "release", "state"
+                "submit", "events", "finish", "report", "progress", "status", "profile", "info",
+                "assign", "release", "state"
             ]
         );
     }

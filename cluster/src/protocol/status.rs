@@ -25,6 +25,10 @@ pub struct WorkerStatus {
     /// Milliseconds of exclusion left.
     pub excluded_ms: Option<u64>,
     pub consecutive_failures: u32,
+    /// Milliseconds of suspicion left: an attempt of it made no progress
+    /// within the progress deadline, and it has not shown life since.
+    #[serde(default)]
+    pub suspected_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +82,13 @@ pub struct Counters {
     pub stale_frames: u64,
     /// Releases sent to workers.
     pub releases: u64,
+    /// Running attempts requeued because they made no progress within the
+    /// progress deadline.
+    #[serde(default)]
+    pub stalled: u64,
+    /// Times a worker was suspected (an attempt of it stalled).
+    #[serde(default)]
+    pub workers_suspected: u64,
 }
 
 /// What the tasks of one stage did (`EXPLAIN ANALYZE` on a cluster).

@@ -19,6 +19,9 @@ pub(super) struct WorkerEntry {
     pub running: BTreeSet<AttemptRef>,
     pub consecutive_failures: u32,
     pub excluded_until: Option<Instant>,
+    /// An attempt of it stalled: it gets no task while another worker can
+    /// take it, until then or until it shows life.
+    pub suspected_until: Option<Instant>,
     /// Attempts it held when it was lost: released if it comes back.
     pub lost: Vec<AttemptRef>,
 }
@@ -31,6 +34,7 @@ impl WorkerEntry {
             running: BTreeSet::new(),
             consecutive_failures: 0,
             excluded_until: None,
+            suspected_until: None,
             lost: Vec::new(),
         }
     }
@@ -42,6 +46,22 @@ impl WorkerEntry {
 
     pub fn excluded(&self, now: Instant) -> bool {
         self.excluded_until.is_some_and(|t| t > now)
+    }
+
+    pub fn suspected(&self, now: Instant) -> bool {
+        self.suspected_until.is_some_and(|t| t > now)
+    }
+
+    /// Whether tasks avoid it now: excluded after failures or suspected
+    /// after a stall.
+    pub fn held_back(&self, now: Instant) -> bool {
+        self.excluded(now) || self.suspected(now)
+    }
+
+    /// It answered (a report, progress): whatever made it suspected is
+    /// over.
+    pub fn shows_life(&mut self) {
+        self.suspected_until = None;
     }
 
     pub fn free_slots(&self) -> usize {
@@ -58,6 +78,10 @@ impl WorkerEntry {
                 .filter(|t| *t > now)
                 .map(|t| (t - now).as_millis() as u64),
             consecutive_failures: self.consecutive_failures,
+            suspected_ms: self
+                .suspected_until
+                .filter(|t| *t > now)
+                .map(|t| (t - now).as_millis() as u64),
         }
     }
 }
@@ -200,30 +224,47 @@ impl Scheduler {
             };
             return self.report(report, now).1;
         }
-        if let Some(w) = self.workers.get_mut(worker) {
-            w.running.remove(attempt);
-        }
         let mut actions = Vec::new();
-        let Some(q) = self.queries.get_mut(&attempt.query) else {
+        let Some(lost) = self.requeue_away_from(worker, attempt) else {
             return actions;
         };
-        let task = q.task_mut(attempt.stage, attempt.task);
-        if !task.requeue(attempt.attempt) {
-            return actions;
-        }
-        task.last_failed_on = Some(worker.clone());
-        self.counters.requeued += 1;
         tracing::info!(query = %attempt.query, stage = %attempt.stage, task = %attempt.task,
             attempt = %attempt.attempt, worker = %worker, "requeue: worker unreachable ({reason})");
-        if task.lost > self.config.max_lost {
+        if lost > self.config.max_lost {
             let message = format!(
-                "stage {} task {} could not be handed to a worker {} times (last: {worker}: {reason})",
-                attempt.stage, attempt.task, task.lost
+                "stage {} task {} could not be handed to a worker {lost} times (last: {worker}: {reason})",
+                attempt.stage, attempt.task
             );
             actions.extend(self.fail_query(&attempt.query, message));
         }
         actions.extend(self.schedule(now));
         actions
+    }
+}
+
+impl Scheduler {
+    /// Requeues the running attempt `attempt` of `worker`, which will not
+    /// report (it could not be delivered, or stalled): it charges the
+    /// task's `max_lost` budget, and the retry avoids `worker`. Returns the
+    /// task's count of lost attempts; `None` if `attempt` was not running.
+    pub(super) fn requeue_away_from(
+        &mut self,
+        worker: &WorkerId,
+        attempt: &AttemptRef,
+    ) -> Option<u32> {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(attempt);
+        }
+        let task = self
+            .queries
+            .get_mut(&attempt.query)?
+            .find_task_mut(attempt.stage, attempt.task)?;
+        if !task.requeue(attempt.attempt) {
+            return None;
+        }
+        task.last_failed_on = Some(worker.clone());
+        self.counters.requeued += 1;
+        Some(task.lost)
     }
 }
 

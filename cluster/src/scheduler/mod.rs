@@ -15,15 +15,22 @@
 //! - a worker failing `exclude_after` attempts in a row is excluded for
 //!   `exclude_for` (unless every live worker is excluded);
 //! - a lost worker's running attempts are requeued as new attempts, and its
-//!   registered outputs that a stage still has to read are re-run.
+//!   registered outputs that a stage still has to read are re-run;
+//! - a running attempt that shows no progress within `progress_deadline`
+//!   is requeued elsewhere and its worker suspected (given no task while
+//!   another worker can take it) until it shows life or `suspect_for`
+//!   passes;
+//! - a task that no live worker can run for `no_worker_wait` fails its
+//!   query.
 //!
 //! Layout: this module holds the [`Scheduler`] and its query-facing entry
 //! points (submit, report, finish, views); [`query`] the state of one
 //! query (stages, tasks, attempts, events); [`placement`] which waiting
 //! task goes to which worker; [`retry`] failed attempts (budget, backoff,
 //! exclusion); [`liveliness`] workers joining, leaving and unreachable
-//! (requeue, recompute).
+//! (requeue, recompute); [`deadline`] attempts making no progress.
 
+mod deadline;
 mod liveliness;
 mod placement;
 mod query;
@@ -58,6 +65,24 @@ pub struct SchedulerConfig {
     /// How long a task needing custom operators waits for a worker that
     /// advertises them all before its query fails.
     pub capability_wait: Duration,
+    /// How long a running attempt may go without progress (its assignment,
+    /// then a progress message whose work grew) before it is requeued on
+    /// another worker and its worker suspected.
+    pub progress_deadline: Duration,
+    /// How long a worker whose attempt stalled stays suspected, unless it
+    /// shows life (a report, or progress of another attempt) first.
+    pub suspect_for: Duration,
+    /// How long a task waits while no worker is alive before its query
+    /// fails ("no live worker for stage S task T for ...").
+    pub no_worker_wait: Duration,
+}
+
+impl SchedulerConfig {
+    /// How often workers report the progress of running attempts: four
+    /// times per deadline, so a late message or two costs nothing.
+    pub fn progress_every(&self) -> Duration {
+        (self.progress_deadline / 4).max(Duration::from_millis(10))
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -70,6 +95,9 @@ impl Default for SchedulerConfig {
             exclude_after: 3,
             exclude_for: Duration::from_secs(30),
             capability_wait: Duration::from_secs(30),
+            progress_deadline: Duration::from_secs(30),
+            suspect_for: Duration::from_secs(60),
+            no_worker_wait: Duration::from_secs(30),
         }
     }
 }
@@ -227,6 +255,7 @@ impl Scheduler {
         let a = &report.attempt;
         if let Some(w) = self.workers.get_mut(&report.worker) {
             w.running.remove(a);
+            w.shows_life();
         }
         // The ids come from the network: looked up, never indexed.
         let current = self.queries.get_mut(&a.query).filter(|q| {
@@ -278,9 +307,12 @@ impl Scheduler {
         }
     }
 
-    /// Periodic: starts what backoffs or exclusions held back.
+    /// Periodic: requeues stalled attempts, starts what backoffs or
+    /// exclusions held back.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
-        self.schedule(now)
+        let mut actions = self.requeue_stalled(now);
+        actions.extend(self.schedule(now));
+        actions
     }
 
     fn fail_query(&mut self, query: &QueryId, message: String) -> Vec<Action> {

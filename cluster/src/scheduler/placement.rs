@@ -2,8 +2,9 @@
 //! registered go to the live, non-excluded worker with the most free
 //! slots (rotating among equals, avoiding the worker the task last failed
 //! on), provided it advertises the stage's custom operators; a stage no
-//! live worker can run waits up to `capability_wait`. Also tells clients
-//! when the inputs of their root stage are ready.
+//! live worker can run waits up to `no_worker_wait` (no worker at all) or
+//! `capability_wait` (none with its operators), then its query fails.
+//! Also tells clients when the inputs of their root stage are ready.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,15 +38,14 @@ impl Scheduler {
                 }
                 let ntasks = q.stage(s).tasks.len() as u32;
                 let required = q.stage(s).required.clone();
-                if !required.is_empty() {
-                    if let Some(missing) = self.missing_capability(&required) {
-                        actions.extend(self.wait_for_capability(&qid, s, &missing, now));
-                        if self.queries[&qid].failed {
-                            continue 'queries;
-                        }
-                        continue;
+                if let Some(why) = self.unrunnable(&required) {
+                    actions.extend(self.wait_for_workers(&qid, s, &why, now));
+                    if self.queries[&qid].failed {
+                        continue 'queries;
                     }
+                    continue;
                 }
+                self.stop_waiting(&qid, s);
                 for t in (0..ntasks).map(TaskId) {
                     let task = &self.queries[&qid].stage(s).tasks[t.0 as usize];
                     if !task.waiting(now) {
@@ -58,7 +58,7 @@ impl Scheduler {
                         }
                         break;
                     };
-                    actions.extend(self.assign(&qid, s, t, worker));
+                    actions.extend(self.assign(&qid, s, t, worker, now));
                 }
             }
             let q = &self.queries[&qid];
@@ -82,6 +82,7 @@ impl Scheduler {
         stage: StageId,
         task: TaskId,
         worker: WorkerId,
+        now: Instant,
     ) -> Option<Action> {
         let q = self.queries.get_mut(query)?;
         let inputs = q.inputs_of(stage);
@@ -95,6 +96,8 @@ impl Scheduler {
         });
         run.not_before = None;
         run.waiting_since = None;
+        run.progress_at = Some(now);
+        run.work = 0;
         q.touched.insert(worker.clone());
         let assignment = TaskAssignment {
             query: query.clone(),
@@ -104,6 +107,7 @@ impl Scheduler {
             inputs,
             client: q.client.clone(),
             batch_size: q.batch_size,
+            progress_every_ms: self.config.progress_every().as_millis() as u64,
         };
         if let Some(w) = self.workers.get_mut(&worker) {
             w.running.insert(assignment.attempt_ref());
@@ -129,11 +133,13 @@ impl Scheduler {
             .values()
             .filter(|w| w.alive && w.can_run(required))
             .collect();
-        let all_excluded = live.iter().all(|w| w.excluded(now));
+        // Held back (excluded or suspected) workers run tasks only when
+        // every live worker is held back: the task budgets bound that.
+        let all_held_back = live.iter().all(|w| w.held_back(now));
         let candidates: Vec<&WorkerEntry> = live
             .into_iter()
             .filter(|w| w.free_slots() > 0)
-            .filter(|w| all_excluded || !w.excluded(now))
+            .filter(|w| all_held_back || !w.held_back(now))
             .collect();
         let preferred: Vec<&WorkerEntry> = candidates
             .iter()
@@ -154,10 +160,13 @@ impl Scheduler {
         Some(best[self.turn % best.len()].info.id.clone())
     }
 
-    /// What no live worker offers among `required`: `None` when some live
-    /// worker advertises them all.
-    fn missing_capability(&self, required: &[String]) -> Option<String> {
+    /// Why no live worker can run a task needing the custom operators
+    /// `required`: `None` when some live worker can.
+    fn unrunnable(&self, required: &[String]) -> Option<Unrunnable> {
         let live: Vec<&WorkerEntry> = self.workers.values().filter(|w| w.alive).collect();
+        if live.is_empty() {
+            return Some(Unrunnable::NoWorker);
+        }
         if live.iter().any(|w| w.can_run(required)) {
             return None;
         }
@@ -165,42 +174,71 @@ impl Scheduler {
             .iter()
             .filter(|op| !live.iter().any(|w| w.info.operators.contains(op)))
             .collect();
-        Some(match absent.first() {
+        Some(Unrunnable::Capability(match absent.first() {
             Some(op) => format!("no worker can run operator {op}"),
             None => format!(
                 "no worker can run operators {} together",
                 required.join(", ")
             ),
-        })
+        }))
     }
 
     /// Stage `stage` of `query` has tasks no live worker can run: they
-    /// wait, up to `capability_wait`.
-    fn wait_for_capability(
+    /// wait, up to `no_worker_wait` (no worker at all) or
+    /// `capability_wait` (none with its operators); then the query fails.
+    fn wait_for_workers(
         &mut self,
         query: &QueryId,
         stage: StageId,
-        missing: &str,
+        why: &Unrunnable,
         now: Instant,
     ) -> Vec<Action> {
-        let limit = self.config.capability_wait;
+        let limit = match why {
+            Unrunnable::NoWorker => self.config.no_worker_wait,
+            Unrunnable::Capability(_) => self.config.capability_wait,
+        };
         let Some(q) = self.queries.get_mut(query) else {
             return vec![];
         };
-        let mut expired = false;
-        for task in q.stage_mut(stage).tasks.iter_mut() {
+        let mut expired = None;
+        for (t, task) in q.stage_mut(stage).tasks.iter_mut().enumerate() {
             if task.done.is_some() || task.running.is_some() {
                 continue;
             }
             let since = *task.waiting_since.get_or_insert(now);
-            if now.duration_since(since) >= limit {
-                expired = true;
+            if expired.is_none() && now.duration_since(since) >= limit {
+                expired = Some(TaskId(t as u32));
             }
         }
-        if !expired {
+        let Some(task) = expired else {
             return vec![];
-        }
-        let message = format!("stage {stage}: {missing} (waited {limit:?})");
+        };
+        let message = match why {
+            Unrunnable::NoWorker => {
+                format!("no live worker for stage {stage} task {task} for {limit:?}")
+            }
+            Unrunnable::Capability(missing) => {
+                format!("stage {stage}: {missing} (waited {limit:?})")
+            }
+        };
         self.fail_query(query, message)
     }
+
+    /// Some live worker can run the tasks of `stage` again: their waits
+    /// start afresh next time none can.
+    fn stop_waiting(&mut self, query: &QueryId, stage: StageId) {
+        if let Some(q) = self.queries.get_mut(query) {
+            for task in q.stage_mut(stage).tasks.iter_mut() {
+                task.waiting_since = None;
+            }
+        }
+    }
+}
+
+/// Why no live worker can run a task.
+enum Unrunnable {
+    /// No worker is alive.
+    NoWorker,
+    /// None advertises the custom operators it needs (what is missing).
+    Capability(String),
 }

@@ -37,8 +37,13 @@ pub(super) struct TaskRun {
     /// A retry waits for its backoff until then.
     pub not_before: Option<Instant>,
     pub last_failed_on: Option<WorkerId>,
-    /// Since when no live worker can run the task's custom operators.
+    /// Since when no live worker can run the task (or its custom
+    /// operators).
     pub waiting_since: Option<Instant>,
+    /// When the running attempt last showed progress (its assignment, then
+    /// progress messages whose work grew), and that work.
+    pub progress_at: Option<Instant>,
+    pub work: u64,
 }
 
 impl TaskRun {
@@ -184,6 +189,14 @@ impl QueryRun {
             .get(stage.0 as usize)?
             .tasks
             .get(task.0 as usize)
+    }
+
+    /// [`QueryRun::find_task`], mutable.
+    pub fn find_task_mut(&mut self, stage: StageId, task: TaskId) -> Option<&mut TaskRun> {
+        self.stages
+            .get_mut(stage.0 as usize)?
+            .tasks
+            .get_mut(task.0 as usize)
     }
 
     pub fn inputs_of(&self, stage: StageId) -> InputAttempts {

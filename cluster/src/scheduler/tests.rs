@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ffq_transport::zenoh_exchange::{AttemptId, AttemptRef, ClientId, QueryId, StageId, WorkerId};
 
 use super::*;
-use crate::protocol::{InputAttempts, TaskOutcome, TaskReport, WorkerInfo};
+use crate::protocol::{AttemptProgress, InputAttempts, TaskOutcome, TaskReport, WorkerInfo};
 use arrow::datatypes::{DataType, Field, Schema};
 use ffq_dataflow::plan::{Partitioning, PhysicalPlan, ScanSource, TpchTable};
 use ffq_dataflow::stage::split_stages;
@@ -106,14 +106,19 @@ fn failed(worker: &WorkerId, attempt: &AttemptRef) -> TaskReport {
     }
 }
 
-fn ready(s: &Scheduler, q: &str) -> Option<InputAttempts> {
+/// The first event of query `q` that `pick` takes.
+fn find_event<T>(s: &Scheduler, q: &str, pick: impl Fn(QueryEvent) -> Option<T>) -> Option<T> {
     s.events(&QueryId::new(q).unwrap(), 0)
         .unwrap()
         .into_iter()
-        .find_map(|e| match e {
-            QueryEvent::Ready { inputs } => Some(inputs),
-            _ => None,
-        })
+        .find_map(pick)
+}
+
+fn ready(s: &Scheduler, q: &str) -> Option<InputAttempts> {
+    find_event(s, q, |e| match e {
+        QueryEvent::Ready { inputs } => Some(inputs),
+        _ => None,
+    })
 }
 
 #[test]
@@ -428,4 +433,160 @@ fn a_reader_running_again_runs_its_released_inputs_again() {
     // Once stage 3 is back, stage 2 runs again and the query gets ready.
     run_all(&mut s, rerun, now);
     assert!(ready(&s, "q").is_some());
+}
+
+fn progress(worker: &WorkerId, attempt: &AttemptRef, work: u64) -> AttemptProgress {
+    AttemptProgress {
+        worker: worker.clone(),
+        attempt: attempt.clone(),
+        work,
+    }
+}
+
+fn failure_message(s: &Scheduler, q: &str) -> Option<String> {
+    find_event(s, q, |e| match e {
+        QueryEvent::Failed { message } => Some(message),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_attempt_without_progress_is_requeued_elsewhere_and_its_worker_suspected() {
+    let t0 = Instant::now();
+    let second = Duration::from_secs(1);
+    let mut s = Scheduler::new(SchedulerConfig {
+        progress_deadline: 10 * second,
+        suspect_for: 60 * second,
+        ..SchedulerConfig::default()
+    });
+    s.worker_up(info("mute", 1), t0);
+    s.worker_up(info("busy", 1), t0);
+    let first = assigned(&s.submit(query("q"), t0).unwrap());
+    let (on_mute, on_busy): (Vec<_>, Vec<_>) =
+        first.iter().cloned().partition(|(w, _)| w == &wid("mute"));
+    let ((mute, stuck), (busy, working)) = (on_mute[0].clone(), on_busy[0].clone());
+    // Work that grows keeps an attempt running past the deadline; the
+    // same number again does not count.
+    assert!(
+        s.progress(&progress(&busy, &working, 5), t0 + 6 * second)
+            .running
+    );
+    assert!(
+        s.progress(&progress(&mute, &stuck, 0), t0 + 6 * second)
+            .running
+    );
+    let actions = s.tick(t0 + 10 * second);
+    let released = releases(&actions);
+    assert_eq!(
+        released,
+        vec![(mute.clone(), Release::Attempt(stuck.clone()))],
+        "only the stalled attempt is dropped"
+    );
+    assert_eq!(
+        (s.counters().stalled, s.counters().workers_suspected),
+        (1, 1)
+    );
+    let mute_status = |s: &Scheduler, now| {
+        s.status(now)
+            .workers
+            .into_iter()
+            .find(|w| w.info.id == mute)
+            .unwrap()
+    };
+    assert!(mute_status(&s, t0 + 10 * second).suspected_ms.is_some());
+    // Its answer now: stop. The retry waits for the busy worker, never
+    // goes back to the suspected one though it has a free slot.
+    assert!(
+        !s.progress(&progress(&mute, &stuck, 9), t0 + 11 * second)
+            .running
+    );
+    let early = assigned(&s.tick(t0 + 11 * second));
+    assert!(early.is_empty(), "{early:?}");
+    let next = assigned(&s.report(ok(&busy, &working, 1), t0 + 12 * second).1);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0, busy);
+    assert_eq!(
+        (next[0].1.task, next[0].1.attempt),
+        (stuck.task, AttemptId(1))
+    );
+    // A report of the stalled attempt is stale; a report clears the
+    // suspicion (the worker shows life).
+    let (ack, _) = s.report(ok(&mute, &stuck, 3), t0 + 13 * second);
+    assert!(!ack.keep);
+    assert!(mute_status(&s, t0 + 13 * second).suspected_ms.is_none());
+}
+
+#[test]
+fn suspicion_ends_after_its_cooldown() {
+    let t0 = Instant::now();
+    let second = Duration::from_secs(1);
+    let mut s = Scheduler::new(SchedulerConfig {
+        progress_deadline: 10 * second,
+        suspect_for: 5 * second,
+        ..SchedulerConfig::default()
+    });
+    s.worker_up(info("mute", 8), t0);
+    s.worker_up(info("other", 1), t0);
+    // The worker with the most free slots takes all three scans.
+    let first = assigned(&s.submit(query("q"), t0).unwrap());
+    assert!(first.iter().all(|(w, _)| w == &wid("mute")), "{first:?}");
+    let retried = assigned(&s.tick(t0 + 10 * second));
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].0, wid("other"));
+    // Suspected: the other retries wait for "other" (busy) instead.
+    assert!(assigned(&s.tick(t0 + 11 * second)).is_empty());
+    // Past the cooldown it gets tasks again.
+    let again = assigned(&s.tick(t0 + 15 * second));
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|(w, _)| w == &wid("mute")), "{again:?}");
+}
+
+#[test]
+fn attempts_stalling_everywhere_fail_the_query_within_the_lost_budget() {
+    let t0 = Instant::now();
+    let deadline = Duration::from_secs(2);
+    let mut s = Scheduler::new(SchedulerConfig {
+        progress_deadline: deadline,
+        max_lost: 2,
+        ..SchedulerConfig::default()
+    });
+    // The only worker never answers: it is suspected, but being the only
+    // one it is tried again, until the task's budget is spent.
+    s.worker_up(info("mute", 1), t0);
+    s.submit(query("q"), t0).unwrap();
+    let mut now = t0;
+    for _ in 0..3 {
+        now += deadline;
+        s.tick(now);
+    }
+    let message = failure_message(&s, "q").expect("the query failed");
+    assert!(
+        message.contains("made no progress 3 times") && message.contains("mute"),
+        "{message}"
+    );
+}
+
+#[test]
+fn with_no_live_worker_a_query_fails_after_the_wait_naming_stage_and_task() {
+    let t0 = Instant::now();
+    let second = Duration::from_secs(1);
+    let mut s = Scheduler::new(SchedulerConfig {
+        no_worker_wait: 5 * second,
+        ..SchedulerConfig::default()
+    });
+    s.worker_up(info("a", 8), t0);
+    s.submit(query("q"), t0).unwrap();
+    s.worker_lost(&wid("a"), t0 + second);
+    s.tick(t0 + 5 * second);
+    assert!(failure_message(&s, "q").is_none(), "still within the wait");
+    // A worker coming and going again restarts the wait.
+    s.worker_up(info("b", 1), t0 + 5 * second);
+    s.worker_lost(&wid("b"), t0 + 6 * second);
+    s.tick(t0 + 10 * second);
+    assert!(failure_message(&s, "q").is_none(), "the wait restarted");
+    s.tick(t0 + 11 * second);
+    assert_eq!(
+        failure_message(&s, "q").as_deref(),
+        Some("no live worker for stage 2 task 0 for 5s")
+    );
 }

@@ -35,6 +35,7 @@ use zenoh::Session;
 /// off briefly comes back and reconciles by itself.
 const COORDINATOR_GRACE: Duration = Duration::from_secs(3);
 
+mod identity;
 mod paths;
 mod release;
 mod tables;
@@ -150,6 +151,7 @@ impl Worker {
     /// Opens the worker's zenoh session and starts serving.
     pub async fn start(config: WorkerConfig) -> Result<Worker> {
         let paths = PathPolicy::new(&config.allowed_paths)?;
+        identity::ensure_id_is_free(&config.zenoh, &config.cluster, &config.id).await?;
         let session = zenoh::open(config.zenoh.clone())
             .await
             .map_err(ClusterError::zenoh)?;

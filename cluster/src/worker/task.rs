@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ffq_dataflow::error::DataflowError;
+use ffq_dataflow::metrics::MetricsSet;
 use ffq_dataflow::operators::exchange::Partitioner;
 use ffq_dataflow::runner::{catch_panic, CompiledPlan, ExecConfig, QueryServices};
 use ffq_dataflow::tables::{MemoryTableMap, MemoryTables};
-use ffq_transport::zenoh_exchange::{AttemptRef, ZenohPartitionWriter};
+use ffq_transport::zenoh_exchange::{AttemptRef, StoreStats, ZenohPartitionWriter};
 
 use super::{tables, Shared};
 use crate::error::{ClusterError, Result};
 use crate::inputs::ZenohStageInputs;
-use crate::protocol::{ask_coordinator, TaskAssignment, TaskOutcome, TaskReport};
+use crate::protocol::{ask_coordinator, AttemptProgress, TaskAssignment, TaskOutcome, TaskReport};
 
 impl Shared {
     /// Starts an assigned attempt; it reports its outcome by itself. An
@@ -41,12 +42,11 @@ impl Shared {
         let shared = Arc::clone(self);
         let key = attempt.clone();
         let handle = tokio::spawn(async move {
-            let outcome = match catch_panic(shared.run_task(&assignment)).await {
-                Ok(o) => o,
-                Err(e) => TaskOutcome::Failed {
-                    message: e.to_string(),
-                    deterministic: e.is_deterministic(),
-                },
+            let work = AttemptWork::default();
+            let every = Duration::from_millis(assignment.progress_every_ms);
+            let outcome = tokio::select! {
+                outcome = catch_panic(shared.run_task(&assignment, &work)) => Some(outcome),
+                () = shared.tell_progress(&key, &work, every) => None,
             };
             shared
                 .tasks_run
@@ -54,13 +54,31 @@ impl Shared {
             if let Ok(mut r) = shared.running.lock() {
                 r.remove(&key);
             }
+            let outcome = match outcome {
+                Some(Ok(o)) => o,
+                Some(Err(e)) => TaskOutcome::Failed {
+                    message: e.to_string(),
+                    deterministic: e.is_deterministic(),
+                },
+                None => {
+                    // No longer the task's running attempt (requeued after
+                    // it stalled, or its query ended): nobody reads it.
+                    tracing::info!(worker = %shared.id, attempt = ?key, "attempt superseded; stopped");
+                    shared.store.release_attempt(&key);
+                    return;
+                }
+            };
             shared.report(key, outcome).await;
         });
         running.insert(attempt, handle.abort_handle());
         Ok(())
     }
 
-    pub(super) async fn run_task(&self, a: &TaskAssignment) -> ffq_dataflow::Result<TaskOutcome> {
+    pub(super) async fn run_task(
+        &self,
+        a: &TaskAssignment,
+        work: &AttemptWork,
+    ) -> ffq_dataflow::Result<TaskOutcome> {
         let attempt = a.attempt_ref();
         if let Some(fault) = &self.fault {
             if let Some(message) = fault(&attempt) {
@@ -109,6 +127,7 @@ impl Shared {
             .with_inputs(Arc::clone(&inputs) as _)
             .with_operators(Arc::clone(&self.operators));
         let compiled = CompiledPlan::try_new(&a.stage.plan, services)?;
+        work.started(&compiled.ctx.metrics);
         let schema = compiled.root.schema();
         let partitioner = Partitioner::try_new(output, &schema, &self.registry)?;
         let writer = ZenohPartitionWriter::new(
@@ -198,6 +217,35 @@ impl Shared {
         Ok(map)
     }
 
+    /// Tells the coordinator every `every` how far `attempt` got; returns
+    /// once the coordinator answers that it is no longer the running
+    /// attempt of its task (never, if `every` is zero). Undelivered
+    /// messages are not retried: the next one carries the same news.
+    async fn tell_progress(&self, attempt: &AttemptRef, work: &AttemptWork, every: Duration) {
+        if every.is_zero() {
+            return std::future::pending().await;
+        }
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let progress = AttemptProgress {
+                worker: self.id.clone(),
+                attempt: attempt.clone(),
+                work: work.done(&self.store.attempt_stats(attempt)),
+            };
+            let timeout = every.max(Duration::from_secs(1));
+            match ask_coordinator(&self.session, &self.cluster, &progress, timeout).await {
+                Ok(ack) if !ack.running => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(worker = %self.id, ?attempt, "progress not delivered: {e}")
+                }
+            }
+        }
+    }
+
     /// Reports an outcome to the coordinator, retrying while it cannot be
     /// reached; drops the attempt's output if the coordinator does not
     /// keep it.
@@ -233,6 +281,32 @@ impl Shared {
         }
         tracing::warn!(worker = %self.id, ?attempt, "coordinator unreachable; dropping the attempt's output");
         self.store.release_attempt(&attempt);
+    }
+}
+
+/// What a running attempt did so far, for its progress messages.
+#[derive(Default)]
+pub(super) struct AttemptWork {
+    /// The counters of its compiled plan, once compiled.
+    metrics: std::sync::OnceLock<Arc<MetricsSet>>,
+}
+
+impl AttemptWork {
+    fn started(&self, metrics: &Arc<MetricsSet>) {
+        let _ = self.metrics.set(Arc::clone(metrics));
+    }
+
+    /// A number that grows while the attempt works: rows and busy time of
+    /// its operators, frames written, one for having compiled. It stays
+    /// put while the attempt is stuck.
+    fn done(&self, output: &StoreStats) -> u64 {
+        let operators: u64 = self.metrics.get().map_or(0, |m| {
+            m.snapshot()
+                .iter()
+                .map(|n| n.output_rows.saturating_add(n.poll_ns))
+                .fold(1, u64::saturating_add)
+        });
+        operators.saturating_add(output.frames as u64)
     }
 }
 

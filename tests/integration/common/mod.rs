@@ -7,13 +7,15 @@
 //! - [`engines`], [`data`]: FFQ engines, oracle sessions, TPC-H data;
 //! - [`rows`], [`order`], [`compare`]: results in canonical form, the
 //!   order a result must have, comparison with readable diffs;
-//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes.
+//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes;
+//! - [`fake_worker`]: a worker that accepts tasks and never answers.
 
 pub mod compare;
 pub mod data;
 pub mod differential;
 pub mod engines;
 pub mod errors;
+pub mod fake_worker;
 pub mod ffq_binary;
 pub mod fixture;
 pub mod order;
