@@ -7,7 +7,8 @@
 //! - [`engines`], [`data`]: FFQ engines, oracle sessions, TPC-H data;
 //! - [`rows`], [`order`], [`compare`]: results in canonical form, the
 //!   order a result must have, comparison with readable diffs;
-//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes.
+//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes;
+//! - [`s3`]: a real S3 server on loopback.
 
 pub mod compare;
 pub mod data;
@@ -17,6 +18,7 @@ pub mod ffq_binary;
 pub mod fixture;
 pub mod order;
 pub mod rows;
+pub mod s3;
 pub mod spill;
 
 pub use compare::{compare_rows, compare_schemas};
