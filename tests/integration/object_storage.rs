@@ -172,7 +172,11 @@ async fn csv_objects_give_the_results_of_local_files() {
             .register_csv("orders", &format!("{base}/orders/"), CsvOptions::default())
             .unwrap();
         engine
-            .register_csv("nation", &format!("{base}/nation/part-0.csv"), CsvOptions::default())
+            .register_csv(
+                "nation",
+                &format!("{base}/nation/part-0.csv"),
+                CsvOptions::default(),
+            )
             .unwrap();
     }
     assert_eq!(on_disk.table_schema("orders"), on_s3.table_schema("orders"));
@@ -186,6 +190,38 @@ async fn csv_objects_give_the_results_of_local_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_external_table_reads_s3_locations() {
+    let data = uploaded();
+    let on_disk = ffq_engine(2, 8192);
+    let on_s3 = ffq_engine(2, 8192);
+    let bases = [
+        (
+            &on_disk,
+            format!("file://{}", local(&data.parquet)),
+            format!("file://{}", local(&data.csv)),
+        ),
+        (&on_s3, PARQUET.to_string(), CSV.to_string()),
+    ];
+    for (engine, parquet, csv) in bases {
+        for sql in [
+            format!(
+                "CREATE EXTERNAL TABLE lineitem STORED AS PARQUET LOCATION '{parquet}/lineitem/'"
+            ),
+            format!(
+                "CREATE EXTERNAL TABLE orders STORED AS CSV LOCATION '{csv}/orders/' \
+                 OPTIONS ('format.has_header' 'true')"
+            ),
+        ] {
+            engine.sql(&sql).await.unwrap().collect().await.unwrap();
+        }
+    }
+    let sql = "SELECT o_orderpriority, count(*), sum(l_quantity) FROM orders \
+               JOIN lineitem ON l_orderkey = o_orderkey \
+               WHERE l_shipdate >= DATE '1995-01-01' GROUP BY 1 ORDER BY 1";
+    check_parity(sql, sql, &on_disk, &on_s3).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_or_object_is_an_error_naming_the_url() {
     uploaded();
     let engine = ffq_engine(2, 8192);
@@ -194,10 +230,16 @@ async fn a_missing_bucket_or_object_is_an_error_naming_the_url() {
         ("s3://no-such-bucket/t.parquet", "no such bucket"),
         ("s3://tpch/sf001/no-such-table/", "no such object or prefix"),
         ("s3://tpch/sf001/missing.parquet", "no such object"),
-        ("s3://tpch/csv/orders/", "no .parquet objects under this prefix"),
+        (
+            "s3://tpch/csv/orders/",
+            "no .parquet objects under this prefix",
+        ),
     ] {
         let err = engine.register_parquet("t", url).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{url}: {expected}")), "{url}: {err}");
+        assert!(
+            err.starts_with(&format!("{url}: {expected}")),
+            "{url}: {err}"
+        );
     }
     let err = engine
         .register_csv("t", "s3://tpch/csv/missing.csv", CsvOptions::default())

@@ -12,12 +12,19 @@ pub(super) fn describe(e: &object_store::Error) -> String {
     let kind = match e {
         _ if chain.contains("NoSuchBucket") => "no such bucket",
         object_store::Error::NotFound { .. } => "no such object",
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            "access denied"
-        }
-        _ if ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"]
-            .iter()
-            .any(|code| chain.contains(code)) =>
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => "access denied",
+        // Listing errors keep only the store's message: the status and
+        // the S3 error code are in its text.
+        _ if [
+            "status code: 401",
+            "status code: 403",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        ]
+        .iter()
+        .any(|code| chain.contains(code)) =>
         {
             "access denied"
         }

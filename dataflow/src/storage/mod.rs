@@ -26,8 +26,8 @@
 
 mod blocking;
 mod config;
-mod parquet_reader;
 pub(crate) mod errors;
+mod parquet_reader;
 
 #[cfg(test)]
 mod tests;

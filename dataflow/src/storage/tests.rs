@@ -68,7 +68,10 @@ fn unknown_options_and_bad_retry_settings_are_refused() {
 fn unsupported_url_schemes_name_the_url() {
     let err = list_objects("ftp://host/t.parquet", "parquet").unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("ftp://host/t.parquet: not supported"), "{text}");
+    assert!(
+        text.starts_with("ftp://host/t.parquet: not supported"),
+        "{text}"
+    );
 }
 
 /// A Parquet object of 4 row groups of 10 000 rows and 4 Int64 columns.

@@ -28,11 +28,6 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// Creates bucket `name` (empty) if it does not exist.
     pub fn create_bucket(&self, name: &str) {
         std::fs::create_dir_all(self.root.path().join(name))
@@ -82,7 +77,11 @@ impl S3Server {
                     pending.push(path);
                     continue;
                 }
-                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
                 let key = ObjectPath::from(format!("{prefix}/{relative}"));
                 let bytes = std::fs::read(&path).unwrap();
                 store
@@ -110,7 +109,9 @@ fn start() -> S3Server {
     let service = builder.build();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let address = listener.local_addr().expect("the S3 server's address");
-    listener.set_nonblocking(true).expect("a non-blocking listener");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
     std::thread::Builder::new()
         .name("s3-server".into())
         .spawn(move || {

@@ -95,7 +95,9 @@ impl PathPolicy {
         let Some(url) = url_root(url) else {
             return false;
         };
-        self.url_roots.iter().any(|root| url.starts_with(root.as_str()))
+        self.url_roots
+            .iter()
+            .any(|root| url.starts_with(root.as_str()))
     }
 
     /// Whether `path`, resolved, lies under a root.
@@ -119,10 +121,12 @@ fn url_root(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     parsed.host_str()?;
     let path = parsed.path();
-    if path
-        .split('/')
-        .any(|segment| matches!(segment.to_ascii_lowercase().as_str(), ".." | "%2e%2e" | ".%2e" | "%2e."))
-    {
+    if path.split('/').any(|segment| {
+        matches!(
+            segment.to_ascii_lowercase().as_str(),
+            ".." | "%2e%2e" | ".%2e" | "%2e."
+        )
+    }) {
         return None;
     }
     let mut normalized = format!("{}://{}{}", parsed.scheme(), parsed.authority(), path);
