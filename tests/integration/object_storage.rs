@@ -16,7 +16,7 @@ use ffq::tpch::{write_tpch, write_tpch_files, TpchFileFormat};
 use ffq::{CsvOptions, Engine};
 
 use crate::common::ffq_binary::FFQ;
-use crate::common::s3::{s3_server, S3Server};
+use crate::common::s3::{process_temp_dir, s3_server, S3Server};
 use crate::common::{check_parity, connect_engine, ffq_engine, tpch_query};
 
 const SF: f64 = 0.01;
@@ -30,7 +30,6 @@ const PRIVATE: &str = "s3://tpch/private";
 
 /// The local copy of what was uploaded.
 struct Uploaded {
-    _dir: tempfile::TempDir,
     parquet: PathBuf,
     csv: PathBuf,
 }
@@ -50,9 +49,9 @@ fn uploaded() -> &'static Uploaded {
 
 fn upload() -> Uploaded {
     let server = s3_server();
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("parquet");
-    let csv = dir.path().join("csv");
+    let dir = process_temp_dir("s3-upload");
+    let parquet = dir.join("parquet");
+    let csv = dir.join("csv");
     write_tpch(SF, &parquet, TpchFileFormat::Parquet, 2).unwrap();
     write_tpch_files(
         SF,
@@ -75,11 +74,7 @@ fn upload() -> Uploaded {
             .await;
     });
     ffq::storage::set_options(server.options()).unwrap();
-    Uploaded {
-        _dir: dir,
-        parquet,
-        csv,
-    }
+    Uploaded { parquet, csv }
 }
 
 /// Registers the eight TPC-H tables of `base` (a directory or a URL).

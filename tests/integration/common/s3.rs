@@ -4,9 +4,11 @@
 //! directory; objects are uploaded through the S3 API.
 //!
 //! One server per test process ([`s3_server`]): the object-store options
-//! of a process are process-wide, and they point at this server.
+//! of a process are process-wide, and they point at this server. Its
+//! directory outlives the process; the next test process removes it
+//! ([`process_temp_dir`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,13 +26,13 @@ pub const REGION: &str = "us-east-1";
 /// The running server: its endpoint and the directory it serves.
 pub struct S3Server {
     endpoint: String,
-    root: tempfile::TempDir,
+    root: PathBuf,
 }
 
 impl S3Server {
     /// Creates bucket `name` (empty) if it does not exist.
     pub fn create_bucket(&self, name: &str) {
-        std::fs::create_dir_all(self.root.path().join(name))
+        std::fs::create_dir_all(self.root.join(name))
             .unwrap_or_else(|e| panic!("creating bucket {name}: {e}"));
     }
 
@@ -102,8 +104,8 @@ pub fn s3_server() -> &'static S3Server {
 /// Starts the server on a thread with its own runtime (it outlives every
 /// test's runtime) and returns once it listens.
 fn start() -> S3Server {
-    let root = tempfile::tempdir().expect("a temp dir for the S3 server");
-    let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the temp dir");
+    let root = process_temp_dir("s3-server");
+    let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over the temp dir");
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
     let service = builder.build();
@@ -141,4 +143,30 @@ fn start() -> S3Server {
         endpoint: format!("http://{address}"),
         root,
     }
+}
+
+/// A new directory `ffq-NAME-PID` in the temp dir, for data that lives as
+/// long as this test process: statics are never dropped, so directories
+/// of earlier test processes that have ended are removed here instead.
+pub fn process_temp_dir(name: &str) -> PathBuf {
+    let base = std::env::temp_dir();
+    let prefix = format!("ffq-{name}-");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().to_string();
+            let Some(pid) = file_name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let ended = pid.parse::<u32>().is_ok_and(|pid| {
+                cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists()
+            });
+            if ended {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
 }
