@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion_common::Result as DFResult;
 use datafusion_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableSource, TableType};
 use ffq_dataflow::plan::TpchTable;
+use ffq_dataflow::storage;
 
 use crate::error::{Error, Result};
 
@@ -296,8 +297,15 @@ fn validate_table_name(name: &str) -> Result<()> {
 }
 
 /// The files of a table path: the file itself, or the files with
-/// extension `ext` in a directory (sorted, hidden files skipped).
+/// extension `ext` in a directory (sorted, hidden files skipped). An
+/// object-store URL (`s3://bucket/prefix/`, ...) lists the same way:
+/// the object itself, or the `.ext` objects directly under the prefix;
+/// a `file://` URL is its local path.
 pub fn list_files(path: &str, ext: &str) -> Result<Vec<String>> {
+    if storage::is_url(path) {
+        return Ok(storage::list_objects(path, ext)?);
+    }
+    let path = path.strip_prefix("file://").unwrap_or(path);
     let p = Path::new(path);
     let meta = std::fs::metadata(p).map_err(|e| Error::file(path, describe_io(&e)))?;
     if meta.is_file() {

@@ -113,12 +113,18 @@ impl Engine {
     }
 
     /// Registers a Parquet file, or a directory of `.parquet` files, as
-    /// table `name`.
+    /// table `name`. `path` may be an object-store URL instead: an object,
+    /// or a prefix of `.parquet` objects (`s3://bucket/prefix/`, `gs://`,
+    /// `az://`, `http(s)://`; `file://` is a local path), read with the
+    /// credentials of the environment and [`crate::storage::set_options`].
+    /// On a cluster each worker reads the URL with its own credentials.
     pub fn register_parquet(&self, name: &str, path: &str) -> Result<()> {
         self.session.register_parquet(name, path)
     }
 
-    /// Registers a CSV file, or a directory of `.csv` files, as table `name`.
+    /// Registers a CSV file, or a directory of `.csv` files, as table
+    /// `name`; `path` may be an object-store URL as for
+    /// [`Engine::register_parquet`].
     pub fn register_csv(&self, name: &str, path: &str, options: CsvOptions) -> Result<()> {
         self.session.register_csv(name, path, options)
     }

@@ -58,3 +58,6 @@ pub use ffq_dataflow::PhysicalPlan;
 
 /// The dataflow layer: physical plan, operators, custom operator factories.
 pub use ffq_dataflow as dataflow;
+/// Tables on object storage: URL locations and the process's object-store
+/// options.
+pub use ffq_dataflow::storage;

@@ -19,6 +19,7 @@ pub mod operators;
 pub mod plan;
 pub mod runner;
 pub mod stage;
+pub mod storage;
 pub mod stream;
 pub mod tables;
 #[cfg(test)]

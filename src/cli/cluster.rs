@@ -103,11 +103,18 @@ pub struct WorkerArgs {
     spill_dir: Option<std::path::PathBuf>,
 
     /// A directory whose files (Parquet, CSV) tasks may read, whatever a
-    /// client's plan names; repeatable. Without any, the worker reads no
-    /// file (only TPC-H and memory tables): a plan scanning a file outside
-    /// these fails with a "not allowed" error.
-    #[arg(long = "allow-path", value_name = "DIR")]
+    /// client's plan names, or an object-store URL prefix whose objects
+    /// they may read (s3://bucket/prefix); repeatable. Without any, the
+    /// worker reads no file (only TPC-H and memory tables): a plan scanning
+    /// a file outside these fails with a "not allowed" error.
+    #[arg(long = "allow-path", value_name = "DIR|URL")]
     allow_path: Vec<std::path::PathBuf>,
+
+    /// Object-store options of this worker (`key=value` lines), over the
+    /// standard environment variables: the worker reads object-store
+    /// tables with its own credentials.
+    #[arg(long, value_name = "FILE")]
+    object_store_config: Option<std::path::PathBuf>,
 
     /// The worker's id [default: generated].
     #[arg(long, value_name = "ID")]
@@ -165,6 +172,9 @@ pub fn run_coordinator(args: CoordinatorArgs) -> Result<(), CliError> {
 }
 
 pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
+    if let Some(file) = &args.object_store_config {
+        super::storage::apply_config_file(file)?;
+    }
     let config = args
         .zenoh
         .config(args.connect.clone(), Some(args.listen.clone()))?;

@@ -7,6 +7,7 @@ mod repl;
 mod size;
 mod slt;
 mod sql;
+mod storage;
 mod tpch_gen;
 
 use std::fmt;

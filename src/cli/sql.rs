@@ -41,9 +41,16 @@ pub struct EngineArgs {
     tpch: Option<f64>,
 
     /// Register table NAME: a .csv file, a Parquet file, or a directory of
-    /// .parquet files (or of .csv files). Repeatable.
-    #[arg(long = "table", value_name = "NAME=PATH", value_parser = parse_table)]
+    /// .parquet files (or of .csv files); or the same on object storage
+    /// (s3://bucket/prefix/, gs://, az://, http(s)://). Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH|URL", value_parser = parse_table)]
     tables: Vec<(String, String)>,
+
+    /// Object-store options (`key=value` lines: credentials, endpoint,
+    /// region, allow_http, timeouts), over the standard environment
+    /// variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...).
+    #[arg(long, value_name = "FILE")]
+    object_store_config: Option<std::path::PathBuf>,
 
     /// Output format: an aligned table, CSV with a header, or JSON lines.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -151,6 +158,9 @@ pub fn build_engine(args: &EngineArgs) -> Result<(tokio::runtime::Runtime, Engin
         config.memory_limit = limit.0;
     }
     config.spill_dir = args.spill_dir.clone();
+    if let Some(file) = &args.object_store_config {
+        super::storage::apply_config_file(file)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -197,10 +207,17 @@ fn read_query(query: &str) -> Result<String, CliError> {
 }
 
 /// Registers `path` as table `name`: CSV for a `.csv` file or a directory
-/// holding `.csv` but no `.parquet` files, Parquet otherwise.
+/// (or object-store prefix) holding `.csv` but no `.parquet` files,
+/// Parquet otherwise.
 fn register_table(engine: &Engine, name: &str, path: &str) -> Result<(), CliError> {
-    let p = Path::new(path);
-    let csv = if p.is_dir() {
+    let p = Path::new(path.strip_prefix("file://").unwrap_or(path));
+    let csv = if ffq::storage::is_url(path) {
+        if has_extension(p, "csv") || has_extension(p, "parquet") {
+            has_extension(p, "csv")
+        } else {
+            !ffq::storage::prefix_has(path, "parquet") && ffq::storage::prefix_has(path, "csv")
+        }
+    } else if p.is_dir() {
         !dir_has(p, "parquet") && dir_has(p, "csv")
     } else {
         has_extension(p, "csv")

@@ -21,6 +21,7 @@ mod explain_analyze;
 mod grouping_sets_set_ops;
 mod harness;
 mod memory_limit;
+mod object_storage;
 mod path_policy;
 mod plan_rewrites;
 mod progress;

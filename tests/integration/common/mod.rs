@@ -9,6 +9,7 @@
 //!   order a result must have, comparison with readable diffs;
 //! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes;
 //! - [`fake_worker`]: a worker that accepts tasks and never answers.
+//! - [`s3`]: a real S3 server on loopback.
 
 pub mod compare;
 pub mod data;
@@ -20,6 +21,7 @@ pub mod ffq_binary;
 pub mod fixture;
 pub mod order;
 pub mod rows;
+pub mod s3;
 pub mod spill;
 
 pub use compare::{compare_rows, compare_schemas};

@@ -6,6 +6,10 @@
 //! no file and always pass. The embedded engine has no such policy: its
 //! user reads what they can.
 //!
+//! Object-store URLs are allowed by URL roots (`--allow-path
+//! s3://bucket/prefix`): the same scheme and bucket, under the prefix at a
+//! `/` boundary, no `..` segment.
+//!
 //! Paths are resolved before the check, so neither a symlink inside a root
 //! nor `..` can lead out of it; a path that does not exist is checked on
 //! its lexical absolute form (and its scan then fails as missing).
@@ -14,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use ffq_dataflow::error::DataflowError;
 use ffq_dataflow::plan::PhysicalPlan;
+use ffq_dataflow::storage;
 use ffq_dataflow::tree::Tree;
 
 use crate::error::{ClusterError, Result};
@@ -23,21 +28,33 @@ use crate::error::{ClusterError, Result};
 pub struct PathPolicy {
     /// Canonical roots.
     roots: Vec<PathBuf>,
+    /// Object-store roots, normalized by [`url_root`].
+    url_roots: Vec<String>,
 }
 
 impl PathPolicy {
-    /// A policy allowing the files under `roots`; every root must exist
-    /// (it is resolved once, here).
+    /// A policy allowing the files under `roots`: directories, which must
+    /// exist (each is resolved once, here), or object-store URL prefixes
+    /// (`s3://bucket/prefix`: the objects under that prefix).
     pub fn new(roots: &[PathBuf]) -> Result<PathPolicy> {
-        let roots = roots
-            .iter()
-            .map(|root| {
-                std::fs::canonicalize(root).map_err(|e| {
-                    ClusterError::Config(format!("--allow-path {}: {e}", root.display()))
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(PathPolicy { roots })
+        let mut policy = PathPolicy::default();
+        for root in roots {
+            let text = root.to_string_lossy();
+            if storage::is_url(&text) {
+                let normalized = url_root(&text).ok_or_else(|| {
+                    ClusterError::Config(format!(
+                        "--allow-path {text}: not a valid object store URL prefix"
+                    ))
+                })?;
+                policy.url_roots.push(normalized);
+                continue;
+            }
+            let canonical = std::fs::canonicalize(root).map_err(|e| {
+                ClusterError::Config(format!("--allow-path {}: {e}", root.display()))
+            })?;
+            policy.roots.push(canonical);
+        }
+        Ok(policy)
     }
 
     /// Fails with a "not allowed" error naming the first file a scan of
@@ -50,7 +67,7 @@ impl PathPolicy {
                     refused = source
                         .files()
                         .into_iter()
-                        .find(|path| !self.allows(Path::new(path)))
+                        .find(|path| !self.allows_location(path))
                         .map(str::to_string);
                 }
             }
@@ -61,6 +78,26 @@ impl PathPolicy {
                 "{path} is outside the worker's allowed paths (--allow-path)"
             ))),
         }
+    }
+
+    /// Whether a scan may read `location`: a local path or an object URL.
+    pub fn allows_location(&self, location: &str) -> bool {
+        if storage::is_url(location) {
+            self.allows_url(location)
+        } else {
+            self.allows(Path::new(location))
+        }
+    }
+
+    /// Whether object URL `url` lies under a URL root: same scheme and
+    /// bucket (or host), and a path below the root's at a `/` boundary.
+    pub fn allows_url(&self, url: &str) -> bool {
+        let Some(url) = url_root(url) else {
+            return false;
+        };
+        self.url_roots
+            .iter()
+            .any(|root| url.starts_with(root.as_str()))
     }
 
     /// Whether `path`, resolved, lies under a root.
@@ -74,6 +111,29 @@ impl PathPolicy {
         let resolved = std::fs::canonicalize(&absolute).unwrap_or_else(|_| lexical(&absolute));
         self.roots.iter().any(|root| resolved.starts_with(root))
     }
+}
+
+/// `url` in the form URL roots are compared in: parsed (scheme and host
+/// lower-cased, `.` segments removed), with a trailing `/` so that a root
+/// `s3://b/data` does not allow `s3://b/database`. `None` for a URL that
+/// does not parse, has no host, or keeps a `..` segment, even escaped.
+fn url_root(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed.host_str()?;
+    let path = parsed.path();
+    if path.split('/').any(|segment| {
+        matches!(
+            segment.to_ascii_lowercase().as_str(),
+            ".." | "%2e%2e" | ".%2e" | "%2e."
+        )
+    }) {
+        return None;
+    }
+    let mut normalized = format!("{}://{}{}", parsed.scheme(), parsed.authority(), path);
+    if !normalized.ends_with('/') {
+        normalized.push('/');
+    }
+    Some(normalized)
 }
 
 /// `path` (absolute) with `.` and `..` resolved by their names alone.

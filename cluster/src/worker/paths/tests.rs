@@ -130,3 +130,60 @@ fn a_root_that_does_not_exist_is_a_config_error() {
         "{err}"
     );
 }
+
+#[test]
+fn url_roots_allow_the_objects_under_their_prefix_only() {
+    let policy = PathPolicy::new(&[
+        PathBuf::from("s3://bucket/data"),
+        PathBuf::from("https://files.example.com/pub/"),
+    ])
+    .unwrap();
+    for allowed in [
+        "s3://bucket/data/t.parquet",
+        "s3://bucket/data/nested/t.csv",
+        "s3://bucket/data/./t.parquet",
+        "https://files.example.com/pub/t.parquet",
+        "HTTPS://FILES.example.com/pub/t.parquet",
+    ] {
+        assert!(policy.allows_location(allowed), "{allowed}");
+    }
+    for refused in [
+        "s3://bucket/database/t.parquet",
+        "s3://bucket/other/t.parquet",
+        "s3://other-bucket/data/t.parquet",
+        "s3://bucket/data/../secret/t.parquet",
+        "s3://bucket/data/%2E%2E/secret/t.parquet",
+        "gs://bucket/data/t.parquet",
+        "https://files.example.com/private/t.parquet",
+        "http://files.example.com/pub/t.parquet",
+        "/etc/passwd",
+    ] {
+        assert!(!policy.allows_location(refused), "{refused}");
+    }
+    // A URL root allows no local file, and a local root no URL.
+    let local = PathPolicy::new(&[std::env::temp_dir()]).unwrap();
+    assert!(!local.allows_location("s3://bucket/data/t.parquet"));
+}
+
+#[test]
+fn a_url_plan_outside_the_url_roots_is_refused_with_the_url() {
+    let policy = PathPolicy::new(&[PathBuf::from("s3://bucket/data/")]).unwrap();
+    let url = "s3://bucket/secret/t.parquet";
+    let plan = scan(ScanSource::Parquet {
+        partitions: vec![vec![ParquetSplit {
+            path: url.to_string(),
+            row_groups: vec![],
+        }]],
+    });
+    let err = policy.check(&plan).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("not allowed: {url} is outside the worker's allowed paths (--allow-path)")
+    );
+    let inside = scan(ScanSource::Csv {
+        partitions: vec![vec!["s3://bucket/data/t.csv".to_string()]],
+        has_header: true,
+        delimiter: b',',
+    });
+    policy.check(&inside).unwrap();
+}

@@ -1,5 +1,6 @@
 //! Scan of CSV files: partition `p` reads its files in order with the
-//! table schema, projecting the planned columns.
+//! table schema, projecting the planned columns. A file on object storage
+//! ([`crate::storage`]) is decoded as its bytes stream in.
 //!
 //! The reader is synchronous; each batch is read in `spawn_blocking`, so
 //! file I/O and parsing never hold a tokio worker thread.
@@ -12,10 +13,13 @@ use arrow::csv::reader::Format;
 use arrow::csv::{Reader, ReaderBuilder};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use bytes::Buf;
+use futures::StreamExt;
 
 use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
 use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
+use crate::storage;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 #[cfg(test)]
@@ -77,12 +81,17 @@ impl CsvScan {
 /// Infers the schema of a CSV file from its first records. Columns are
 /// named by the header, or `column_1`, `column_2`, ... without one.
 pub fn csv_infer_schema(path: &str, has_header: bool, delimiter: u8) -> Result<SchemaRef> {
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let (schema, _) = Format::default()
+    let format = Format::default()
         .with_header(has_header)
-        .with_delimiter(delimiter)
-        .infer_schema(file, Some(INFER_RECORDS))
-        .map_err(|e| file_error(path, e))?;
+        .with_delimiter(delimiter);
+    let inferred = if storage::is_url(path) {
+        let head = storage::read_head(path)?;
+        format.infer_schema(std::io::Cursor::new(head), Some(INFER_RECORDS))
+    } else {
+        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        format.infer_schema(file, Some(INFER_RECORDS))
+    };
+    let (schema, _) = inferred.map_err(|e| file_error(path, e))?;
     Ok(Arc::new(schema))
 }
 
@@ -150,12 +159,59 @@ async fn next_batch(
     .map_err(|e| DataflowError::Internal(format!("CSV reader task failed: {e}")))
 }
 
+/// Reads object `url` as it streams in, decoding whole records as they
+/// arrive (a record cut between two chunks waits for the next one).
+fn scan_object(
+    url: String,
+    spec: CsvSpec,
+) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static {
+    async_stream::try_stream! {
+        let mut decoder = ReaderBuilder::new(Arc::clone(&spec.table_schema))
+            .with_header(spec.has_header)
+            .with_delimiter(spec.delimiter)
+            .with_batch_size(spec.batch_size.max(1))
+            .with_projection(spec.projection.clone())
+            .build_decoder();
+        let mut chunks = Box::pin(storage::read_stream(&url).await?);
+        let mut buffer = bytes::Bytes::new();
+        let mut ended = false;
+        loop {
+            // An empty buffer at the end of the object tells the decoder
+            // the last record is complete.
+            while buffer.is_empty() && !ended {
+                match chunks.next().await {
+                    Some(chunk) => buffer = chunk?,
+                    None => ended = true,
+                }
+            }
+            let decoded = decoder.decode(&buffer).map_err(|e| csv_error(&url, e))?;
+            buffer.advance(decoded);
+            if decoded == 0 || decoder.capacity() == 0 {
+                let Some(batch) = decoder.flush().map_err(|e| csv_error(&url, e))? else {
+                    break;
+                };
+                if batch.num_rows() > 0 {
+                    yield conform_columns(batch.columns().to_vec(), batch.num_rows(), &spec.schema)
+                        .map_err(|e| file_error(&url, e))?;
+                }
+            }
+        }
+    }
+}
+
 fn scan_files(
     files: Vec<String>,
     spec: CsvSpec,
 ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static {
     async_stream::try_stream! {
         for path in files {
+            if storage::is_url(&path) {
+                let mut batches = Box::pin(scan_object(path, spec.clone()));
+                while let Some(batch) = batches.next().await {
+                    yield batch?;
+                }
+                continue;
+            }
             let spec2 = spec.clone();
             let path2 = path.clone();
             let mut reader = tokio::task::spawn_blocking(move || open_reader(&path2, &spec2))

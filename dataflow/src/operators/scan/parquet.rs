@@ -1,5 +1,7 @@
 //! Scan of Parquet files: partition `p` reads its splits (a file and some of
-//! its row groups) in order, with projection and row-group pruning.
+//! its row groups) in order, with projection and row-group pruning. A file
+//! is a local path or an object-store URL ([`crate::storage`]), read with
+//! range requests: the footer, then only the selected column chunks.
 //!
 //! The table schema is the planner's view; each file is read with its own
 //! schema and table columns are matched to file columns by name. Row groups
@@ -12,8 +14,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use futures::StreamExt;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
 use super::pruning::{FileStats, PruningPredicate};
@@ -21,6 +24,7 @@ use crate::error::Result;
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::plan::ParquetSplit;
+use crate::storage;
 use crate::stream::{boxed, SendableRecordBatchStream};
 
 #[cfg(test)]
@@ -90,12 +94,34 @@ pub fn parquet_file_schema(path: &str) -> Result<SchemaRef> {
 /// The Arrow schema (without file-level metadata) and the row count of a
 /// Parquet file, from its footer.
 pub fn parquet_file_info(path: &str) -> Result<(SchemaRef, u64)> {
-    let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|e| file_error(path, e))?;
+    let meta = if storage::is_url(path) {
+        ArrowReaderMetadata::try_new(storage::parquet_metadata(path)?, ArrowReaderOptions::new())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
+        ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+    }
+    .map_err(|e| read_error(path, e))?;
     let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
     let schema = Schema::new(meta.schema().fields().clone());
     Ok((Arc::new(schema), rows))
+}
+
+/// The footer metadata of Parquet file (or object URL) `path`.
+fn file_metadata(path: &str) -> Result<Arc<ParquetMetaData>> {
+    if storage::is_url(path) {
+        return storage::parquet_metadata(path);
+    }
+    let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
+    ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map(Arc::new)
+        .map_err(|e| read_error(path, e))
+}
+
+/// Maps a Parquet reader's error on `path` (an object-store cause is
+/// described: no such object, access denied, ...).
+fn read_error(path: &str, e: parquet::errors::ParquetError) -> crate::error::DataflowError {
+    file_error(path, storage::parquet_error(e))
 }
 
 /// Splits `files` into at most `partitions` partitions of row groups,
@@ -105,10 +131,7 @@ pub fn parquet_splits(files: &[String], partitions: usize) -> Result<Vec<Vec<Par
     // (file, row group, rows)
     let mut units: Vec<(usize, usize, u64)> = Vec::new();
     for (fi, path) in files.iter().enumerate() {
-        let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
-        let meta = ParquetMetaDataReader::new()
-            .parse_and_finish(&file)
-            .map_err(|e| file_error(path, e))?;
+        let meta = file_metadata(path)?;
         for (rg, r) in meta.row_groups().iter().enumerate() {
             units.push((fi, rg, r.num_rows().max(0) as u64));
         }
@@ -167,7 +190,7 @@ pub(crate) fn scan_splits(
                 continue;
             };
             while let Some(batch) = reader.next().await {
-                let batch = batch.map_err(|e| file_error(path, e))?;
+                let batch = batch.map_err(|e| read_error(path, e))?;
                 let columns = positions.iter().map(|&i| Arc::clone(batch.column(i))).collect();
                 yield conform_columns(columns, batch.num_rows(), &spec.schema)
                     .map_err(|e| file_error(path, e))?;
@@ -176,7 +199,9 @@ pub(crate) fn scan_splits(
     }
 }
 
-type FileStream = parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>;
+/// A local file or an object read with range requests.
+type FileInput = Box<dyn AsyncFileReader>;
+type FileStream = parquet::arrow::async_reader::ParquetRecordBatchStream<FileInput>;
 
 /// Opens one split: maps columns, selects and prunes row groups. Returns
 /// `None` when nothing is left to read; otherwise the reader and, for each
@@ -186,12 +211,17 @@ async fn open_split(
     spec: &ScanSpec,
 ) -> Result<Option<(FileStream, Vec<usize>)>> {
     let path = split.path.as_str();
-    let file = tokio::fs::File::open(path)
+    let input: FileInput = if storage::is_url(path) {
+        Box::new(storage::parquet_reader(path)?)
+    } else {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| open_error(path, e))?;
+        Box::new(file)
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new(input)
         .await
-        .map_err(|e| open_error(path, e))?;
-    let builder = ParquetRecordBatchStreamBuilder::new(file)
-        .await
-        .map_err(|e| file_error(path, e))?;
+        .map_err(|e| read_error(path, e))?;
     let file_schema = Arc::clone(builder.schema());
 
     // Table columns -> file root columns, by name.
@@ -252,7 +282,7 @@ async fn open_split(
         .with_row_groups(row_groups)
         .with_batch_size(spec.batch_size.max(1))
         .build()
-        .map_err(|e| file_error(path, e))?;
+        .map_err(|e| read_error(path, e))?;
     Ok(Some((reader, positions)))
 }
 
