@@ -19,6 +19,7 @@ mod edge_cases;
 mod explain_analyze;
 mod grouping_sets_set_ops;
 mod harness;
+mod long_lists;
 mod memory_limit;
 mod path_policy;
 mod progress;
