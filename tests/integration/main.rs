@@ -21,6 +21,7 @@ mod grouping_sets_set_ops;
 mod harness;
 mod long_lists;
 mod memory_limit;
+mod partial_pass_through;
 mod path_policy;
 mod progress;
 mod spill;
