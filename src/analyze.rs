@@ -51,6 +51,9 @@ pub fn render_plan(plan: &PhysicalPlan, metrics: &[MetricsSnapshot]) -> String {
                 format_duration(Duration::from_nanos(m.spill_ns)),
             ));
         }
+        if m.skipped_partial_rows > 0 {
+            out.push_str(&format!(" skipped_partial_rows={}", m.skipped_partial_rows));
+        }
         out.push('\n');
     }
     out

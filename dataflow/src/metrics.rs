@@ -34,6 +34,9 @@ pub struct OperatorMetrics {
     pub spilled_rows: AtomicU64,
     pub spill_files: AtomicU64,
     pub spill_ns: AtomicU64,
+    /// Input rows a partial aggregate passed through as one state row each
+    /// instead of grouping them (it did not reduce its input).
+    pub skipped_partial_rows: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -47,6 +50,7 @@ impl OperatorMetrics {
             spilled_rows: self.spilled_rows.load(Ordering::Relaxed),
             spill_files: self.spill_files.load(Ordering::Relaxed),
             spill_ns: self.spill_ns.load(Ordering::Relaxed),
+            skipped_partial_rows: self.skipped_partial_rows.load(Ordering::Relaxed),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct MetricsSnapshot {
     pub spill_files: u64,
     #[serde(default)]
     pub spill_ns: u64,
+    #[serde(default)]
+    pub skipped_partial_rows: u64,
 }
 
 impl MetricsSnapshot {
@@ -79,6 +85,7 @@ impl MetricsSnapshot {
         self.spilled_rows += other.spilled_rows;
         self.spill_files += other.spill_files;
         self.spill_ns += other.spill_ns;
+        self.skipped_partial_rows += other.skipped_partial_rows;
     }
 }
 

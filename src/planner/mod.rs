@@ -1,7 +1,8 @@
 //! From SQL text to FFQ's physical plan.
 //!
 //! `sql` parses and plans with datafusion-sql against the catalog (as
-//! `context` presents it), then runs DataFusion's analyzer and optimizer;
+//! `context` presents it), then runs DataFusion's analyzer and optimizer
+//! (with `VALUES` lists of constants hidden from the latter by `values`);
 //! `subquery` runs uncorrelated scalar subqueries first (through the
 //! session, seen as a `SubqueryRunner`); `physical` lowers the optimized
 //! logical plan to FFQ's partitioned physical plan, with `window` and
@@ -18,4 +19,5 @@ pub mod set_ops;
 pub mod sql;
 pub mod stats;
 pub mod subquery;
+pub mod values;
 pub mod window;

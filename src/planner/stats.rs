@@ -4,6 +4,7 @@
 
 use datafusion_expr::{JoinType, LogicalPlan};
 
+use super::values::LiteralRows;
 use crate::catalog::FfqTableSource;
 
 /// A size we know nothing about.
@@ -62,6 +63,10 @@ pub fn estimate_rows(plan: &LogicalPlan) -> f64 {
         }
         LogicalPlan::Union(u) => u.inputs.iter().map(|i| estimate_rows(i)).sum(),
         LogicalPlan::Values(v) => v.values.len() as f64,
+        LogicalPlan::Extension(e) => match e.node.as_any().downcast_ref::<LiteralRows>() {
+            Some(v) => v.rows.len() as f64,
+            None => UNKNOWN_ROWS,
+        },
         LogicalPlan::EmptyRelation(e) => f64::from(u8::from(e.produce_one_row)),
         LogicalPlan::Window(w) => estimate_rows(&w.input),
         LogicalPlan::Repartition(r) => estimate_rows(&r.input),

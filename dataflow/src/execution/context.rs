@@ -179,6 +179,15 @@ impl TaskContext {
         })
     }
 
+    /// Counts `rows` passed through by a partial aggregate (see
+    /// `operators::aggregate`) for `EXPLAIN ANALYZE`.
+    pub(crate) fn count_skipped_partial_rows(&self, rows: usize) {
+        if let Some(m) = &self.node_metrics {
+            m.skipped_partial_rows
+                .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn memory_slot(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.memory)
     }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, RecordBatch, RecordBatchOptions};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion_common::ScalarValue;
 
-use crate::error::Result;
+use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::expr::PhysExpr;
 use crate::functions::FunctionRegistry;
@@ -22,29 +23,21 @@ impl Values {
         rows: &[Vec<PhysExpr>],
         registry: &FunctionRegistry,
     ) -> Result<Self> {
-        // Evaluate each cell over a one-row batch of no columns, then
-        // concatenate per column and cast to the planned type.
-        let one = RecordBatch::try_new_with_options(
-            Arc::new(Schema::empty()),
-            vec![],
-            &RecordBatchOptions::new().with_row_count(Some(1)),
-        )?;
-        let empty_schema = Schema::empty();
-        let mut columns = Vec::with_capacity(schema.fields().len());
+        let width = schema.fields().len();
+        if let Some(row) = rows.iter().find(|row| row.len() != width) {
+            return Err(DataflowError::Plan(format!(
+                "Values: a row of {} cells for {width} columns",
+                row.len()
+            )));
+        }
+        let mut columns = Vec::with_capacity(width);
         for (c, field) in schema.fields().iter().enumerate() {
-            let mut cells = Vec::with_capacity(rows.len());
-            for row in rows {
-                let e = row[c].compile(&empty_schema, registry)?;
-                let v = e.evaluate(&one)?.into_array(1)?;
-                cells.push(arrow::compute::cast(&v, field.data_type())?);
-            }
-            let refs: Vec<&dyn arrow::array::Array> = cells.iter().map(|a| a.as_ref()).collect();
-            let col = if refs.is_empty() {
-                new_null_array(field.data_type(), 0)
-            } else {
-                arrow::compute::concat(&refs)?
+            let cells: Vec<&PhysExpr> = rows.iter().map(|row| &row[c]).collect();
+            let column = match same_type_literals(&cells) {
+                Some(literals) => ScalarValue::iter_to_array(literals)?,
+                None => evaluate_cells(&cells, registry)?,
             };
-            columns.push(col);
+            columns.push(arrow::compute::cast(&column, field.data_type())?);
         }
         let batch = RecordBatch::try_new_with_options(
             Arc::clone(&schema),
@@ -56,6 +49,49 @@ impl Values {
             batch,
         })
     }
+}
+
+/// The cells' values when all are literals of one type (the common case of
+/// a long `VALUES` list): one array is built from them at once.
+fn same_type_literals(cells: &[&PhysExpr]) -> Option<Vec<ScalarValue>> {
+    let first = match cells.first()? {
+        PhysExpr::Literal(s) => s.0.data_type(),
+        _ => return None,
+    };
+    cells
+        .iter()
+        .map(|e| match e {
+            PhysExpr::Literal(s) if s.0.data_type() == first => Some(s.0.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Evaluates each cell over a one-row batch of no columns and concatenates
+/// the values; an empty column has type `Null` (the caller casts).
+fn evaluate_cells(cells: &[&PhysExpr], registry: &FunctionRegistry) -> Result<ArrayRef> {
+    let one = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let empty_schema = Schema::empty();
+    let values = cells
+        .iter()
+        .map(|cell| match cell {
+            PhysExpr::Literal(s) => Ok(s.0.to_array_of_size(1)?),
+            cell => Ok(cell
+                .compile(&empty_schema, registry)?
+                .evaluate(&one)?
+                .into_array(1)?),
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let refs: Vec<&dyn Array> = values.iter().map(|a| a.as_ref()).collect();
+    Ok(if refs.is_empty() {
+        new_null_array(&DataType::Null, 0)
+    } else {
+        arrow::compute::concat(&refs)?
+    })
 }
 
 impl Operator for Values {

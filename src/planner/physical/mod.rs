@@ -39,6 +39,7 @@ pub use join::BROADCAST_MAX_ROWS;
 use self::aggregate_order::required_input_order;
 use super::exchange::gather;
 use super::expr::{group_keys, lower_aggregate, lower_expr, lower_exprs, lower_sort};
+use super::values::LiteralRows;
 use super::window;
 use crate::catalog::FfqTableSource;
 use crate::catalog::TableKind;
@@ -151,18 +152,7 @@ impl PhysicalPlanner<'_> {
                 schema: Arc::new(e.schema.as_arrow().clone()),
                 produce_one_row: e.produce_one_row,
             }),
-            LogicalPlan::Values(v) => {
-                let empty = DFSchema::empty();
-                let rows = v
-                    .values
-                    .iter()
-                    .map(|row| lower_exprs(row, &empty))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(PhysicalPlan::Values {
-                    schema: Arc::new(v.schema.as_arrow().clone()),
-                    rows,
-                })
-            }
+            LogicalPlan::Values(v) => lower_values(&v.values, &v.schema),
             LogicalPlan::Distinct(_) => Err(Error::NotSupported(
                 "DISTINCT that the optimizer did not rewrite".into(),
             )),
@@ -187,9 +177,12 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Ddl(d) => Err(Error::NotSupported(format!("{} statements", d.name()))),
             LogicalPlan::Copy(_) => Err(Error::NotSupported("COPY".into())),
             LogicalPlan::DescribeTable(_) => Err(Error::NotSupported("DESCRIBE".into())),
-            LogicalPlan::Extension(e) => {
-                super::set_ops::lower_extension(e, self.target_partitions, &|p| self.lower(p))
-            }
+            LogicalPlan::Extension(e) => match e.node.as_any().downcast_ref::<LiteralRows>() {
+                Some(v) => lower_values(&v.rows, &v.schema),
+                None => {
+                    super::set_ops::lower_extension(e, self.target_partitions, &|p| self.lower(p))
+                }
+            },
         }
     }
 
@@ -448,4 +441,17 @@ fn relax_nullability(schema: &SchemaRef, inputs: impl Iterator<Item = SchemaRef>
         }
     }
     Arc::new(Schema::new(fields))
+}
+
+/// `VALUES` rows: expressions over no input.
+fn lower_values(rows: &[Vec<datafusion_expr::Expr>], schema: &DFSchema) -> Result<PhysicalPlan> {
+    let empty = DFSchema::empty();
+    let rows = rows
+        .iter()
+        .map(|row| lower_exprs(row, &empty))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PhysicalPlan::Values {
+        schema: Arc::new(schema.as_arrow().clone()),
+        rows,
+    })
 }

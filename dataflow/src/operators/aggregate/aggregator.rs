@@ -26,6 +26,8 @@ pub(crate) struct Aggregator {
     /// The number of groups the accumulators were last told about.
     acc_groups: usize,
     group_ids: Vec<usize>,
+    /// Input rows folded in.
+    rows: usize,
 }
 
 /// The groups accumulator of one aggregate: FFQ's own for `min`/`max` over
@@ -73,6 +75,7 @@ impl Aggregator {
             accs,
             acc_groups: 0,
             group_ids: Vec::new(),
+            rows: 0,
         })
     }
 
@@ -82,6 +85,7 @@ impl Aggregator {
         if n == 0 {
             return Ok(());
         }
+        self.rows += n;
         let spec = Arc::clone(&self.spec);
         let keys = crate::expr::evaluate_all(&spec.group_exprs, batch)?;
         let mut inputs = Vec::with_capacity(spec.aggs.len());
@@ -245,6 +249,11 @@ impl Aggregator {
             .collect())
     }
 
+    /// Input rows folded in, and the groups they formed.
+    pub(crate) fn rows_and_groups(&self) -> (usize, usize) {
+        (self.rows, self.groups.len())
+    }
+
     /// Whether any rows were folded in since the aggregator was made.
     pub(crate) fn has_rows(&self) -> bool {
         self.acc_groups > 0
@@ -276,7 +285,7 @@ impl Aggregator {
 /// `n` rows of `columns` as a batch of `schema`, which they must match in
 /// number; types only differ in representation (e.g. dictionary keys come
 /// back hydrated, list item fields) and are cast.
-fn conform(
+pub(super) fn conform(
     columns: Vec<ArrayRef>,
     schema: &SchemaRef,
     n: usize,

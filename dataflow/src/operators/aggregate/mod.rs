@@ -33,6 +33,10 @@
 //! rows are kept contiguously in a [`Rows`] buffer, found through a
 //! [`HashTable`] keyed by the hash of the row bytes.
 //!
+//! A partial aggregate whose first rows are nearly all distinct groups
+//! passes the rest through as one state row per input row (see
+//! `pass_through.rs`).
+//!
 //! Memory: the group table is reserved as it grows; when the pool refuses,
 //! a partial aggregate emits its groups early and a final or single one
 //! spills them hash-partitioned and merges one partition at a time (see
@@ -59,6 +63,7 @@ mod aggregator;
 mod float_min_max;
 pub mod group_values;
 pub mod grouping_sets;
+mod pass_through;
 mod spec;
 mod spilling;
 #[cfg(test)]
@@ -123,10 +128,26 @@ impl Operator for HashAggregate {
         };
         let stream = async_stream::try_stream! {
             let plan = plan.as_deref();
-            let mut table = GroupTable::try_new(spec, &ctx, &memory, plan, 0, batch_size)?;
+            let mut table =
+                GroupTable::try_new(Arc::clone(&spec), &ctx, &memory, plan, 0, batch_size)?;
+            let mut probe = pass_through::Probe::of(&spec);
+            let mut passing = false;
             while let Some(batch) = input.next().await {
-                for early in table.push(&batch?)? {
+                let batch = batch?;
+                if passing {
+                    ctx.count_skipped_partial_rows(batch.num_rows());
+                    yield pass_through::rows_to_states(&spec, &batch)?;
+                    continue;
+                }
+                for early in table.push(&batch)? {
                     yield early;
+                }
+                let (rows, groups) = table.rows_and_groups();
+                if probe.as_mut().is_some_and(|p| p.pass_through(rows, groups)) {
+                    passing = true;
+                    for b in table.emit_all()? {
+                        yield b;
+                    }
                 }
             }
             // Spilled runs still to merge, with their level.

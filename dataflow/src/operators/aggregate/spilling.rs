@@ -122,6 +122,31 @@ impl<'a> GroupTable<'a> {
         Ok(early)
     }
 
+    /// Input rows folded into the current groups, and their number.
+    pub(super) fn rows_and_groups(&self) -> (usize, usize) {
+        self.agg.rows_and_groups()
+    }
+
+    /// Emits the groups held now and starts an empty table (`Partial`
+    /// only: the final aggregate merges states of equal groups).
+    pub(super) fn emit_all(&mut self) -> Result<Vec<RecordBatch>> {
+        if self.spec.mode != AggregateMode::Partial {
+            return Err(DataflowError::Internal(format!(
+                "a {:?} aggregate cannot emit its groups before the end of its input",
+                self.spec.mode
+            )));
+        }
+        let out = if self.agg.has_rows() {
+            self.agg.finish(self.batch_size)?
+        } else {
+            vec![]
+        };
+        self.emitted = true;
+        self.agg = Aggregator::try_new(Arc::clone(&self.spec))?;
+        self.memory.try_resize(self.agg.size())?;
+        Ok(out)
+    }
+
     /// Ends the input: the output, or the spill runs to merge.
     pub(super) fn finish(mut self) -> Result<Finished> {
         let Some(plan) = self.plan.filter(|_| self.spill.is_some()) else {

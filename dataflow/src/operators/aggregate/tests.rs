@@ -801,7 +801,7 @@ mod spilling {
 
     /// Every kind of aggregate: plain, DISTINCT, order-sensitive with and
     /// without ORDER BY, FILTER.
-    fn all_aggs() -> Vec<AggExpr> {
+    pub(super) fn all_aggs() -> Vec<AggExpr> {
         let desc = |e: PhysExpr| SortExpr {
             expr: e,
             asc: false,
@@ -849,7 +849,7 @@ mod spilling {
     }
 
     /// Asserts equal sorted rows, showing only the first differences.
-    fn assert_same_rows(got: &[RecordBatch], expected: &[RecordBatch]) {
+    pub(super) fn assert_same_rows(got: &[RecordBatch], expected: &[RecordBatch]) {
         let (got, expected) = (rows_of(got), rows_of(expected));
         if got == expected {
             return;
@@ -871,7 +871,7 @@ mod spilling {
         );
     }
 
-    fn aggregate(
+    pub(super) fn aggregate(
         input: PhysicalPlan,
         mode: AggregateMode,
         group_by: &[PhysExpr],
@@ -897,7 +897,7 @@ mod spilling {
     /// Partial aggregates over `partitions` scan partitions, a hash
     /// exchange on the first key into 2, Final aggregates, a gather. Node
     /// ids: gather 0, final 1, exchange 2, partial 3, scan 4.
-    fn two_phase(
+    pub(super) fn two_phase(
         partitions: usize,
         group_by: &[PhysExpr],
         sets: &[Vec<bool>],
@@ -1225,4 +1225,109 @@ fn distinct_aggregates_count_zeros_and_nans_once() {
     let aggs = [d, agg("count", vec![col(3, "f")], "n")];
     let input = float_batch(vec![Some(0.0), Some(-0.0), Some(f64::NAN), Some(-f64::NAN)]);
     assert_eq!(run_single(&[], &aggs, &[input]), vec!["2|4"]);
+}
+
+// ---- pass-through partial aggregation ----------------------------------
+
+mod pass_through {
+    use super::spilling::{aggregate, all_aggs, assert_same_rows, two_phase};
+    use super::*;
+    use crate::plan::PhysicalPlan;
+    use crate::test_util::scan;
+
+    /// `n` rows in batches of 512; k2 is `i / repeat` (so `repeat` rows per
+    /// group), with NULL keys and values among them.
+    fn rows(n: i64, repeat: i64) -> Vec<RecordBatch> {
+        (0..n)
+            .step_by(512)
+            .map(|start| {
+                let rows = start..(start + 512).min(n);
+                let k1 = rows
+                    .clone()
+                    .map(|i| (i % 7 != 0).then(|| ["x", "y"][i as usize % 2]));
+                let k2 = rows
+                    .clone()
+                    .map(|i| (i % 1001 != 0).then_some((i / repeat) as i32));
+                let v = rows.map(|i| (i % 13 != 0).then_some(i % 1000 - 300));
+                batch(k1.collect(), k2.collect(), v.collect())
+            })
+            .collect()
+    }
+
+    /// The aggregates that may pass through: all but DISTINCT and
+    /// order-sensitive ones.
+    fn plain_aggs() -> Vec<AggExpr> {
+        let mut aggs = all_aggs();
+        aggs.retain(|a| !a.distinct && a.order_by.is_empty() && a.alias != "aa" && a.alias != "sa");
+        aggs
+    }
+
+    /// Runs `plan` over `input`: the rows, and the rows partial aggregate
+    /// (node 3 of [`two_phase`]) passed through.
+    async fn run_counting_skips(
+        plan: &PhysicalPlan,
+        input: &[RecordBatch],
+    ) -> (Vec<RecordBatch>, u64) {
+        let stream = crate::test_util::start(
+            plan,
+            vec![("t", input.to_vec())],
+            crate::runner::ExecConfig::default(),
+        )
+        .unwrap();
+        let metrics = stream.metrics();
+        let out = crate::test_util::collect(stream).await.unwrap();
+        (out, metrics.snapshot()[3].skipped_partial_rows)
+    }
+
+    /// The same aggregate in one phase, which never passes through.
+    async fn single(g: &[PhysExpr], aggs: &[AggExpr], input: &[RecordBatch]) -> Vec<RecordBatch> {
+        let plan = aggregate(
+            scan(&input_schema(), 1),
+            AggregateMode::Single,
+            g,
+            &[],
+            aggs,
+        );
+        crate::test_util::run(&plan, vec![("t", input.to_vec())], 512)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_partial_aggregate_that_does_not_reduce_passes_rows_through() {
+        // Two partitions of about 130,000 rows, nearly one group per row.
+        let input = rows(260_000, 1);
+        let g = [col(1, "k2")];
+        let aggs = plain_aggs();
+        let (got, skipped) = run_counting_skips(&two_phase(2, &g, &[], &aggs), &input).await;
+        // Each partition decides after its first 100,000 rows.
+        assert!(
+            (40_000..=65_000).contains(&skipped),
+            "{skipped} rows passed through"
+        );
+        assert_same_rows(&got, &single(&g, &aggs, &input).await);
+        // Two keys (encoded rows), with the string key first.
+        let g = [col(0, "k1"), col(1, "k2")];
+        let (got, skipped) = run_counting_skips(&two_phase(2, &g, &[], &aggs), &input).await;
+        assert!(skipped > 0);
+        assert_same_rows(&got, &single(&g, &aggs, &input).await);
+    }
+
+    #[tokio::test]
+    async fn a_partial_aggregate_that_reduces_or_has_distinct_aggregates_keeps_hashing() {
+        let g = [col(1, "k2")];
+        // Two rows per group: the partial aggregate halves its input.
+        let input = rows(260_000, 2);
+        let aggs = plain_aggs();
+        let (got, skipped) = run_counting_skips(&two_phase(2, &g, &[], &aggs), &input).await;
+        assert_eq!(skipped, 0);
+        assert_same_rows(&got, &single(&g, &aggs, &input).await);
+        // One group per row, but a DISTINCT or an order-sensitive aggregate.
+        let input = rows(260_000, 1);
+        let mut aggs = all_aggs();
+        aggs.retain(|a| ["s", "dc", "fv"].contains(&a.alias.as_str()));
+        let (got, skipped) = run_counting_skips(&two_phase(2, &g, &[], &aggs), &input).await;
+        assert_eq!(skipped, 0);
+        assert_same_rows(&got, &single(&g, &aggs, &input).await);
+    }
 }
