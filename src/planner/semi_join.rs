@@ -71,15 +71,24 @@ fn place(semi: &Join, input: Arc<LogicalPlan>) -> DfResult<LogicalPlan> {
     if let Some(plan) = push_into(&input, semi)? {
         return Ok(plan);
     }
+    with_inputs(semi, input, Arc::clone(&semi.right))
+}
+
+/// `join` (its condition and kind) over new inputs.
+fn with_inputs(
+    join: &Join,
+    left: Arc<LogicalPlan>,
+    right: Arc<LogicalPlan>,
+) -> DfResult<LogicalPlan> {
     Ok(LogicalPlan::Join(Join::try_new(
-        input,
-        Arc::clone(&semi.right),
-        semi.on.clone(),
-        semi.filter.clone(),
-        semi.join_type,
-        semi.join_constraint,
-        semi.null_equality,
-        semi.null_aware,
+        left,
+        right,
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
     )?))
 }
 
@@ -122,16 +131,7 @@ fn push_into(input: &LogicalPlan, semi: &Join) -> DfResult<Option<LogicalPlan>> 
             } else {
                 return Ok(None);
             };
-            Ok(Some(LogicalPlan::Join(Join::try_new(
-                left,
-                right,
-                join.on.clone(),
-                join.filter.clone(),
-                join.join_type,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?)))
+            with_inputs(join, left, right).map(Some)
         }
         _ => Ok(None),
     }

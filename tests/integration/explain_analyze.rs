@@ -1,26 +1,16 @@
 //! EXPLAIN ANALYZE, embedded and on a cluster: the query runs and every
 //! operator line carries what it did.
 
-use arrow::array::{Array, StringArray};
 use ffq::{Engine, LocalCluster};
 
-use crate::common::{tpch_cluster_engine, tpch_engine};
+use crate::common::{explain_rows, tpch_cluster_engine, tpch_engine};
 
 const SQL: &str = "EXPLAIN ANALYZE SELECT l_returnflag, count(*) AS n FROM lineitem \
                    WHERE l_quantity < 10 GROUP BY l_returnflag ORDER BY l_returnflag";
 
 /// (plan_type, plan) rows.
 async fn explain(engine: &Engine) -> Vec<(String, String)> {
-    let batches = engine.sql(SQL).await.unwrap().collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        let kinds = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let plans = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        for i in 0..b.num_rows() {
-            out.push((kinds.value(i).to_string(), plans.value(i).to_string()));
-        }
-    }
-    out
+    explain_rows(engine, SQL).await
 }
 
 fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {

@@ -11,7 +11,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 use ffq::{Engine, LocalCluster};
 
-use crate::common::{assert_same, connect_engine, ffq_engine, oracle_session, register_both};
+use crate::common::{
+    assert_same, connect_engine, explain_rows, ffq_engine, oracle_session, register_both,
+};
 
 /// Rows of `u`: two partitions of about 150,000 rows, past the 100,000 rows
 /// a partial aggregate probes before it decides.
@@ -65,21 +67,10 @@ const REDUCING: &str = "SELECT g, count(*) AS n, sum(v) AS sv, avg(f) AS af FROM
 
 /// The partial aggregate's line of `EXPLAIN ANALYZE sql`.
 async fn partial_aggregate_line(engine: &Engine, sql: &str) -> String {
-    let batches = engine
-        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+    let plan = explain_rows(engine, &format!("EXPLAIN ANALYZE {sql}"))
         .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let plan = batches
-        .iter()
-        .flat_map(|b| {
-            let plans = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-            (0..b.num_rows())
-                .map(|i| plans.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
+        .into_iter()
+        .map(|(_, plan)| plan)
         .collect::<Vec<_>>()
         .join("\n");
     plan.lines()

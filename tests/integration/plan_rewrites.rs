@@ -1,32 +1,20 @@
 //! FFQ's own logical rewrites: each changes where work happens, never the
 //! rows. Every test checks the plan shape and the rows against DataFusion.
 
-use arrow::array::{Array, StringArray};
 use ffq::Engine;
 
-use crate::common::{assert_all_same, oracle_ctx, tpch_engine, tpch_query};
+use crate::common::{assert_all_same, explain_rows, oracle_ctx, tpch_engine, tpch_query};
 
 const SF: f64 = 0.01;
 
 /// The physical plan EXPLAIN shows for `sql`.
 async fn physical_plan(engine: &Engine, sql: &str) -> String {
-    let batches = engine
-        .sql(&format!("EXPLAIN {sql}"))
+    let text: String = explain_rows(engine, &format!("EXPLAIN {sql}"))
         .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    for b in batches {
-        let kinds = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let plans = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        for i in 0..b.num_rows() {
-            if kinds.value(i) == "physical_plan" {
-                text.push_str(plans.value(i));
-            }
-        }
-    }
+        .into_iter()
+        .filter(|(kind, _)| kind == "physical_plan")
+        .map(|(_, plan)| plan)
+        .collect();
     assert!(!text.is_empty(), "no physical plan for {sql}");
     text
 }

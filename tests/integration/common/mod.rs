@@ -16,6 +16,7 @@ pub mod data;
 pub mod differential;
 pub mod engines;
 pub mod errors;
+pub mod explain;
 pub mod fake_worker;
 pub mod ffq_binary;
 pub mod fixture;
@@ -35,6 +36,7 @@ pub use engines::{
     tpch_engine,
 };
 pub use errors::{assert_contains, query_error};
+pub use explain::explain_rows;
 pub use fixture::{split, Fixture, Runs};
 pub use order::{output_order, OutputOrder};
 pub use rows::{normalize, render_row, render_rows, Cell, Row};
