@@ -22,6 +22,7 @@ mod harness;
 mod memory_limit;
 mod path_policy;
 mod progress;
+mod secure_cluster;
 mod spill;
 mod sqllogictest;
 mod statements;

@@ -7,8 +7,10 @@
 //! - [`engines`], [`data`]: FFQ engines, oracle sessions, TPC-H data;
 //! - [`rows`], [`order`], [`compare`]: results in canonical form, the
 //!   order a result must have, comparison with readable diffs;
-//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes.
+//! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes;
+//! - [`certs`]: a test CA and member certificates (`rcgen`).
 
+pub mod certs;
 pub mod compare;
 pub mod data;
 pub mod differential;
