@@ -76,7 +76,7 @@ impl LocalClusterBuilder {
 
     /// Secures the cluster: the coordinator's, workers' and client's
     /// sessions get `security(role)`. With TLS, every endpoint is
-    /// `tls/127.0.0.1:PORT`.
+    /// `quic/127.0.0.1:PORT` (see `security` on `tls/` links).
     pub fn security(mut self, security: impl Fn(Role) -> Security + Send + Sync + 'static) -> Self {
         self.security = Some(Arc::new(security));
         self
@@ -86,7 +86,7 @@ impl LocalClusterBuilder {
         let security = self.security.clone();
         let of_role = move |role| security.as_ref().map(|s| s(role)).unwrap_or_default();
         let scheme = match of_role(Role::Coordinator).tls {
-            Some(_) => "tls",
+            Some(_) => "quic",
             None => "tcp",
         };
         let endpoint = format!("{scheme}/127.0.0.1:{}", free_port()?);

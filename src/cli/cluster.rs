@@ -41,8 +41,9 @@ pub struct ZenohArgs {
 pub struct SecurityArgs {
     /// PEM certificate of the CA that signed every member's certificate.
     /// With --tls-cert and --tls-key it turns on mutual TLS (every endpoint
-    /// must then be tls/HOST:PORT) and access control by role: only members
-    /// may touch the cluster, each role only its part of the protocol.
+    /// must then be quic/HOST:PORT, preferred, or tls/HOST:PORT) and access
+    /// control by role: only members may touch the cluster, each role only
+    /// its part of the protocol.
     #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"], help_heading = "Security")]
     pub tls_ca: Option<PathBuf>,
 

@@ -5,8 +5,9 @@
 //! zenoh provides, applied to every session of this process
 //! ([`ClusterConfig::zenoh`](crate::ClusterConfig::zenoh)):
 //!
-//! - **Mutual TLS** ([`TlsFiles`]): every link is encrypted, and both ends
-//!   show a certificate signed by the cluster's CA. The certificate's
+//! - **Mutual TLS** ([`TlsFiles`]) on `quic/` or `tls/` endpoints: every
+//!   link is encrypted, and both ends show a certificate signed by the
+//!   cluster's CA. The certificate's
 //!   common name is the member's identity; [`Members`] gives it a
 //!   [`Role`]. With TLS on, the session also gets an access control list
 //!   ([`acl`]): default deny, so a peer whose name is no member's gets
@@ -20,7 +21,13 @@
 //!   authenticated member may do what any role may.
 //!
 //! Both can be combined (TLS for encryption and roles, passwords as a
-//! second factor). Settings from `--zenoh-config` are kept unless a flag
+//! second factor).
+//!
+//! Prefer `quic/` endpoints: zenoh 1.10.2's `tls/` link reads and writes
+//! one rustls stream from two tasks at once, and a write that meets a read
+//! in progress fails with "handshake not complete", which closes the link
+//! and loses the messages in flight (seen as lost data frames under
+//! concurrent queries). Its QUIC link (quinn) has no such race. Settings from `--zenoh-config` are kept unless a flag
 //! sets the same key; an `access_control` section the file enables is kept
 //! instead of the generated one.
 
@@ -35,6 +42,10 @@ use std::str::FromStr;
 use ffq_transport::zenoh_exchange::ClusterId;
 
 use crate::error::{ClusterError, Result};
+
+/// Endpoint schemes whose links are encrypted with the TLS settings:
+/// QUIC, and TLS over TCP.
+pub const ENCRYPTED: [&str; 2] = ["quic/", "tls/"];
 
 /// What a member of a cluster does, which decides what it may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,8 +239,16 @@ impl Security {
             let tls_key = |k: &str| format!("transport/link/tls/{k}");
             set(config, &tls_key("root_ca_certificate"), &path(&tls.ca))?;
             for side in ["listen", "connect"] {
-                set(config, &tls_key(&format!("{side}_certificate")), &path(&tls.cert))?;
-                set(config, &tls_key(&format!("{side}_private_key")), &path(&tls.key))?;
+                set(
+                    config,
+                    &tls_key(&format!("{side}_certificate")),
+                    &path(&tls.cert),
+                )?;
+                set(
+                    config,
+                    &tls_key(&format!("{side}_private_key")),
+                    &path(&tls.key),
+                )?;
             }
             set(config, &tls_key("enable_mtls"), "true")?;
             let file_acl = config.get_json("access_control/enabled").ok();
@@ -240,8 +259,12 @@ impl Security {
         }
         if let Some(c) = &self.credentials {
             set(config, "transport/auth/usrpwd/user", &json_string(&c.user))?;
-            set(config, "transport/auth/usrpwd/password", &json_string(&c.password))
-                .map_err(|_| ClusterError::Config("the password is not valid for zenoh".into()))?;
+            set(
+                config,
+                "transport/auth/usrpwd/password",
+                &json_string(&c.password),
+            )
+            .map_err(|_| ClusterError::Config("the password is not valid for zenoh".into()))?;
         }
         if let Some(users) = &self.accepted_users {
             let text = std::fs::read_to_string(users).map_err(|e| {
@@ -270,10 +293,11 @@ impl Security {
                 .iter()
                 .map(String::as_str)
                 .chain(listen)
-                .find(|e| !e.starts_with("tls/"));
+                .find(|e| !ENCRYPTED.iter().any(|scheme| e.starts_with(scheme)));
             if let Some(e) = plain {
                 return Err(ClusterError::Config(format!(
-                    "endpoint {e} is not encrypted: with TLS, every endpoint must be tls/HOST:PORT"
+                    "endpoint {e} is not encrypted: with TLS, every endpoint must be \
+                     quic/HOST:PORT or tls/HOST:PORT"
                 )));
             }
         }

@@ -71,7 +71,10 @@ fn tls_sets_mutual_tls_and_the_acl() {
         get("transport/link/tls/connect_certificate"),
         "\"/certs/w.pem\""
     );
-    assert_eq!(get("transport/link/tls/listen_private_key"), "\"/certs/w.key\"");
+    assert_eq!(
+        get("transport/link/tls/listen_private_key"),
+        "\"/certs/w.key\""
+    );
     assert_eq!(get("access_control/enabled"), "true");
     assert_eq!(get("access_control/default_permission"), "\"deny\"");
     let acl = get("access_control");
@@ -96,7 +99,9 @@ fn an_acl_of_the_config_file_is_kept() {
         .apply(&cluster(), &mut config, &endpoints(&["tls/h:1"]), None)
         .unwrap();
     assert_eq!(
-        config.get_json("access_control/default_permission").unwrap(),
+        config
+            .get_json("access_control/default_permission")
+            .unwrap(),
         "\"allow\""
     );
 }
@@ -162,8 +167,13 @@ fn roles_do_not_overlap_where_they_must_not() {
             .unwrap_or_default()
     };
     // Only the coordinator answers on its keys; only clients submit.
-    assert_eq!(keys_of("coordinator-answer"), vec!["ffq/c1/ctl/coordinator/*"]);
-    assert!(!keys_of("worker-answer").iter().any(|k| k.contains("coordinator")));
+    assert_eq!(
+        keys_of("coordinator-answer"),
+        vec!["ffq/c1/ctl/coordinator/*"]
+    );
+    assert!(!keys_of("worker-answer")
+        .iter()
+        .any(|k| k.contains("coordinator")));
     assert!(!keys_of("worker-ask").iter().any(|k| k.ends_with("submit")));
     assert!(keys_of("client-ask").contains(&"ffq/c1/ctl/coordinator/submit".to_string()));
     // Only workers declare worker tokens.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ffq::cluster::{Security, TlsFiles};
+use ffq::cluster::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -63,17 +63,5 @@ impl TestCa {
             cert: cert_path,
             key: key_path,
         }
-    }
-
-    /// Mutual TLS as member `cn` of this CA.
-    pub fn security(&self, cn: &str) -> Security {
-        Security {
-            tls: Some(self.member(cn)),
-            ..Security::default()
-        }
-    }
-
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
     }
 }
