@@ -363,7 +363,7 @@ impl Drop for Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_secure_coordinator_worker_and_client() {
-    use crate::common::ffq_binary::{ffq, FFQ};
+    use crate::common::ffq_binary::{ffq, ffq_cli, FFQ};
     use std::process::{Command, Stdio};
 
     let ca = TestCa::new("ffq test CA");
@@ -415,12 +415,7 @@ async fn cli_secure_coordinator_worker_and_client() {
     let run = |extra: &[&str]| {
         let mut args: Vec<&str> = extra.to_vec();
         args.extend(client.iter().map(String::as_str));
-        let out = ffq(&args, None);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        ffq_cli(&args)
     };
     let start = std::time::Instant::now();
     loop {
