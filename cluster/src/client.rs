@@ -35,6 +35,9 @@ use crate::protocol::{
     StatusRequest, SubmitQuery, TableRequest, WorkerState,
 };
 
+/// How long [`ClusterClient::connect`] waits to reach the live workers.
+const REACH_WORKERS: Duration = Duration::from_secs(3);
+
 /// Memory tables of running queries, served to workers.
 type SharedTables = Arc<Mutex<HashMap<QueryId, HashMap<String, Arc<Vec<RecordBatch>>>>>>;
 
@@ -91,9 +94,9 @@ impl ClusterClient {
             _token: token,
         });
         let started = Instant::now();
-        loop {
+        let status = loop {
             match client.status().await {
-                Ok(_) => break,
+                Ok(status) => break status,
                 Err(e) if started.elapsed() >= config.connect_timeout => {
                     return Err(ClusterError::Unreachable {
                         key: coordinator_key(&config.cluster, StatusRequest::NAME),
@@ -107,8 +110,28 @@ impl ClusterClient {
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
-        }
+        };
+        client.reach_workers(&status).await;
         Ok(client)
+    }
+
+    /// Waits (up to [`REACH_WORKERS`]) until this session reaches every
+    /// worker the coordinator counts alive. A fresh session learns the
+    /// workers' endpoints from its peers and connects to them in the
+    /// background (slower with TLS handshakes), while the root stage reads
+    /// its inputs from the workers directly: a query submitted before would
+    /// find nobody holding them. A worker still out of reach after the wait
+    /// is left to the query's own error handling.
+    async fn reach_workers(&self, status: &ClusterStatus) {
+        let alive = status.workers.iter().filter(|w| w.alive).count();
+        let started = Instant::now();
+        while started.elapsed() < REACH_WORKERS {
+            let wait = Duration::from_millis(500);
+            match ask_workers(&self.session, &self.cluster, &StateRequest, wait).await {
+                Ok(states) if states.len() >= alive => return,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     pub fn session(&self) -> &Session {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ffq_transport::zenoh_exchange::{config_from_file, peer_config, ClusterId};
 
 use crate::error::{ClusterError, Result};
+use crate::security::Security;
 
 /// The default cluster name.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -27,6 +28,9 @@ pub struct ClusterConfig {
     pub lease: Option<Duration>,
     /// How long to wait for the coordinator when connecting.
     pub connect_timeout: Duration,
+    /// TLS, user-password authentication and access control (none by
+    /// default: anyone reaching the endpoints may join).
+    pub security: Security,
 }
 
 impl ClusterConfig {
@@ -39,6 +43,7 @@ impl ClusterConfig {
             zenoh_config: None,
             lease: None,
             connect_timeout: Duration::from_secs(10),
+            security: Security::default(),
         }
     }
 
@@ -49,7 +54,7 @@ impl ClusterConfig {
 
     /// The zenoh config of a session of this process: peer mode, no
     /// multicast scouting (nothing leaks onto the network), the file's
-    /// settings if any.
+    /// settings if any, then [`Security`]'s (which override the file's).
     pub fn zenoh(&self) -> Result<zenoh::Config> {
         let connect: Vec<&str> = self.connect.iter().map(String::as_str).collect();
         let mut config = match &self.zenoh_config {
@@ -70,6 +75,12 @@ impl ClusterConfig {
                 &lease.as_millis().max(100).to_string(),
             )?;
         }
+        self.security.apply(
+            &self.cluster,
+            &mut config,
+            &self.connect,
+            self.listen.as_deref(),
+        )?;
         Ok(config)
     }
 }

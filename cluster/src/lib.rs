@@ -7,7 +7,9 @@
 //! - [`local`]: a whole cluster in one process, for tests and examples;
 //! - [`protocol`]: the control messages, their keys, and which request
 //!   gets which reply (typed requests);
-//! - [`inputs`]: how a stage reads its upstream stages' outputs.
+//! - [`inputs`]: how a stage reads its upstream stages' outputs;
+//! - [`security`]: TLS, user-password authentication and access control
+//!   by role.
 
 pub mod client;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod local;
 pub mod process;
 pub mod protocol;
 pub mod scheduler;
+pub mod security;
 pub mod status;
 pub mod worker;
 
@@ -27,5 +30,6 @@ pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use error::{ClusterError, Result};
 pub use local::{LocalCluster, LocalClusterBuilder};
 pub use scheduler::SchedulerConfig;
+pub use security::{Credentials, Members, Role, Security, TlsFiles};
 pub use status::format_status;
 pub use worker::{FaultHook, PathPolicy, Worker, WorkerConfig};

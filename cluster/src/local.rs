@@ -3,16 +3,21 @@
 //! channels). For tests and examples.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ffq_transport::zenoh_exchange::{loopback_endpoint, WorkerId};
+use ffq_transport::zenoh_exchange::{free_port, WorkerId};
 
 use crate::config::ClusterConfig;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::error::{ClusterError, Result};
 use crate::protocol::{ClusterStatus, WorkerState};
 use crate::scheduler::SchedulerConfig;
+use crate::security::{Role, Security};
 use crate::worker::{FaultHook, Worker, WorkerConfig};
+
+/// The security settings of each role's sessions.
+pub type SecurityOfRole = Arc<dyn Fn(Role) -> Security + Send + Sync>;
 
 /// Settings of a [`LocalCluster`].
 #[derive(Clone)]
@@ -24,6 +29,7 @@ pub struct LocalClusterBuilder {
     fault: Option<FaultHook>,
     lease: Option<Duration>,
     allowed_paths: Vec<PathBuf>,
+    security: Option<SecurityOfRole>,
 }
 
 impl LocalClusterBuilder {
@@ -48,6 +54,12 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// The cluster's name (its keys are `ffq/<name>/**`).
+    pub fn cluster(mut self, name: impl Into<String>) -> Self {
+        self.cluster = name.into();
+        self
+    }
+
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
@@ -62,8 +74,22 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Secures the cluster: the coordinator's, workers' and client's
+    /// sessions get `security(role)`. With TLS, every endpoint is
+    /// `quic/127.0.0.1:PORT` (see `security` on `tls/` links).
+    pub fn security(mut self, security: impl Fn(Role) -> Security + Send + Sync + 'static) -> Self {
+        self.security = Some(Arc::new(security));
+        self
+    }
+
     pub async fn start(self) -> Result<LocalCluster> {
-        let endpoint = loopback_endpoint()?;
+        let security = self.security.clone();
+        let of_role = move |role| security.as_ref().map(|s| s(role)).unwrap_or_default();
+        let scheme = match of_role(Role::Coordinator).tls {
+            Some(_) => "quic",
+            None => "tcp",
+        };
+        let endpoint = format!("{scheme}/127.0.0.1:{}", free_port()?);
         let mut base = ClusterConfig::new(endpoint.clone()).with_cluster(&self.cluster)?;
         base.lease = self.lease;
         let coordinator = Coordinator::start(CoordinatorConfig {
@@ -71,6 +97,7 @@ impl LocalClusterBuilder {
             zenoh: ClusterConfig {
                 connect: vec![],
                 listen: Some(endpoint.clone()),
+                security: of_role(Role::Coordinator),
                 ..base.clone()
             }
             .zenoh()?,
@@ -78,8 +105,13 @@ impl LocalClusterBuilder {
         })
         .await?;
         let mut cluster = LocalCluster {
+            worker_listen: format!("{scheme}/127.0.0.1:0"),
+            worker_security: of_role(Role::Worker),
+            base: ClusterConfig {
+                security: of_role(Role::Client),
+                ..base
+            },
             endpoint,
-            base,
             coordinator: Some(coordinator),
             workers: Vec::new(),
             slots: self.slots,
@@ -96,7 +128,10 @@ impl LocalClusterBuilder {
 /// A coordinator and workers in this process.
 pub struct LocalCluster {
     endpoint: String,
+    /// What a client connects with (the client's security).
     base: ClusterConfig,
+    worker_listen: String,
+    worker_security: Security,
     /// `None` once stopped by [`LocalCluster::stop_coordinator`].
     coordinator: Option<Coordinator>,
     workers: Vec<Option<Worker>>,
@@ -120,6 +155,7 @@ impl LocalCluster {
             fault: None,
             lease: None,
             allowed_paths: vec![PathBuf::from("/")],
+            security: None,
         }
     }
 
@@ -147,7 +183,8 @@ impl LocalCluster {
         let mut config = WorkerConfig::new(
             self.base.cluster.clone(),
             ClusterConfig {
-                listen: Some("tcp/127.0.0.1:0".into()),
+                listen: Some(self.worker_listen.clone()),
+                security: self.worker_security.clone(),
                 ..self.base.clone()
             }
             .zenoh()?,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use ffq::cluster::{
-    ClusterClient, ClusterConfig, Coordinator, CoordinatorConfig, SchedulerConfig, Worker,
-    WorkerConfig,
+    ClusterClient, ClusterConfig, Coordinator, CoordinatorConfig, Credentials, SchedulerConfig,
+    Security, TlsFiles, Worker, WorkerConfig,
 };
 
 use super::CliError;
@@ -29,6 +29,77 @@ pub struct ZenohArgs {
     /// consider it gone (zenoh's lease) [default: zenoh's, 10000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub lease_ms: Option<u64>,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// How a process proves who it is, and checks its peers (see
+/// `ffq::cluster::security`). Every process of a secured cluster needs the
+/// same CA and `--member` list.
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// PEM certificate of the CA that signed every member's certificate.
+    /// With --tls-cert and --tls-key it turns on mutual TLS (every endpoint
+    /// must then be quic/HOST:PORT, preferred, or tls/HOST:PORT) and access
+    /// control by role: only members may touch the cluster, each role only
+    /// its part of the protocol.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"], help_heading = "Security")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM certificate of this process (to listen and to connect), signed
+    /// by --tls-ca; its common name is the process's identity.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"], help_heading = "Security")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"], help_heading = "Security")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A certificate common name and its role, as ROLE=NAME (role:
+    /// coordinator, worker or client); repeatable. A role no --member names
+    /// is held by the name ffq-ROLE (ffq-coordinator, ffq-worker,
+    /// ffq-client).
+    #[arg(long = "member", value_name = "ROLE=NAME", help_heading = "Security")]
+    pub members: Vec<String>,
+
+    /// A file whose first line is USER:PASSWORD: the login this process
+    /// presents to the listeners it connects to (zenoh user-password
+    /// authentication; the password is never taken on the command line).
+    #[arg(long, value_name = "FILE", help_heading = "Security")]
+    pub credentials: Option<PathBuf>,
+
+    /// A file of USER:PASSWORD lines: the logins this process's listener
+    /// accepts (coordinators and workers need it with --credentials).
+    #[arg(long, value_name = "FILE", help_heading = "Security")]
+    pub users: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    pub fn security(&self) -> Result<Security, CliError> {
+        let mut security = Security::default();
+        if let (Some(ca), Some(cert), Some(key)) = (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            security.tls = Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        for spec in &self.members {
+            security
+                .members
+                .add_spec(spec)
+                .map_err(|e| CliError::msg(format!("--member: {e}")))?;
+        }
+        if let Some(path) = &self.credentials {
+            security.credentials = Some(
+                Credentials::from_file(path)
+                    .map_err(|e| CliError::msg(format!("--credentials: {e}")))?,
+            );
+        }
+        security.accepted_users = self.users.clone();
+        Ok(security)
+    }
 }
 
 impl ZenohArgs {
@@ -44,6 +115,7 @@ impl ZenohArgs {
         config.listen = listen;
         config.zenoh_config = self.zenoh_config.clone();
         config.lease = self.lease_ms.map(Duration::from_millis);
+        config.security = self.security.security()?;
         Ok(config)
     }
 }

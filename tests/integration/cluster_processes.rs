@@ -10,7 +10,7 @@ use ffq::cluster::process::{free_port, ProcessCluster};
 use ffq::cluster::protocol::ClusterStatus;
 use ffq::Engine;
 
-use crate::common::ffq_binary::{ffq, ffq_process_cluster, FFQ};
+use crate::common::ffq_binary::{ffq_cli, ffq_process_cluster, FFQ};
 use crate::common::{
     check_parity, compare_rows, normalize, output_order, tpch_cluster_engine, tpch_engine,
     tpch_query, OutputOrder,
@@ -180,15 +180,6 @@ async fn coordinator_requeues_tasks_from_stale_worker() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn ffq_cli(args: &[&str]) -> (bool, String, String) {
-    let out = ffq(args, None);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// What `ffq status` prints for `cluster`.

@@ -27,6 +27,7 @@ mod partial_pass_through;
 mod path_policy;
 mod plan_rewrites;
 mod progress;
+mod secure_cluster;
 mod spill;
 mod sqllogictest;
 mod statements;

@@ -29,6 +29,17 @@ pub fn ffq(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("run ffq")
 }
 
+/// Runs `ffq ARGS` without input: whether it succeeded, its standard
+/// output and its standard error.
+pub fn ffq_cli(args: &[&str]) -> (bool, String, String) {
+    let out = ffq(args, None);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A coordinator and `workers` worker processes of `ffq` with `slots` slots
 /// each and a zenoh lease of `lease_ms`, once every worker joined.
 /// `FFQ_TEST_LOGS=DIR` keeps each process's log in DIR.

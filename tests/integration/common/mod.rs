@@ -8,9 +8,11 @@
 //! - [`rows`], [`order`], [`compare`]: results in canonical form, the
 //!   order a result must have, comparison with readable diffs;
 //! - [`ffq_binary`]: the `ffq` binary, and clusters of its processes;
-//! - [`fake_worker`]: a worker that accepts tasks and never answers.
-//! - [`s3`]: a real S3 server on loopback.
+//! - [`fake_worker`]: a worker that accepts tasks and never answers;
+//! - [`s3`]: a real S3 server on loopback;
+//! - [`certs`]: a test CA and member certificates (`rcgen`).
 
+pub mod certs;
 pub mod compare;
 pub mod data;
 pub mod differential;
