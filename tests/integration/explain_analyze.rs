@@ -78,14 +78,9 @@ async fn explain_analyze_on_a_cluster_shows_stages_attempts_and_bytes() {
 }
 
 async fn stages_drawing(engine: &Engine, sql: &str) -> String {
-    let batches = engine.sql(sql).await.unwrap().collect().await.unwrap();
-    let plans = batches[0]
-        .column(1)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap();
-    assert_eq!(plans.len(), 1);
-    plans.value(0).to_string()
+    let rows = explain_rows(engine, sql).await;
+    assert_eq!(rows.len(), 1);
+    rows[0].1.clone()
 }
 
 #[tokio::test]
