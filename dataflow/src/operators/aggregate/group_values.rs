@@ -59,9 +59,6 @@ pub(super) fn new_group_values(key_types: &[DataType]) -> Result<Box<dyn GroupVa
             _ => {}
         }
     }
-    if let Some(packed) = super::packed_groups::PackedGroups::try_new(key_types) {
-        return Ok(Box::new(packed));
-    }
     Ok(Box::new(RowGroups::try_new(key_types)?))
 }
 
