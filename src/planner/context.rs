@@ -33,6 +33,9 @@ impl<'a> PlannerContext<'a> {
                 // array literals `[1.0, 2.0]` -> make_array(1.0, 2.0); `||` and
                 // `@>` / `<@` on arrays
                 Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
+                // `l[1]` -> array_element, `l[1:2]` -> array_slice, `s['f']`
+                // -> get_field, `m['k']` on maps
+                Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
                 Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
                 // count(*) OVER (...) -> count(1) OVER (...)
                 Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),

@@ -49,6 +49,7 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
 /// partial/final aggregates and exchanges.
 const CLUSTER_FILES: &[&str] = &[
     "distinct_aggregates_mixed.slt",
+    "field_access.slt",
     "float_zero_nan_keys.slt",
     "mark_joins.slt",
     "min_max_nan.slt",
