@@ -26,7 +26,13 @@ struct Setting {
     /// The field `SET` changes; `Err`: fixed when the engine starts, and
     /// how to choose it then.
     field: Result<fn(&mut EngineConfig) -> &mut usize, &'static str>,
+    /// The largest value `SET` accepts (as the CLI flag does).
+    max: usize,
 }
+
+/// The largest batch size `SET` accepts (batches are allocated up front),
+/// as `--batch-size`.
+const MAX_BATCH_SIZE: usize = 16 * 1024 * 1024;
 
 const SETTINGS: [Setting; 4] = [
     Setting {
@@ -34,12 +40,14 @@ const SETTINGS: [Setting; 4] = [
         datafusion: "datafusion.execution.target_partitions",
         get: |c| c.target_partitions.to_string(),
         field: Ok(|c| &mut c.target_partitions),
+        max: ffq_dataflow::limits::MAX_PARTITIONS,
     },
     Setting {
         name: "batch_size",
         datafusion: "datafusion.execution.batch_size",
         get: |c| c.batch_size.to_string(),
         field: Ok(|c| &mut c.batch_size),
+        max: MAX_BATCH_SIZE,
     },
     Setting {
         name: "memory_limit",
@@ -50,6 +58,7 @@ const SETTINGS: [Setting; 4] = [
         },
         field: Err("the memory limit is fixed when the engine starts \
                   (EngineConfig::memory_limit, or --memory-limit)"),
+        max: 0,
     },
     Setting {
         name: "spill_dir",
@@ -60,6 +69,7 @@ const SETTINGS: [Setting; 4] = [
         },
         field: Err("the spill directory is fixed when the engine starts \
                   (EngineConfig::spill_dir, or --spill-dir)"),
+        max: 0,
     },
 ];
 
@@ -91,6 +101,12 @@ pub(super) fn set(session: &Arc<SessionState>, name: &str, value: &str) -> Resul
             s.name
         ))
     })?;
+    if n > s.max {
+        return Err(Error::InvalidArgument(format!(
+            "SET {}: {n} exceeds the limit {}",
+            s.name, s.max
+        )));
+    }
     session.update_config(|c| *field(c) = n);
     Ok(no_rows(session))
 }

@@ -87,6 +87,10 @@ async fn bad_settings_are_clear_errors() {
     assert!(e.contains("'0' is not a positive whole number"), "{e}");
     let e = err("SET target_partitions = 'many'").await;
     assert!(e.contains("'many' is not a positive whole number"), "{e}");
+    let e = err("SET target_partitions = 100000000").await;
+    assert!(e.contains("100000000 exceeds the limit 65536"), "{e}");
+    let e = err("SET batch_size = 100000000000").await;
+    assert!(e.contains("exceeds the limit 16777216"), "{e}");
     let e = err("SET memory_limit = 100").await;
     assert!(
         e.starts_with("not supported") && e.contains("--memory-limit"),
