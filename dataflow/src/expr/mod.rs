@@ -26,11 +26,13 @@ use crate::functions::FunctionRegistry;
 use crate::tree::Tree;
 
 mod aggregate;
+mod decimal_arith;
 mod scalar;
 #[cfg(test)]
 mod tests;
 
 pub use aggregate::AggExpr;
+pub(crate) use decimal_arith::specialize as specialize_decimal_arith;
 pub use scalar::Scalar;
 
 /// A scalar expression over the columns of one input, by position.
@@ -276,12 +278,13 @@ impl PhysExpr {
         registry: &FunctionRegistry,
     ) -> Result<Arc<dyn PhysicalExpr>> {
         let logical = self.to_logical(registry)?;
-        Ok(create_physical_expr(
+        let expr = create_physical_expr(
             &logical,
             df_schema,
             &ExecutionProps::new(),
             &PhysicalPlanningContext::default(),
-        )?)
+        )?;
+        Ok(decimal_arith::specialize(expr, df_schema.as_arrow())?)
     }
 
     /// The column indices this expression reads.

@@ -19,6 +19,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::hash_map::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
+use super::packed_groups::PackedOrRows;
 use crate::error::{DataflowError, Result};
 use crate::execution::{canonical_keys, needs_canonical};
 
@@ -58,6 +59,9 @@ pub(super) fn new_group_values(key_types: &[DataType]) -> Result<Box<dyn GroupVa
             DataType::Decimal128(_, _) => prim!(Decimal128Type),
             _ => {}
         }
+    }
+    if let Some(packed) = PackedOrRows::try_new(key_types) {
+        return Ok(Box::new(packed));
     }
     Ok(Box::new(RowGroups::try_new(key_types)?))
 }

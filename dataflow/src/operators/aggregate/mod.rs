@@ -63,6 +63,7 @@ mod aggregator;
 mod float_min_max;
 pub mod group_values;
 pub mod grouping_sets;
+mod packed_groups;
 mod pass_through;
 mod spec;
 mod spilling;

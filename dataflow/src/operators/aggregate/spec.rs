@@ -13,7 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::grouping_sets::{grouping_id_scalar, grouping_ids, GroupingSet};
 use crate::error::{DataflowError, Result};
 use crate::execution::needs_canonical;
-use crate::expr::{AggExpr, PhysExpr};
+use crate::expr::{specialize_decimal_arith, AggExpr, PhysExpr};
 use crate::functions::FunctionRegistry;
 use crate::plan::AggregateMode;
 
@@ -157,7 +157,11 @@ impl AggSpec {
         for (l, states) in lowered.into_iter().zip(&state_fields) {
             let func = l.aggregate;
             let (inputs, filter): (Vec<Arc<dyn PhysicalExpr>>, _) = if raw_input {
-                let mut inputs = func.expressions();
+                let mut inputs = func
+                    .expressions()
+                    .into_iter()
+                    .map(|e| specialize_decimal_arith(e, input_schema))
+                    .collect::<datafusion_common::Result<Vec<_>>>()?;
                 // Order-sensitive aggregates get their ordering columns
                 // after the arguments.
                 inputs.extend(func.order_bys().iter().map(|s| Arc::clone(&s.expr)));

@@ -50,7 +50,7 @@ pub(super) fn hash_u128(k: u128) -> u64 {
 }
 
 /// Byte width of key types that can be packed (compared by bit pattern).
-pub(super) fn packed_width(dt: &DataType) -> Option<u32> {
+pub(crate) fn packed_width(dt: &DataType) -> Option<u32> {
     use DataType::*;
     Some(match dt {
         Int8 | UInt8 => 1,
