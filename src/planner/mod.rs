@@ -13,6 +13,7 @@ pub mod context;
 pub mod depth;
 pub mod exchange;
 pub mod expr;
+pub mod mark_subqueries;
 pub mod physical;
 pub mod semi_join;
 pub mod set_ops;
