@@ -10,6 +10,7 @@
 //! Nothing here runs a query by itself or knows the engine.
 
 pub mod context;
+pub mod correlated_scalar;
 pub mod depth;
 pub mod exchange;
 pub mod expr;

@@ -201,6 +201,8 @@ fn run_optimizer(
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
     // EXISTS / IN (subquery) in expressions: mark joins, three-valued IN.
     let analyzed = super::mark_subqueries::rewrite_subqueries_in_expressions(analyzed)?;
+    // Correlated aggregate subqueries DataFusion cannot decorrelate.
+    let analyzed = super::correlated_scalar::rewrite_correlated_scalar_subqueries(analyzed)?;
     // Before the optimizer: long VALUES lists would be walked by every rule.
     let analyzed = super::values::hide_literal_rows(analyzed)?;
     let context = WithFunctions {
