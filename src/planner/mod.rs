@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod expr;
 pub mod mark_subqueries;
 pub mod physical;
+pub mod recursive_cte;
 pub mod semi_join;
 pub mod set_ops;
 pub mod sql;

@@ -55,6 +55,7 @@ const CLUSTER_FILES: &[&str] = &[
     "mark_joins.slt",
     "min_max_nan.slt",
     "ordered_aggregates.slt",
+    "recursive_cte.slt",
     "subqueries_select_list.slt",
 ];
 
