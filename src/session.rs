@@ -29,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::execution::{ExecutionBackend, QueryResources};
 use crate::planner::context::PlannerContext;
 use crate::planner::physical::PhysicalPlanner;
-use crate::planner::sql;
 use crate::planner::recursive_cte::resolve_recursive_queries;
+use crate::planner::sql;
 use crate::planner::subquery::{resolve_scalar_subqueries, SubqueryRunner};
 
 /// The state behind an engine (see the module docs).

@@ -35,6 +35,8 @@ use datafusion_expr::utils::conjunction;
 use datafusion_expr::{lit, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery};
 use datafusion_optimizer::decorrelate::PullUpCorrelatedExpr;
 
+use super::mark_subqueries::requalify;
+
 use crate::error::Result;
 
 /// `plan` with its correlated aggregate scalar subqueries that DataFusion
@@ -182,15 +184,7 @@ impl<'a> DomainJoins<'a> {
             // re-qualified by one alias.
             return Ok(None);
         };
-        let to_rows = |e: Expr| {
-            e.transform(|e| match e {
-                Expr::Column(c) if row_columns.contains(&c) => Ok(Transformed::yes(
-                    Expr::Column(Column::new(Some(name.clone()), c.name)),
-                )),
-                other => Ok(Transformed::no(other)),
-            })
-            .data()
-        };
+        let to_rows = |e: Expr| requalify(e, &row_columns, &name);
         let condition = conjunction(
             parts
                 .correlation

@@ -314,17 +314,17 @@ fn is_correlated(subquery: &Subquery) -> bool {
     !subquery.outer_ref_columns.is_empty()
 }
 
-/// The subquery's columns that the pulled-up correlation reads, renamed to
-/// the alias the subquery is joined under.
-fn requalify(filter: Expr, columns: &BTreeSet<Column>, alias: &str) -> DfResult<Expr> {
-    filter
-        .transform(|e| match e {
-            Expr::Column(c) if columns.contains(&c) => Ok(Transformed::yes(Expr::Column(
-                Column::new(Some(alias.to_string()), c.name),
-            ))),
-            other => Ok(Transformed::no(other)),
-        })
-        .data()
+/// `expr` with its references to `columns` (of a subquery) renamed to the
+/// alias the subquery is joined under.
+pub(super) fn requalify(expr: Expr, columns: &BTreeSet<Column>, alias: &str) -> DfResult<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) if columns.contains(&c) => Ok(Transformed::yes(Expr::Column(Column::new(
+            Some(alias.to_string()),
+            c.name,
+        )))),
+        other => Ok(Transformed::no(other)),
+    })
+    .data()
 }
 
 /// `EXISTS (SELECT * FROM sub [WHERE filter])` for an uncorrelated `sub`:

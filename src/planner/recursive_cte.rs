@@ -163,12 +163,14 @@ async fn run_term(runner: &dyn SubqueryRunner, term: &LogicalPlan) -> Result<Vec
 
 /// `term` with the scans of working table `name` replaced by `rows`.
 fn with_working_table(term: &LogicalPlan, name: &str, rows: &[RecordBatch]) -> Result<LogicalPlan> {
-    let replaced = term.clone().transform_up_with_subqueries(|node| match node {
-        LogicalPlan::TableScan(scan) if is_working_table(&scan, name) => {
-            Ok(Transformed::yes(scan_rows(&scan, rows)?))
-        }
-        other => Ok(Transformed::no(other)),
-    })?;
+    let replaced = term
+        .clone()
+        .transform_up_with_subqueries(|node| match node {
+            LogicalPlan::TableScan(scan) if is_working_table(&scan, name) => {
+                Ok(Transformed::yes(scan_rows(&scan, rows)?))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
     Ok(replaced.data)
 }
 
@@ -272,10 +274,7 @@ impl SeenRows {
                 .converter
                 .convert_columns(&columns)
                 .map_err(|e| Error::Plan(format!("recursive CTE rows: {e}")))?;
-            let keep: Vec<bool> = rows
-                .iter()
-                .map(|r| self.seen.insert(r.owned()))
-                .collect();
+            let keep: Vec<bool> = rows.iter().map(|r| self.seen.insert(r.owned())).collect();
             let mask = arrow::array::BooleanArray::from(keep);
             out.push(
                 arrow::compute::filter_record_batch(&batch, &mask)
