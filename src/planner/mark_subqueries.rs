@@ -30,8 +30,9 @@
 //! null-aware), `IN` reached from the top of a `WHERE` through `AND`/`OR`
 //! only (there a NULL filters the row out exactly as FALSE does), and
 //! `EXISTS` inside `WHERE` expressions (never NULL). A subquery whose
-//! correlation cannot be pulled up is left in place and reported as not
-//! supported when lowered.
+//! correlation cannot be pulled up (or a correlated `IN` over a `LIMIT`,
+//! which the pull-up would no longer apply per outer row) is left in place
+//! and reported as not supported when lowered.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -221,6 +222,11 @@ impl<'a> MarkJoins<'a> {
     fn in_subquery(&mut self, in_subquery: InSubquery) -> DfResult<Transformed<Expr>> {
         let sub = Arc::clone(&in_subquery.subquery.subquery);
         let correlated = is_correlated(&in_subquery.subquery);
+        if correlated && has_limit(&sub) {
+            // The correlation would be pulled above the LIMIT, which then
+            // no longer limits each outer row's rows.
+            return Ok(Transformed::no(Expr::InSubquery(in_subquery)));
+        }
         let x = in_subquery.expr.as_ref().clone();
         let Some(matched) = self.mark(&sub, Some(&x))? else {
             return Ok(Transformed::no(Expr::InSubquery(in_subquery)));
@@ -310,6 +316,11 @@ impl<'a> MarkJoins<'a> {
     }
 }
 
+fn has_limit(plan: &LogicalPlan) -> bool {
+    plan.exists(|n| Ok(matches!(n, LogicalPlan::Limit(_))))
+        .unwrap_or(true)
+}
+
 fn is_correlated(subquery: &Subquery) -> bool {
     !subquery.outer_ref_columns.is_empty()
 }
@@ -349,3 +360,6 @@ fn uncorrelated_exists(sub: &Arc<LogicalPlan>, filter: Option<Expr>) -> DfResult
         spans: Spans::new(),
     }))
 }
+
+#[cfg(test)]
+mod tests;
