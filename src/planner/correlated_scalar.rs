@@ -326,3 +326,6 @@ fn only_matched(f: &mut AggregateFunction, matched: &Expr) {
     };
     f.params.filter = Some(Box::new(filter));
 }
+
+#[cfg(test)]
+mod tests;

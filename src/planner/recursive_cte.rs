@@ -284,3 +284,6 @@ impl SeenRows {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;
