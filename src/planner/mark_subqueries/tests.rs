@@ -3,7 +3,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion_expr::logical_plan::builder::table_scan;
-use datafusion_expr::{col, exists, in_subquery, lit, not, out_ref_col, LogicalPlan};
+use datafusion_expr::{col, exists, in_subquery, lit, not, out_ref_col, Expr, LogicalPlan};
 
 use super::rewrite_subqueries_in_expressions;
 
@@ -73,47 +73,47 @@ fn uncorrelated_non_empty_and_has_null_are_scalar_subqueries() {
     assert_eq!(scalar, 2, "{}", text(&plan));
 }
 
-#[test]
-fn top_level_where_subqueries_stay_datafusions() {
-    let sub = Arc::new(
+/// `SELECT s.y FROM s`, y nullable.
+fn nullable_column_of_s() -> Arc<LogicalPlan> {
+    Arc::new(
         scan("s", &[("y", true)])
             .project(vec![col("s.y")])
             .unwrap()
             .build()
             .unwrap(),
-    );
-    for predicate in [
-        in_subquery(col("t.x"), Arc::clone(&sub)),
-        not(in_subquery(col("t.x"), Arc::clone(&sub))),
-        in_subquery(col("t.x"), Arc::clone(&sub)).or(col("t.x").gt(lit(3))),
-        exists(Arc::clone(&sub)).or(col("t.x").gt(lit(3))),
-    ] {
-        let plan = scan("t", &[("x", true)])
-            .filter(predicate)
-            .unwrap()
-            .build()
-            .unwrap();
-        let rewritten = rewrite_subqueries_in_expressions(plan.clone()).unwrap();
-        assert_eq!(rewritten, plan, "{}", text(&rewritten));
-    }
+    )
 }
 
-#[test]
-fn not_in_under_or_gets_three_valued_marks() {
-    let sub = Arc::new(
-        scan("s", &[("y", true)])
-            .project(vec![col("s.y")])
-            .unwrap()
-            .build()
-            .unwrap(),
-    );
-    let predicate = not(in_subquery(col("t.x"), sub)).or(col("t.x").gt(lit(3)));
+/// `SELECT * FROM t WHERE predicate`, before and after the rewrite.
+fn filter_t(predicate: Expr) -> (LogicalPlan, LogicalPlan) {
     let plan = scan("t", &[("x", true)])
         .filter(predicate)
         .unwrap()
         .build()
         .unwrap();
     let rewritten = rewrite_subqueries_in_expressions(plan.clone()).unwrap();
+    (plan, rewritten)
+}
+
+#[test]
+fn top_level_where_subqueries_stay_datafusions() {
+    let sub = nullable_column_of_s();
+    for predicate in [
+        in_subquery(col("t.x"), Arc::clone(&sub)),
+        not(in_subquery(col("t.x"), Arc::clone(&sub))),
+        in_subquery(col("t.x"), Arc::clone(&sub)).or(col("t.x").gt(lit(3))),
+        exists(Arc::clone(&sub)).or(col("t.x").gt(lit(3))),
+    ] {
+        let (plan, rewritten) = filter_t(predicate);
+        assert_eq!(rewritten, plan, "{}", text(&rewritten));
+    }
+}
+
+#[test]
+fn not_in_under_or_gets_three_valued_marks() {
+    let sub = nullable_column_of_s();
+    let predicate = not(in_subquery(col("t.x"), sub)).or(col("t.x").gt(lit(3)));
+    let (plan, rewritten) = filter_t(predicate);
     assert_eq!(mark_joins(&rewritten), 1, "{}", text(&rewritten));
     // The filter keeps its input's columns.
     assert_eq!(rewritten.schema(), plan.schema());
