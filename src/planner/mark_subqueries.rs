@@ -1,6 +1,7 @@
 //! `EXISTS (subquery)` and `x [NOT] IN (subquery)` inside expressions — the
-//! SELECT list, CASE branches, function arguments, aggregate arguments and
-//! GROUP BY keys, and `IN` under `NOT`/`CASE`/`IS NULL` in a WHERE clause —
+//! SELECT list, CASE branches, function arguments, aggregate arguments,
+//! GROUP BY keys and window functions, and `IN` under `NOT`/`CASE`/`IS
+//! NULL` in a WHERE clause —
 //! become mark joins, with SQL's three-valued `IN`.
 //!
 //! DataFusion decorrelates these subqueries only in a filter, and there as
@@ -42,7 +43,7 @@ use datafusion_common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion_common::{Column, Result as DfResult, ScalarValue, Spans};
 use datafusion_expr::expr::{Exists, InSubquery};
 use datafusion_expr::expr_rewriter::NamePreserver;
-use datafusion_expr::logical_plan::{Aggregate, Projection};
+use datafusion_expr::logical_plan::{Aggregate, Projection, Window};
 use datafusion_expr::utils::{conjunction, disjunction, split_conjunction_owned};
 use datafusion_expr::{
     lit, not, when, BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder,
@@ -65,16 +66,8 @@ pub fn rewrite_subqueries_in_expressions(plan: LogicalPlan) -> Result<LogicalPla
 fn rewrite_node(node: LogicalPlan, aliases: &AliasGenerator) -> DfResult<Transformed<LogicalPlan>> {
     match node {
         LogicalPlan::Projection(p) if p.expr.iter().any(has_predicate_subquery) => {
-            let preserver = NamePreserver::new_for_projection();
             let mut marks = MarkJoins::new(Arc::unwrap_or_clone(p.input), aliases);
-            let exprs = p
-                .expr
-                .into_iter()
-                .map(|e| {
-                    let name = preserver.save(&e);
-                    Ok(name.restore(marks.rewrite(e)?))
-                })
-                .collect::<DfResult<Vec<_>>>()?;
+            let exprs = marks.rewrite_named(p.expr)?;
             let projection = Projection::try_new(exprs, Arc::new(marks.plan))?;
             Ok(Transformed::yes(LogicalPlan::Projection(projection)))
         }
@@ -82,21 +75,26 @@ fn rewrite_node(node: LogicalPlan, aliases: &AliasGenerator) -> DfResult<Transfo
             if a.group_expr.iter().any(has_predicate_subquery)
                 || a.aggr_expr.iter().any(has_predicate_subquery) =>
         {
-            let preserver = NamePreserver::new_for_projection();
             let mut marks = MarkJoins::new(Arc::unwrap_or_clone(a.input), aliases);
-            let mut rewrite_all = |exprs: Vec<Expr>| {
-                exprs
-                    .into_iter()
-                    .map(|e| {
-                        let name = preserver.save(&e);
-                        Ok(name.restore(marks.rewrite(e)?))
-                    })
-                    .collect::<DfResult<Vec<_>>>()
-            };
-            let group = rewrite_all(a.group_expr)?;
-            let aggr = rewrite_all(a.aggr_expr)?;
+            let group = marks.rewrite_named(a.group_expr)?;
+            let aggr = marks.rewrite_named(a.aggr_expr)?;
             let aggregate = Aggregate::try_new(Arc::new(marks.plan), group, aggr)?;
             Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)))
+        }
+        LogicalPlan::Window(w) if w.window_expr.iter().any(has_predicate_subquery) => {
+            // A window passes its input's columns through: the marks are
+            // projected away above it.
+            let mut columns = w.input.schema().columns();
+            let mut marks = MarkJoins::new(Arc::unwrap_or_clone(w.input), aliases);
+            let exprs = marks.rewrite_named(w.window_expr)?;
+            let count = exprs.len();
+            let window = Window::try_new(exprs, Arc::new(marks.plan))?;
+            let all = window.schema.columns();
+            columns.extend(all[all.len() - count..].iter().cloned());
+            let plan = LogicalPlanBuilder::from(LogicalPlan::Window(window))
+                .project(columns.into_iter().map(Expr::Column))?
+                .build()?;
+            Ok(Transformed::yes(plan))
         }
         LogicalPlan::Filter(f) if needs_marks_in_filter(&f.predicate) => {
             let columns = f.input.schema().columns();
@@ -167,6 +165,19 @@ struct MarkJoins<'a> {
 impl<'a> MarkJoins<'a> {
     fn new(plan: LogicalPlan, aliases: &'a AliasGenerator) -> Self {
         MarkJoins { plan, aliases }
+    }
+
+    /// `exprs` rewritten by [`Self::rewrite`], each keeping its name (the
+    /// node's output columns).
+    fn rewrite_named(&mut self, exprs: Vec<Expr>) -> DfResult<Vec<Expr>> {
+        let preserver = NamePreserver::new_for_projection();
+        exprs
+            .into_iter()
+            .map(|e| {
+                let name = preserver.save(&e);
+                Ok(name.restore(self.rewrite(e)?))
+            })
+            .collect()
     }
 
     /// `expr` with every `EXISTS` and `IN (subquery)` read from marks.
