@@ -28,6 +28,8 @@ use datafusion_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableSource};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use ffq_dataflow::execution::canonical_keys;
+
 use super::subquery::{resolve_scalar_subqueries, SubqueryRunner};
 use super::values::LiteralRows;
 use crate::error::{Error, Result};
@@ -236,8 +238,8 @@ fn rows_plan(rows: &[RecordBatch], schema: &DFSchemaRef) -> Result<LogicalPlan> 
     }))
 }
 
-/// The rows a `UNION` recursion has produced so far (NULLs equal, as in
-/// UNION).
+/// The rows a `UNION` recursion has produced so far (NULLs equal, float
+/// zeros and NaNs canonical, as in UNION).
 struct SeenRows {
     converter: RowConverter,
     seen: std::collections::HashSet<OwnedRow>,
@@ -270,9 +272,10 @@ impl SeenRows {
                 .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Error::Plan(format!("recursive CTE rows: {e}")))?;
+            // -0.0 and 0.0 (and every NaN) are one value, as in UNION.
             let rows = self
                 .converter
-                .convert_columns(&columns)
+                .convert_columns(&canonical_keys(&columns))
                 .map_err(|e| Error::Plan(format!("recursive CTE rows: {e}")))?;
             let keep: Vec<bool> = rows.iter().map(|r| self.seen.insert(r.owned())).collect();
             let mask = arrow::array::BooleanArray::from(keep);
