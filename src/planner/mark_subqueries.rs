@@ -103,7 +103,7 @@ fn rewrite_node(node: LogicalPlan, aliases: &AliasGenerator) -> DfResult<Transfo
                 .into_iter()
                 .map(|c| match is_not_in(&c) {
                     true => Ok(c),
-                    false => marks.rewrite_filter_term(c, true),
+                    false => marks.rewrite_filter_term(c),
                 })
                 .collect::<DfResult<Vec<_>>>()?;
             let mut filtered = LogicalPlanBuilder::from(marks.plan);
@@ -129,14 +129,14 @@ fn has_predicate_subquery(expr: &Expr) -> bool {
 /// Whether a filter predicate holds an `IN (subquery)` whose NULL would be
 /// read differently from FALSE (see [`MarkJoins::rewrite_filter_term`]).
 fn needs_marks_in_filter(predicate: &Expr) -> bool {
-    fn needs(e: &Expr, positive: bool) -> bool {
+    fn needs(e: &Expr) -> bool {
         match e {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::And | Operator::Or,
                 right,
-            }) if positive => needs(left, true) || needs(right, true),
-            Expr::InSubquery(i) if positive && !i.negated => false,
+            }) => needs(left) || needs(right),
+            Expr::InSubquery(i) if !i.negated => false,
             other => other
                 .exists(|e| Ok(matches!(e, Expr::InSubquery(_))))
                 .unwrap_or(false),
@@ -144,7 +144,7 @@ fn needs_marks_in_filter(predicate: &Expr) -> bool {
     }
     datafusion_expr::utils::split_conjunction(predicate)
         .into_iter()
-        .any(|c| !is_not_in(c) && needs(c, true))
+        .any(|c| !is_not_in(c) && needs(c))
 }
 
 /// A top-level `NOT IN` conjunct: DataFusion's null-aware anti join.
@@ -191,22 +191,22 @@ impl<'a> MarkJoins<'a> {
     }
 
     /// A term of a WHERE clause: an `IN (subquery)` reached from the top
-    /// through `AND`/`OR` alone (`positive`) keeps DataFusion's mark, since
-    /// NULL and FALSE both drop the row there; elsewhere (under `NOT`,
-    /// `CASE`, `IS NULL`, a comparison) it needs the three-valued answer.
-    /// `EXISTS` is never NULL and stays DataFusion's.
-    fn rewrite_filter_term(&mut self, term: Expr, positive: bool) -> DfResult<Expr> {
+    /// through `AND`/`OR` alone keeps DataFusion's mark, since NULL and
+    /// FALSE both drop the row there; elsewhere (under `NOT`, `CASE`, `IS
+    /// NULL`, a comparison) it needs the three-valued answer. `EXISTS` is
+    /// never NULL and stays DataFusion's.
+    fn rewrite_filter_term(&mut self, term: Expr) -> DfResult<Expr> {
         match term {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: op @ (Operator::And | Operator::Or),
                 right,
-            }) if positive => Ok(Expr::BinaryExpr(BinaryExpr {
-                left: Box::new(self.rewrite_filter_term(*left, true)?),
+            }) => Ok(Expr::BinaryExpr(BinaryExpr {
+                left: Box::new(self.rewrite_filter_term(*left)?),
                 op,
-                right: Box::new(self.rewrite_filter_term(*right, true)?),
+                right: Box::new(self.rewrite_filter_term(*right)?),
             })),
-            Expr::InSubquery(ref i) if positive && !i.negated => Ok(term),
+            Expr::InSubquery(ref i) if !i.negated => Ok(term),
             other => other
                 .transform_up(|e| match e {
                     Expr::InSubquery(in_subquery) => self.in_subquery(in_subquery),
