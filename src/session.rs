@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::execution::{ExecutionBackend, QueryResources};
 use crate::planner::context::PlannerContext;
 use crate::planner::physical::PhysicalPlanner;
+use crate::planner::recursive_cte::resolve_recursive_queries;
 use crate::planner::sql;
 use crate::planner::subquery::{resolve_scalar_subqueries, SubqueryRunner};
 
@@ -149,10 +150,12 @@ impl SessionState {
         }
     }
 
-    /// Optimizes a query plan, runs its uncorrelated scalar subqueries (each
-    /// must return at most one row) and lowers it to a physical plan.
+    /// Optimizes a query plan, runs its recursive CTEs and uncorrelated
+    /// scalar subqueries (each must return at most one row) and lowers it
+    /// to a physical plan.
     pub async fn plan_query(&self, plan: LogicalPlan) -> Result<(LogicalPlan, PhysicalPlan)> {
         let logical = sql::optimize(plan, &self.functions, true)?;
+        let logical = resolve_recursive_queries(self, logical).await?;
         let logical = resolve_scalar_subqueries(self, logical).await?;
         let physical = self.physical_planner().plan(&logical)?;
         Ok((logical, physical))

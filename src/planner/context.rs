@@ -93,6 +93,16 @@ impl ContextProvider for PlannerContext<'_> {
         &self.options
     }
 
+    fn create_cte_work_table(
+        &self,
+        name: &str,
+        schema: arrow::datatypes::SchemaRef,
+    ) -> DFResult<Arc<dyn TableSource>> {
+        Ok(Arc::new(super::recursive_cte::CteWorkTable::new(
+            name, schema,
+        )))
+    }
+
     fn udf_names(&self) -> Vec<String> {
         self.registry.scalar_names().cloned().collect()
     }

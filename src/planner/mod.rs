@@ -10,10 +10,13 @@
 //! Nothing here runs a query by itself or knows the engine.
 
 pub mod context;
+pub mod correlated_scalar;
 pub mod depth;
 pub mod exchange;
 pub mod expr;
+pub mod mark_subqueries;
 pub mod physical;
+pub mod recursive_cte;
 pub mod semi_join;
 pub mod set_ops;
 pub mod sql;

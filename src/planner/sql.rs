@@ -201,6 +201,10 @@ fn run_optimizer(
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
     // Before the optimizer: long VALUES lists would be walked by every rule.
     let analyzed = super::values::hide_literal_rows(analyzed)?;
+    // EXISTS / IN (subquery) in expressions: mark joins, three-valued IN.
+    let analyzed = super::mark_subqueries::rewrite_subqueries_in_expressions(analyzed)?;
+    // Correlated aggregate subqueries DataFusion cannot decorrelate.
+    let analyzed = super::correlated_scalar::rewrite_correlated_scalar_subqueries(analyzed)?;
     let context = WithFunctions {
         context: OptimizerContext::new_with_config_options(options)
             .with_query_execution_start_time(chrono::Utc::now()),
