@@ -16,6 +16,7 @@ pub mod expr;
 pub mod physical;
 pub mod semi_join;
 pub mod set_ops;
+pub mod similar_to;
 pub mod sql;
 pub mod stats;
 pub mod subquery;
