@@ -11,6 +11,7 @@
 
 pub mod context;
 pub mod depth;
+pub mod duplicate_names;
 pub mod exchange;
 pub mod expr;
 pub mod physical;

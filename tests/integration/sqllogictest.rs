@@ -54,6 +54,7 @@ const CLUSTER_FILES: &[&str] = &[
     "mark_joins.slt",
     "min_max_nan.slt",
     "ordered_aggregates.slt",
+    "repeated_names.slt",
     "similar_to.slt",
     "unnest.slt",
 ];
