@@ -174,6 +174,24 @@ pub fn split_catalog_name(name: &str) -> (&str, &str) {
         .unwrap_or((DEFAULT_SCHEMA, name))
 }
 
+/// A catalog name as SQL writes it: `name` or `schema.name` (names with
+/// dots in double quotes).
+pub fn display_name(catalog_name: &str) -> String {
+    let (schema, name) = split_catalog_name(catalog_name);
+    let quoted = |n: &str| {
+        if n.contains('.') {
+            format!("\"{n}\"")
+        } else {
+            n.to_string()
+        }
+    };
+    if schema == DEFAULT_SCHEMA {
+        quoted(name)
+    } else {
+        format!("{}.{}", quoted(schema), quoted(name))
+    }
+}
+
 /// The catalog name a SQL table reference (`t`, `s.t`, `ffq.s.t`, as
 /// datafusion-sql normalized it) stands for.
 pub fn reference_name(reference: &TableReference) -> Result<String> {
@@ -224,7 +242,9 @@ impl Catalog {
         if defaults.is_empty() {
             objects.defaults.remove(name);
         } else {
-            objects.defaults.insert(name.to_string(), Arc::new(defaults));
+            objects
+                .defaults
+                .insert(name.to_string(), Arc::new(defaults));
         }
         Ok(())
     }
@@ -290,11 +310,7 @@ impl Catalog {
 
     /// Whether schema `name` exists.
     pub fn has_schema(&self, name: &str) -> bool {
-        name == DEFAULT_SCHEMA
-            || self
-                .objects
-                .read()
-                .is_ok_and(|o| o.schemas.contains(name))
+        name == DEFAULT_SCHEMA || self.objects.read().is_ok_and(|o| o.schemas.contains(name))
     }
 
     /// Creates schema `name`; `false` when it exists already.
@@ -320,10 +336,25 @@ impl Catalog {
             return Ok(None);
         }
         let in_schema = |n: &String| split_catalog_name(n).0 == name;
-        let tables: Vec<String> = objects.tables.keys().filter(|n| in_schema(n)).cloned().collect();
-        let views: Vec<String> = objects.views.keys().filter(|n| in_schema(n)).cloned().collect();
-        if !cascade && !(tables.is_empty() && views.is_empty()) {
-            let mut names: Vec<&str> = tables.iter().chain(&views).map(|n| split_catalog_name(n).1).collect();
+        let tables: Vec<String> = objects
+            .tables
+            .keys()
+            .filter(|n| in_schema(n))
+            .cloned()
+            .collect();
+        let views: Vec<String> = objects
+            .views
+            .keys()
+            .filter(|n| in_schema(n))
+            .cloned()
+            .collect();
+        let empty = tables.is_empty() && views.is_empty();
+        if !cascade && !empty {
+            let mut names: Vec<&str> = tables
+                .iter()
+                .chain(&views)
+                .map(|n| split_catalog_name(n).1)
+                .collect();
             names.sort();
             return Err(Error::Plan(format!(
                 "schema '{name}' is not empty (it holds {}); drop them first or use DROP SCHEMA \

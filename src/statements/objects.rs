@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::datatypes::Schema;
 use datafusion_common::TableReference;
 
-use crate::catalog::{reference_name, CatalogObject};
+use crate::catalog::{display_name, reference_name, CatalogObject};
 use crate::error::{Error, Result};
 use crate::session::SessionState;
 
@@ -71,7 +71,8 @@ pub(super) fn check_create(
         String::new()
     };
     Err(Error::Plan(format!(
-        "{kind} '{existing}' already exists{hint}"
+        "{kind} '{}' already exists{hint}",
+        display_name(&existing)
     )))
 }
 

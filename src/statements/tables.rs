@@ -7,13 +7,13 @@ use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
+use datafusion_common::ScalarValue;
 use datafusion_expr::logical_plan::{CreateMemoryTable, DmlStatement, DropTable};
 use datafusion_expr::LogicalPlan;
-use ffq_dataflow::execution::BatchBuilder;
-use ffq_dataflow::tables::MemoryTables;
-use datafusion_common::ScalarValue;
 use datafusion_sql::planner::object_name_to_table_reference;
 use datafusion_sql::unparser::expr_to_sql;
+use ffq_dataflow::execution::BatchBuilder;
+use ffq_dataflow::tables::MemoryTables;
 use ffq_dataflow::DataflowError;
 use sqlparser::ast::{Expr as SqlExpr, Insert, SetExpr, TableObject};
 
@@ -21,7 +21,7 @@ use super::objects::{
     catalog_lock, check_create, check_unique_columns, forget_table_data, object_name, resolve,
 };
 use super::output::{no_rows, not_supported, rows};
-use crate::catalog::{CatalogObject, FfqTableSource, TableEntry, TableKind};
+use crate::catalog::{display_name, CatalogObject, FfqTableSource, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
 use crate::error::{Error, Result};
 use crate::session::SessionState;
@@ -217,7 +217,10 @@ pub(super) fn drop_table(session: &Arc<SessionState>, d: DropTable) -> Result<Da
             "'{existing}' is a view, not a table; use DROP VIEW {existing}"
         ))),
         None if d.if_exists => Ok(no_rows(session)),
-        None => Err(Error::Plan(format!("table '{name}' not found"))),
+        None => Err(Error::Plan(format!(
+            "table '{}' not found",
+            display_name(&name)
+        ))),
     }
 }
 
@@ -246,7 +249,12 @@ pub(super) fn fill_default_values(session: &Arc<SessionState>, insert: &mut Inse
     let defaults = session.catalog.defaults(&entry.name);
     // The target column of each value position.
     let columns: Vec<String> = if insert.columns.is_empty() {
-        entry.schema.fields().iter().map(|f| f.name().clone()).collect()
+        entry
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     } else {
         insert
             .columns

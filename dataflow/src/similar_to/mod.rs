@@ -98,7 +98,11 @@ impl ScalarUDFImpl for SimilarTo {
 
 /// Patterns that vary by row: a regex per row, reused while the pattern
 /// and escape stay the same.
-fn per_row(strings: &StringArray, patterns: &StringArray, escapes: &StringArray) -> Result<BooleanArray> {
+fn per_row(
+    strings: &StringArray,
+    patterns: &StringArray,
+    escapes: &StringArray,
+) -> Result<BooleanArray> {
     let mut last: Option<(&str, &str, Regex)> = None;
     let mut out = Vec::with_capacity(strings.len());
     for ((s, p), e) in strings.iter().zip(patterns).zip(escapes) {

@@ -42,7 +42,12 @@ fn standard_patterns_match_as_in_postgresql() {
         ("back\\slash", "back\\\\slash", true),
     ];
     for (s, p, expected) in cases {
-        assert_eq!(matches(s, p), expected, "{s:?} SIMILAR TO {p:?} ({})", to_regex(p, Some('\\')).unwrap());
+        assert_eq!(
+            matches(s, p),
+            expected,
+            "{s:?} SIMILAR TO {p:?} ({})",
+            to_regex(p, Some('\\')).unwrap()
+        );
     }
 }
 
@@ -90,9 +95,18 @@ fn utf8(v: &str) -> ColumnarValue {
 
 #[test]
 fn constant_and_per_row_patterns_with_nulls() {
-    let strings: ArrayRef = Arc::new(StringArray::from(vec![Some("abc"), None, Some("a.c"), Some("xbc")]));
+    let strings: ArrayRef = Arc::new(StringArray::from(vec![
+        Some("abc"),
+        None,
+        Some("a.c"),
+        Some("xbc"),
+    ]));
     let out = invoke(
-        vec![ColumnarValue::Array(Arc::clone(&strings)), utf8("a.c"), utf8("\\")],
+        vec![
+            ColumnarValue::Array(Arc::clone(&strings)),
+            utf8("a.c"),
+            utf8("\\"),
+        ],
         4,
     )
     .to_array(4)
@@ -103,7 +117,12 @@ fn constant_and_per_row_patterns_with_nulls() {
         vec![Some(false), None, Some(true), Some(false)]
     );
 
-    let patterns: ArrayRef = Arc::new(StringArray::from(vec![Some("a%"), Some("%"), None, Some("_bc")]));
+    let patterns: ArrayRef = Arc::new(StringArray::from(vec![
+        Some("a%"),
+        Some("%"),
+        None,
+        Some("_bc"),
+    ]));
     let out = invoke(
         vec![
             ColumnarValue::Array(strings),
@@ -120,7 +139,11 @@ fn constant_and_per_row_patterns_with_nulls() {
     );
 
     let null = invoke(
-        vec![utf8("a"), ColumnarValue::Scalar(ScalarValue::Utf8(None)), utf8("\\")],
+        vec![
+            utf8("a"),
+            ColumnarValue::Scalar(ScalarValue::Utf8(None)),
+            utf8("\\"),
+        ],
         1,
     );
     match null {

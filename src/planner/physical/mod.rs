@@ -447,7 +447,10 @@ fn relax_nullability(schema: &SchemaRef, inputs: impl Iterator<Item = SchemaRef>
 
 /// `UNNEST`: per partition, as DataFusion's plan says which input columns
 /// are lists (and how deep) and which are structs.
-fn lower_unnest(u: &datafusion_expr::logical_plan::Unnest, input: PhysicalPlan) -> Result<PhysicalPlan> {
+fn lower_unnest(
+    u: &datafusion_expr::logical_plan::Unnest,
+    input: PhysicalPlan,
+) -> Result<PhysicalPlan> {
     let lists = u
         .list_type_columns
         .iter()

@@ -23,7 +23,11 @@ fn run(spec: &UnnestSpec, batch: &RecordBatch, max_rows: usize) -> Vec<RecordBat
     let mut unnest = BatchUnnest::new(spec, batch).unwrap();
     let mut out = Vec::new();
     while let Some(b) = unnest.next_batch(max_rows).unwrap() {
-        assert!(b.num_rows() <= max_rows, "{} rows > {max_rows}", b.num_rows());
+        assert!(
+            b.num_rows() <= max_rows,
+            "{} rows > {max_rows}",
+            b.num_rows()
+        );
         out.push(b);
     }
     out
@@ -32,7 +36,12 @@ fn run(spec: &UnnestSpec, batch: &RecordBatch, max_rows: usize) -> Vec<RecordBat
 fn column_i64(batches: &[RecordBatch], i: usize) -> Vec<Option<i64>> {
     batches
         .iter()
-        .flat_map(|b| b.column(i).as_primitive::<Int64Type>().iter().collect::<Vec<_>>())
+        .flat_map(|b| {
+            b.column(i)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -117,7 +126,13 @@ fn a_long_list_comes_out_in_bounded_batches() {
     let mut expected: Vec<Option<i64>> = (0..1000).map(Some).collect();
     expected.push(Some(-1));
     assert_eq!(column_i64(&out, 1), expected);
-    assert_eq!(column_i64(&out, 0).iter().filter(|v| **v == Some(8)).count(), 1);
+    assert_eq!(
+        column_i64(&out, 0)
+            .iter()
+            .filter(|v| **v == Some(8))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -204,7 +219,17 @@ fn nested_lists_flatten_level_by_level() {
     // zips each inner list's elements with the outer list's 3 elements.
     assert_eq!(
         column_i64(&out, 0),
-        [Some(1), Some(2), None, None, None, None, Some(3), None, None]
+        [
+            Some(1),
+            Some(2),
+            None,
+            None,
+            None,
+            None,
+            Some(3),
+            None,
+            None
+        ]
     );
     let shallow: Vec<Option<usize>> = out
         .iter()
