@@ -12,7 +12,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericListArray, OffsetSizeTrait, RecordBatch, UInt32Array,
+    UInt64Array,
+};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 
@@ -52,39 +55,14 @@ struct Lists {
 
 impl Lists {
     fn new(array: &ArrayRef) -> Result<Self> {
-        let valid = |r: usize| array.is_valid(r);
         let (values, rows) = match array.data_type() {
-            DataType::List(_) => {
-                let a = array.as_list::<i32>();
-                let offsets = a.value_offsets();
-                let rows = (0..a.len())
-                    .map(|r| {
-                        valid(r).then(|| {
-                            let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
-                            (s, e - s)
-                        })
-                    })
-                    .collect();
-                (Arc::clone(a.values()), rows)
-            }
-            DataType::LargeList(_) => {
-                let a = array.as_list::<i64>();
-                let offsets = a.value_offsets();
-                let rows = (0..a.len())
-                    .map(|r| {
-                        valid(r).then(|| {
-                            let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
-                            (s, e - s)
-                        })
-                    })
-                    .collect();
-                (Arc::clone(a.values()), rows)
-            }
+            DataType::List(_) => variable_lists(array.as_list::<i32>()),
+            DataType::LargeList(_) => variable_lists(array.as_list::<i64>()),
             DataType::FixedSizeList(_, size) => {
                 let a = array.as_fixed_size_list();
                 let size = *size as usize;
                 let rows = (0..a.len())
-                    .map(|r| valid(r).then_some((r * size, size)))
+                    .map(|r| a.is_valid(r).then_some((r * size, size)))
                     .collect();
                 (Arc::clone(a.values()), rows)
             }
@@ -126,6 +104,22 @@ impl Lists {
             .collect();
         Ok(take(self.values.as_ref(), &indices, None)?)
     }
+}
+
+/// The values and per-row `(start, length)` of a `List` or `LargeList`.
+fn variable_lists<O: OffsetSizeTrait>(
+    a: &GenericListArray<O>,
+) -> (ArrayRef, Vec<Option<(usize, usize)>>) {
+    let offsets = a.value_offsets();
+    let rows = (0..a.len())
+        .map(|r| {
+            a.is_valid(r).then(|| {
+                let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
+                (s, e - s)
+            })
+        })
+        .collect();
+    (Arc::clone(a.values()), rows)
 }
 
 /// Walks the output rows `(row, k)` of one level, `k < lengths[row]`.
