@@ -55,6 +55,7 @@ const CLUSTER_FILES: &[&str] = &[
     "min_max_nan.slt",
     "ordered_aggregates.slt",
     "repeated_names.slt",
+    "schemas.slt",
     "similar_to.slt",
     "unnest.slt",
 ];
