@@ -3,12 +3,12 @@
 //! ([`FfqTableSource`], [`FfqViewSource`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
-use datafusion_common::Result as DFResult;
+use datafusion_common::{Result as DFResult, TableReference};
 use datafusion_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableSource, TableType};
 use ffq_dataflow::plan::TpchTable;
 use ffq_dataflow::storage;
@@ -77,15 +77,25 @@ pub struct ViewEntry {
     pub definition: Option<String>,
 }
 
+/// Column `DEFAULT` values of a table, by column name.
+pub type ColumnDefaults = BTreeMap<String, Expr>;
+
 /// A table as the SQL planner sees it. Parquet tables accept pushed-down
 /// filters as *inexact* (used to skip row groups; rows are still filtered).
 pub struct FfqTableSource {
     pub entry: Arc<TableEntry>,
+    /// What `INSERT` puts in columns it is given no value for (NULL when
+    /// absent).
+    pub defaults: Option<Arc<ColumnDefaults>>,
 }
 
 impl TableSource for FfqTableSource {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.entry.schema)
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.as_ref()?.get(column)
     }
 
     fn supports_filters_pushdown(
@@ -132,11 +142,76 @@ pub enum CatalogObject {
 struct Objects {
     tables: BTreeMap<String, Arc<TableEntry>>,
     views: BTreeMap<String, Arc<ViewEntry>>,
+    /// Schemas made by `CREATE SCHEMA` (the default schema is not listed).
+    schemas: BTreeSet<String>,
+    /// Column defaults of tables made by `CREATE TABLE`, by table name.
+    defaults: BTreeMap<String, Arc<ColumnDefaults>>,
 }
 
-/// Tables and views by name (one namespace). Names are case-sensitive as
-/// registered; unquoted SQL identifiers are lower-cased before lookup, so
-/// register lower-case names to use them unquoted.
+/// The schema of objects whose name has none; it always exists.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// The one catalog ("database") of an engine, as `SHOW TABLES` names it.
+pub const CATALOG_NAME: &str = "ffq";
+
+/// The catalog name of object `name` of `schema`: `name` itself in the
+/// default schema, else `"schema"."name"`. Names cannot contain `"`, so
+/// the two forms never meet: a table named `a.b` (quoted in SQL) and table
+/// `b` of schema `a` are different objects.
+pub fn catalog_name(schema: &str, name: &str) -> String {
+    if schema == DEFAULT_SCHEMA {
+        name.to_string()
+    } else {
+        format!("\"{schema}\".\"{name}\"")
+    }
+}
+
+/// The schema and name of a catalog name (see [`catalog_name`]).
+pub fn split_catalog_name(name: &str) -> (&str, &str) {
+    name.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .and_then(|rest| rest.split_once("\".\""))
+        .unwrap_or((DEFAULT_SCHEMA, name))
+}
+
+/// A catalog name as SQL writes it: `name` or `schema.name` (names with
+/// dots in double quotes).
+pub fn display_name(catalog_name: &str) -> String {
+    let (schema, name) = split_catalog_name(catalog_name);
+    let quoted = |n: &str| {
+        if n.contains('.') {
+            format!("\"{n}\"")
+        } else {
+            n.to_string()
+        }
+    };
+    if schema == DEFAULT_SCHEMA {
+        quoted(name)
+    } else {
+        format!("{}.{}", quoted(schema), quoted(name))
+    }
+}
+
+/// The catalog name a SQL table reference (`t`, `s.t`, `ffq.s.t`, as
+/// datafusion-sql normalized it) stands for.
+pub fn reference_name(reference: &TableReference) -> Result<String> {
+    if let TableReference::Full { catalog, .. } = reference {
+        if catalog.as_ref() != CATALOG_NAME {
+            return Err(Error::Plan(format!(
+                "catalog '{catalog}' not found in {reference} (the engine has one catalog, \
+                 {CATALOG_NAME})"
+            )));
+        }
+    }
+    let schema = reference.schema().unwrap_or(DEFAULT_SCHEMA);
+    Ok(catalog_name(schema, reference.table()))
+}
+
+/// Tables and views by name (one namespace), in schemas. Names are
+/// case-sensitive as registered; unquoted SQL identifiers are lower-cased
+/// before lookup, so register lower-case names to use them unquoted.
+/// Objects of a schema other than the default one are registered under
+/// their [`catalog_name`].
 #[derive(Debug, Default)]
 pub struct Catalog {
     objects: RwLock<Objects>,
@@ -145,25 +220,55 @@ pub struct Catalog {
 impl Catalog {
     /// Registers a table, replacing a table or view of the same name.
     pub fn register(&self, entry: TableEntry) -> Result<()> {
-        validate_table_name(&entry.name)?;
         let mut objects = self.write()?;
+        validate_table_name(&objects, &entry.name)?;
         objects.views.remove(&entry.name);
+        // Defaults stay with the same table (an INSERT registers it again
+        // with its new row count), not with a table replacing it.
+        let same = objects
+            .tables
+            .get(&entry.name)
+            .is_some_and(|t| same_source(t, &entry));
+        if !same {
+            objects.defaults.remove(&entry.name);
+        }
         objects.tables.insert(entry.name.clone(), Arc::new(entry));
         Ok(())
     }
 
+    /// Sets the column defaults of table `name` (none when empty).
+    pub fn set_defaults(&self, name: &str, defaults: ColumnDefaults) -> Result<()> {
+        let mut objects = self.write()?;
+        if defaults.is_empty() {
+            objects.defaults.remove(name);
+        } else {
+            objects
+                .defaults
+                .insert(name.to_string(), Arc::new(defaults));
+        }
+        Ok(())
+    }
+
+    /// The column defaults of table `name`, if it has any.
+    pub fn defaults(&self, name: &str) -> Option<Arc<ColumnDefaults>> {
+        self.objects.read().ok()?.defaults.get(name).cloned()
+    }
+
     /// Registers a view, replacing a table or view of the same name.
     pub fn register_view(&self, entry: ViewEntry) -> Result<()> {
-        validate_table_name(&entry.name)?;
         let mut objects = self.write()?;
+        validate_table_name(&objects, &entry.name)?;
         objects.tables.remove(&entry.name);
+        objects.defaults.remove(&entry.name);
         objects.views.insert(entry.name.clone(), Arc::new(entry));
         Ok(())
     }
 
     /// Removes table `name` (views are left alone).
     pub fn deregister(&self, name: &str) -> Option<Arc<TableEntry>> {
-        self.objects.write().ok()?.tables.remove(name)
+        let mut objects = self.objects.write().ok()?;
+        objects.defaults.remove(name);
+        objects.tables.remove(name)
     }
 
     /// Removes view `name` (tables are left alone).
@@ -201,6 +306,71 @@ impl Catalog {
             .views
             .get(name)
             .map(|v| CatalogObject::View(Arc::clone(v)))
+    }
+
+    /// Whether schema `name` exists.
+    pub fn has_schema(&self, name: &str) -> bool {
+        name == DEFAULT_SCHEMA || self.objects.read().is_ok_and(|o| o.schemas.contains(name))
+    }
+
+    /// Creates schema `name`; `false` when it exists already.
+    pub fn create_schema(&self, name: &str) -> Result<bool> {
+        validate_part("schema", name)?;
+        if name == DEFAULT_SCHEMA {
+            return Ok(false);
+        }
+        Ok(self.write()?.schemas.insert(name.to_string()))
+    }
+
+    /// Drops schema `name`: `Ok(None)` when there is no such schema; with
+    /// `cascade` its tables and views go too (their names are returned),
+    /// without it a schema holding objects is an error.
+    pub fn drop_schema(&self, name: &str, cascade: bool) -> Result<Option<Vec<String>>> {
+        if name == DEFAULT_SCHEMA {
+            return Err(Error::Plan(format!(
+                "schema '{DEFAULT_SCHEMA}' is the default schema and cannot be dropped"
+            )));
+        }
+        let mut objects = self.write()?;
+        if !objects.schemas.contains(name) {
+            return Ok(None);
+        }
+        let in_schema = |n: &String| split_catalog_name(n).0 == name;
+        let tables: Vec<String> = objects
+            .tables
+            .keys()
+            .filter(|n| in_schema(n))
+            .cloned()
+            .collect();
+        let views: Vec<String> = objects
+            .views
+            .keys()
+            .filter(|n| in_schema(n))
+            .cloned()
+            .collect();
+        let empty = tables.is_empty() && views.is_empty();
+        if !cascade && !empty {
+            let mut names: Vec<&str> = tables
+                .iter()
+                .chain(&views)
+                .map(|n| split_catalog_name(n).1)
+                .collect();
+            names.sort();
+            return Err(Error::Plan(format!(
+                "schema '{name}' is not empty (it holds {}); drop them first or use DROP SCHEMA \
+                 {name} CASCADE",
+                names.join(", ")
+            )));
+        }
+        for t in &tables {
+            objects.tables.remove(t);
+            objects.defaults.remove(t);
+        }
+        for v in &views {
+            objects.views.remove(v);
+        }
+        objects.schemas.remove(name);
+        Ok(Some(tables))
     }
 
     /// Names of the tables, sorted.
@@ -287,10 +457,24 @@ fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
     kinds && a.name == b.name && a.schema.fields() == b.schema.fields()
 }
 
-fn validate_table_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('.') || name.chars().any(char::is_whitespace) {
+/// Checks a catalog name: its parts are valid and its schema exists.
+fn validate_table_name(objects: &Objects, name: &str) -> Result<()> {
+    let (schema, table) = split_catalog_name(name);
+    validate_part("table", table)?;
+    if schema != DEFAULT_SCHEMA && !objects.schemas.contains(schema) {
+        return Err(Error::Plan(format!(
+            "schema '{schema}' not found (create it with CREATE SCHEMA {schema})"
+        )));
+    }
+    Ok(())
+}
+
+/// A table or schema name: non-empty, without spaces or double quotes
+/// (dots are fine: `"a.b"` is one name).
+fn validate_part(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('"') || name.chars().any(char::is_whitespace) {
         return Err(Error::InvalidArgument(format!(
-            "table name {name:?} must be non-empty without dots or spaces"
+            "{what} name {name:?} must be non-empty without spaces or double quotes"
         )));
     }
     Ok(())

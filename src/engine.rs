@@ -171,6 +171,7 @@ impl Engine {
         if let Some(df) = statements::intercept(&self.session, &mut statement)? {
             return Ok(df);
         }
+        let repeated = crate::planner::duplicate_names::alias_repeats(&mut statement);
         let plan = sql::plan_statement(&self.session.planner_context(), statement)?;
         match plan {
             LogicalPlan::Explain(e) => explain::explain(&self.session, &e),
@@ -185,7 +186,7 @@ impl Engine {
                 Ok(DataFrame::query(
                     Arc::clone(&self.session),
                     logical,
-                    physical,
+                    repeated.restore(physical),
                 ))
             }
         }

@@ -11,7 +11,7 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{Instrumented, Operator, TaskContext};
 use crate::operators::{
     aggregate, exchange, filter, join, limit, projection, scan, set_op, sort, stage_input, union,
-    values, window,
+    unnest, values, window,
 };
 use crate::plan::{NodeId, NumberedNode, PhysicalPlan, ScanSource};
 
@@ -223,6 +223,19 @@ fn compile_node(
             exprs,
             Arc::clone(schema),
             registry,
+        )?),
+        PhysicalPlan::Unnest {
+            lists,
+            structs,
+            nulls,
+            schema,
+            ..
+        } => Arc::new(unnest::Unnest::try_new(
+            inputs.one()?,
+            lists,
+            structs,
+            *nulls,
+            Arc::clone(schema),
         )?),
         PhysicalPlan::SetOperation { op, on, schema, .. } => {
             let (left, right) = inputs.two()?;

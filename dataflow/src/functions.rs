@@ -36,6 +36,7 @@ impl FunctionRegistry {
         for f in crate::vector::functions() {
             r.register_scalar(f);
         }
+        r.register_scalar(crate::similar_to::function());
         for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
             r.register_aggregate(f);
         }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod operators;
 pub mod plan;
 pub mod runner;
+pub mod similar_to;
 pub mod stage;
 pub mod storage;
 pub mod stream;

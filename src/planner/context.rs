@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion_common::config::ConfigOptions;
-use datafusion_common::{plan_err, Result as DFResult, TableReference};
+use datafusion_common::{plan_datafusion_err, plan_err, Result as DFResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 use ffq_dataflow::functions::FunctionRegistry;
 
-use crate::catalog::Catalog;
+use crate::catalog::{reference_name, Catalog};
 // The table sources are the catalog's; re-exported where they were.
 pub use crate::catalog::{FfqTableSource, FfqViewSource};
 
@@ -45,11 +45,18 @@ impl<'a> PlannerContext<'a> {
 }
 
 impl ContextProvider for PlannerContext<'_> {
-    fn get_table_source(&self, name: TableReference) -> DFResult<Arc<dyn TableSource>> {
-        if let Some(entry) = self.catalog.get(name.table()) {
-            return Ok(Arc::new(FfqTableSource { entry }));
+    fn get_table_source(&self, reference: TableReference) -> DFResult<Arc<dyn TableSource>> {
+        let name = reference_name(&reference).map_err(|e| plan_datafusion_err!("{e}"))?;
+        if let Some(schema) = reference.schema() {
+            if !self.catalog.has_schema(schema) {
+                return plan_err!("schema '{schema}' not found (in {reference})");
+            }
         }
-        match self.catalog.get_view(name.table()) {
+        if let Some(entry) = self.catalog.get(&name) {
+            let defaults = self.catalog.defaults(&entry.name);
+            return Ok(Arc::new(FfqTableSource { entry, defaults }));
+        }
+        match self.catalog.get_view(&name) {
             Some(view) => match self.catalog.stale_view(&view) {
                 Some(problem) => plan_err!("{problem}"),
                 None => Ok(Arc::new(FfqViewSource { view })),
@@ -57,10 +64,10 @@ impl ContextProvider for PlannerContext<'_> {
             None => {
                 let mut names = self.catalog.names();
                 names.extend(self.catalog.view_names());
-                let hint = closest(name.table(), &names)
+                let hint = closest(&name, &names)
                     .map(|n| format!(" (did you mean {n}?)"))
                     .unwrap_or_default();
-                plan_err!("table '{}' not found{hint}", name.table())
+                plan_err!("table '{reference}' not found{hint}")
             }
         }
     }

@@ -80,7 +80,11 @@ pub fn lower_expr(expr: &Expr, schema: &DFSchema) -> Result<PhysExpr> {
                 .map(|e| lower_expr(e, schema))
                 .collect::<Result<_>>()?,
         },
-        Expr::SimilarTo(_) => return Err(Error::NotSupported("SIMILAR TO".into())),
+        Expr::SimilarTo(_) => {
+            return Err(Error::Plan(
+                "SIMILAR TO left unrewritten (planner::similar_to runs before optimization)".into(),
+            ))
+        }
         Expr::ScalarVariable(..) | Expr::Placeholder(_) => {
             return Err(Error::NotSupported(format!(
                 "variables and placeholders ({expr})"

@@ -12,6 +12,7 @@
 pub mod context;
 pub mod correlated_scalar;
 pub mod depth;
+pub mod duplicate_names;
 pub mod exchange;
 pub mod expr;
 pub mod mark_subqueries;
@@ -19,6 +20,7 @@ pub mod physical;
 pub mod recursive_cte;
 pub mod semi_join;
 pub mod set_ops;
+pub mod similar_to;
 pub mod sql;
 pub mod stats;
 pub mod subquery;

@@ -198,6 +198,7 @@ fn run_optimizer(
     let options = Arc::new(options);
     // INTERSECT ALL / EXCEPT ALL get their standard semantics (see set_ops).
     let plan = super::set_ops::rewrite_multiset_ops(plan)?;
+    let plan = super::similar_to::rewrite_similar_to(plan, registry)?;
     let analyzed = Analyzer::new().execute_and_check(plan, &options, |_, _| {})?;
     // Before the optimizer: long VALUES lists would be walked by every rule.
     let analyzed = super::values::hide_literal_rows(analyzed)?;

@@ -1,6 +1,6 @@
 //! Statements that are not queries: `CREATE TABLE [AS]`, `CREATE VIEW`,
-//! `CREATE EXTERNAL TABLE`, `DROP TABLE|VIEW`, `INSERT INTO`, `DESCRIBE`
-//! and `SHOW TABLES`.
+//! `CREATE EXTERNAL TABLE`, `CREATE SCHEMA`, `DROP TABLE|VIEW|SCHEMA`,
+//! `INSERT INTO`, `DESCRIBE` and `SHOW TABLES`.
 //!
 //! DDL statements and `INSERT` take effect when
 //! [`Engine::sql`](crate::Engine::sql) plans them (an `INSERT` runs its
@@ -12,7 +12,7 @@
 //! [`FfqViewSource`](crate::catalog::FfqViewSource).
 //!
 //! One file per family: `tables` (CREATE TABLE [AS], INSERT, DROP TABLE),
-//! `views`, `external` (CREATE EXTERNAL TABLE), `show` (DESCRIBE, SHOW
+//! `views`, `schemas`, `external` (CREATE EXTERNAL TABLE), `show` (DESCRIBE, SHOW
 //! TABLES); `objects` resolves the names statements use and `output`
 //! makes their results. A new statement gets a branch in [`execute`] (or
 //! [`intercept`], when datafusion-sql cannot plan it) and a function in
@@ -21,6 +21,7 @@
 mod external;
 mod objects;
 mod output;
+mod schemas;
 mod settings;
 mod show;
 mod tables;
@@ -44,8 +45,9 @@ use objects::resolve;
 use output::{no_rows, not_supported};
 
 /// Handles a statement before SQL planning when datafusion-sql cannot plan
-/// it as FFQ needs: `SHOW TABLES` (answered from the catalog) and
-/// `CREATE VIEW IF NOT EXISTS` (rejected by datafusion-sql). Returns the
+/// it as FFQ needs: `SHOW TABLES` (answered from the catalog),
+/// `CREATE VIEW IF NOT EXISTS` (rejected by datafusion-sql) and `DEFAULT`
+/// in `INSERT ... VALUES` (unknown to it). Returns the
 /// result when the statement is done; otherwise it is planned as usual.
 pub(crate) fn intercept(
     session: &Arc<SessionState>,
@@ -84,6 +86,10 @@ pub(crate) fn intercept(
                 )));
             }
             show::show_tables(session).map(Some)
+        }
+        SqlStatement::Insert(insert) => {
+            tables::fill_default_values(session, insert)?;
+            Ok(None)
         }
         SqlStatement::ShowVariable { variable } => {
             let name: Vec<&str> = variable.iter().map(|i| i.value.as_str()).collect();
@@ -127,9 +133,9 @@ pub(crate) async fn execute(session: &Arc<SessionState>, plan: LogicalPlan) -> R
             DdlStatement::DropTable(d) => tables::drop_table(session, d),
             DdlStatement::DropView(d) => views::drop_view(session, d),
             DdlStatement::CreateIndex(_) => not_supported("CREATE INDEX"),
-            DdlStatement::CreateCatalogSchema(_) => not_supported("CREATE SCHEMA"),
+            DdlStatement::CreateCatalogSchema(c) => schemas::create_schema(session, c),
             DdlStatement::CreateCatalog(_) => not_supported("CREATE DATABASE"),
-            DdlStatement::DropCatalogSchema(_) => not_supported("DROP SCHEMA"),
+            DdlStatement::DropCatalogSchema(d) => schemas::drop_schema(session, d),
             DdlStatement::CreateFunction(_) => not_supported("CREATE FUNCTION"),
             DdlStatement::DropFunction(_) => not_supported("DROP FUNCTION"),
         },

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::datatypes::Schema;
 use datafusion_common::TableReference;
 
-use crate::catalog::CatalogObject;
+use crate::catalog::{display_name, reference_name, CatalogObject};
 use crate::error::{Error, Result};
 use crate::session::SessionState;
 
@@ -19,15 +19,11 @@ pub(super) fn catalog_lock() -> MutexGuard<'static, ()> {
     CATALOG_CHANGE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The catalog name of a table or view named in a statement (one part;
-/// datafusion-sql has already lower-cased unquoted identifiers).
+/// The catalog name of a table or view named in a statement (`t` or
+/// `schema.t`; datafusion-sql has already lower-cased unquoted
+/// identifiers). Registering checks that its schema exists.
 pub(super) fn object_name(name: &TableReference) -> Result<String> {
-    match name {
-        TableReference::Bare { table } => Ok(table.to_string()),
-        other => Err(Error::NotSupported(format!(
-            "qualified name {other}: tables and views have one-part names"
-        ))),
-    }
+    reference_name(name)
 }
 
 /// The object called `name`, with the name it is registered under (the
@@ -75,7 +71,8 @@ pub(super) fn check_create(
         String::new()
     };
     Err(Error::Plan(format!(
-        "{kind} '{existing}' already exists{hint}"
+        "{kind} '{}' already exists{hint}",
+        display_name(&existing)
     )))
 }
 

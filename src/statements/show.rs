@@ -7,6 +7,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion_expr::logical_plan::DescribeTable;
 
 use super::output::rows;
+use crate::catalog::{split_catalog_name, CATALOG_NAME};
 use crate::dataframe::DataFrame;
 use crate::error::Result;
 use crate::session::SessionState;
@@ -33,7 +34,8 @@ pub(super) fn describe(session: &Arc<SessionState>, d: &DescribeTable) -> Result
 }
 
 /// table_catalog, table_schema, table_name, table_type ('BASE TABLE' or
-/// 'VIEW'), sorted by name: the columns of DataFusion's SHOW TABLES.
+/// 'VIEW'), sorted by schema and name: the columns of DataFusion's SHOW
+/// TABLES.
 pub(super) fn show_tables(session: &Arc<SessionState>) -> Result<DataFrame> {
     let schema = Arc::new(Schema::new(
         ["table_catalog", "table_schema", "table_name", "table_type"]
@@ -41,11 +43,18 @@ pub(super) fn show_tables(session: &Arc<SessionState>) -> Result<DataFrame> {
             .to_vec(),
     ));
     let catalog = &session.catalog;
-    let mut objects: Vec<(String, &str)> = catalog
+    let names: Vec<(String, &str)> = catalog
         .names()
         .into_iter()
         .map(|n| (n, "BASE TABLE"))
         .chain(catalog.view_names().into_iter().map(|n| (n, "VIEW")))
+        .collect();
+    let mut objects: Vec<(&str, &str, &str)> = names
+        .iter()
+        .map(|(name, kind)| {
+            let (schema, name) = split_catalog_name(name);
+            (schema, name, *kind)
+        })
         .collect();
     objects.sort();
     let n = objects.len();
@@ -53,14 +62,10 @@ pub(super) fn show_tables(session: &Arc<SessionState>) -> Result<DataFrame> {
         session,
         schema,
         vec![
-            Arc::new(StringArray::from(vec!["ffq"; n])),
-            Arc::new(StringArray::from(vec!["public"; n])),
-            Arc::new(StringArray::from_iter_values(
-                objects.iter().map(|(name, _)| name.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                objects.iter().map(|(_, t)| *t),
-            )),
+            Arc::new(StringArray::from(vec![CATALOG_NAME; n])),
+            Arc::new(StringArray::from_iter_values(objects.iter().map(|o| o.0))),
+            Arc::new(StringArray::from_iter_values(objects.iter().map(|o| o.1))),
+            Arc::new(StringArray::from_iter_values(objects.iter().map(|o| o.2))),
         ],
     )
 }

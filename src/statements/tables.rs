@@ -7,17 +7,21 @@ use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
+use datafusion_common::ScalarValue;
 use datafusion_expr::logical_plan::{CreateMemoryTable, DmlStatement, DropTable};
 use datafusion_expr::LogicalPlan;
+use datafusion_sql::planner::object_name_to_table_reference;
+use datafusion_sql::unparser::expr_to_sql;
 use ffq_dataflow::execution::BatchBuilder;
 use ffq_dataflow::tables::MemoryTables;
 use ffq_dataflow::DataflowError;
+use sqlparser::ast::{Expr as SqlExpr, Insert, SetExpr, TableObject};
 
 use super::objects::{
     catalog_lock, check_create, check_unique_columns, forget_table_data, object_name, resolve,
 };
 use super::output::{no_rows, not_supported, rows};
-use crate::catalog::{CatalogObject, FfqTableSource, TableEntry, TableKind};
+use crate::catalog::{display_name, CatalogObject, FfqTableSource, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
 use crate::error::{Error, Result};
 use crate::session::SessionState;
@@ -103,9 +107,6 @@ pub(super) async fn create_table(
     if !c.constraints.is_empty() {
         return not_supported("PRIMARY KEY and UNIQUE constraints");
     }
-    if !c.column_defaults.is_empty() {
-        return not_supported("column DEFAULT values");
-    }
     if !check_create(session, &name, false, c.if_not_exists, c.or_replace)? {
         return Ok(no_rows(session));
     }
@@ -120,6 +121,8 @@ pub(super) async fn create_table(
     }
     forget_table_data(session, &name);
     session.register_memory(&name, schema, batches)?;
+    let defaults = c.column_defaults.into_iter().collect();
+    session.catalog.set_defaults(&name, defaults)?;
     Ok(no_rows(session))
 }
 
@@ -214,6 +217,73 @@ pub(super) fn drop_table(session: &Arc<SessionState>, d: DropTable) -> Result<Da
             "'{existing}' is a view, not a table; use DROP VIEW {existing}"
         ))),
         None if d.if_exists => Ok(no_rows(session)),
-        None => Err(Error::Plan(format!("table '{name}' not found"))),
+        None => Err(Error::Plan(format!(
+            "table '{}' not found",
+            display_name(&name)
+        ))),
+    }
+}
+
+/// `INSERT INTO t [(columns)] VALUES (..., DEFAULT, ...)`: each `DEFAULT`
+/// becomes the column's default value (NULL when it has none), before
+/// datafusion-sql, which does not know the keyword, plans the statement.
+/// Leaves statements for unknown tables alone (planning reports them).
+pub(super) fn fill_default_values(session: &Arc<SessionState>, insert: &mut Insert) -> Result<()> {
+    let (TableObject::TableName(table), Some(source)) = (&insert.table, &mut insert.source) else {
+        return Ok(());
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(());
+    };
+    let is_default = |e: &SqlExpr| {
+        matches!(e, SqlExpr::Identifier(i) if i.quote_style.is_none()
+            && i.value.eq_ignore_ascii_case("default"))
+    };
+    if !values.rows.iter().flat_map(|r| &r.content).any(is_default) {
+        return Ok(());
+    }
+    let reference = object_name_to_table_reference(table.clone(), true)?;
+    let Some(entry) = session.catalog.get(&object_name(&reference)?) else {
+        return Ok(());
+    };
+    let defaults = session.catalog.defaults(&entry.name);
+    // The target column of each value position.
+    let columns: Vec<String> = if insert.columns.is_empty() {
+        entry
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| match c.0.last().and_then(|p| p.as_ident()) {
+                Some(i) => Ok(normalize(i)),
+                None => Err(Error::Sql(format!("INSERT column {c}: not a column name"))),
+            })
+            .collect::<Result<_>>()?
+    };
+    for row in &mut values.rows {
+        for (i, cell) in row.content.iter_mut().enumerate() {
+            if !is_default(cell) {
+                continue;
+            }
+            let default = columns
+                .get(i)
+                .and_then(|c| defaults.as_ref()?.get(c).cloned())
+                .unwrap_or(datafusion_expr::Expr::Literal(ScalarValue::Null, None));
+            *cell = expr_to_sql(&default)?;
+        }
+    }
+    Ok(())
+}
+
+/// An identifier as datafusion-sql names it: unquoted ones lower-cased.
+fn normalize(ident: &sqlparser::ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
     }
 }

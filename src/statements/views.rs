@@ -8,7 +8,7 @@ use datafusion_expr::logical_plan::{CreateView, DropView};
 
 use super::objects::{catalog_lock, check_create, check_unique_columns, object_name, resolve};
 use super::output::no_rows;
-use crate::catalog::{CatalogObject, ViewEntry};
+use crate::catalog::{display_name, CatalogObject, ViewEntry};
 use crate::dataframe::DataFrame;
 use crate::error::{Error, Result};
 use crate::session::SessionState;
@@ -43,6 +43,9 @@ pub(super) fn drop_view(session: &Arc<SessionState>, d: DropView) -> Result<Data
             "'{existing}' is a table, not a view; use DROP TABLE {existing}"
         ))),
         None if d.if_exists => Ok(no_rows(session)),
-        None => Err(Error::Plan(format!("view '{name}' not found"))),
+        None => Err(Error::Plan(format!(
+            "view '{}' not found",
+            display_name(&name)
+        ))),
     }
 }

@@ -56,7 +56,11 @@ const CLUSTER_FILES: &[&str] = &[
     "min_max_nan.slt",
     "ordered_aggregates.slt",
     "recursive_cte.slt",
+    "repeated_names.slt",
+    "schemas.slt",
+    "similar_to.slt",
     "subqueries_select_list.slt",
+    "unnest.slt",
 ];
 
 fn slt_dir() -> (PathBuf, bool) {

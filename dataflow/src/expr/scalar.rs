@@ -156,7 +156,9 @@ mod serde_bytes_compat {
                     Ok(ByteBuf(out))
                 }
             }
-            d.deserialize_bytes(V)
+            // `byte_buf`: ciborium reads byte strings longer than its scratch
+            // buffer (4 KiB) only this way.
+            d.deserialize_byte_buf(V)
         }
     }
 }

@@ -94,3 +94,20 @@ fn a_literal_in_list_compiles_to_a_hash_set() {
     // DataFusion's InListExpr probes a hash set when every item is constant.
     assert!(compiled.to_string().contains("IN (SET)"), "{compiled}");
 }
+
+#[test]
+fn literals_larger_than_the_cbor_reader_scratch_roundtrip() {
+    // A 100k-element list literal (a folded `range(100000)`) is ~800 KB of
+    // IPC: far beyond ciborium's 4 KiB scratch buffer.
+    let list = ScalarValue::List(Arc::new(arrow::array::ListArray::from_iter_primitive::<
+        arrow::datatypes::Int64Type,
+        _,
+        _,
+    >(vec![Some(
+        (0..100_000).map(Some).collect::<Vec<_>>(),
+    )])));
+    let mut buf = Vec::new();
+    ciborium::into_writer(&Scalar(list.clone()), &mut buf).unwrap();
+    let back: Scalar = ciborium::from_reader(buf.as_slice()).unwrap();
+    assert_eq!(back.0, list);
+}

@@ -14,6 +14,7 @@ pub mod set_op;
 pub mod sort;
 pub mod stage_input;
 pub mod union;
+pub mod unnest;
 pub mod values;
 pub mod window;
 

@@ -137,6 +137,26 @@ impl PhysicalPlan {
                 format!("SetOperation({op:?}): on=[{}]", keys.join(", "))
             }
             PhysicalPlan::Window { exprs, .. } => format!("Window: [{}]", list(exprs)),
+            PhysicalPlan::Unnest {
+                lists,
+                structs,
+                nulls,
+                ..
+            } => {
+                let lists: Vec<String> = lists
+                    .iter()
+                    .map(|l| match l.depth {
+                        1 => format!("#{}", l.column),
+                        d => format!("#{} depth={d}", l.column),
+                    })
+                    .collect();
+                let structs: Vec<String> = structs.iter().map(|c| format!("#{c}")).collect();
+                format!(
+                    "Unnest: lists=[{}], structs=[{}], nulls={nulls:?}",
+                    lists.join(", "),
+                    structs.join(", ")
+                )
+            }
             PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
                 Partitioning::Hash { keys, partitions } => {
                     format!("Exchange(hash [{}] -> {partitions})", list(keys))

@@ -13,9 +13,11 @@ use crate::tree::Tree;
 
 mod describe;
 mod node_id;
+pub mod unnest;
 pub mod window;
 
 pub use node_id::{NodeId, NumberedNode};
+pub use unnest::{UnnestList, UnnestNulls};
 pub use window::WindowExpr;
 
 /// Where a scan reads its rows from.
@@ -323,6 +325,20 @@ pub enum PhysicalPlan {
         exprs: Vec<WindowExpr>,
         schema: SchemaRef,
     },
+    /// Flattens list columns into rows and struct columns into their
+    /// fields, per partition. Output, in input column order: for a column
+    /// of `lists`, one column per entry naming it (in `lists` order); for
+    /// a column of `structs`, its fields; any other column repeated once
+    /// per output row of its input row. Several lists of one row are
+    /// zipped: the row yields as many rows as its longest list, shorter
+    /// lists padded with NULLs.
+    Unnest {
+        input: Box<PhysicalPlan>,
+        lists: Vec<UnnestList>,
+        structs: Vec<usize>,
+        nulls: UnnestNulls,
+        schema: SchemaRef,
+    },
     /// Redistributes rows between partitions; a stage boundary.
     Exchange {
         input: Box<PhysicalPlan>,
@@ -362,6 +378,7 @@ impl PhysicalPlan {
             | PhysicalPlan::Union { schema, .. }
             | PhysicalPlan::SetOperation { schema, .. }
             | PhysicalPlan::Window { schema, .. }
+            | PhysicalPlan::Unnest { schema, .. }
             | PhysicalPlan::StageInput { schema, .. }
             | PhysicalPlan::Custom { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
@@ -390,7 +407,8 @@ impl PhysicalPlan {
             | PhysicalPlan::Aggregate { input, .. }
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::Limit { input, .. }
-            | PhysicalPlan::Window { input, .. } => input.output_partitions(),
+            | PhysicalPlan::Window { input, .. }
+            | PhysicalPlan::Unnest { input, .. } => input.output_partitions(),
             PhysicalPlan::HashJoin { right, .. } => right.output_partitions(),
             PhysicalPlan::NestedLoopJoin { right, .. } => right.output_partitions(),
             PhysicalPlan::SetOperation { left, .. } => left.output_partitions(),
@@ -431,6 +449,7 @@ macro_rules! plan_children {
             | PhysicalPlan::SortPreservingMerge { input, .. }
             | PhysicalPlan::Limit { input, .. }
             | PhysicalPlan::Window { input, .. }
+            | PhysicalPlan::Unnest { input, .. }
             | PhysicalPlan::Exchange { input, .. } => vec![input.$as_ref()],
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion_common::DFSchema;
+use datafusion_common::{DFSchema, NullHandling};
 use datafusion_expr::logical_plan::{FetchType, SkipType};
 use datafusion_expr::LogicalPlan;
 use ffq_dataflow::expr::{AggExpr, PhysExpr, SortExpr};
@@ -29,7 +29,9 @@ use ffq_dataflow::functions::FunctionRegistry;
 use ffq_dataflow::operators::aggregate::grouping_ids;
 use ffq_dataflow::operators::parquet_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_splits;
-use ffq_dataflow::plan::{AggregateMode, Partitioning, PhysicalPlan, ScanSource};
+use ffq_dataflow::plan::{
+    AggregateMode, Partitioning, PhysicalPlan, ScanSource, UnnestList, UnnestNulls,
+};
 
 mod aggregate_order;
 mod join;
@@ -165,7 +167,7 @@ impl PhysicalPlanner<'_> {
             LogicalPlan::Subquery(_) => Err(Error::NotSupported(
                 "subquery that could not be turned into a join".into(),
             )),
-            LogicalPlan::Unnest(_) => Err(Error::NotSupported("UNNEST".into())),
+            LogicalPlan::Unnest(u) => lower_unnest(u, self.lower(&u.input)?),
             // The session runs recursive CTEs before lowering (see
             // `planner::recursive_cte`); only EXPLAIN, which runs nothing,
             // meets one here.
@@ -448,6 +450,34 @@ fn relax_nullability(schema: &SchemaRef, inputs: impl Iterator<Item = SchemaRef>
         }
     }
     Arc::new(Schema::new(fields))
+}
+
+/// `UNNEST`: per partition, as DataFusion's plan says which input columns
+/// are lists (and how deep) and which are structs.
+fn lower_unnest(
+    u: &datafusion_expr::logical_plan::Unnest,
+    input: PhysicalPlan,
+) -> Result<PhysicalPlan> {
+    let lists = u
+        .list_type_columns
+        .iter()
+        .map(|(column, list)| UnnestList {
+            column: *column,
+            depth: list.depth,
+        })
+        .collect();
+    let nulls = match u.options.null_handling {
+        NullHandling::Drop => UnnestNulls::Drop,
+        NullHandling::Preserve => UnnestNulls::Preserve,
+        NullHandling::PreserveAndExpandEmpty => UnnestNulls::PreserveAndExpandEmpty,
+    };
+    Ok(PhysicalPlan::Unnest {
+        input: Box::new(input),
+        lists,
+        structs: u.struct_type_columns.clone(),
+        nulls,
+        schema: Arc::new(u.schema.as_arrow().clone()),
+    })
 }
 
 /// `VALUES` rows: expressions over no input.
