@@ -106,7 +106,10 @@ mod tests {
             .get_json("connect/endpoints")
             .unwrap()
             .contains("127.0.0.1:7448"));
-        assert_eq!(c.get_json("transport/shared_memory/enabled").unwrap(), "true");
+        assert_eq!(
+            c.get_json("transport/shared_memory/enabled").unwrap(),
+            "true"
+        );
         let mut off = c.clone();
         shared_memory(&mut off, false).unwrap();
         assert_eq!(
