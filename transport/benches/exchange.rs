@@ -452,20 +452,18 @@ fn main() {
             let short = if shm { "SHM" } else { "TCP" };
             match two_processes(sf, runs, nrows, shm).await {
                 Ok(r) => {
-                    table.push(Row {
-                        path: format!("zenoh, 2 processes, {short}: fetch (framed, verified)"),
-                        rows: nrows,
-                        arrow,
-                        wire: r.framed.1,
-                        secs: r.framed.0,
-                    });
-                    table.push(Row {
-                        path: format!("zenoh, 2 processes, {short}: raw get of the same bytes"),
-                        rows: nrows,
-                        arrow,
-                        wire: r.raw.1,
-                        secs: r.raw.0,
-                    });
+                    for (what, (secs, wire)) in [
+                        ("fetch (framed, verified)", r.framed),
+                        ("raw get of the same bytes", r.raw),
+                    ] {
+                        table.push(Row {
+                            path: format!("zenoh, 2 processes, {short}: {what}"),
+                            rows: nrows,
+                            arrow,
+                            wire,
+                            secs,
+                        });
+                    }
                     overheads.push(format!(
                         "{over}: framed fetch {:.3} s, raw {:.3} s: framing + verification cost \
                          {:+.1}% of raw (median of {} paired runs: {:+.1}%)",
