@@ -48,10 +48,16 @@ pub fn peer_config(listen: Option<&str>, connect: &[&str]) -> Result<Config> {
     Ok(config)
 }
 
-/// The shared-memory pool of one session, in bytes: room for the frames
-/// of a few gets in flight (a message that finds the pool full goes over
-/// the link instead).
-pub const SHARED_MEMORY_POOL_BYTES: usize = 128 << 20;
+/// The shared-memory pool of one session, in bytes (a message that finds
+/// the pool full goes over the link instead). Measured with zenoh 1.10.2:
+/// a session's pool is resident in full (`/dev/shm`, outside any memory
+/// limit) once it sent its first message through it, and a sent chunk is
+/// freed only by zenoh's hand-off task, which runs every 100 ms, so a pool
+/// carries at most about ten times its size per second before messages
+/// fall back to the link. 128 MiB pools made the test suite hold 2.1 GB
+/// of `/dev/shm`; 32 MiB keeps that a quarter while the frames of one get
+/// in flight still fit.
+pub const SHARED_MEMORY_POOL_BYTES: usize = 32 << 20;
 
 /// Replies smaller than this go over the link even between co-located
 /// sessions: for a few KiB, a copy into the socket costs less than the
