@@ -59,17 +59,24 @@ impl ZenohStageInputs {
 
     /// Frames of other attempts dropped by the fetches so far.
     pub fn stale_frames(&self) -> u64 {
-        self.stats
-            .lock()
-            .map(|s| s.iter().map(|f| f.stale_frames()).sum())
-            .unwrap_or(0)
+        self.sum(FetchStats::stale_frames)
     }
 
     /// Bytes fetched so far.
     pub fn bytes(&self) -> u64 {
+        self.sum(FetchStats::bytes)
+    }
+
+    /// Fetches opened and gets sent so far (each get is a round trip).
+    pub fn round_trips(&self) -> (usize, u64) {
+        let fetches = self.stats.lock().map(|s| s.len()).unwrap_or(0);
+        (fetches, self.sum(FetchStats::gets))
+    }
+
+    fn sum(&self, counter: impl Fn(&FetchStats) -> u64) -> u64 {
         self.stats
             .lock()
-            .map(|s| s.iter().map(|f| f.bytes()).sum())
+            .map(|s| s.iter().map(|f| counter(f)).sum())
             .unwrap_or(0)
     }
 }

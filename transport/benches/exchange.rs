@@ -2,12 +2,18 @@
 //! channels, and the zenoh data path (output store, queryable, fetch with
 //! verification) between two sessions over loopback TCP, in one process
 //! and between two processes (the bench re-executes itself as the
-//! producer).
+//! producer). Between two processes it runs over TCP and over zenoh's
+//! shared memory, each both through FFQ's frames (fetch + verification +
+//! IPC decoding) and as raw zenoh (the same frame bytes replied to one
+//! get and only made contiguous), in turns against one producer: the
+//! ratio of the two is the cost of framing and verification.
 //!
 //! Run: `cargo bench -p ffq-transport --bench exchange` (release). Env:
 //! `FFQ_BENCH_SF` (TPC-H scale factor of the lineitem batches, default
-//! 0.1), `FFQ_BENCH_RUNS` (runs per row, best is shown, default 3).
-//! Prints a table; MB/s counts Arrow memory of the batches (1 MB = 10^6 B).
+//! 0.1), `FFQ_BENCH_RUNS` (runs per row, best is shown, default 3),
+//! `FFQ_BENCH_BATCH` (rows per batch, default 8192: about 1 MiB frames).
+//! Prints a table; MB/s counts Arrow memory of the batches, wire MB/s the
+//! frame bytes received (1 MB = 10^6 B).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -20,16 +26,23 @@ use ffq_dataflow::operators::tpch_scan::{tpch_generator, tpch_schema};
 use ffq_dataflow::plan::TpchTable;
 use ffq_transport::zenoh_exchange::frame::{Frame, FrameEncoder, StreamVerifier};
 use ffq_transport::zenoh_exchange::{
-    fetch_partition, loopback_endpoint, peer_config, AttemptId, AttemptRef, ClusterId, DataKey,
-    OutputServer, OutputStore, PartitionId, QueryId, ServeOptions, StageId, TaskId,
-    ZenohPartitionWriter,
+    fetch_partition, loopback_endpoint, peer_config, shared_memory, AttemptId, AttemptRef,
+    ClusterId, DataKey, OutputServer, OutputStore, PartitionId, QueryId, ServeOptions, StageId,
+    TaskId, ZenohPartitionWriter,
 };
 use ffq_transport::ChannelExchange;
 use futures::StreamExt;
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, Reply};
+use zenoh::Wait;
 
 const ROLE_ENV: &str = "FFQ_BENCH_ROLE";
 const ENDPOINT_ENV: &str = "FFQ_BENCH_ENDPOINT";
+const SHM_ENV: &str = "FFQ_BENCH_SHM";
 const CLUSTER: &str = "bench";
+/// The key of the raw replies (the producer's frames without the store).
+const RAW_KEY: &str = "bench/raw";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -39,9 +52,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn lineitem(sf: f64) -> Vec<RecordBatch> {
-    tpch_generator(TpchTable::LineItem, sf, 1, 1, 8192)
-        .collect::<Result<Vec<_>, _>>()
-        .expect("tpch generation")
+    tpch_generator(
+        TpchTable::LineItem,
+        sf,
+        1,
+        1,
+        env_or("FFQ_BENCH_BATCH", 8192),
+    )
+    .collect::<Result<Vec<_>, _>>()
+    .expect("tpch generation")
 }
 
 fn arrow_bytes(batches: &[RecordBatch]) -> usize {
@@ -67,16 +86,16 @@ struct Row {
 
 fn print(rows: &[Row]) {
     println!(
-        "\n| {:<52} | {:>9} | {:>9} | {:>9} | {:>8} | {:>9} |",
-        "path", "rows", "arrow MB", "wire MB", "seconds", "MB/s"
+        "\n| {:<56} | {:>9} | {:>9} | {:>9} | {:>8} | {:>9} | {:>10} |",
+        "path", "rows", "arrow MB", "wire MB", "seconds", "MB/s", "wire MB/s"
     );
     println!(
-        "|{:-<54}|{:->11}|{:->11}|{:->11}|{:->10}|{:->11}|",
-        "", "", "", "", "", ""
+        "|{:-<58}|{:->11}|{:->11}|{:->11}|{:->10}|{:->11}|{:->12}|",
+        "", "", "", "", "", "", ""
     );
     for r in rows {
         println!(
-            "| {:<52} | {:>9} | {:>9.1} | {:>9} | {:>8.3} | {:>9.0} |",
+            "| {:<56} | {:>9} | {:>9.1} | {:>9} | {:>8.3} | {:>9.0} | {:>10} |",
             r.path,
             r.rows,
             r.arrow as f64 / 1e6,
@@ -84,7 +103,10 @@ fn print(rows: &[Row]) {
                 .map(|w| format!("{:.1}", w as f64 / 1e6))
                 .unwrap_or_else(|| "-".into()),
             r.secs,
-            r.arrow as f64 / 1e6 / r.secs
+            r.arrow as f64 / 1e6 / r.secs,
+            r.wire
+                .map(|w| format!("{:.0}", w as f64 / 1e6 / r.secs))
+                .unwrap_or_else(|| "-".into()),
         );
     }
 }
@@ -216,9 +238,18 @@ async fn sessions() -> Sessions {
     }
 }
 
-/// The child process: serves the batches, prefilled, until stdin closes.
+/// A session config for the two-process runs: shared memory on or off.
+fn two_process_config(listen: Option<&str>, connect: &[&str], shm: bool) -> zenoh::Config {
+    let mut config = peer_config(listen, connect).unwrap();
+    shared_memory(&mut config, shm).unwrap();
+    config
+}
+
+/// The child process: serves the batches, prefilled, until stdin closes:
+/// from its output store (runs 0..RUNS) and raw on [`RAW_KEY`].
 fn producer_main() {
     let endpoint = std::env::var(ENDPOINT_ENV).expect("endpoint");
+    let shm = std::env::var(SHM_ENV).as_deref() == Ok("1");
     let sf: f64 = env_or("FFQ_BENCH_SF", 0.1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -226,7 +257,7 @@ fn producer_main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let session = zenoh::open(peer_config(Some(&endpoint), &[]).unwrap())
+        let session = zenoh::open(two_process_config(Some(&endpoint), &[], shm))
             .await
             .unwrap();
         let (store, _server) = serve_store(&session).await;
@@ -235,6 +266,22 @@ fn producer_main() {
         for task in 0..runs {
             produce(&store, task, &batches);
         }
+        let (_, frames, _) = encode_only(&batches);
+        let frames: Arc<Vec<ZBytes>> = Arc::new(frames.into_iter().map(ZBytes::from).collect());
+        let _raw = session
+            .declare_queryable(RAW_KEY)
+            .callback(move |query| {
+                let frames = Arc::clone(&frames);
+                std::thread::spawn(move || {
+                    for f in frames.iter() {
+                        if query.reply(RAW_KEY, f.clone()).wait().is_err() {
+                            return;
+                        }
+                    }
+                });
+            })
+            .await
+            .unwrap();
         println!("READY");
         std::io::stdout().flush().unwrap();
         // Serve until the parent closes our stdin.
@@ -246,6 +293,30 @@ fn producer_main() {
         .unwrap();
         session.close().await.unwrap();
     });
+}
+
+/// Raw zenoh: one get answered with the producer's frames, each made
+/// contiguous and counted, nothing decoded or verified.
+async fn consume_raw(session: &zenoh::Session) -> (usize, u64) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+    session
+        .get(RAW_KEY)
+        .callback(move |reply| {
+            let _ = tx.send(reply);
+        })
+        .consolidation(ConsolidationMode::None)
+        .congestion_control(CongestionControl::Block)
+        .timeout(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (mut frames, mut bytes) = (0, 0u64);
+    while let Some(reply) = rx.recv().await {
+        let sample = reply.result().expect("a raw frame");
+        let payload = sample.payload().to_bytes();
+        bytes += std::hint::black_box(payload.as_ref()).len() as u64;
+        frames += 1;
+    }
+    (frames, bytes)
 }
 
 fn main() {
@@ -272,6 +343,7 @@ fn main() {
     );
     assert_eq!(batches[0].schema(), tpch_schema(TpchTable::LineItem));
     let mut table = Vec::new();
+    let mut overheads: Vec<String> = Vec::new();
 
     rt.block_on(async {
         let (secs, _) = best(runs, || channel_run(Arc::clone(&batches))).await;
@@ -374,27 +446,73 @@ fn main() {
         s.consumer.close().await.unwrap();
         s.producer.close().await.unwrap();
 
-        // zenoh, two processes.
-        match two_processes(sf, runs, nrows).await {
-            Ok((secs, wire)) => table.push(Row {
-                path: "zenoh, 2 processes: fetch of a stored partition".into(),
-                rows: nrows,
-                arrow,
-                wire,
-                secs,
-            }),
-            Err(e) => println!("two-process run skipped: {e}"),
+        // zenoh, two processes: over TCP, then over shared memory.
+        for shm in [false, true] {
+            let over = if shm { "shared memory" } else { "TCP" };
+            let short = if shm { "SHM" } else { "TCP" };
+            match two_processes(sf, runs, nrows, shm).await {
+                Ok(r) => {
+                    for (what, (secs, wire)) in [
+                        ("fetch (framed, verified)", r.framed),
+                        ("raw get of the same bytes", r.raw),
+                    ] {
+                        table.push(Row {
+                            path: format!("zenoh, 2 processes, {short}: {what}"),
+                            rows: nrows,
+                            arrow,
+                            wire,
+                            secs,
+                        });
+                    }
+                    overheads.push(format!(
+                        "{over}: framed fetch {:.3} s, raw {:.3} s: framing + verification cost \
+                         {:+.1}% of raw (median of {} paired runs: {:+.1}%)",
+                        r.framed.0,
+                        r.raw.0,
+                        100.0 * (r.framed.0 / r.raw.0 - 1.0),
+                        r.ratios.len(),
+                        100.0 * (r.median_ratio() - 1.0),
+                    ));
+                }
+                Err(e) => println!("two-process run over {over} skipped: {e}"),
+            }
         }
     });
     print(&table);
+    println!();
+    for o in overheads {
+        println!("{o}");
+    }
 }
 
-async fn two_processes(sf: f64, runs: usize, nrows: usize) -> Result<(f64, Option<u64>), String> {
+/// What the two-process runs measured: the best framed and raw times
+/// (seconds, wire bytes) and the framed/raw ratio of each pair of runs.
+struct TwoProcess {
+    framed: (f64, Option<u64>),
+    raw: (f64, Option<u64>),
+    ratios: Vec<f64>,
+}
+
+impl TwoProcess {
+    fn median_ratio(&self) -> f64 {
+        let mut r = self.ratios.clone();
+        r.sort_by(f64::total_cmp);
+        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+async fn two_processes(
+    sf: f64,
+    runs: usize,
+    nrows: usize,
+    shm: bool,
+) -> Result<TwoProcess, String> {
     let endpoint = loopback_endpoint().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .env(ROLE_ENV, "producer")
         .env(ENDPOINT_ENV, &endpoint)
+        .env(SHM_ENV, if shm { "1" } else { "0" })
         .env("FFQ_BENCH_SF", sf.to_string())
         .env("FFQ_BENCH_RUNS", runs.to_string())
         .stdin(Stdio::piped())
@@ -413,25 +531,36 @@ async fn two_processes(sf: f64, runs: usize, nrows: usize) -> Result<(f64, Optio
         let _ = child.kill();
         return Err(format!("producer said {ready:?}"));
     }
-    let consumer = zenoh::open(peer_config(None, &[&endpoint]).unwrap())
+    let consumer = zenoh::open(two_process_config(None, &[&endpoint], shm))
         .await
         .map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut task = 0;
-    let result = best(runs, || {
-        let t = task;
-        task += 1;
-        let consumer = consumer.clone();
-        async move {
-            let start = Instant::now();
-            let (rows, wire) = consume(&consumer, t).await;
-            assert_eq!(rows, nrows);
-            (start.elapsed(), Some(wire))
+    // One run of each first warms the link (and the shared-memory pools).
+    consume(&consumer, 0).await;
+    consume_raw(&consumer).await;
+    let mut out = TwoProcess {
+        framed: (f64::MAX, None),
+        raw: (f64::MAX, None),
+        ratios: Vec::new(),
+    };
+    for task in 0..runs as u32 {
+        let start = Instant::now();
+        let (rows, wire) = consume(&consumer, task).await;
+        let framed = start.elapsed().as_secs_f64();
+        assert_eq!(rows, nrows);
+        let start = Instant::now();
+        let (_, raw_wire) = consume_raw(&consumer).await;
+        let raw = start.elapsed().as_secs_f64();
+        if framed < out.framed.0 {
+            out.framed = (framed, Some(wire));
         }
-    })
-    .await;
+        if raw < out.raw.0 {
+            out.raw = (raw, Some(raw_wire));
+        }
+        out.ratios.push(framed / raw);
+    }
     consumer.close().await.map_err(|e| e.to_string())?;
     drop(child.stdin.take());
     let _ = child.wait();
-    Ok(result)
+    Ok(out)
 }

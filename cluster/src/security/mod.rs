@@ -251,6 +251,10 @@ impl Security {
                 )?;
             }
             set(config, &tls_key("enable_mtls"), "true")?;
+            // Shared memory would carry data frames past TLS between
+            // co-located members: a secured cluster keeps them on its links.
+            ffq_transport::zenoh_exchange::shared_memory(config, false)
+                .map_err(|e| ClusterError::Config(e.to_string()))?;
             let file_acl = config.get_json("access_control/enabled").ok();
             if file_acl.as_deref() != Some("true") {
                 let acl = acl::access_control(cluster, &self.members);

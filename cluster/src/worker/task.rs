@@ -146,6 +146,9 @@ impl Shared {
             )
             .await;
         let writer = output.0.take().expect("set above");
+        let (fetches, gets) = inputs.round_trips();
+        tracing::debug!(worker = %self.id, ?attempt, fetches, gets, bytes = inputs.bytes(),
+            "task inputs read");
         let spilled: u64 = compiled
             .ctx
             .metrics

@@ -155,7 +155,48 @@ fn to_buffer(payload: &ZBytes) -> Buffer {
     }
 }
 
-/// [`fetch_partition`] with options.
+/// One get sent (or about to be): its replies as they arrive, and whether
+/// zenoh accepted it.
+struct SentGet {
+    replies: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+    issued: futures::future::BoxFuture<'static, Result<(), String>>,
+}
+
+/// Sends a get for `selector` whose replies are buffered as they arrive
+/// (see the module doc). With `spawn`, and inside a tokio runtime, it is
+/// sent right away rather than when first awaited.
+fn send_get(session: &Session, selector: String, timeout: Duration, spawn: bool) -> SentGet {
+    use futures::FutureExt;
+    let (tx, replies) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+    let session = session.clone();
+    let issued = async move {
+        session
+            .get(selector)
+            .callback(move |reply| {
+                let _ = tx.send(reply);
+            })
+            .consolidation(ConsolidationMode::None)
+            .target(QueryTarget::All)
+            .congestion_control(CongestionControl::Block)
+            .timeout(timeout)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let issued = match tokio::runtime::Handle::try_current() {
+        Ok(rt) if spawn => {
+            let task = rt.spawn(issued);
+            async move { task.await.map_err(|e| e.to_string())? }.boxed()
+        }
+        _ => issued.boxed(),
+    };
+    SentGet { replies, issued }
+}
+
+/// [`fetch_partition`] with options. The first get is sent at once (not
+/// when the stream is first polled), so that the partition travels while
+/// its reader still works on something else, e.g. the probe side of a
+/// hash join while the build side is read; later gets are sent when the
+/// replies of the previous one were taken, as the module doc says.
 pub fn fetch_partition_with(
     session: &Session,
     key: &DataKey,
@@ -185,31 +226,29 @@ pub fn fetch_partition_with(
         let reservation = MemoryConsumer::new(format!("fetch of {}", key.stream)).register(pool);
         (reservation, memory_limit(pool.as_ref()))
     });
+    stats.gets.fetch_add(1, Ordering::Relaxed);
+    let first = send_get(
+        &session,
+        selector(&ask, 0, &reservation, options.max_reply_bytes),
+        options.get_timeout,
+        true,
+    );
     let inner = async_stream::stream! {
         let reservation = reservation;
         let mut verifier = StreamVerifier::new(expected);
+        let mut next_get = Some(first);
         'gets: loop {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
-            let mut selector = format!("{ask}?{FROM_PARAM}={}", verifier.next_seq());
-            let budget = match &reservation {
-                Some((r, limit)) => Some(reserve_budget(r, *limit, options.max_reply_bytes)),
-                None => options.max_reply_bytes,
+            let get = match next_get.take() {
+                Some(get) => get,
+                None => {
+                    let from = verifier.next_seq();
+                    let selector = selector(&ask, from, &reservation, options.max_reply_bytes);
+                    counters.gets.fetch_add(1, Ordering::Relaxed);
+                    send_get(&session, selector, options.get_timeout, false)
+                }
             };
-            if let Some(max) = budget {
-                selector.push_str(&format!(";{MAX_BYTES_PARAM}={max}"));
-            }
-            counters.gets.fetch_add(1, Ordering::Relaxed);
-            let issued = session
-                .get(selector)
-                .callback(move |reply| {
-                    let _ = tx.send(reply);
-                })
-                .consolidation(ConsolidationMode::None)
-                .target(QueryTarget::All)
-                .congestion_control(CongestionControl::Block)
-                .timeout(options.get_timeout)
-                .await;
-            if let Err(e) = issued {
+            let SentGet { replies: mut rx, issued } = get;
+            if let Err(e) = issued.await {
                 yield Err(fail(format!("get failed: {e}")));
                 break;
             }
@@ -283,6 +322,25 @@ pub fn fetch_partition_with(
         stats,
         inner: Box::pin(inner),
     }
+}
+
+/// The selector of a get of `ask` from frame `from` on, with the byte
+/// budget reserved for it (see [`reserve_budget`]).
+fn selector(
+    ask: &str,
+    from: u64,
+    reservation: &Option<(MemoryReservation, Option<usize>)>,
+    max_reply_bytes: Option<usize>,
+) -> String {
+    let mut selector = format!("{ask}?{FROM_PARAM}={from}");
+    let budget = match reservation {
+        Some((r, limit)) => Some(reserve_budget(r, *limit, max_reply_bytes)),
+        None => max_reply_bytes,
+    };
+    if let Some(max) = budget {
+        selector.push_str(&format!(";{MAX_BYTES_PARAM}={max}"));
+    }
+    selector
 }
 
 /// Reserves the budget of the next get in `reservation` and returns it:

@@ -40,7 +40,7 @@ pub mod serve;
 pub mod store;
 pub mod writer;
 
-pub use config::{config_from_file, peer_config};
+pub use config::{config_from_file, peer_config, shared_memory};
 pub use error::TransportError;
 pub use exchange::ZenohExchange;
 pub use fetch::{
