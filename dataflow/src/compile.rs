@@ -11,7 +11,7 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{Instrumented, Operator, TaskContext};
 use crate::operators::{
     aggregate, exchange, filter, join, limit, projection, scan, set_op, sort, stage_input, union,
-    values, window,
+    values, window, write,
 };
 use crate::plan::{NodeId, NumberedNode, PhysicalPlan, ScanSource};
 
@@ -255,6 +255,9 @@ fn compile_node(
             *preserve,
             Arc::clone(schema),
         )),
+        PhysicalPlan::Write { sink, .. } => {
+            Arc::new(write::FileWrite::try_new(inputs.one()?, sink.clone())?)
+        }
         PhysicalPlan::Exchange { partitioning, .. } => Arc::new(exchange::Exchange::try_new(
             inputs.one()?,
             partitioning,

@@ -75,7 +75,10 @@ pub(super) fn create_external_table(
 
 /// CSV options from `OPTIONS (...)` (keys as datafusion-sql normalizes
 /// them: lower-case, `format.` prefixed).
-fn csv_options(options: &HashMap<String, String>, schema: Option<SchemaRef>) -> Result<CsvOptions> {
+pub(super) fn csv_options(
+    options: &HashMap<String, String>,
+    schema: Option<SchemaRef>,
+) -> Result<CsvOptions> {
     let mut csv = CsvOptions {
         schema,
         ..CsvOptions::default()

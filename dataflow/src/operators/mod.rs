@@ -16,6 +16,7 @@ pub mod stage_input;
 pub mod union;
 pub mod values;
 pub mod window;
+pub mod write;
 
 /// Kept at their old paths for callers outside the crate.
 pub use crate::execution::Operator;

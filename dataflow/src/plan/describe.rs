@@ -137,6 +137,7 @@ impl PhysicalPlan {
                 format!("SetOperation({op:?}): on=[{}]", keys.join(", "))
             }
             PhysicalPlan::Window { exprs, .. } => format!("Window: [{}]", list(exprs)),
+            PhysicalPlan::Write { sink, .. } => format!("Write: {sink}"),
             PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
                 Partitioning::Hash { keys, partitions } => {
                     format!("Exchange(hash [{}] -> {partitions})", list(keys))

@@ -14,9 +14,11 @@ use crate::tree::Tree;
 mod describe;
 mod node_id;
 pub mod window;
+mod write;
 
 pub use node_id::{NodeId, NumberedNode};
 pub use window::WindowExpr;
+pub use write::{write_count_schema, FileFormat, FileSink, WriteTarget};
 
 /// Where a scan reads its rows from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +339,13 @@ pub enum PhysicalPlan {
         schema: SchemaRef,
         partitions: usize,
     },
+    /// Writes each input partition to a file of `sink` and emits one row
+    /// per partition: the number of rows it wrote (`count`, UInt64).
+    Write {
+        input: Box<PhysicalPlan>,
+        sink: FileSink,
+        schema: SchemaRef,
+    },
     /// The output of an upstream stage, in a stage cut out of a plan for
     /// the distributed runtime (see [`crate::stage`]): it replaces the
     /// stage's input exchange. Partition `p` reads partition `p` of every
@@ -363,6 +372,7 @@ impl PhysicalPlan {
             | PhysicalPlan::SetOperation { schema, .. }
             | PhysicalPlan::Window { schema, .. }
             | PhysicalPlan::StageInput { schema, .. }
+            | PhysicalPlan::Write { schema, .. }
             | PhysicalPlan::Custom { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Sort { input, .. }
@@ -390,6 +400,7 @@ impl PhysicalPlan {
             | PhysicalPlan::Aggregate { input, .. }
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::Limit { input, .. }
+            | PhysicalPlan::Write { input, .. }
             | PhysicalPlan::Window { input, .. } => input.output_partitions(),
             PhysicalPlan::HashJoin { right, .. } => right.output_partitions(),
             PhysicalPlan::NestedLoopJoin { right, .. } => right.output_partitions(),
@@ -431,6 +442,7 @@ macro_rules! plan_children {
             | PhysicalPlan::SortPreservingMerge { input, .. }
             | PhysicalPlan::Limit { input, .. }
             | PhysicalPlan::Window { input, .. }
+            | PhysicalPlan::Write { input, .. }
             | PhysicalPlan::Exchange { input, .. } => vec![input.$as_ref()],
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }
