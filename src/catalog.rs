@@ -43,10 +43,15 @@ pub enum TableKind {
     Memory,
     Parquet {
         files: Vec<String>,
+        /// The file or directory the table was registered with (where
+        /// `INSERT` adds files).
+        location: String,
     },
     Csv {
         files: Vec<String>,
         options: CsvOptions,
+        /// As for Parquet.
+        location: String,
     },
     Tpch {
         table: TpchTable,
@@ -261,15 +266,17 @@ impl Catalog {
 fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
     let kinds = match (&a.kind, &b.kind) {
         (TableKind::Memory, TableKind::Memory) => true,
-        (TableKind::Parquet { files: x }, TableKind::Parquet { files: y }) => x == y,
+        (TableKind::Parquet { files: x, .. }, TableKind::Parquet { files: y, .. }) => x == y,
         (
             TableKind::Csv {
                 files: x,
                 options: o,
+                ..
             },
             TableKind::Csv {
                 files: y,
                 options: p,
+                ..
             },
         ) => x == y && o.has_header == p.has_header && o.delimiter == p.delimiter,
         (

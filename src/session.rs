@@ -235,7 +235,10 @@ impl SessionState {
         self.catalog.register(TableEntry {
             name: name.to_string(),
             schema,
-            kind: TableKind::Parquet { files },
+            kind: TableKind::Parquet {
+                files,
+                location: path.to_string(),
+            },
             row_count: Some(rows),
         })
     }
@@ -250,7 +253,11 @@ impl SessionState {
         self.catalog.register(TableEntry {
             name: name.to_string(),
             schema,
-            kind: TableKind::Csv { files, options },
+            kind: TableKind::Csv {
+                files,
+                options,
+                location: path.to_string(),
+            },
             row_count: None,
         })
     }

@@ -162,14 +162,18 @@ pub(super) async fn write_files(
             Arc::new(Schema::new(fields))
         }
     };
-    let mut input = physical;
-    let partitions = input.output_partitions();
-    if matches!(target, WriteTarget::File { .. }) && partitions > 1 {
-        input = PhysicalPlan::Exchange {
-            input: Box::new(input),
-            partitioning: Partitioning::Gather,
-        };
-    }
+    // The planner gathers a query's output into one partition; a
+    // directory takes the partitions as they are, one file each.
+    let input = match (physical, &target) {
+        (
+            PhysicalPlan::Exchange {
+                input,
+                partitioning: Partitioning::Gather,
+            },
+            WriteTarget::Directory { .. },
+        ) => *input,
+        (physical, _) => physical,
+    };
     let write = PhysicalPlan::Write {
         input: Box::new(input),
         sink: FileSink {

@@ -1,16 +1,28 @@
 //! `CREATE EXTERNAL TABLE ... STORED AS PARQUET|CSV`: maps onto the
-//! session's Parquet and CSV registration.
+//! session's Parquet and CSV registration; and `INSERT INTO` such a table,
+//! which adds files to its directory.
+//!
+//! A table declared with its columns over a directory that holds no files
+//! yet is empty until an `INSERT` writes some. `INSERT` never rewrites a
+//! file: each statement adds new part files with a name of its own (see
+//! [`super::copy::write_files`]), then the table's file list is read
+//! again so that later scans see them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion_expr::logical_plan::CreateExternalTable;
+use datafusion_expr::LogicalPlan;
 use ffq_dataflow::operators::parquet_scan;
+use ffq_dataflow::plan::{FileFormat, WriteTarget};
+use ffq_dataflow::storage;
+use std::path::Path;
 
+use super::copy;
 use super::objects::{catalog_lock, check_create, forget_table_data, object_name};
 use super::output::{no_rows, not_supported};
-use crate::catalog::{list_files, CsvOptions};
+use crate::catalog::{list_files, CsvOptions, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
 use crate::error::{Error, Result};
 use crate::session::SessionState;
@@ -53,6 +65,17 @@ pub(super) fn create_external_table(
                     "option '{key}' of Parquet tables"
                 )));
             }
+            if let Some(schema) = declared
+                .clone()
+                .filter(|_| is_empty_directory(&location, "parquet"))
+            {
+                forget_table_data(session, &name);
+                register_empty(session, &name, schema, TableKind::Parquet {
+                    files: vec![],
+                    location,
+                })?;
+                return Ok(no_rows(session));
+            }
             if let Some(declared) = &declared {
                 check_parquet_columns(&name, &location, declared)?;
             }
@@ -60,8 +83,16 @@ pub(super) fn create_external_table(
             session.register_parquet(&name, &location)?;
         }
         "CSV" => {
-            let options = csv_options(&e.options, declared)?;
+            let options = csv_options(&e.options, declared.clone())?;
             forget_table_data(session, &name);
+            if let Some(schema) = declared.filter(|_| is_empty_directory(&location, "csv")) {
+                register_empty(session, &name, schema, TableKind::Csv {
+                    files: vec![],
+                    options,
+                    location,
+                })?;
+                return Ok(no_rows(session));
+            }
             session.register_csv(&name, &location, options)?;
         }
         other => {
@@ -71,6 +102,130 @@ pub(super) fn create_external_table(
         }
     }
     Ok(no_rows(session))
+}
+
+/// Whether `location` is a directory (or object prefix, ending in `/`)
+/// without `.ext` files.
+fn is_empty_directory(location: &str, ext: &str) -> bool {
+    let directory = if storage::is_url(location) {
+        location.ends_with('/')
+    } else {
+        Path::new(location).is_dir()
+    };
+    directory && list_files(location, ext).is_err()
+}
+
+fn register_empty(
+    session: &Arc<SessionState>,
+    name: &str,
+    schema: SchemaRef,
+    kind: TableKind,
+) -> Result<()> {
+    let row_count = matches!(kind, TableKind::Parquet { .. }).then_some(0);
+    session.catalog.register(TableEntry {
+        name: name.to_string(),
+        schema,
+        kind,
+        row_count,
+    })
+}
+
+/// `INSERT INTO` a Parquet or CSV table: runs `input` and writes its rows
+/// as new files in the table's directory; returns the rows written.
+pub(super) async fn insert(
+    session: &Arc<SessionState>,
+    entry: &Arc<TableEntry>,
+    input: LogicalPlan,
+    overwrite: bool,
+) -> Result<u64> {
+    let name = &entry.name;
+    if overwrite {
+        return Err(Error::NotSupported(format!(
+            "INSERT OVERWRITE into file-backed table '{name}'; INSERT INTO appends files"
+        )));
+    }
+    let (location, format) = match &entry.kind {
+        TableKind::Parquet { location, .. } => (location, copy::file_format("parquet", &HashMap::new(), location)?),
+        TableKind::Csv { location, options, .. } => (
+            location,
+            FileFormat::Csv {
+                has_header: options.has_header,
+                delimiter: options.delimiter,
+            },
+        ),
+        _ => {
+            return Err(Error::NotSupported(format!(
+                "INSERT into table '{name}': not a file-backed table"
+            )))
+        }
+    };
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    if storage::is_url(location) {
+        if !location.ends_with('/') {
+            return not_one_file(name, location);
+        }
+    } else {
+        match std::fs::metadata(location) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return not_one_file(name, location),
+            Err(e) => {
+                return Err(Error::file(
+                    location,
+                    format!("the directory of table '{name}' cannot be read: {e}"),
+                ))
+            }
+        }
+    }
+    let target = WriteTarget::Directory {
+        dir: location.to_string(),
+        prefix: copy::unique_prefix(),
+    };
+    let schema = Arc::clone(&entry.schema);
+    let written = copy::write_files(session, input, target, format, Some(schema)).await?;
+    refresh_files(session, entry, written)?;
+    Ok(written)
+}
+
+fn not_one_file<T>(name: &str, location: &str) -> Result<T> {
+    Err(Error::NotSupported(format!(
+        "INSERT into table '{name}' stored in one file ({location}); create the table over a \
+         directory (LOCATION '/dir/') to append files"
+    )))
+}
+
+/// Lists the table's files again after an INSERT added `written` rows.
+fn refresh_files(session: &Arc<SessionState>, entry: &Arc<TableEntry>, written: u64) -> Result<()> {
+    let _guard = catalog_lock();
+    let current = session.catalog.get(&entry.name);
+    let unchanged = current.as_ref().is_some_and(|c| {
+        Arc::ptr_eq(c, entry) || c.schema.fields() == entry.schema.fields()
+    });
+    let Some(current) = current.filter(|_| unchanged) else {
+        return Err(Error::Plan(format!(
+            "table '{}' was dropped or changed while the INSERT ran (its files were written)",
+            entry.name
+        )));
+    };
+    let kind = match &current.kind {
+        TableKind::Parquet { location, .. } => TableKind::Parquet {
+            files: list_files(location, "parquet")?,
+            location: location.clone(),
+        },
+        TableKind::Csv {
+            options, location, ..
+        } => TableKind::Csv {
+            files: list_files(location, "csv")?,
+            options: options.clone(),
+            location: location.clone(),
+        },
+        other => other.clone(),
+    };
+    session.catalog.register(TableEntry {
+        name: current.name.clone(),
+        schema: Arc::clone(&current.schema),
+        kind,
+        row_count: current.row_count.map(|rows| rows + written),
+    })
 }
 
 /// CSV options from `OPTIONS (...)` (keys as datafusion-sql normalizes

@@ -212,10 +212,10 @@ impl PhysicalPlanner<'_> {
                 scale_factor: *scale_factor,
                 partitions: if tpch_splits(*table) { n } else { 1 },
             },
-            TableKind::Parquet { files } => ScanSource::Parquet {
+            TableKind::Parquet { files, .. } => ScanSource::Parquet {
                 partitions: parquet_scan::parquet_splits(files, n)?,
             },
-            TableKind::Csv { files, options } => ScanSource::Csv {
+            TableKind::Csv { files, options, .. } => ScanSource::Csv {
                 partitions: files.iter().map(|f| vec![f.clone()]).collect(),
                 has_header: options.has_header,
                 delimiter: options.delimiter,

@@ -1,0 +1,276 @@
+//! Writing files: `COPY (query) TO` / `COPY table TO` a file or a
+//! directory in Parquet, CSV and JSON, and `INSERT INTO` file-backed
+//! tables (new part files next to the old ones). Each scenario runs
+//! embedded and on an in-process cluster of 2 workers (where the workers
+//! write the files) and reads the files back through FFQ, comparing with
+//! the same query over the source table. Process workers may only write
+//! under their `--allow-path` roots.
+
+use std::path::Path;
+
+use arrow::array::{RecordBatch, UInt64Array};
+use arrow::util::pretty::pretty_format_batches;
+use ffq::cluster::process::ProcessCluster;
+use ffq::{Engine, LocalCluster};
+
+use crate::common::ffq_binary::FFQ;
+use crate::common::{assert_contains, connect_engine, query_error, tpch_engine};
+
+/// Runs `sql` and returns its batches.
+async fn run(engine: &Engine, sql: &str) -> Vec<RecordBatch> {
+    let df = engine
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    df.collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The rows of `sql` as a printed table.
+async fn table(engine: &Engine, sql: &str) -> String {
+    pretty_format_batches(&run(engine, sql).await)
+        .unwrap()
+        .to_string()
+}
+
+/// The single `count` a COPY or INSERT answers.
+async fn count(engine: &Engine, sql: &str) -> u64 {
+    let batches = run(engine, sql).await;
+    let [batch] = batches.as_slice() else {
+        panic!("{sql}: expected one batch, got {}", batches.len());
+    };
+    assert_eq!(batch.schema().field(0).name(), "count", "{sql}");
+    let counts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap_or_else(|| panic!("{sql}: count is {}", batch.column(0).data_type()));
+    assert_eq!(counts.len(), 1, "{sql}");
+    counts.value(0)
+}
+
+/// The visible files of `dir` with extension `ext`, sorted.
+fn files(dir: &Path, ext: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(&format!(".{ext}")))
+        .collect();
+    names.sort();
+    names
+}
+
+/// COPY of a query and of a table, to one file in each format and to a
+/// directory; the files read back as the rows that were written.
+async fn copies(engine: &Engine, dir: &Path) {
+    let d = dir.display();
+    let nation = "SELECT n_nationkey, n_name, n_regionkey FROM nation ORDER BY n_nationkey";
+    let expected = table(engine, nation).await;
+    for (ext, stored) in [("parquet", "PARQUET"), ("csv", "CSV")] {
+        let sql = format!(
+            "COPY (SELECT n_nationkey, n_name, n_regionkey FROM nation) TO '{d}/nation.{ext}'"
+        );
+        assert_eq!(count(engine, &sql).await, 25, "{sql}");
+        let name = format!("nation_{ext}");
+        run(
+            engine,
+            &format!("CREATE EXTERNAL TABLE {name} STORED AS {stored} LOCATION '{d}/nation.{ext}'"),
+        )
+        .await;
+        let back = format!("SELECT * FROM {name} ORDER BY n_nationkey");
+        assert_eq!(table(engine, &back).await, expected, "{ext}");
+    }
+
+    // COPY table, format from STORED AS with options.
+    let sql = format!(
+        "COPY nation TO '{d}/nation_pipe.txt' STORED AS CSV OPTIONS (format.delimiter '|', format.has_header false)"
+    );
+    assert_eq!(count(engine, &sql).await, 25);
+    let text = std::fs::read_to_string(dir.join("nation_pipe.txt")).unwrap();
+    assert_eq!(text.lines().count(), 25, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("0|ALGERIA|0|")), "{text}");
+
+    // A directory: one file per partition (3, after the aggregate's hash
+    // exchange), all rows.
+    let grouped = "SELECT o_custkey, count(*) AS n, sum(o_totalprice) AS total FROM orders GROUP BY o_custkey";
+    let sql = format!("COPY ({grouped}) TO '{d}/orders/' STORED AS PARQUET");
+    let written = count(engine, &sql).await;
+    assert_eq!(
+        table(engine, &format!("SELECT CAST({written} AS BIGINT) AS n")).await,
+        table(engine, &format!("SELECT count(*) AS n FROM ({grouped})")).await
+    );
+    let parts = files(&dir.join("orders"), "parquet");
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    run(
+        engine,
+        &format!("CREATE EXTERNAL TABLE orders_copy STORED AS PARQUET LOCATION '{d}/orders/'"),
+    )
+    .await;
+    let agg = "SELECT count(*) AS c, sum(o_custkey) AS k, sum(n) AS n, sum(total) AS t FROM";
+    assert_eq!(
+        table(engine, &format!("{agg} orders_copy")).await,
+        table(engine, &format!("{agg} ({grouped})")).await
+    );
+
+    // An ordered query keeps its order in one file.
+    let sql = format!(
+        "COPY (SELECT o_orderkey FROM orders ORDER BY o_orderkey DESC LIMIT 5) TO '{d}/top.csv'"
+    );
+    assert_eq!(count(engine, &sql).await, 5);
+    let text = std::fs::read_to_string(dir.join("top.csv")).unwrap();
+    assert_eq!(
+        text,
+        "o_orderkey\n60000\n59975\n59974\n59973\n59972\n",
+        "{text}"
+    );
+
+    // An empty result still writes its one file.
+    let sql = format!("COPY (SELECT n_name FROM nation WHERE n_nationkey < 0) TO '{d}/none.csv'");
+    assert_eq!(count(engine, &sql).await, 0);
+    assert_eq!(std::fs::read_to_string(dir.join("none.csv")).unwrap(), "n_name\n");
+}
+
+/// INSERT into Parquet and CSV tables over a directory: each statement
+/// adds files, never touching the ones there.
+async fn inserts(engine: &Engine, dir: &Path) {
+    let d = dir.display();
+    for stored in ["PARQUET", "CSV"] {
+        let ext = stored.to_lowercase();
+        let tdir = dir.join(format!("ins_{ext}"));
+        std::fs::create_dir_all(&tdir).unwrap();
+        let t = format!("ins_{ext}");
+        run(
+            engine,
+            &format!(
+                "CREATE EXTERNAL TABLE {t} (a BIGINT, b VARCHAR) STORED AS {stored} LOCATION '{d}/ins_{ext}/'"
+            ),
+        )
+        .await;
+        assert_eq!(
+            table(engine, &format!("SELECT count(*) AS n FROM {t}")).await,
+            table(engine, "SELECT 0 AS n").await
+        );
+        let sql = format!("INSERT INTO {t} VALUES (1, 'x'), (2, 'y')");
+        assert_eq!(count(engine, &sql).await, 2, "{sql}");
+        let first = files(&tdir, &ext);
+        assert_eq!(first.len(), 1, "{first:?}");
+        let first_bytes = std::fs::read(tdir.join(&first[0])).unwrap();
+
+        let sql = format!("INSERT INTO {t} SELECT n_nationkey, n_name FROM nation");
+        assert_eq!(count(engine, &sql).await, 25, "{sql}");
+        let now = files(&tdir, &ext);
+        assert!(now.len() > 1 && now.contains(&first[0]), "{now:?}");
+        assert_eq!(std::fs::read(tdir.join(&first[0])).unwrap(), first_bytes);
+
+        assert_eq!(
+            table(
+                engine,
+                &format!("SELECT count(*) AS n, sum(a) AS s, max(b) AS m FROM {t}")
+            )
+            .await,
+            table(engine, "SELECT 27 AS n, 303 AS s, 'y' AS m").await,
+            "{t}"
+        );
+    }
+}
+
+async fn errors(engine: &Engine, dir: &Path) {
+    let d = dir.display();
+    let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/x.txt'")).await;
+    assert_contains(&e, &["not supported", "'txt'", "x.txt", "PARQUET, CSV or JSON"]);
+    let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/x.avro' STORED AS AVRO")).await;
+    assert_contains(&e, &["not supported", "'avro'"]);
+    let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/somedir/'")).await;
+    assert_contains(&e, &["STORED AS"]);
+    let e = query_error(
+        engine,
+        &format!("COPY (SELECT 1 AS a) TO '{d}/x.parquet' OPTIONS (format.has_header true)"),
+    )
+    .await;
+    assert_contains(&e, &["not supported", "format.has_header", "Parquet"]);
+    let e = query_error(
+        engine,
+        &format!(
+            "COPY (SELECT x.n_name, y.n_name FROM nation x JOIN nation y ON x.n_nationkey = y.n_regionkey) TO '{d}/dup.parquet'"
+        ),
+    )
+    .await;
+    assert_contains(&e, &["duplicate column name 'n_name'"]);
+
+    // INSERT into a table of one file; into a table whose directory is gone.
+    let e = query_error(engine, "INSERT INTO nation_parquet SELECT * FROM nation_parquet").await;
+    assert_contains(&e, &["not supported", "nation_parquet", "directory"]);
+    let gone = dir.join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    run(
+        engine,
+        &format!("CREATE EXTERNAL TABLE gone (a BIGINT) STORED AS PARQUET LOCATION '{d}/gone/'"),
+    )
+    .await;
+    std::fs::remove_dir(&gone).unwrap();
+    let e = query_error(engine, "INSERT INTO gone VALUES (1)").await;
+    assert_contains(&e, &["gone", "directory of table 'gone'"]);
+    assert!(!gone.exists());
+}
+
+async fn all_writes(engine: &Engine, dir: &Path) {
+    copies(engine, dir).await;
+    inserts(engine, dir).await;
+    errors(engine, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_and_insert_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = tpch_engine(0.01, 3);
+    all_writes(&engine, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_and_insert_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(2)
+        .await
+        .unwrap_or_else(|e| panic!("cluster: {e}"));
+    let engine = connect_engine(cluster.client_config(), 3, 8192).await;
+    engine.register_tpch(0.01).unwrap();
+    all_writes(&engine, dir.path()).await;
+}
+
+/// Worker processes write only under their `--allow-path` roots, like
+/// they read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_write_only_under_their_allowed_paths() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    let other = base.path().join("other");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let cluster = ProcessCluster::builder(FFQ)
+        .workers(2)
+        .slots(2)
+        .allow_path(&root)
+        .start()
+        .await
+        .unwrap();
+    let engine = connect_engine(cluster.client_config().unwrap(), 2, 8192).await;
+    engine.register_tpch(0.01).unwrap();
+
+    let sql = format!(
+        "COPY (SELECT n_nationkey FROM nation) TO '{}/n.parquet'",
+        root.display()
+    );
+    assert_eq!(count(&engine, &sql).await, 25);
+    for target in [
+        other.join("n.parquet"),
+        other.join("dir/"),
+        root.join("../other/n.csv"),
+    ] {
+        let sql = format!(
+            "COPY (SELECT n_nationkey FROM nation) TO '{}' STORED AS CSV",
+            target.display()
+        );
+        let e = query_error(&engine, &sql).await;
+        assert_contains(&e, &["not allowed", "outside the worker's allowed paths"]);
+    }
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+}
