@@ -70,10 +70,15 @@ pub(super) fn create_external_table(
                 .filter(|_| is_empty_directory(&location, "parquet"))
             {
                 forget_table_data(session, &name);
-                register_empty(session, &name, schema, TableKind::Parquet {
-                    files: vec![],
-                    location,
-                })?;
+                register_empty(
+                    session,
+                    &name,
+                    schema,
+                    TableKind::Parquet {
+                        files: vec![],
+                        location,
+                    },
+                )?;
                 return Ok(no_rows(session));
             }
             if let Some(declared) = &declared {
@@ -86,11 +91,16 @@ pub(super) fn create_external_table(
             let options = csv_options(&e.options, declared.clone())?;
             forget_table_data(session, &name);
             if let Some(schema) = declared.filter(|_| is_empty_directory(&location, "csv")) {
-                register_empty(session, &name, schema, TableKind::Csv {
-                    files: vec![],
-                    options,
-                    location,
-                })?;
+                register_empty(
+                    session,
+                    &name,
+                    schema,
+                    TableKind::Csv {
+                        files: vec![],
+                        options,
+                        location,
+                    },
+                )?;
                 return Ok(no_rows(session));
             }
             session.register_csv(&name, &location, options)?;
@@ -145,8 +155,13 @@ pub(super) async fn insert(
         )));
     }
     let (location, format) = match &entry.kind {
-        TableKind::Parquet { location, .. } => (location, copy::file_format("parquet", &HashMap::new(), location)?),
-        TableKind::Csv { location, options, .. } => (
+        TableKind::Parquet { location, .. } => (
+            location,
+            copy::file_format("parquet", &HashMap::new(), location)?,
+        ),
+        TableKind::Csv {
+            location, options, ..
+        } => (
             location,
             FileFormat::Csv {
                 has_header: options.has_header,
@@ -197,9 +212,9 @@ fn not_one_file<T>(name: &str, location: &str) -> Result<T> {
 fn refresh_files(session: &Arc<SessionState>, entry: &Arc<TableEntry>, written: u64) -> Result<()> {
     let _guard = catalog_lock();
     let current = session.catalog.get(&entry.name);
-    let unchanged = current.as_ref().is_some_and(|c| {
-        Arc::ptr_eq(c, entry) || c.schema.fields() == entry.schema.fields()
-    });
+    let unchanged = current
+        .as_ref()
+        .is_some_and(|c| Arc::ptr_eq(c, entry) || c.schema.fields() == entry.schema.fields());
     let Some(current) = current.filter(|_| unchanged) else {
         return Err(Error::Plan(format!(
             "table '{}' was dropped or changed while the INSERT ran (its files were written)",

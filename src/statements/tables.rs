@@ -13,10 +13,10 @@ use ffq_dataflow::execution::BatchBuilder;
 use ffq_dataflow::tables::MemoryTables;
 use ffq_dataflow::DataflowError;
 
+use super::external;
 use super::objects::{
     catalog_lock, check_create, check_unique_columns, forget_table_data, object_name, resolve,
 };
-use super::external;
 use super::output::{no_rows, not_supported, rows};
 use crate::catalog::{CatalogObject, FfqTableSource, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
@@ -196,7 +196,11 @@ pub(super) async fn insert(
 
 /// The answer of an INSERT: one row, the rows inserted, typed as the
 /// statement's output schema says.
-fn count_rows(session: &Arc<SessionState>, output_schema: SchemaRef, count: u64) -> Result<DataFrame> {
+fn count_rows(
+    session: &Arc<SessionState>,
+    output_schema: SchemaRef,
+    count: u64,
+) -> Result<DataFrame> {
     let counts: ArrayRef = Arc::new(UInt64Array::from(vec![count]));
     let column = match output_schema.fields().first().map(|f| f.data_type()) {
         Some(t) if t != &DataType::UInt64 => {

@@ -87,7 +87,10 @@ async fn copies(engine: &Engine, dir: &Path) {
     assert_eq!(count(engine, &sql).await, 25);
     let text = std::fs::read_to_string(dir.join("nation_pipe.txt")).unwrap();
     assert_eq!(text.lines().count(), 25, "{text}");
-    assert!(text.lines().any(|l| l.starts_with("0|ALGERIA|0|")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("0|ALGERIA|0|")),
+        "{text}"
+    );
 
     // A directory: one file per partition (3, after the aggregate's hash
     // exchange), all rows.
@@ -118,15 +121,17 @@ async fn copies(engine: &Engine, dir: &Path) {
     assert_eq!(count(engine, &sql).await, 5);
     let text = std::fs::read_to_string(dir.join("top.csv")).unwrap();
     assert_eq!(
-        text,
-        "o_orderkey\n60000\n59975\n59974\n59973\n59972\n",
+        text, "o_orderkey\n60000\n59975\n59974\n59973\n59972\n",
         "{text}"
     );
 
     // An empty result still writes its one file.
     let sql = format!("COPY (SELECT n_name FROM nation WHERE n_nationkey < 0) TO '{d}/none.csv'");
     assert_eq!(count(engine, &sql).await, 0);
-    assert_eq!(std::fs::read_to_string(dir.join("none.csv")).unwrap(), "n_name\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("none.csv")).unwrap(),
+        "n_name\n"
+    );
 }
 
 /// INSERT into Parquet and CSV tables over a directory: each statement
@@ -176,8 +181,15 @@ async fn inserts(engine: &Engine, dir: &Path) {
 async fn errors(engine: &Engine, dir: &Path) {
     let d = dir.display();
     let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/x.txt'")).await;
-    assert_contains(&e, &["not supported", "'txt'", "x.txt", "PARQUET, CSV or JSON"]);
-    let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/x.avro' STORED AS AVRO")).await;
+    assert_contains(
+        &e,
+        &["not supported", "'txt'", "x.txt", "PARQUET, CSV or JSON"],
+    );
+    let e = query_error(
+        engine,
+        &format!("COPY (SELECT 1 AS a) TO '{d}/x.avro' STORED AS AVRO"),
+    )
+    .await;
     assert_contains(&e, &["not supported", "'avro'"]);
     let e = query_error(engine, &format!("COPY (SELECT 1 AS a) TO '{d}/somedir/'")).await;
     assert_contains(&e, &["STORED AS"]);
@@ -197,7 +209,11 @@ async fn errors(engine: &Engine, dir: &Path) {
     assert_contains(&e, &["duplicate column name 'n_name'"]);
 
     // INSERT into a table of one file; into a table whose directory is gone.
-    let e = query_error(engine, "INSERT INTO nation_parquet SELECT * FROM nation_parquet").await;
+    let e = query_error(
+        engine,
+        "INSERT INTO nation_parquet SELECT * FROM nation_parquet",
+    )
+    .await;
     assert_contains(&e, &["not supported", "nation_parquet", "directory"]);
     let gone = dir.join("gone");
     std::fs::create_dir_all(&gone).unwrap();

@@ -12,8 +12,13 @@ use std::sync::Arc;
 pub enum FileFormat {
     /// Parquet with `compression` as parquet names it (`snappy`,
     /// `zstd(3)`, `uncompressed`, ...).
-    Parquet { compression: String },
-    Csv { has_header: bool, delimiter: u8 },
+    Parquet {
+        compression: String,
+    },
+    Csv {
+        has_header: bool,
+        delimiter: u8,
+    },
     /// Newline-delimited JSON: one object per row.
     Json,
 }

@@ -132,8 +132,12 @@ async fn write_batch(
     sink: &FileSink,
     batch: &RecordBatch,
 ) -> Result<()> {
-    let batch = conform_columns(batch.columns().to_vec(), batch.num_rows(), &sink.file_schema)
-        .map_err(|e| in_file(path, e.into()))?;
+    let batch = conform_columns(
+        batch.columns().to_vec(),
+        batch.num_rows(),
+        &sink.file_schema,
+    )
+    .map_err(|e| in_file(path, e.into()))?;
     if writer.is_none() {
         *writer = Some(open(path, sink)?);
     }
