@@ -53,6 +53,12 @@ pub enum TableKind {
         /// As for Parquet.
         location: String,
     },
+    /// Newline-delimited JSON files.
+    Json {
+        files: Vec<String>,
+        /// As for Parquet.
+        location: String,
+    },
     Tpch {
         table: TpchTable,
         scale_factor: f64,
@@ -266,7 +272,8 @@ impl Catalog {
 fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
     let kinds = match (&a.kind, &b.kind) {
         (TableKind::Memory, TableKind::Memory) => true,
-        (TableKind::Parquet { files: x, .. }, TableKind::Parquet { files: y, .. }) => x == y,
+        (TableKind::Parquet { files: x, .. }, TableKind::Parquet { files: y, .. })
+        | (TableKind::Json { files: x, .. }, TableKind::Json { files: y, .. }) => x == y,
         (
             TableKind::Csv {
                 files: x,

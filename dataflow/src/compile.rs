@@ -104,6 +104,10 @@ fn compile_node(
                 ScanSource::Parquet { partitions } => Arc::new(
                     scan::parquet::ParquetScan::try_new(partitions.clone(), columns(), pruning)?,
                 ),
+                ScanSource::Json { partitions } => Arc::new(scan::json::JsonScan::try_new(
+                    partitions.clone(),
+                    columns(),
+                )?),
                 ScanSource::Csv {
                     partitions,
                     has_header,

@@ -1,5 +1,5 @@
-//! `CREATE EXTERNAL TABLE ... STORED AS PARQUET|CSV`: maps onto the
-//! session's Parquet and CSV registration; and `INSERT INTO` such a table,
+//! `CREATE EXTERNAL TABLE ... STORED AS PARQUET|CSV|JSON`: maps onto the
+//! session's Parquet, CSV and JSON registration; and `INSERT INTO` such a table,
 //! which adds files to its directory.
 //!
 //! A table declared with its columns over a directory that holds no files
@@ -105,9 +105,33 @@ pub(super) fn create_external_table(
             }
             session.register_csv(&name, &location, options)?;
         }
+        "JSON" | "NDJSON" => {
+            if let Some(key) = e.options.keys().min() {
+                return Err(Error::NotSupported(format!(
+                    "option '{key}' of JSON tables"
+                )));
+            }
+            forget_table_data(session, &name);
+            if let Some(schema) = declared
+                .clone()
+                .filter(|_| is_empty_directory(&location, "json"))
+            {
+                register_empty(
+                    session,
+                    &name,
+                    schema,
+                    TableKind::Json {
+                        files: vec![],
+                        location,
+                    },
+                )?;
+                return Ok(no_rows(session));
+            }
+            session.register_json(&name, &location, declared)?;
+        }
         other => {
             return Err(Error::NotSupported(format!(
-                "STORED AS {other}; external tables are PARQUET or CSV"
+                "STORED AS {other}; external tables are PARQUET, CSV or JSON"
             )))
         }
     }
@@ -159,6 +183,7 @@ pub(super) async fn insert(
             location,
             copy::file_format("parquet", &HashMap::new(), location)?,
         ),
+        TableKind::Json { location, .. } => (location, FileFormat::Json),
         TableKind::Csv {
             location, options, ..
         } => (
@@ -231,6 +256,10 @@ fn refresh_files(session: &Arc<SessionState>, entry: &Arc<TableEntry>, written: 
         } => TableKind::Csv {
             files: list_files(location, "csv")?,
             options: options.clone(),
+            location: location.clone(),
+        },
+        TableKind::Json { location, .. } => TableKind::Json {
+            files: list_files(location, "json")?,
             location: location.clone(),
         },
         other => other.clone(),

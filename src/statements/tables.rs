@@ -142,7 +142,7 @@ pub(super) async fn insert(
     let input = Arc::unwrap_or_clone(dml.input);
     match entry.kind {
         TableKind::Memory => {}
-        TableKind::Parquet { .. } | TableKind::Csv { .. } => {
+        TableKind::Parquet { .. } | TableKind::Csv { .. } | TableKind::Json { .. } => {
             let count = external::insert(session, &entry, input, overwrite).await?;
             return count_rows(session, output_schema, count);
         }
@@ -216,6 +216,7 @@ fn kind_of(kind: &TableKind) -> &'static str {
         TableKind::Memory => "memory",
         TableKind::Parquet { .. } => "Parquet",
         TableKind::Csv { .. } => "CSV",
+        TableKind::Json { .. } => "JSON",
         TableKind::Tpch { .. } => "TPC-H",
     }
 }

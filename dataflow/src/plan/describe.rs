@@ -36,6 +36,9 @@ impl PhysicalPlan {
                     ScanSource::Csv { partitions, .. } => {
                         format!("CsvScan: {} files", partitions.iter().flatten().count())
                     }
+                    ScanSource::Json { partitions } => {
+                        format!("JsonScan: {} files", partitions.iter().flatten().count())
+                    }
                     ScanSource::Tpch {
                         table,
                         scale_factor,

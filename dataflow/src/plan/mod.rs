@@ -34,6 +34,9 @@ pub enum ScanSource {
         has_header: bool,
         delimiter: u8,
     },
+    /// Newline-delimited JSON files; each partition reads its list of
+    /// files.
+    Json { partitions: Vec<Vec<String>> },
     /// A TPC-H table generated in-process; partition `p` of `n` generates
     /// part `p + 1` of `n`.
     Tpch {
@@ -52,7 +55,7 @@ impl ScanSource {
                 .flatten()
                 .map(|split| split.path.as_str())
                 .collect(),
-            ScanSource::Csv { partitions, .. } => {
+            ScanSource::Csv { partitions, .. } | ScanSource::Json { partitions } => {
                 partitions.iter().flatten().map(String::as_str).collect()
             }
             ScanSource::Memory { .. } | ScanSource::Tpch { .. } => vec![],
@@ -389,7 +392,9 @@ impl PhysicalPlan {
                     *partitions
                 }
                 ScanSource::Parquet { partitions } => partitions.len(),
-                ScanSource::Csv { partitions, .. } => partitions.len(),
+                ScanSource::Csv { partitions, .. } | ScanSource::Json { partitions } => {
+                    partitions.len()
+                }
             }
             .max(1),
             PhysicalPlan::Values { .. }

@@ -215,6 +215,9 @@ impl PhysicalPlanner<'_> {
             TableKind::Parquet { files, .. } => ScanSource::Parquet {
                 partitions: parquet_scan::parquet_splits(files, n)?,
             },
+            TableKind::Json { files, .. } => ScanSource::Json {
+                partitions: files.iter().map(|f| vec![f.clone()]).collect(),
+            },
             TableKind::Csv { files, options, .. } => ScanSource::Csv {
                 partitions: files.iter().map(|f| vec![f.clone()]).collect(),
                 has_header: options.has_header,
