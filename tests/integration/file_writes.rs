@@ -13,7 +13,7 @@ use arrow::util::pretty::pretty_format_batches;
 use ffq::cluster::process::ProcessCluster;
 use ffq::{Engine, LocalCluster};
 
-use crate::common::ffq_binary::FFQ;
+use crate::common::ffq_binary::{ffq_cli, FFQ};
 use crate::common::{assert_contains, connect_engine, query_error, tpch_engine};
 
 /// Runs `sql` and returns its batches.
@@ -354,4 +354,31 @@ async fn workers_write_only_under_their_allowed_paths() {
         assert_contains(&e, &["not allowed", "outside the worker's allowed paths"]);
     }
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+}
+
+/// `ffq sql --table NAME=FILE.json` reads newline-delimited JSON; a
+/// malformed line is named by file and line.
+#[test]
+fn the_cli_registers_json_files_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("t.json");
+    std::fs::write(&good, "{\"a\": 2}\n{\"a\": 1, \"b\": \"x\"}\n").unwrap();
+    let table = format!("t={}", good.display());
+    let (ok, out, err) = ffq_cli(&[
+        "sql",
+        "--table",
+        &table,
+        "--format",
+        "csv",
+        "SELECT a, b FROM t ORDER BY a",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "a,b\n1,x\n2,\n");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"a\": 1}\n{\"a\": }\n").unwrap();
+    let table = format!("t={}", bad.display());
+    let (ok, _, err) = ffq_cli(&["sql", "--table", &table, "SELECT * FROM t"]);
+    assert!(!ok);
+    assert_contains(&err, &[&bad.display().to_string(), "line 2:"]);
 }

@@ -85,9 +85,17 @@ pub fn json_infer_files(files: &[String]) -> Result<SchemaRef> {
         if head.len() > start && head.last() != Some(&b'\n') {
             head.push(b'\n');
         }
-        // Parsed file by file: a malformed record is named by its file.
-        infer_json_schema(std::io::Cursor::new(&head[start..]), None)
-            .map_err(|e| file_error(path, e))?;
+        // Parsed file by file: a malformed record is named by its file
+        // and line.
+        if let Err(e) = infer_json_schema(std::io::Cursor::new(&head[start..]), None) {
+            let line = head[start..]
+                .split(|&b| b == b'\n')
+                .position(|line| infer_json_schema(std::io::Cursor::new(line), None).is_err());
+            return Err(match line {
+                Some(i) => file_error(path, format!("line {}: {e}", i + 1)),
+                None => file_error(path, e),
+            });
+        }
     }
     let (schema, _) = infer_json_schema(std::io::Cursor::new(head), None).map_err(|e| {
         DataflowError::Plan(format!(

@@ -119,9 +119,9 @@ fn infers_types_and_merges_files() {
             ("name".into(), DataType::Utf8),
         ]
     );
-    let c = write_temp(&dir, "c.json", "{\"id\": 1}\n{\"id\": \n");
+    let c = write_temp(&dir, "c.json", "{\"id\": 1}\n\n{\"id\": }\n");
     let e = json_infer_schema(&c).unwrap_err().to_string();
-    assert!(e.contains("c.json"), "{e}");
+    assert!(e.contains("c.json") && e.contains("line 3:"), "{e}");
     let missing = dir.path().join("missing.json");
     let e = json_infer_schema(&missing.to_string_lossy())
         .unwrap_err()
