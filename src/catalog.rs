@@ -14,6 +14,7 @@ use ffq_dataflow::plan::TpchTable;
 use ffq_dataflow::storage;
 
 use crate::error::{Error, Result};
+use crate::partitioned::PartitionedTable;
 
 /// Options of a CSV table.
 #[derive(Debug, Clone)]
@@ -53,6 +54,9 @@ pub enum TableKind {
         /// As for Parquet.
         location: String,
     },
+    /// Files in Hive-style partition directories (see
+    /// [`crate::partitioned`]).
+    Partitioned(Arc<PartitionedTable>),
     /// Newline-delimited JSON files.
     Json {
         files: Vec<String>,
@@ -103,8 +107,12 @@ impl TableSource for FfqTableSource {
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Partitioned tables take filters to choose directories; rows are
+        // still filtered above the scan.
         let kind = match self.entry.kind {
-            TableKind::Parquet { .. } => TableProviderFilterPushDown::Inexact,
+            TableKind::Parquet { .. } | TableKind::Partitioned(_) => {
+                TableProviderFilterPushDown::Inexact
+            }
             _ => TableProviderFilterPushDown::Unsupported,
         };
         Ok(vec![kind; filters.len()])
@@ -272,6 +280,9 @@ impl Catalog {
 fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
     let kinds = match (&a.kind, &b.kind) {
         (TableKind::Memory, TableKind::Memory) => true,
+        (TableKind::Partitioned(x), TableKind::Partitioned(y)) => {
+            x.location == y.location && x.columns == y.columns && x.dirs == y.dirs
+        }
         (TableKind::Parquet { files: x, .. }, TableKind::Parquet { files: y, .. })
         | (TableKind::Json { files: x, .. }, TableKind::Json { files: y, .. }) => x == y,
         (

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion_expr::logical_plan::CreateExternalTable;
 use datafusion_expr::LogicalPlan;
-use ffq_dataflow::operators::parquet_scan;
+use ffq_dataflow::operators::scan::json as json_scan;
+use ffq_dataflow::operators::{csv_scan, parquet_scan};
 use ffq_dataflow::plan::{FileFormat, WriteTarget};
 use ffq_dataflow::storage;
 use std::path::Path;
@@ -24,6 +25,7 @@ use super::objects::{catalog_lock, check_create, forget_table_data, object_name}
 use super::output::{no_rows, not_supported};
 use crate::catalog::{list_files, CsvOptions, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
+use crate::partitioned::{self, list_partitions, PartitionedFormat, PartitionedTable};
 use crate::error::{Error, Result};
 use crate::session::SessionState;
 
@@ -32,9 +34,6 @@ pub(super) fn create_external_table(
     e: CreateExternalTable,
 ) -> Result<DataFrame> {
     let name = object_name(&e.name)?;
-    if !e.table_partition_cols.is_empty() {
-        return not_supported("PARTITIONED BY in CREATE EXTERNAL TABLE");
-    }
     if e.unbounded {
         return not_supported("UNBOUNDED external tables");
     }
@@ -56,6 +55,17 @@ pub(super) fn create_external_table(
     let file_type = e.file_type.to_uppercase();
     let _guard = catalog_lock();
     if !check_create(session, &name, false, e.if_not_exists, e.or_replace)? {
+        return Ok(no_rows(session));
+    }
+    if !e.table_partition_cols.is_empty() {
+        let table = Partitioned {
+            columns: e.table_partition_cols.clone(),
+            location,
+            declared,
+        };
+        let entry = partitioned_table(&name, table, &file_type, &e.options)?;
+        forget_table_data(session, &name);
+        session.catalog.register(entry)?;
         return Ok(no_rows(session));
     }
     match file_type.as_str() {
@@ -136,6 +146,103 @@ pub(super) fn create_external_table(
         }
     }
     Ok(no_rows(session))
+}
+
+/// What `CREATE EXTERNAL TABLE ... PARTITIONED BY` says.
+struct Partitioned {
+    columns: Vec<String>,
+    location: String,
+    declared: Option<SchemaRef>,
+}
+
+/// The catalog entry of a Hive-partitioned table: partition columns typed
+/// as declared (strings when no columns are declared), file columns
+/// declared or inferred from the first file.
+fn partitioned_table(
+    name: &str,
+    table: Partitioned,
+    file_type: &str,
+    options: &HashMap<String, String>,
+) -> Result<TableEntry> {
+    let Partitioned {
+        columns,
+        location,
+        declared,
+    } = table;
+    let format = match file_type {
+        "PARQUET" | "JSON" | "NDJSON" => {
+            if let Some(key) = options.keys().min() {
+                return Err(Error::NotSupported(format!(
+                    "option '{key}' of partitioned {file_type} tables"
+                )));
+            }
+            if file_type == "PARQUET" {
+                PartitionedFormat::Parquet
+            } else {
+                PartitionedFormat::Json
+            }
+        }
+        "CSV" => PartitionedFormat::Csv(csv_options(options, None)?),
+        other => {
+            return Err(Error::NotSupported(format!(
+                "STORED AS {other}; external tables are PARQUET, CSV or JSON"
+            )))
+        }
+    };
+    let (declared_files, types) = match &declared {
+        Some(schema) => {
+            let mut types = Vec::with_capacity(columns.len());
+            for column in &columns {
+                let field = schema.field_with_name(column).map_err(|_| {
+                    Error::Plan(format!(
+                        "partition column '{column}' of table '{name}' is not among its declared columns"
+                    ))
+                })?;
+                types.push(field.data_type().clone());
+            }
+            let files: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| !columns.contains(f.name()))
+                .cloned()
+                .collect();
+            (Some(Arc::new(Schema::new(files))), types)
+        }
+        None => (None, vec![DataType::Utf8; columns.len()]),
+    };
+    let dirs = list_partitions(&location, &columns, &types, format.extension())?;
+    let file_schema = match declared_files {
+        Some(schema) => schema,
+        None => {
+            let Some(first) = dirs.first().and_then(|d| d.files.first()) else {
+                return Err(Error::file(
+                    &location,
+                    format!(
+                        "no .{} files in partition directories; declare the columns",
+                        format.extension()
+                    ),
+                ));
+            };
+            match &format {
+                PartitionedFormat::Parquet => parquet_scan::parquet_file_schema(first)?,
+                PartitionedFormat::Csv(o) => {
+                    csv_scan::csv_infer_schema(first, o.has_header, o.delimiter)?
+                }
+                PartitionedFormat::Json => json_scan::json_infer_schema(first)?,
+            }
+        }
+    };
+    Ok(TableEntry {
+        name: name.to_string(),
+        schema: partitioned::table_schema(&file_schema, &columns, &types),
+        kind: TableKind::Partitioned(Arc::new(PartitionedTable {
+            format,
+            location,
+            columns,
+            dirs,
+        })),
+        row_count: None,
+    })
 }
 
 /// Whether `location` is a directory (or object prefix, ending in `/`)

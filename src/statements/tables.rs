@@ -146,7 +146,7 @@ pub(super) async fn insert(
             let count = external::insert(session, &entry, input, overwrite).await?;
             return count_rows(session, output_schema, count);
         }
-        TableKind::Tpch { .. } => {
+        TableKind::Tpch { .. } | TableKind::Partitioned(_) => {
             return Err(Error::NotSupported(format!(
                 "INSERT into {} table '{}'; memory tables (CREATE TABLE) and Parquet or CSV \
                  tables over a directory accept INSERT",
@@ -217,6 +217,7 @@ fn kind_of(kind: &TableKind) -> &'static str {
         TableKind::Parquet { .. } => "Parquet",
         TableKind::Csv { .. } => "CSV",
         TableKind::Json { .. } => "JSON",
+        TableKind::Partitioned(_) => "partitioned (PARTITIONED BY)",
         TableKind::Tpch { .. } => "TPC-H",
     }
 }

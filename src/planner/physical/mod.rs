@@ -33,6 +33,7 @@ use ffq_dataflow::plan::{AggregateMode, Partitioning, PhysicalPlan, ScanSource};
 
 mod aggregate_order;
 mod join;
+mod partitioned;
 
 pub use join::BROADCAST_MAX_ROWS;
 
@@ -199,6 +200,26 @@ impl PhysicalPlanner<'_> {
             None => Arc::clone(&table_schema),
         };
         let n = self.target_partitions.max(1);
+        if let TableKind::Partitioned(table) = &entry.kind {
+            let table_df = DFSchema::try_from_qualified_schema(
+                scan.table_name.clone(),
+                table_schema.as_ref(),
+            )?;
+            let filters: Vec<PhysExpr> = scan
+                .filters
+                .iter()
+                .filter_map(|f| lower_expr(f, &table_df).ok())
+                .collect();
+            let plan = partitioned::lower_partitioned_scan(
+                table,
+                &table_schema,
+                scan.projection.as_ref(),
+                &filters,
+                n,
+                self.registry,
+            )?;
+            return Ok(with_fetch(plan, scan.fetch));
+        }
         let source = match &entry.kind {
             TableKind::Memory => ScanSource::Memory {
                 table: entry.name.clone(),
@@ -215,6 +236,9 @@ impl PhysicalPlanner<'_> {
             TableKind::Parquet { files, .. } => ScanSource::Parquet {
                 partitions: parquet_scan::parquet_splits(files, n)?,
             },
+            TableKind::Partitioned(_) => {
+                return Err(Error::Plan("partitioned tables are lowered above".into()))
+            }
             TableKind::Json { files, .. } => ScanSource::Json {
                 partitions: files.iter().map(|f| vec![f.clone()]).collect(),
             },
@@ -245,14 +269,7 @@ impl PhysicalPlanner<'_> {
             pruning,
             schema,
         };
-        Ok(match scan.fetch {
-            Some(f) => PhysicalPlan::Limit {
-                input: Box::new(plan),
-                skip: 0,
-                fetch: Some(f),
-            },
-            None => plan,
-        })
+        Ok(with_fetch(plan, scan.fetch))
     }
 
     fn lower_aggregate(
@@ -397,6 +414,18 @@ impl PhysicalPlanner<'_> {
 
 /// `input` sorted by `order` into one partition (each partition sorted,
 /// then merged), at most `fetch` rows.
+/// `plan` under a limit of `fetch` rows per partition, when there is one.
+fn with_fetch(plan: PhysicalPlan, fetch: Option<usize>) -> PhysicalPlan {
+    match fetch {
+        Some(f) => PhysicalPlan::Limit {
+            input: Box::new(plan),
+            skip: 0,
+            fetch: Some(f),
+        },
+        None => plan,
+    }
+}
+
 fn sorted(input: PhysicalPlan, order: Vec<SortExpr>, fetch: Option<usize>) -> PhysicalPlan {
     let sorted = PhysicalPlan::Sort {
         input: Box::new(input),
