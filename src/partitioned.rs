@@ -91,7 +91,14 @@ pub fn list_partitions(
         ));
     }
     let mut dirs = Vec::new();
-    walk(Path::new(root), columns, types, &mut Vec::new(), ext, &mut dirs)?;
+    walk(
+        Path::new(root),
+        columns,
+        types,
+        &mut Vec::new(),
+        ext,
+        &mut dirs,
+    )?;
     Ok(dirs)
 }
 

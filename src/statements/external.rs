@@ -25,8 +25,8 @@ use super::objects::{catalog_lock, check_create, forget_table_data, object_name}
 use super::output::{no_rows, not_supported};
 use crate::catalog::{list_files, CsvOptions, TableEntry, TableKind};
 use crate::dataframe::DataFrame;
-use crate::partitioned::{self, list_partitions, PartitionedFormat, PartitionedTable};
 use crate::error::{Error, Result};
+use crate::partitioned::{self, list_partitions, PartitionedFormat, PartitionedTable};
 use crate::session::SessionState;
 
 pub(super) fn create_external_table(

@@ -297,6 +297,7 @@ async fn all_writes(engine: &Engine, dir: &Path) {
     inserts(engine, dir).await;
     errors(engine, dir).await;
     json_tables(engine, dir).await;
+    partitioned(engine, dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -381,4 +382,114 @@ fn the_cli_registers_json_files_by_extension() {
     let (ok, _, err) = ffq_cli(&["sql", "--table", &table, "SELECT * FROM t"]);
     assert!(!ok);
     assert_contains(&err, &[&bad.display().to_string(), "line 2:"]);
+}
+
+/// Hive-partitioned tables: partition columns typed as declared (strings
+/// otherwise), and filters on them choose directories before any file is
+/// opened: a corrupt file in a pruned directory is never read.
+async fn partitioned(engine: &Engine, dir: &Path) {
+    let d = dir.display();
+    let root = dir.join("hive");
+    for (year, month) in [(2024, 1), (2024, 2), (2025, 1)] {
+        let sql = format!(
+            "COPY (SELECT n_nationkey AS k, n_name AS name FROM nation \
+             WHERE n_nationkey % 3 = {month} + {year} - 2024) \
+             TO '{}/year={year}/month={month}/part.parquet'",
+            root.display()
+        );
+        run(engine, &sql).await;
+    }
+    // A corrupt file where only unpruned queries look.
+    let corrupt = root.join("year=2023").join("month=12");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("bad.parquet"), b"not parquet at all").unwrap();
+    run(
+        engine,
+        &format!(
+            "CREATE EXTERNAL TABLE h (k INT, name VARCHAR, year INT, month BIGINT) \
+             STORED AS PARQUET PARTITIONED BY (year, month) LOCATION '{d}/hive/'"
+        ),
+    )
+    .await;
+    let expected = |filter: &str| {
+        format!(
+            "SELECT * FROM (SELECT n_nationkey AS k, n_name AS name, 2024 AS year, 1 AS month FROM nation WHERE n_nationkey % 3 = 1 \
+             UNION ALL SELECT n_nationkey, n_name, 2024, 2 FROM nation WHERE n_nationkey % 3 = 2 \
+             UNION ALL SELECT n_nationkey, n_name, 2025, 1 FROM nation WHERE n_nationkey % 3 = 2) v \
+             WHERE {filter} ORDER BY year, month, k"
+        )
+    };
+    for filter in [
+        "year >= 2024",
+        "year = 2024 AND month = 2",
+        "month = 1 AND k > 10",
+        "year IN (2025, 2030)",
+    ] {
+        assert_eq!(
+            table(
+                engine,
+                &format!(
+                    "SELECT k, name, year, month FROM h WHERE {filter} ORDER BY year, month, k"
+                )
+            )
+            .await,
+            table(engine, &expected(filter)).await,
+            "{filter}"
+        );
+    }
+    assert_eq!(
+        table(engine, "SELECT count(*) AS n FROM h WHERE year > 2030").await,
+        table(engine, "SELECT 0 AS n").await
+    );
+    // EXPLAIN: one scan per directory left.
+    let plan = table(
+        engine,
+        "EXPLAIN SELECT k FROM h WHERE year = 2024 AND month = 2",
+    )
+    .await;
+    assert_eq!(plan.matches("ParquetScan").count(), 2, "{plan}"); // plan and stage view
+                                                                  // Without a partition filter the corrupt file is read.
+    let e = query_error(engine, "SELECT count(*) FROM h").await;
+    assert_contains(&e, &["bad.parquet"]);
+    std::fs::remove_dir_all(&corrupt).unwrap();
+
+    // Undeclared: partition columns are strings; columns from the files.
+    run(
+        engine,
+        &format!(
+            "CREATE EXTERNAL TABLE hs STORED AS PARQUET PARTITIONED BY (year, month) LOCATION '{d}/hive/'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        table(
+            engine,
+            "SELECT DISTINCT year, month FROM hs WHERE month = '1' ORDER BY year"
+        )
+        .await,
+        table(
+            engine,
+            "SELECT * FROM (VALUES ('2024', '1'), ('2025', '1')) v(year, month)"
+        )
+        .await
+    );
+
+    let e = query_error(engine, "INSERT INTO h VALUES (1, 'x', 2024, 1)").await;
+    assert_contains(&e, &["not supported", "partitioned"]);
+    let e = query_error(
+        engine,
+        &format!("COPY (SELECT 1 AS a, 2 AS b) TO '{d}/p/' STORED AS PARQUET PARTITIONED BY (b)"),
+    )
+    .await;
+    assert_contains(&e, &["not supported", "PARTITIONED BY in COPY"]);
+    // A directory that is not name=value.
+    std::fs::create_dir_all(root.join("other")).unwrap();
+    let e = query_error(
+        engine,
+        &format!(
+            "CREATE EXTERNAL TABLE hb STORED AS PARQUET PARTITIONED BY (year, month) LOCATION '{d}/hive/'"
+        ),
+    )
+    .await;
+    assert_contains(&e, &["other", "year=<value>"]);
 }
