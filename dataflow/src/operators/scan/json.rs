@@ -24,7 +24,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
+use super::files::{conform_columns, file_error, open_error, FileListScan, ScanColumns};
 use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::storage;
@@ -37,32 +37,14 @@ const INFER_RECORDS: usize = 1000;
 const CHUNK_BYTES: usize = 1 << 20;
 
 pub struct JsonScan {
-    properties: OperatorProperties,
-    partitions: Vec<Vec<String>>,
-    table_schema: SchemaRef,
-    projection: Vec<usize>,
-    schema: SchemaRef,
+    scan: FileListScan,
 }
 
 impl JsonScan {
     /// Partition `p` reads the files `partitions[p]`.
     pub fn try_new(partitions: Vec<Vec<String>>, columns: ScanColumns) -> Result<Self> {
-        let ScanColumns {
-            table_schema,
-            projection,
-            schema,
-        } = columns;
-        let projection = check_projection(&table_schema, projection, &schema, "JsonScan")?;
         Ok(JsonScan {
-            properties: OperatorProperties::new(
-                "JsonScan",
-                Arc::clone(&schema),
-                partitions.len().max(1),
-            ),
-            partitions,
-            table_schema,
-            projection,
-            schema,
+            scan: FileListScan::try_new("JsonScan", partitions, columns)?,
         })
     }
 }
@@ -263,7 +245,7 @@ fn scan_file(
 
 impl Operator for JsonScan {
     fn properties(&self) -> &OperatorProperties {
-        &self.properties
+        &self.scan.properties
     }
 
     fn execute(
@@ -271,11 +253,11 @@ impl Operator for JsonScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let files = self.partitions.get(partition).cloned().unwrap_or_default();
+        let files = self.scan.files(partition);
         let spec = JsonSpec {
-            table_schema: Arc::clone(&self.table_schema),
-            projection: self.projection.clone(),
-            schema: Arc::clone(&self.schema),
+            table_schema: Arc::clone(&self.scan.table_schema),
+            projection: self.scan.projection.clone(),
+            schema: Arc::clone(&self.scan.schema),
             batch_size: ctx.config.batch_size,
         };
         let stream = async_stream::try_stream! {
