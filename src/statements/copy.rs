@@ -36,9 +36,6 @@ use crate::session::SessionState;
 const DEFAULT_PARQUET_COMPRESSION: &str = "zstd(3)";
 
 pub(super) async fn copy_to(session: &Arc<SessionState>, copy: CopyTo) -> Result<DataFrame> {
-    if !copy.partition_by.is_empty() {
-        return Err(Error::NotSupported("PARTITIONED BY in COPY".into()));
-    }
     let location = copy
         .output_url
         .strip_prefix("file://")
@@ -50,11 +47,15 @@ pub(super) async fn copy_to(session: &Arc<SessionState>, copy: CopyTo) -> Result
             dir: location,
             prefix: unique_prefix(),
         }
-    } else {
+    } else if copy.partition_by.is_empty() {
         WriteTarget::File { path: location }
+    } else {
+        return Err(Error::Plan(format!(
+            "COPY ... PARTITIONED BY writes a directory of partitions; end '{location}' with '/'"
+        )));
     };
     let input = Arc::unwrap_or_clone(copy.input);
-    let count = write_files(session, input, target, format, None).await?;
+    let count = write_files(session, input, target, format, None, &copy.partition_by).await?;
     count_result(session, count)
 }
 
@@ -136,14 +137,16 @@ pub(super) fn unique_prefix() -> String {
 }
 
 /// Runs `query` and writes its rows to `target` in `format`, with the
-/// columns of `file_schema` (the query's own when `None`); returns the
-/// number of rows written.
+/// columns of `file_schema` (the query's own when `None`), in Hive-style
+/// directories of the columns `partition_by` (if any); returns the number
+/// of rows written.
 pub(super) async fn write_files(
     session: &Arc<SessionState>,
     query: LogicalPlan,
     target: WriteTarget,
     format: FileFormat,
     file_schema: Option<SchemaRef>,
+    partition_by: &[String],
 ) -> Result<u64> {
     let (logical, physical) = session.plan_query(query).await?;
     let file_schema = match file_schema {
@@ -174,12 +177,28 @@ pub(super) async fn write_files(
         ) => *input,
         (physical, _) => physical,
     };
+    let partition_by = partition_by
+        .iter()
+        .map(|name| {
+            file_schema.index_of(name).map_err(|_| {
+                Error::Plan(format!(
+                    "partition column '{name}' is not a column of the rows written"
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    if partition_by.len() == file_schema.fields().len() {
+        return Err(Error::Plan(
+            "every column is a partition column: no column is left for the files".into(),
+        ));
+    }
     let write = PhysicalPlan::Write {
         input: Box::new(input),
         sink: FileSink {
             target,
             format,
             file_schema,
+            partition_by,
         },
         schema: write_count_schema(),
     };

@@ -271,8 +271,9 @@ fn register_empty(
     })
 }
 
-/// `INSERT INTO` a Parquet or CSV table: runs `input` and writes its rows
-/// as new files in the table's directory; returns the rows written.
+/// `INSERT INTO` a Parquet, CSV or JSON table: runs `input` and writes its
+/// rows as new files in the table's directory (in its `col=value/`
+/// directories when it is partitioned); returns the rows written.
 pub(super) async fn insert(
     session: &Arc<SessionState>,
     entry: &Arc<TableEntry>,
@@ -285,11 +286,26 @@ pub(super) async fn insert(
             "INSERT OVERWRITE into file-backed table '{name}'; INSERT INTO appends files"
         )));
     }
+    let mut partition_by: &[String] = &[];
     let (location, format) = match &entry.kind {
         TableKind::Parquet { location, .. } => (
             location,
             copy::file_format("parquet", &HashMap::new(), location)?,
         ),
+        TableKind::Partitioned(table) => {
+            partition_by = &table.columns;
+            let format = match &table.format {
+                PartitionedFormat::Parquet => {
+                    copy::file_format("parquet", &HashMap::new(), &table.location)?
+                }
+                PartitionedFormat::Csv(options) => FileFormat::Csv {
+                    has_header: options.has_header,
+                    delimiter: options.delimiter,
+                },
+                PartitionedFormat::Json => FileFormat::Json,
+            };
+            (&table.location, format)
+        }
         TableKind::Json { location, .. } => (location, FileFormat::Json),
         TableKind::Csv {
             location, options, ..
@@ -328,7 +344,8 @@ pub(super) async fn insert(
         prefix: copy::unique_prefix(),
     };
     let schema = Arc::clone(&entry.schema);
-    let written = copy::write_files(session, input, target, format, Some(schema)).await?;
+    let written =
+        copy::write_files(session, input, target, format, Some(schema), partition_by).await?;
     refresh_files(session, entry, written)?;
     Ok(written)
 }
@@ -369,6 +386,22 @@ fn refresh_files(session: &Arc<SessionState>, entry: &Arc<TableEntry>, written: 
             files: list_files(location, "json")?,
             location: location.clone(),
         },
+        TableKind::Partitioned(table) => {
+            let types: Vec<_> = current.schema.fields()[table.file_columns(&current.schema)..]
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            let dirs = list_partitions(
+                &table.location,
+                &table.columns,
+                &types,
+                table.format.extension(),
+            )?;
+            TableKind::Partitioned(Arc::new(PartitionedTable {
+                dirs,
+                ..table.as_ref().clone()
+            }))
+        }
         other => other.clone(),
     };
     session.catalog.register(TableEntry {

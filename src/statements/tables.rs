@@ -142,11 +142,14 @@ pub(super) async fn insert(
     let input = Arc::unwrap_or_clone(dml.input);
     match entry.kind {
         TableKind::Memory => {}
-        TableKind::Parquet { .. } | TableKind::Csv { .. } | TableKind::Json { .. } => {
+        TableKind::Parquet { .. }
+        | TableKind::Csv { .. }
+        | TableKind::Json { .. }
+        | TableKind::Partitioned(_) => {
             let count = external::insert(session, &entry, input, overwrite).await?;
             return count_rows(session, output_schema, count);
         }
-        TableKind::Tpch { .. } | TableKind::Partitioned(_) => {
+        TableKind::Tpch { .. } => {
             return Err(Error::NotSupported(format!(
                 "INSERT into {} table '{}'; memory tables (CREATE TABLE) and Parquet or CSV \
                  tables over a directory accept INSERT",

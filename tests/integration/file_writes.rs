@@ -474,14 +474,64 @@ async fn partitioned(engine: &Engine, dir: &Path) {
         .await
     );
 
-    let e = query_error(engine, "INSERT INTO h VALUES (1, 'x', 2024, 1)").await;
-    assert_contains(&e, &["not supported", "partitioned"]);
-    let e = query_error(
+    // INSERT writes the Hive layout: new directories, new files in old ones.
+    let sql = "INSERT INTO h VALUES (100, 'new', 2026, 7), (101, 'a/b=c', 2024, 1), (102, 'n', 2024, NULL)";
+    assert_eq!(count(engine, sql).await, 3);
+    assert!(root.join("year=2026").join("month=7").is_dir());
+    assert!(root
+        .join("year=2024")
+        .join("month=__HIVE_DEFAULT_PARTITION__")
+        .is_dir());
+    assert_eq!(
+        table(engine, "SELECT k, name, year, month FROM h WHERE k >= 100 ORDER BY k").await,
+        table(
+            engine,
+            "SELECT * FROM (VALUES (100, 'new', 2026, 7), (101, 'a/b=c', 2024, 1), (102, 'n', 2024, NULL)) \
+             v(k, name, year, month)"
+        )
+        .await
+    );
+    assert_eq!(
+        table(
+            engine,
+            "SELECT count(*) AS n FROM h WHERE year = 2024 AND month = 1"
+        )
+        .await,
+        table(engine, "SELECT 9 AS n").await
+    );
+
+    // COPY ... PARTITIONED BY: one directory per value, the column not in
+    // the files.
+    let sql = format!(
+        "COPY (SELECT n_nationkey AS k, n_name AS name, n_regionkey AS r FROM nation) \
+         TO '{d}/byregion/' STORED AS PARQUET PARTITIONED BY (r)"
+    );
+    assert_eq!(count(engine, &sql).await, 25);
+    for r in 0..5 {
+        assert!(dir.join("byregion").join(format!("r={r}")).is_dir());
+    }
+    run(
         engine,
-        &format!("COPY (SELECT 1 AS a, 2 AS b) TO '{d}/p/' STORED AS PARQUET PARTITIONED BY (b)"),
+        &format!(
+            "CREATE EXTERNAL TABLE br (k INT, name VARCHAR, r INT) STORED AS PARQUET \
+             PARTITIONED BY (r) LOCATION '{d}/byregion/'"
+        ),
     )
     .await;
-    assert_contains(&e, &["not supported", "PARTITIONED BY in COPY"]);
+    assert_eq!(
+        table(engine, "SELECT r, count(*) AS n, sum(k) AS s FROM br GROUP BY r ORDER BY r").await,
+        table(
+            engine,
+            "SELECT n_regionkey AS r, count(*) AS n, sum(n_nationkey) AS s FROM nation GROUP BY 1 ORDER BY 1"
+        )
+        .await
+    );
+    let e = query_error(
+        engine,
+        &format!("COPY (SELECT 1 AS a, 2 AS b) TO '{d}/p.parquet' PARTITIONED BY (b)"),
+    )
+    .await;
+    assert_contains(&e, &["PARTITIONED BY writes a directory", "p.parquet"]);
     // A directory that is not name=value.
     std::fs::create_dir_all(root.join("other")).unwrap();
     let e = query_error(

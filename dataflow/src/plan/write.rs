@@ -41,9 +41,11 @@ pub enum WriteTarget {
     /// partition.
     File { path: String },
     /// A directory (or object prefix) receiving one file per non-empty
-    /// partition, named `<prefix>-<partition>.<ext>`. The prefix is unique
-    /// per statement, so files already there are never overwritten, and a
-    /// retried task rewrites its own file only.
+    /// partition, named `<prefix>-<partition>.<ext>` (with partition
+    /// columns, one such file per partition in each `col=value/`
+    /// directory). The prefix is unique per statement, so files already
+    /// there are never overwritten, and a retried task rewrites its own
+    /// files only.
     Directory { dir: String, prefix: String },
 }
 
@@ -53,11 +55,16 @@ impl WriteTarget {
         match self {
             WriteTarget::File { path } => path.clone(),
             WriteTarget::Directory { dir, prefix } => format!(
-                "{}/{prefix}-{partition}.{}",
+                "{}/{}",
                 dir.trim_end_matches('/'),
-                format.extension()
+                Self::file_name(prefix, partition, format)
             ),
         }
+    }
+
+    /// The name of partition `partition`'s file in a directory.
+    pub fn file_name(prefix: &str, partition: usize, format: &FileFormat) -> String {
+        format!("{prefix}-{partition}.{}", format.extension())
     }
 
     /// The file or directory written (what a path policy must allow).
@@ -74,9 +81,37 @@ impl WriteTarget {
 pub struct FileSink {
     pub target: WriteTarget,
     pub format: FileFormat,
-    /// The schema of the files: input batches are cast to it (names and
-    /// types of the target table; the input schema for `COPY`).
+    /// The schema input batches are cast to (names and types of the
+    /// target table; the input schema for `COPY`).
     pub file_schema: SchemaRef,
+    /// Hive-style partition columns (indices into `file_schema`, only for
+    /// a directory target): their values name directories and are not
+    /// written in the files.
+    #[serde(default)]
+    pub partition_by: Vec<usize>,
+}
+
+impl FileSink {
+    /// The columns the files hold: `file_schema` without `partition_by`.
+    pub fn written_schema(&self) -> SchemaRef {
+        let keep: Vec<usize> = (0..self.file_schema.fields().len())
+            .filter(|c| !self.partition_by.contains(c))
+            .collect();
+        // Indices come from `file_schema` itself: projecting cannot fail.
+        Arc::new(
+            self.file_schema
+                .project(&keep)
+                .unwrap_or_else(|_| self.file_schema.as_ref().clone()),
+        )
+    }
+
+    /// The names of the partition columns.
+    pub fn partition_names(&self) -> Vec<String> {
+        self.partition_by
+            .iter()
+            .filter_map(|&c| self.file_schema.fields().get(c).map(|f| f.name().clone()))
+            .collect()
+    }
 }
 
 impl fmt::Display for FileSink {

@@ -36,6 +36,7 @@ fn write_plan(input: PhysicalPlan, target: WriteTarget, format: FileFormat) -> P
             target,
             format,
             file_schema,
+            partition_by: vec![],
         },
         schema: write_count_schema(),
     })
@@ -95,6 +96,7 @@ async fn a_single_file_needs_one_partition_and_casts_to_the_file_schema() {
             Field::new("key", DataType::Int64, true),
             Field::new("value", DataType::Utf8, true),
         ])),
+        partition_by: vec![],
     };
     let refused = FileWrite::try_new(memory_scan_operator("t", 2, &schema), sink.clone());
     assert!(refused
@@ -133,6 +135,7 @@ async fn a_failed_write_leaves_no_file() {
                 compression: "snappy".into(),
             },
             file_schema,
+            partition_by: vec![],
         },
         schema: write_count_schema(),
     });
@@ -152,4 +155,44 @@ fn parquet_compressions_are_checked_by_name() {
     assert!(parquet_compression("snappy").is_ok());
     let e = parquet_compression("zip").unwrap_err().to_string();
     assert!(e.contains("'zip'"), "{e}");
+}
+
+#[test]
+fn rows_split_by_partition_values_in_order_of_first_appearance() {
+    let schema = kv_schema("k", "v");
+    let batch = kv_batch(
+        &schema,
+        &[
+            (Some(1), "a/b"),
+            (Some(2), "x"),
+            (None, "a/b"),
+            (Some(3), ".x"),
+        ],
+    );
+    let groups = super::hive::split_by_partition(&batch, &[1]).unwrap();
+    let keys: Vec<Vec<String>> = groups.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            vec!["a%2Fb".to_string()],
+            vec!["x".into()],
+            vec!["%2Ex".into()]
+        ]
+    );
+    let sizes: Vec<(usize, usize)> = groups
+        .iter()
+        .map(|(_, b)| (b.num_rows(), b.num_columns()))
+        .collect();
+    assert_eq!(sizes, vec![(2, 1), (1, 1), (1, 1)]);
+    let by_k = super::hive::split_by_partition(&batch, &[0]).unwrap();
+    assert_eq!(by_k[2].0, vec![NULL_PARTITION.to_string()]);
+    assert_eq!(
+        super::hive::hive_path(
+            "/d/",
+            &["a".into(), "b".into()],
+            &["1".into(), "x".into()],
+            "f.csv"
+        ),
+        "/d/a=1/b=x/f.csv"
+    );
 }
