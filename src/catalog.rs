@@ -14,6 +14,7 @@ use ffq_dataflow::plan::TpchTable;
 use ffq_dataflow::storage;
 
 use crate::error::{Error, Result};
+use crate::partitioned::PartitionedTable;
 
 /// Options of a CSV table.
 #[derive(Debug, Clone)]
@@ -43,10 +44,24 @@ pub enum TableKind {
     Memory,
     Parquet {
         files: Vec<String>,
+        /// The file or directory the table was registered with (where
+        /// `INSERT` adds files).
+        location: String,
     },
     Csv {
         files: Vec<String>,
         options: CsvOptions,
+        /// As for Parquet.
+        location: String,
+    },
+    /// Files in Hive-style partition directories (see
+    /// [`crate::partitioned`]).
+    Partitioned(Arc<PartitionedTable>),
+    /// Newline-delimited JSON files.
+    Json {
+        files: Vec<String>,
+        /// As for Parquet.
+        location: String,
     },
     Tpch {
         table: TpchTable,
@@ -102,8 +117,12 @@ impl TableSource for FfqTableSource {
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Partitioned tables take filters to choose directories; rows are
+        // still filtered above the scan.
         let kind = match self.entry.kind {
-            TableKind::Parquet { .. } => TableProviderFilterPushDown::Inexact,
+            TableKind::Parquet { .. } | TableKind::Partitioned(_) => {
+                TableProviderFilterPushDown::Inexact
+            }
             _ => TableProviderFilterPushDown::Unsupported,
         };
         Ok(vec![kind; filters.len()])
@@ -431,15 +450,21 @@ impl Catalog {
 fn same_source(a: &TableEntry, b: &TableEntry) -> bool {
     let kinds = match (&a.kind, &b.kind) {
         (TableKind::Memory, TableKind::Memory) => true,
-        (TableKind::Parquet { files: x }, TableKind::Parquet { files: y }) => x == y,
+        (TableKind::Partitioned(x), TableKind::Partitioned(y)) => {
+            x.location == y.location && x.columns == y.columns && x.dirs == y.dirs
+        }
+        (TableKind::Parquet { files: x, .. }, TableKind::Parquet { files: y, .. })
+        | (TableKind::Json { files: x, .. }, TableKind::Json { files: y, .. }) => x == y,
         (
             TableKind::Csv {
                 files: x,
                 options: o,
+                ..
             },
             TableKind::Csv {
                 files: y,
                 options: p,
+                ..
             },
         ) => x == y && o.has_header == p.has_header && o.delimiter == p.delimiter,
         (

@@ -129,6 +129,14 @@ impl Engine {
         self.session.register_csv(name, path, options)
     }
 
+    /// Registers a newline-delimited JSON file (one object per line), or a
+    /// directory of `.json` files, as table `name`, with the schema
+    /// inferred from the first records; `path` may be an object-store URL
+    /// as for [`Engine::register_parquet`].
+    pub fn register_json(&self, name: &str, path: &str) -> Result<()> {
+        self.session.register_json(name, path, None)
+    }
+
     /// Registers the eight TPC-H tables at `scale_factor`, generated
     /// in-process by partition when scanned (never materialized).
     pub fn register_tpch(&self, scale_factor: f64) -> Result<()> {

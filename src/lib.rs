@@ -33,6 +33,7 @@ pub mod error;
 mod execution;
 mod explain;
 pub mod format;
+pub mod partitioned;
 pub mod planner;
 pub mod progress;
 mod session;

@@ -14,6 +14,7 @@ use datafusion_expr::LogicalPlan;
 use ffq_dataflow::custom::{CustomOperator, OperatorRegistry};
 use ffq_dataflow::execution::{memory_pool, MemoryPool};
 use ffq_dataflow::functions::FunctionRegistry;
+use ffq_dataflow::operators::scan::json as json_scan;
 use ffq_dataflow::operators::tpch_scan::tpch_schema;
 use ffq_dataflow::operators::{csv_scan, parquet_scan};
 use ffq_dataflow::plan::TpchTable;
@@ -238,7 +239,10 @@ impl SessionState {
         self.catalog.register(TableEntry {
             name: name.to_string(),
             schema,
-            kind: TableKind::Parquet { files },
+            kind: TableKind::Parquet {
+                files,
+                location: path.to_string(),
+            },
             row_count: Some(rows),
         })
     }
@@ -253,7 +257,31 @@ impl SessionState {
         self.catalog.register(TableEntry {
             name: name.to_string(),
             schema,
-            kind: TableKind::Csv { files, options },
+            kind: TableKind::Csv {
+                files,
+                options,
+                location: path.to_string(),
+            },
+            row_count: None,
+        })
+    }
+
+    /// Registers a newline-delimited JSON file, or a directory of `.json`
+    /// files, as table `name`, with `schema` or the schema inferred from
+    /// the files' first records.
+    pub fn register_json(&self, name: &str, path: &str, schema: Option<SchemaRef>) -> Result<()> {
+        let files = list_files(path, "json")?;
+        let schema = match schema {
+            Some(s) => s,
+            None => json_scan::json_infer_files(&files)?,
+        };
+        self.catalog.register(TableEntry {
+            name: name.to_string(),
+            schema,
+            kind: TableKind::Json {
+                files,
+                location: path.to_string(),
+            },
             row_count: None,
         })
     }

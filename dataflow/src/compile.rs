@@ -11,7 +11,7 @@ use crate::error::{DataflowError, Result};
 use crate::execution::{Instrumented, Operator, TaskContext};
 use crate::operators::{
     aggregate, exchange, filter, join, limit, projection, scan, set_op, sort, stage_input, union,
-    unnest, values, window,
+    unnest, values, window, write,
 };
 use crate::plan::{NodeId, NumberedNode, PhysicalPlan, ScanSource};
 
@@ -104,6 +104,10 @@ fn compile_node(
                 ScanSource::Parquet { partitions } => Arc::new(
                     scan::parquet::ParquetScan::try_new(partitions.clone(), columns(), pruning)?,
                 ),
+                ScanSource::Json { partitions } => Arc::new(scan::json::JsonScan::try_new(
+                    partitions.clone(),
+                    columns(),
+                )?),
                 ScanSource::Csv {
                     partitions,
                     has_header,
@@ -268,6 +272,9 @@ fn compile_node(
             *preserve,
             Arc::clone(schema),
         )),
+        PhysicalPlan::Write { sink, .. } => {
+            Arc::new(write::FileWrite::try_new(inputs.one()?, sink.clone())?)
+        }
         PhysicalPlan::Exchange { partitioning, .. } => Arc::new(exchange::Exchange::try_new(
             inputs.one()?,
             partitioning,

@@ -40,8 +40,9 @@ pub struct EngineArgs {
     #[arg(long, value_name = "SF")]
     tpch: Option<f64>,
 
-    /// Register table NAME: a .csv file, a Parquet file, or a directory of
-    /// .parquet files (or of .csv files); or the same on object storage
+    /// Register table NAME: a .csv file, a .json file (one JSON object per
+    /// line), a Parquet file, or a directory of .parquet files (or of .csv
+    /// or .json files); or the same on object storage
     /// (s3://bucket/prefix/, gs://, az://, http(s)://). Repeatable.
     #[arg(long = "table", value_name = "NAME=PATH|URL", value_parser = parse_table)]
     tables: Vec<(String, String)>,
@@ -207,8 +208,9 @@ fn read_query(query: &str) -> Result<String, CliError> {
 }
 
 /// Registers `path` as table `name`: CSV for a `.csv` file or a directory
-/// (or object-store prefix) holding `.csv` but no `.parquet` files,
-/// Parquet otherwise.
+/// (or object-store prefix) holding `.csv` but no `.parquet` files, JSON
+/// (newline-delimited) for a `.json` file or a directory holding `.json`
+/// but neither `.parquet` nor `.csv` files, Parquet otherwise.
 fn register_table(engine: &Engine, name: &str, path: &str) -> Result<(), CliError> {
     let p = Path::new(path.strip_prefix("file://").unwrap_or(path));
     let csv = if ffq::storage::is_url(path) {
@@ -222,7 +224,20 @@ fn register_table(engine: &Engine, name: &str, path: &str) -> Result<(), CliErro
     } else {
         has_extension(p, "csv")
     };
-    let r = if csv {
+    let json = if ffq::storage::is_url(path) {
+        has_extension(p, "json")
+            || (!has_extension(p, "parquet")
+                && !csv
+                && !ffq::storage::prefix_has(path, "parquet")
+                && ffq::storage::prefix_has(path, "json"))
+    } else if p.is_dir() {
+        !dir_has(p, "parquet") && !csv && dir_has(p, "json")
+    } else {
+        has_extension(p, "json")
+    };
+    let r = if json {
+        engine.register_json(name, path)
+    } else if csv {
         engine.register_csv(name, path, CsvOptions::default())
     } else {
         engine.register_parquet(name, path)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion_common::config::ConfigOptions;
+use datafusion_common::file_options::file_type::{FileType, GetExt};
 use datafusion_common::{plan_datafusion_err, plan_err, Result as DFResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
@@ -72,6 +73,12 @@ impl ContextProvider for PlannerContext<'_> {
         }
     }
 
+    /// Any name: `COPY` checks the format when it runs
+    /// (`statements::copy`), with an error naming the target.
+    fn get_file_type(&self, ext: &str) -> DFResult<Arc<dyn FileType>> {
+        Ok(Arc::new(NamedFileType(ext.to_lowercase())))
+    }
+
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
         &self.expr_planners
     }
@@ -124,6 +131,29 @@ impl ContextProvider for PlannerContext<'_> {
 
     fn udwf_names(&self) -> Vec<String> {
         self.registry.window_names().cloned().collect()
+    }
+}
+
+/// A file format as `COPY ... STORED AS` or the target's extension names
+/// it (lower-cased).
+#[derive(Debug)]
+pub struct NamedFileType(pub String);
+
+impl std::fmt::Display for NamedFileType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl GetExt for NamedFileType {
+    fn get_ext(&self) -> String {
+        self.0.clone()
+    }
+}
+
+impl FileType for NamedFileType {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -1,6 +1,6 @@
 //! Statements that are not queries: `CREATE TABLE [AS]`, `CREATE VIEW`,
 //! `CREATE EXTERNAL TABLE`, `CREATE SCHEMA`, `DROP TABLE|VIEW|SCHEMA`,
-//! `INSERT INTO`, `DESCRIBE` and `SHOW TABLES`.
+//! `INSERT INTO`, `COPY ... TO`, `DESCRIBE` and `SHOW TABLES`.
 //!
 //! DDL statements and `INSERT` take effect when
 //! [`Engine::sql`](crate::Engine::sql) plans them (an `INSERT` runs its
@@ -12,12 +12,14 @@
 //! [`FfqViewSource`](crate::catalog::FfqViewSource).
 //!
 //! One file per family: `tables` (CREATE TABLE [AS], INSERT, DROP TABLE),
-//! `views`, `schemas`, `external` (CREATE EXTERNAL TABLE), `show` (DESCRIBE, SHOW
+//! `views`, `schemas`, `external` (CREATE EXTERNAL TABLE, INSERT into it), `copy`
+//! (COPY, and the file writes INSERT shares), `show` (DESCRIBE, SHOW
 //! TABLES); `objects` resolves the names statements use and `output`
 //! makes their results. A new statement gets a branch in [`execute`] (or
 //! [`intercept`], when datafusion-sql cannot plan it) and a function in
 //! the file of its family.
 
+mod copy;
 mod external;
 mod objects;
 mod output;
@@ -55,7 +57,6 @@ pub(crate) fn intercept(
 ) -> Result<Option<DataFrame>> {
     let statement = match statement {
         DFStatement::Statement(s) => s,
-        DFStatement::CopyTo(_) => return Err(Error::NotSupported("COPY".into())),
         _ => return Ok(None),
     };
     match statement.as_mut() {
@@ -161,7 +162,7 @@ pub(crate) async fn execute(session: &Arc<SessionState>, plan: LogicalPlan) -> R
             PlanStatement::Execute(_) => not_supported("EXECUTE"),
             PlanStatement::Deallocate(_) => not_supported("DEALLOCATE"),
         },
-        LogicalPlan::Copy(_) => not_supported("COPY"),
+        LogicalPlan::Copy(c) => copy::copy_to(session, c).await,
         other => Err(Error::Execution(DataflowError::Internal(format!(
             "not a statement: {}",
             other.display()

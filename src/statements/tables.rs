@@ -17,6 +17,7 @@ use ffq_dataflow::tables::MemoryTables;
 use ffq_dataflow::DataflowError;
 use sqlparser::ast::{Expr as SqlExpr, Insert, SetExpr, TableObject};
 
+use super::external;
 use super::objects::{
     catalog_lock, check_create, check_unique_columns, forget_table_data, object_name, resolve,
 };
@@ -140,15 +141,26 @@ pub(super) async fn insert(
             )))
         }
     };
-    if !matches!(entry.kind, TableKind::Memory) {
-        return Err(Error::NotSupported(format!(
-            "INSERT into {} table '{}'; only tables made by CREATE TABLE (memory tables) accept INSERT",
-            kind_of(&entry.kind),
-            entry.name
-        )));
-    }
     let output_schema = Arc::new(Schema::new(dml.output_schema.fields().clone()));
     let input = Arc::unwrap_or_clone(dml.input);
+    match entry.kind {
+        TableKind::Memory => {}
+        TableKind::Parquet { .. }
+        | TableKind::Csv { .. }
+        | TableKind::Json { .. }
+        | TableKind::Partitioned(_) => {
+            let count = external::insert(session, &entry, input, overwrite).await?;
+            return count_rows(session, output_schema, count);
+        }
+        TableKind::Tpch { .. } => {
+            return Err(Error::NotSupported(format!(
+                "INSERT into {} table '{}'; memory tables (CREATE TABLE) and Parquet or CSV \
+                 tables over a directory accept INSERT",
+                kind_of(&entry.kind),
+                entry.name
+            )))
+        }
+    }
     let (_, batches) = run_query(session, input).await?;
     let new = prepare_batches(session, &entry.name, &batches, &entry.schema)?;
     let count: u64 = new.iter().map(|b| b.num_rows() as u64).sum();
@@ -185,6 +197,16 @@ pub(super) async fn insert(
         })?;
     }
 
+    count_rows(session, output_schema, count)
+}
+
+/// The answer of an INSERT: one row, the rows inserted, typed as the
+/// statement's output schema says.
+fn count_rows(
+    session: &Arc<SessionState>,
+    output_schema: SchemaRef,
+    count: u64,
+) -> Result<DataFrame> {
     let counts: ArrayRef = Arc::new(UInt64Array::from(vec![count]));
     let column = match output_schema.fields().first().map(|f| f.data_type()) {
         Some(t) if t != &DataType::UInt64 => {
@@ -200,6 +222,8 @@ fn kind_of(kind: &TableKind) -> &'static str {
         TableKind::Memory => "memory",
         TableKind::Parquet { .. } => "Parquet",
         TableKind::Csv { .. } => "CSV",
+        TableKind::Json { .. } => "JSON",
+        TableKind::Partitioned(_) => "partitioned (PARTITIONED BY)",
         TableKind::Tpch { .. } => "TPC-H",
     }
 }

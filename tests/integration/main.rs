@@ -18,6 +18,7 @@ mod custom_operators;
 mod deep_sql;
 mod edge_cases;
 mod explain_analyze;
+mod file_writes;
 mod grouping_sets_set_ops;
 mod harness;
 mod long_lists;

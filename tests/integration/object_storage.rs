@@ -17,7 +17,7 @@ use ffq::{CsvOptions, Engine};
 
 use crate::common::ffq_binary::FFQ;
 use crate::common::s3::{process_temp_dir, s3_server, S3Server};
-use crate::common::{check_parity, connect_engine, ffq_engine, tpch_query};
+use crate::common::{check_parity, connect_engine, ffq_engine, normalize, render_rows, tpch_query};
 
 const SF: f64 = 0.01;
 const BUCKET: &str = "tpch";
@@ -364,4 +364,74 @@ fn an_unreachable_endpoint_fails_soon_naming_the_url() {
         "failed only after {:?}: {stderr}",
         start.elapsed()
     );
+}
+
+/// `COPY` to an object and to a prefix, and `INSERT` into a table on a
+/// prefix, embedded and on 2 in-process workers (which write the
+/// objects); the objects read back as what was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_and_insert_write_objects() {
+    uploaded();
+    s3_server().create_bucket("written");
+    let cluster = ffq::LocalCluster::builder()
+        .allowed_paths(vec![
+            PathBuf::from("/"),
+            PathBuf::from("s3://written/cluster"),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let embedded = ffq_engine(3, 8192);
+    let clustered = connect_engine(cluster.client_config(), 3, 8192).await;
+    for (run, engine) in [("embedded", &embedded), ("cluster", &clustered)] {
+        engine.register_tpch(SF).unwrap();
+        let base = format!("s3://written/{run}");
+        let grouped = "SELECT o_custkey, count(*) AS n FROM orders GROUP BY o_custkey";
+        for sql in [
+            format!("COPY ({grouped}) TO '{base}/grouped/' STORED AS PARQUET"),
+            format!("COPY nation TO '{base}/nation.csv'"),
+            format!("CREATE EXTERNAL TABLE g STORED AS PARQUET LOCATION '{base}/grouped/'"),
+            format!("CREATE EXTERNAL TABLE n STORED AS CSV LOCATION '{base}/nation.csv'"),
+            format!(
+                "CREATE EXTERNAL TABLE ins (k BIGINT, name VARCHAR) STORED AS PARQUET \
+                 LOCATION '{base}/ins/'"
+            ),
+            "INSERT INTO ins SELECT n_nationkey, n_name FROM nation WHERE n_nationkey < 10".into(),
+            "INSERT INTO ins VALUES (100, 'new')".into(),
+        ] {
+            engine
+                .sql(&sql)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        for (written, source) in [
+            (
+                "SELECT o_custkey, n FROM g ORDER BY o_custkey".to_string(),
+                format!("{grouped} ORDER BY o_custkey"),
+            ),
+            (
+                "SELECT * FROM n ORDER BY n_nationkey".into(),
+                "SELECT * FROM nation ORDER BY n_nationkey".into(),
+            ),
+            (
+                "SELECT k, name FROM ins ORDER BY k".into(),
+                "SELECT n_nationkey AS k, n_name AS name FROM nation WHERE n_nationkey < 10 \
+                 UNION ALL SELECT 100, 'new' ORDER BY k"
+                    .into(),
+            ),
+        ] {
+            let rows = |sql: String| async move {
+                let batches = engine.sql(&sql).await.unwrap().collect().await.unwrap();
+                render_rows(&normalize(&batches).unwrap())
+            };
+            assert_eq!(
+                rows(written.clone()).await,
+                rows(source).await,
+                "{run}: {written}"
+            );
+        }
+    }
 }

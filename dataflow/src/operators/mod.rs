@@ -17,6 +17,7 @@ pub mod union;
 pub mod unnest;
 pub mod values;
 pub mod window;
+pub mod write;
 
 /// Kept at their old paths for callers outside the crate.
 pub use crate::execution::Operator;

@@ -36,6 +36,9 @@ impl PhysicalPlan {
                     ScanSource::Csv { partitions, .. } => {
                         format!("CsvScan: {} files", partitions.iter().flatten().count())
                     }
+                    ScanSource::Json { partitions } => {
+                        format!("JsonScan: {} files", partitions.iter().flatten().count())
+                    }
                     ScanSource::Tpch {
                         table,
                         scale_factor,
@@ -157,6 +160,7 @@ impl PhysicalPlan {
                     structs.join(", ")
                 )
             }
+            PhysicalPlan::Write { sink, .. } => format!("Write: {sink}"),
             PhysicalPlan::Exchange { partitioning, .. } => match partitioning {
                 Partitioning::Hash { keys, partitions } => {
                     format!("Exchange(hash [{}] -> {partitions})", list(keys))

@@ -15,10 +15,12 @@ mod describe;
 mod node_id;
 pub mod unnest;
 pub mod window;
+mod write;
 
 pub use node_id::{NodeId, NumberedNode};
 pub use unnest::{UnnestList, UnnestNulls};
 pub use window::WindowExpr;
+pub use write::{write_count_schema, FileFormat, FileSink, WriteTarget};
 
 /// Where a scan reads its rows from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,9 @@ pub enum ScanSource {
         has_header: bool,
         delimiter: u8,
     },
+    /// Newline-delimited JSON files; each partition reads its list of
+    /// files.
+    Json { partitions: Vec<Vec<String>> },
     /// A TPC-H table generated in-process; partition `p` of `n` generates
     /// part `p + 1` of `n`.
     Tpch {
@@ -52,7 +57,7 @@ impl ScanSource {
                 .flatten()
                 .map(|split| split.path.as_str())
                 .collect(),
-            ScanSource::Csv { partitions, .. } => {
+            ScanSource::Csv { partitions, .. } | ScanSource::Json { partitions } => {
                 partitions.iter().flatten().map(String::as_str).collect()
             }
             ScanSource::Memory { .. } | ScanSource::Tpch { .. } => vec![],
@@ -353,6 +358,13 @@ pub enum PhysicalPlan {
         schema: SchemaRef,
         partitions: usize,
     },
+    /// Writes each input partition to a file of `sink` and emits one row
+    /// per partition: the number of rows it wrote (`count`, UInt64).
+    Write {
+        input: Box<PhysicalPlan>,
+        sink: FileSink,
+        schema: SchemaRef,
+    },
     /// The output of an upstream stage, in a stage cut out of a plan for
     /// the distributed runtime (see [`crate::stage`]): it replaces the
     /// stage's input exchange. Partition `p` reads partition `p` of every
@@ -380,6 +392,7 @@ impl PhysicalPlan {
             | PhysicalPlan::Window { schema, .. }
             | PhysicalPlan::Unnest { schema, .. }
             | PhysicalPlan::StageInput { schema, .. }
+            | PhysicalPlan::Write { schema, .. }
             | PhysicalPlan::Custom { schema, .. } => schema.clone(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Sort { input, .. }
@@ -396,7 +409,9 @@ impl PhysicalPlan {
                     *partitions
                 }
                 ScanSource::Parquet { partitions } => partitions.len(),
-                ScanSource::Csv { partitions, .. } => partitions.len(),
+                ScanSource::Csv { partitions, .. } | ScanSource::Json { partitions } => {
+                    partitions.len()
+                }
             }
             .max(1),
             PhysicalPlan::Values { .. }
@@ -408,6 +423,7 @@ impl PhysicalPlan {
             | PhysicalPlan::Sort { input, .. }
             | PhysicalPlan::Limit { input, .. }
             | PhysicalPlan::Window { input, .. }
+            | PhysicalPlan::Write { input, .. }
             | PhysicalPlan::Unnest { input, .. } => input.output_partitions(),
             PhysicalPlan::HashJoin { right, .. } => right.output_partitions(),
             PhysicalPlan::NestedLoopJoin { right, .. } => right.output_partitions(),
@@ -450,6 +466,7 @@ macro_rules! plan_children {
             | PhysicalPlan::Limit { input, .. }
             | PhysicalPlan::Window { input, .. }
             | PhysicalPlan::Unnest { input, .. }
+            | PhysicalPlan::Write { input, .. }
             | PhysicalPlan::Exchange { input, .. } => vec![input.$as_ref()],
             PhysicalPlan::HashJoin { left, right, .. }
             | PhysicalPlan::NestedLoopJoin { left, right, .. }

@@ -28,6 +28,7 @@ mod blocking;
 mod config;
 pub(crate) mod errors;
 mod parquet_reader;
+mod write;
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ use url::Url;
 
 pub use config::{options, parse_options, set_options};
 pub(crate) use parquet_reader::ObjectReader;
+pub(crate) use write::writer;
 
 use crate::error::{DataflowError, Result};
 use errors::describe;

@@ -35,6 +35,7 @@ use ffq_dataflow::plan::{
 
 mod aggregate_order;
 mod join;
+mod partitioned;
 
 pub use join::BROADCAST_MAX_ROWS;
 
@@ -208,6 +209,26 @@ impl PhysicalPlanner<'_> {
             None => Arc::clone(&table_schema),
         };
         let n = self.target_partitions.max(1);
+        if let TableKind::Partitioned(table) = &entry.kind {
+            let table_df = DFSchema::try_from_qualified_schema(
+                scan.table_name.clone(),
+                table_schema.as_ref(),
+            )?;
+            let filters: Vec<PhysExpr> = scan
+                .filters
+                .iter()
+                .filter_map(|f| lower_expr(f, &table_df).ok())
+                .collect();
+            let plan = partitioned::lower_partitioned_scan(
+                table,
+                &table_schema,
+                scan.projection.as_ref(),
+                &filters,
+                n,
+                self.registry,
+            )?;
+            return Ok(with_fetch(plan, scan.fetch));
+        }
         let source = match &entry.kind {
             TableKind::Memory => ScanSource::Memory {
                 table: entry.name.clone(),
@@ -221,10 +242,16 @@ impl PhysicalPlanner<'_> {
                 scale_factor: *scale_factor,
                 partitions: if tpch_splits(*table) { n } else { 1 },
             },
-            TableKind::Parquet { files } => ScanSource::Parquet {
+            TableKind::Parquet { files, .. } => ScanSource::Parquet {
                 partitions: parquet_scan::parquet_splits(files, n)?,
             },
-            TableKind::Csv { files, options } => ScanSource::Csv {
+            TableKind::Partitioned(_) => {
+                return Err(Error::Plan("partitioned tables are lowered above".into()))
+            }
+            TableKind::Json { files, .. } => ScanSource::Json {
+                partitions: files.iter().map(|f| vec![f.clone()]).collect(),
+            },
+            TableKind::Csv { files, options, .. } => ScanSource::Csv {
                 partitions: files.iter().map(|f| vec![f.clone()]).collect(),
                 has_header: options.has_header,
                 delimiter: options.delimiter,
@@ -251,14 +278,7 @@ impl PhysicalPlanner<'_> {
             pruning,
             schema,
         };
-        Ok(match scan.fetch {
-            Some(f) => PhysicalPlan::Limit {
-                input: Box::new(plan),
-                skip: 0,
-                fetch: Some(f),
-            },
-            None => plan,
-        })
+        Ok(with_fetch(plan, scan.fetch))
     }
 
     fn lower_aggregate(
@@ -403,6 +423,18 @@ impl PhysicalPlanner<'_> {
 
 /// `input` sorted by `order` into one partition (each partition sorted,
 /// then merged), at most `fetch` rows.
+/// `plan` under a limit of `fetch` rows per partition, when there is one.
+fn with_fetch(plan: PhysicalPlan, fetch: Option<usize>) -> PhysicalPlan {
+    match fetch {
+        Some(f) => PhysicalPlan::Limit {
+            input: Box::new(plan),
+            skip: 0,
+            fetch: Some(f),
+        },
+        None => plan,
+    }
+}
+
 fn sorted(input: PhysicalPlan, order: Vec<SortExpr>, fetch: Option<usize>) -> PhysicalPlan {
     let sorted = PhysicalPlan::Sort {
         input: Box::new(input),

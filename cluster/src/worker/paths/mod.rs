@@ -1,6 +1,7 @@
-//! What a client may make a worker read: the files of a task's scans must
-//! lie under the roots the worker was started with (`ffq worker
-//! --allow-path DIR`). A plan arrives from whoever can reach the cluster,
+//! What a client may make a worker read and write: the files of a task's
+//! scans, and the files or directories its writes (`COPY`, `INSERT` into a
+//! file-backed table) produce, must lie under the roots the worker was
+//! started with (`ffq worker --allow-path DIR`). A plan arrives from whoever can reach the cluster,
 //! so without this any client could read any file the worker's user can
 //! (`/etc/passwd` as a CSV table). Generated (TPC-H) and memory tables name
 //! no file and always pass. The embedded engine has no such policy: its
@@ -58,18 +59,30 @@ impl PathPolicy {
     }
 
     /// Fails with a "not allowed" error naming the first file a scan of
-    /// `plan` would open outside the roots; opens none of them.
+    /// `plan` would open, or the first file or directory a write would
+    /// write, outside the roots; opens none of them.
     pub fn check(&self, plan: &PhysicalPlan) -> ffq_dataflow::Result<()> {
         let mut refused = None;
         plan.visit(&mut |node| {
-            if let PhysicalPlan::Scan { source, .. } = node {
-                if refused.is_none() {
+            if refused.is_some() {
+                return;
+            }
+            match node {
+                PhysicalPlan::Scan { source, .. } => {
                     refused = source
                         .files()
                         .into_iter()
                         .find(|path| !self.allows_location(path))
                         .map(str::to_string);
                 }
+                // Writes obey the same roots as reads.
+                PhysicalPlan::Write { sink, .. } => {
+                    let location = sink.target.location();
+                    if !self.allows_location(location) {
+                        refused = Some(location.to_string());
+                    }
+                }
+                _ => {}
             }
         });
         match refused {

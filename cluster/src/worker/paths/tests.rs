@@ -187,3 +187,53 @@ fn a_url_plan_outside_the_url_roots_is_refused_with_the_url() {
     });
     policy.check(&inside).unwrap();
 }
+
+fn write_to(target: ffq_dataflow::plan::WriteTarget, input: PhysicalPlan) -> PhysicalPlan {
+    use ffq_dataflow::plan::{write_count_schema, FileFormat, FileSink};
+    PhysicalPlan::Write {
+        sink: FileSink {
+            target,
+            format: FileFormat::Json,
+            file_schema: input.schema(),
+            partition_by: vec![],
+        },
+        input: Box::new(input),
+        schema: write_count_schema(),
+    }
+}
+
+#[test]
+fn writes_obey_the_roots_of_reads() {
+    use ffq_dataflow::plan::WriteTarget;
+    let d = dirs();
+    let policy = PathPolicy::new(std::slice::from_ref(&d.root)).unwrap();
+    let inside = csv(&[&d.root.join("inside.csv")]);
+    let file = |p: PathBuf| WriteTarget::File {
+        path: p.display().to_string(),
+    };
+    let dir = |p: PathBuf| WriteTarget::Directory {
+        dir: format!("{}/", p.display()),
+        prefix: "part".into(),
+    };
+    // Targets that do not exist yet are checked by name.
+    for allowed in [file(d.root.join("new.json")), dir(d.root.join("new/dir"))] {
+        policy
+            .check(&write_to(allowed.clone(), inside.clone()))
+            .unwrap_or_else(|e| panic!("{allowed:?}: {e}"));
+    }
+    let outside_dir = d.outside.parent().unwrap().to_path_buf();
+    for refused in [
+        file(outside_dir.join("x.json")),
+        dir(outside_dir.clone()),
+        file(d.root.join("../other/x.json")),
+    ] {
+        let e = policy
+            .check(&write_to(refused.clone(), inside.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("not allowed: ") && e.contains(refused.location()),
+            "{refused:?}: {e}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use arrow::error::ArrowError;
 use bytes::Buf;
 use futures::StreamExt;
 
-use super::files::{check_projection, conform_columns, file_error, open_error, ScanColumns};
+use super::files::{conform_columns, file_error, open_error, FileListScan, ScanColumns};
 use crate::error::{DataflowError, Result};
 use crate::execution::{Operator, OperatorProperties, TaskContext};
 use crate::storage;
@@ -36,13 +36,9 @@ pub struct CsvFormat {
 }
 
 pub struct CsvScan {
-    properties: OperatorProperties,
-    partitions: Vec<Vec<String>>,
+    scan: FileListScan,
     has_header: bool,
     delimiter: u8,
-    table_schema: SchemaRef,
-    projection: Vec<usize>,
-    schema: SchemaRef,
 }
 
 impl CsvScan {
@@ -52,28 +48,10 @@ impl CsvScan {
         format: CsvFormat,
         columns: ScanColumns,
     ) -> Result<Self> {
-        let CsvFormat {
-            has_header,
-            delimiter,
-        } = format;
-        let ScanColumns {
-            table_schema,
-            projection,
-            schema,
-        } = columns;
-        let projection = check_projection(&table_schema, projection, &schema, "CsvScan")?;
         Ok(CsvScan {
-            properties: OperatorProperties::new(
-                "CsvScan",
-                Arc::clone(&schema),
-                partitions.len().max(1),
-            ),
-            partitions,
-            has_header,
-            delimiter,
-            table_schema,
-            projection,
-            schema,
+            scan: FileListScan::try_new("CsvScan", partitions, columns)?,
+            has_header: format.has_header,
+            delimiter: format.delimiter,
         })
     }
 }
@@ -234,7 +212,7 @@ fn scan_files(
 
 impl Operator for CsvScan {
     fn properties(&self) -> &OperatorProperties {
-        &self.properties
+        &self.scan.properties
     }
 
     fn execute(
@@ -242,13 +220,13 @@ impl Operator for CsvScan {
         partition: usize,
         ctx: &Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let files = self.partitions.get(partition).cloned().unwrap_or_default();
+        let files = self.scan.files(partition);
         let spec = CsvSpec {
             has_header: self.has_header,
             delimiter: self.delimiter,
-            table_schema: Arc::clone(&self.table_schema),
-            projection: self.projection.clone(),
-            schema: Arc::clone(&self.schema),
+            table_schema: Arc::clone(&self.scan.table_schema),
+            projection: self.scan.projection.clone(),
+            schema: Arc::clone(&self.scan.schema),
             batch_size: ctx.config.batch_size,
         };
         Ok(boxed(self.schema(), scan_files(files, spec)))

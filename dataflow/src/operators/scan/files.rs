@@ -1,5 +1,6 @@
-//! What the file scans (Parquet, CSV) share: resolving the projection,
-//! binding read columns to the planned schema, and file errors.
+//! What the file scans (Parquet, CSV, JSON) share: resolving the
+//! projection, binding read columns to the planned schema, the shape of
+//! scans reading whole files per partition, and file errors.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use crate::error::{DataflowError, Result};
+use crate::execution::OperatorProperties;
 
 /// The columns a table scan reads (see [`crate::plan::PhysicalPlan::Scan`]).
 pub struct ScanColumns {
@@ -18,6 +20,45 @@ pub struct ScanColumns {
     pub projection: Option<Vec<usize>>,
     /// The output schema (the projected table schema).
     pub schema: SchemaRef,
+}
+
+/// A scan whose partition `p` reads the whole files `partitions[p]` (CSV,
+/// JSON): its properties and resolved columns.
+pub(crate) struct FileListScan {
+    pub properties: OperatorProperties,
+    pub partitions: Vec<Vec<String>>,
+    pub table_schema: SchemaRef,
+    /// Resolved: indices of the table columns read.
+    pub projection: Vec<usize>,
+    pub schema: SchemaRef,
+}
+
+impl FileListScan {
+    /// Checks `columns` for the operator `name`.
+    pub fn try_new(
+        name: &'static str,
+        partitions: Vec<Vec<String>>,
+        columns: ScanColumns,
+    ) -> Result<Self> {
+        let ScanColumns {
+            table_schema,
+            projection,
+            schema,
+        } = columns;
+        let projection = check_projection(&table_schema, projection, &schema, name)?;
+        Ok(FileListScan {
+            properties: OperatorProperties::new(name, Arc::clone(&schema), partitions.len().max(1)),
+            partitions,
+            table_schema,
+            projection,
+            schema,
+        })
+    }
+
+    /// The files partition `partition` reads.
+    pub fn files(&self, partition: usize) -> Vec<String> {
+        self.partitions.get(partition).cloned().unwrap_or_default()
+    }
 }
 
 /// Resolves a scan's projection (`None` = all columns) and checks it
