@@ -2,7 +2,7 @@
 //! columns resolved to positions in the input schema.
 
 use datafusion_common::DFSchema;
-use datafusion_expr::expr::{AggregateFunction, Alias, GroupingSet};
+use datafusion_expr::expr::{AggregateFunction, Alias, GroupingSet, NullTreatment};
 use datafusion_expr::Expr;
 use ffq_dataflow::expr::{AggExpr, BinaryOp, PhysExpr, SortExpr};
 
@@ -181,11 +181,8 @@ pub fn lower_aggregate(expr: &Expr, schema: &DFSchema, alias: &str) -> Result<Ag
     match expr {
         Expr::Alias(Alias { expr, .. }) => lower_aggregate(expr, schema, alias),
         Expr::AggregateFunction(AggregateFunction { func, params }) => {
-            if params.null_treatment.is_some() {
-                return Err(Error::NotSupported(format!(
-                    "IGNORE/RESPECT NULLS in {expr}"
-                )));
-            }
+            // RESPECT NULLS is what every aggregate does by default.
+            let ignore_nulls = matches!(params.null_treatment, Some(NullTreatment::IgnoreNulls));
             Ok(AggExpr {
                 func: func.name().to_string(),
                 args: lower_exprs(&params.args, schema)?,
@@ -201,6 +198,7 @@ pub fn lower_aggregate(expr: &Expr, schema: &DFSchema, alias: &str) -> Result<Ag
                     .map(|s| lower_sort(s, schema))
                     .collect::<Result<_>>()?,
                 alias: alias.to_string(),
+                ignore_nulls,
             })
         }
         other => Err(Error::NotSupported(format!("aggregate expression {other}"))),

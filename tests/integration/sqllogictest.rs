@@ -51,6 +51,7 @@ const CLUSTER_FILES: &[&str] = &[
     "correlated_scalar_subqueries.slt",
     "distinct_aggregates_mixed.slt",
     "field_access.slt",
+    "ignore_nulls.slt",
     "float_zero_nan_keys.slt",
     "mark_joins.slt",
     "min_max_nan.slt",

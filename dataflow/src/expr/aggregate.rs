@@ -27,6 +27,10 @@ pub struct AggExpr {
     pub order_by: Vec<SortExpr>,
     /// The output column name.
     pub alias: String,
+    /// `IGNORE NULLS` (`first_value`, `last_value`, `nth_value`,
+    /// `array_agg`): NULL inputs are skipped.
+    #[serde(default)]
+    pub ignore_nulls: bool,
 }
 
 impl AggExpr {
@@ -64,7 +68,9 @@ impl AggExpr {
                 distinct: self.distinct,
                 filter,
                 order_by,
-                null_treatment: None,
+                null_treatment: self
+                    .ignore_nulls
+                    .then_some(datafusion_expr::expr::NullTreatment::IgnoreNulls),
             },
         });
         let schema = df_schema.as_arrow().clone();
@@ -85,6 +91,9 @@ impl fmt::Display for AggExpr {
         let args: Vec<String> = self.args.iter().map(|e| e.to_string()).collect();
         let distinct = if self.distinct { "DISTINCT " } else { "" };
         write!(f, "{}({distinct}{})", self.func, args.join(", "))?;
+        if self.ignore_nulls {
+            write!(f, " IGNORE NULLS")?;
+        }
         if let Some(filter) = &self.filter {
             write!(f, " FILTER (WHERE {filter})")?;
         }

@@ -22,6 +22,7 @@ fn agg(func: &str, args: Vec<PhysExpr>, alias: &str) -> AggExpr {
         filter: None,
         order_by: vec![],
         alias: alias.into(),
+        ignore_nulls: false,
     }
 }
 
