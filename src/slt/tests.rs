@@ -143,3 +143,32 @@ async fn runs_a_file() {
     assert_eq!(report.files[0].status, FileStatus::Failed);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn values_keep_inner_spaces_and_a_failed_set_stops_nothing() {
+    let dir = std::env::temp_dir().join(format!("ffq-slt-spaces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("spaces.slt");
+    std::fs::write(
+        &file,
+        "statement ok\nSET memory_limit = 10\n\n\
+         query T\nSELECT 'a  b'\n----\na  b\n\n\
+         query T\nSELECT 'a b'\n----\na  b\n\n\
+         query T\nSELECT '   '\n----\n   \n\n\
+         statement ok\nSET no_such_setting = 1\n\n\
+         query I\nSELECT 1\n----\n1\n",
+    )
+    .unwrap();
+    let report = run_slt_path(&file, &SltOptions::default()).await.unwrap();
+    let f = &report.files[0];
+    // The SET of a fixed setting is skipped (not supported), the unknown
+    // one fails: both alone. Two spaces are not one.
+    assert_eq!((f.passed, f.failed, f.skipped), (3, 2, 1), "{f:?}");
+    assert!(f.failures[0].contains("a b"), "{:?}", f.failures);
+    assert!(
+        f.failures[1].contains("no_such_setting"),
+        "{:?}",
+        f.failures
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
