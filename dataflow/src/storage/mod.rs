@@ -51,7 +51,7 @@ use errors::describe;
 pub(crate) use errors::parquet as parquet_error;
 
 /// Bytes read from the start of a CSV object to infer its schema.
-const CSV_HEAD_BYTES: u64 = 1 << 20;
+pub(crate) const CSV_HEAD_BYTES: u64 = 1 << 20;
 
 /// Whether `location` is an object-store URL (rather than a local path or
 /// a `file://` URL).

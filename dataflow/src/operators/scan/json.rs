@@ -12,7 +12,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -35,6 +35,10 @@ const INFER_RECORDS: usize = 1000;
 
 /// Bytes read from a local file at a time.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// The longest line (one record) a scan holds; a longer one is an error,
+/// not an unbounded buffer (a huge file without newlines).
+const MAX_LINE_BYTES: usize = 64 << 20;
 
 pub struct JsonScan {
     scan: FileListScan,
@@ -95,7 +99,9 @@ fn file_head(path: &str) -> Result<Vec<u8>> {
         return storage::read_head(path);
     }
     let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
-    let mut reader = BufReader::new(file);
+    // As for object stores: at most the first MiB, whole lines only.
+    let limit = storage::CSV_HEAD_BYTES;
+    let mut reader = BufReader::new(file).take(limit);
     let mut head = Vec::new();
     for _ in 0..INFER_RECORDS {
         let n = reader
@@ -103,6 +109,17 @@ fn file_head(path: &str) -> Result<Vec<u8>> {
             .map_err(|e| file_error(path, e))?;
         if n == 0 {
             break;
+        }
+    }
+    if head.len() as u64 >= limit && head.last() != Some(&b'\n') {
+        match head.iter().rposition(|&b| b == b'\n') {
+            Some(i) => head.truncate(i + 1),
+            None => {
+                return Err(file_error(
+                    path,
+                    format!("line 1: a record longer than {limit} bytes; declare the columns"),
+                ))
+            }
         }
     }
     Ok(head)
@@ -235,6 +252,15 @@ fn scan_file(
                 }
             }
             partial.extend_from_slice(rest);
+            if partial.len() > MAX_LINE_BYTES {
+                Err(file_error(
+                    &path,
+                    format!(
+                        "line {}: a record longer than {MAX_LINE_BYTES} bytes",
+                        first_line + lines
+                    ),
+                ))?;
+            }
         }
         block.extend_from_slice(&partial);
         if let Some(batch) = decode_block(&path, &block, first_line, &spec)? {

@@ -131,3 +131,24 @@ fn infers_types_and_merges_files() {
         "{e}"
     );
 }
+
+#[test]
+fn inference_reads_a_bounded_head() {
+    let dir = tempfile::tempdir().unwrap();
+    // No newline in the first MiB: an error naming the file, not a read of
+    // the whole file.
+    let huge = format!("{{\"a\": \"{}\"}}\n", "x".repeat(2 << 20));
+    let path = write_temp(&dir, "huge.json", &huge);
+    let e = json_infer_files(std::slice::from_ref(&path))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huge.json") && e.contains("longer than"), "{e}");
+    // Whole lines up to the bound are enough.
+    let mut many = String::new();
+    while many.len() < (3 << 20) / 2 {
+        many.push_str("{\"a\": 1, \"b\": \"some text to fill the file\"}\n");
+    }
+    let path = write_temp(&dir, "many.json", &many);
+    let schema = json_infer_files(&[path]).unwrap();
+    assert_eq!(schema.fields().len(), 2);
+}
